@@ -1,0 +1,82 @@
+//! Command-line arguments as typed by the user (clap derive). Every long flag that makes
+//! sense as a setting also reads an `ARKOR_*` environment variable; the doc comments are
+//! the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Fine-tune open-weight LLMs locally.
+#[derive(Debug, Parser)]
+#[command(name = "arkor", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Where arkor keeps models, runs and state (default: ~/.arkor).
+    #[arg(long, global = true, env = "ARKOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Run on the CPU even when a GPU is available.
+    #[arg(long, global = true, env = "ARKOR_CPU")]
+    pub cpu: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a LoRA adapter from a TOML config file.
+    Train(TrainArgs),
+    /// Chat with a model, or a model plus an adapter.
+    Chat(ChatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The training config (TOML; see `docs/train-config.md`).
+    pub config: PathBuf,
+    /// Directory for checkpoints, the final adapter and metrics.jsonl
+    /// (default: runs/<name> next to the config).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Continue a run from DIR/checkpoint-<step>.
+    #[arg(long, value_name = "CHECKPOINT_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Print one line per logging step instead of a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// A Hugging Face repo id, a local model directory, or arkor/tiny.
+    #[arg(long, short)]
+    pub model: String,
+    /// A PEFT adapter directory (a run's final/ or any checkpoint-<step>/).
+    #[arg(long, short)]
+    pub adapter: Option<PathBuf>,
+    /// System prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Send one message, print only the reply and exit.
+    #[arg(long, short)]
+    pub prompt: Option<String>,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f64,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 0.9)]
+    pub top_p: f64,
+    /// Keep only the k most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Penalise tokens already present (1 disables).
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f64,
+    /// Most tokens per reply.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop the reply at this string (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}

@@ -1,0 +1,94 @@
+//! `arkor chat`: talk to a model, or a model plus an adapter, in the terminal.
+//!
+//! With `--prompt` it sends one message and prints only the streamed reply (for scripts).
+//! Otherwise it reads messages line by line from stdin, keeps the conversation, and
+//! understands `/reset` and `/exit`. Every message goes through the model's chat template.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use arkor_engine::cancel::CancelToken;
+use arkor_engine::generate::{SamplingParams, chat};
+use arkor_engine::lora::Adapter;
+use arkor_engine::models::Model;
+use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
+
+use crate::args::ChatArgs;
+use crate::config::Global;
+
+pub fn run(global: &Global, args: ChatArgs) -> anyhow::Result<ExitCode> {
+    let model_dir = super::resolve_model(global, &args.model)?;
+    let tokenizer = TextTokenizer::from_dir(&model_dir)?;
+    let device = global.device.open()?;
+    let model = Model::load(&model_dir, &device)
+        .with_context(|| format!("failed to load the model {}", args.model))?;
+    let adapter = match &args.adapter {
+        Some(dir) => Some(
+            Adapter::load(dir, model.spec(), &device)
+                .with_context(|| format!("failed to load the adapter {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let params = SamplingParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        repetition_penalty: args.repetition_penalty,
+        seed: args.seed,
+        stop: args.stop.clone(),
+    };
+    let mut history: Vec<ChatMessage> = args
+        .system
+        .iter()
+        .map(|s| ChatMessage { role: "system".into(), content: s.clone() })
+        .collect();
+    let cancel = CancelToken::new();
+    let mut stdout = std::io::stdout().lock();
+    let mut reply = |history: &[ChatMessage], out: &mut dyn Write| -> anyhow::Result<String> {
+        let mut io_err = None;
+        let generation =
+            chat(&model, adapter.as_ref(), &tokenizer, history, &params, &cancel, &mut |t| {
+                if io_err.is_none() {
+                    io_err = out.write_all(t.as_bytes()).and_then(|()| out.flush()).err();
+                }
+            })?;
+        if let Some(e) = io_err {
+            return Err(e.into());
+        }
+        writeln!(out)?;
+        Ok(generation.text)
+    };
+
+    if let Some(prompt) = &args.prompt {
+        history.push(ChatMessage { role: "user".into(), content: prompt.clone() });
+        reply(&history, &mut stdout)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let base = history.clone();
+    eprintln!(
+        "chatting with {} (/reset clears the conversation, /exit or Ctrl-D quits)",
+        args.model
+    );
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        match line.trim() {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                history = base.clone();
+                continue;
+            }
+            text => history.push(ChatMessage { role: "user".into(), content: text.to_owned() }),
+        }
+        let text = reply(&history, &mut stdout)?;
+        history.push(ChatMessage { role: "assistant".into(), content: text });
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,541 @@
+//! Datasets: reading rows, rendering them through the chat template, tokenising and
+//! masking, with a report before any compute is spent.
+//!
+//! Row shapes (detected per file from its first row, or forced with [`DatasetFormat`]):
+//! chat `{"messages": [{"role", "content"}, ...]}`, prompt/completion
+//! `{"prompt", "completion"}`, alpaca `{"instruction", "input"?, "output"}` and plain
+//! `{"text"}`. The first three become conversations rendered with the model's chat
+//! template; with `train_on_responses_only` the loss covers only the assistant turns
+//! (their text and the end-of-turn marker the template writes after it), found by
+//! rendering each conversation prefix and mapping character offsets to tokens.
+//!
+//! Every malformed row is collected with its file, line and field; if there is any,
+//! [`prepare_dataset`] fails listing them, so nothing trains on half-broken data.
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::tokenizer::{ChatMessage, TextTokenizer, TokenizerError};
+
+/// Errors preparing a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A dataset file does not exist.
+    #[error("dataset file {0} does not exist")]
+    Missing(PathBuf),
+    /// A dataset file could not be read.
+    #[error("failed to read dataset file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file extension is not one we read.
+    #[error("dataset file {0}: unsupported extension (expected .jsonl or .json)")]
+    UnsupportedFile(PathBuf),
+    /// The files hold no rows.
+    #[error("dataset {0} has no rows")]
+    Empty(PathBuf),
+    /// Some rows are malformed.
+    #[error("{} malformed row(s) in the dataset:\n{}{}", .0.len(), first_errors(.0), more_errors(.0))]
+    InvalidRows(Vec<RowError>),
+    /// After masking and truncation no token is left to train on.
+    #[error(
+        "no trainable tokens in {rows} rows: every trained token was masked or truncated \
+         (check train_on_responses_only, max_length and that rows have assistant replies)"
+    )]
+    NoTrainableTokens {
+        /// Rows read.
+        rows: usize,
+    },
+    /// The chat template failed.
+    #[error(transparent)]
+    Template(#[from] TokenizerError),
+}
+
+fn first_errors(errors: &[RowError]) -> String {
+    errors.iter().take(10).map(|e| format!("  {e}\n")).collect()
+}
+
+fn more_errors(errors: &[RowError]) -> String {
+    if errors.len() > 10 { format!("  ... and {} more", errors.len() - 10) } else { String::new() }
+}
+
+/// One malformed row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line (row number for JSON arrays).
+    pub line: usize,
+    /// What was wrong, naming the field.
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// The shape of dataset rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetFormat {
+    /// Detect from the first row of each file.
+    #[default]
+    Auto,
+    /// `{"messages": [{"role", "content"}, ...]}`
+    Chat,
+    /// `{"prompt", "completion"}`
+    PromptCompletion,
+    /// `{"instruction", "input"?, "output"}`
+    Alpaca,
+    /// `{"text"}`: plain language modelling, every token trained.
+    Text,
+}
+
+impl DatasetFormat {
+    fn name(self) -> &'static str {
+        match self {
+            DatasetFormat::Auto => "auto",
+            DatasetFormat::Chat => "chat",
+            DatasetFormat::PromptCompletion => "prompt_completion",
+            DatasetFormat::Alpaca => "alpaca",
+            DatasetFormat::Text => "text",
+        }
+    }
+}
+
+/// How rows become training examples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrepareOptions {
+    /// Row shape, or auto-detection.
+    pub format: DatasetFormat,
+    /// Longest example in tokens; longer ones are truncated and counted.
+    pub max_length: usize,
+    /// Train only on assistant tokens.
+    pub train_on_responses_only: bool,
+    /// Fraction of rows held out for evaluation.
+    pub eval_split: f64,
+    /// Seed of the split.
+    pub seed: u64,
+    /// Use only the first rows (dry runs).
+    pub max_rows: Option<usize>,
+}
+
+/// One tokenised training sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Example {
+    /// Token ids.
+    pub input_ids: Vec<u32>,
+    /// `loss_mask[i]`: token `i` is a training target (predicted from position `i - 1`);
+    /// `loss_mask[0]` is always false.
+    pub loss_mask: Vec<bool>,
+}
+
+/// What the dataset looked like after tokenisation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatasetReport {
+    /// Files read, in order.
+    pub files: Vec<PathBuf>,
+    /// Detected (or forced) row format of the first file.
+    pub format: DatasetFormat,
+    /// Rows read.
+    pub rows: usize,
+    /// Rows used for training.
+    pub train_rows: usize,
+    /// Rows held out.
+    pub eval_rows: usize,
+    /// Tokens in all examples.
+    pub tokens: usize,
+    /// Tokens that contribute to the loss.
+    pub trained_tokens: usize,
+    /// Rows cut to `max_length`.
+    pub truncated_rows: usize,
+    /// Malformed rows (empty when preparation succeeded).
+    pub errors: Vec<RowError>,
+}
+
+impl DatasetReport {
+    /// A few human-readable lines for the CLI.
+    pub fn summary(&self) -> String {
+        let files: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        format!(
+            "dataset {} ({} format): {} rows ({} train, {} eval), {} tokens, {} trained, {} truncated",
+            files.join(", "),
+            self.format.name(),
+            self.rows,
+            self.train_rows,
+            self.eval_rows,
+            self.tokens,
+            self.trained_tokens,
+            self.truncated_rows
+        )
+    }
+}
+
+/// Tokenised train and eval examples plus the report.
+#[derive(Clone, Debug)]
+pub struct PreparedDataset {
+    /// Training examples.
+    pub train: Vec<Example>,
+    /// Held-out examples.
+    pub eval: Vec<Example>,
+    /// What was read.
+    pub report: DatasetReport,
+}
+
+/// A parsed row.
+enum Row {
+    Chat(Vec<ChatMessage>),
+    Text(String),
+}
+
+/// Reads, validates, tokenises, masks and splits the dataset files.
+pub fn prepare_dataset(
+    files: &[PathBuf],
+    tokenizer: &TextTokenizer,
+    opts: &PrepareOptions,
+) -> Result<PreparedDataset, DataError> {
+    let mut rows = vec![];
+    let mut errors = vec![];
+    let mut detected = opts.format;
+    for (i, file) in files.iter().enumerate() {
+        let (format, file_rows) = read_file(file, opts, &mut errors)?;
+        if i == 0 {
+            detected = format;
+        }
+        rows.extend(file_rows);
+    }
+    if let Some(n) = opts.max_rows {
+        rows.truncate(n);
+    }
+    if rows.is_empty() && errors.is_empty() {
+        return Err(DataError::Empty(files.first().cloned().unwrap_or_default()));
+    }
+    let mut examples = Vec::with_capacity(rows.len());
+    let mut truncated_rows = 0;
+    for (file, line, row) in rows {
+        match encode_row(&row, tokenizer, opts) {
+            Ok(mut ex) => {
+                if ex.input_ids.len() > opts.max_length {
+                    ex.input_ids.truncate(opts.max_length);
+                    ex.loss_mask.truncate(opts.max_length);
+                    truncated_rows += 1;
+                }
+                examples.push(ex);
+            }
+            Err(message) => errors.push(RowError { file, line, message }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(DataError::InvalidRows(errors));
+    }
+    let total_rows = examples.len();
+    let tokens = examples.iter().map(|e| e.input_ids.len()).sum();
+    let trained_tokens: usize =
+        examples.iter().map(|e| e.loss_mask.iter().skip(1).filter(|m| **m).count()).sum();
+    if trained_tokens == 0 {
+        return Err(DataError::NoTrainableTokens { rows: total_rows });
+    }
+    let (train, eval) = split(examples, opts.eval_split, opts.seed);
+    let report = DatasetReport {
+        files: files.to_vec(),
+        format: detected,
+        rows: total_rows,
+        train_rows: train.len(),
+        eval_rows: eval.len(),
+        tokens,
+        trained_tokens,
+        truncated_rows,
+        errors: vec![],
+    };
+    Ok(PreparedDataset { train, eval, report })
+}
+
+fn split(mut examples: Vec<Example>, fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
+    if fraction <= 0.0 || examples.len() < 2 {
+        return (examples, vec![]);
+    }
+    let n_eval = ((examples.len() as f64 * fraction).ceil() as usize).min(examples.len() - 1);
+    let mut idx: Vec<usize> = (0..examples.len()).collect();
+    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let mut is_eval = vec![false; examples.len()];
+    idx[..n_eval].iter().for_each(|&i| is_eval[i] = true);
+    let mut eval = vec![];
+    let mut train = vec![];
+    for (i, e) in examples.drain(..).enumerate() {
+        if is_eval[i] { eval.push(e) } else { train.push(e) }
+    }
+    (train, eval)
+}
+
+type FileRows = Vec<(PathBuf, usize, Row)>;
+
+fn read_file(
+    path: &Path,
+    opts: &PrepareOptions,
+    errors: &mut Vec<RowError>,
+) -> Result<(DatasetFormat, FileRows), DataError> {
+    if !path.is_file() {
+        return Err(DataError::Missing(path.to_path_buf()));
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let values: Vec<(usize, Result<Value, String>)> = match ext {
+        "jsonl" | "ndjson" => text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                (i + 1, serde_json::from_str(l).map_err(|e| format!("invalid JSON: {e}")))
+            })
+            .collect(),
+        "json" => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Array(items)) => {
+                items.into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))).collect()
+            }
+            Ok(_) => vec![(1, Err("expected a JSON array of rows".to_owned()))],
+            Err(e) => vec![(e.line(), Err(format!("invalid JSON: {e}")))],
+        },
+        _ => return Err(DataError::UnsupportedFile(path.to_path_buf())),
+    };
+    let mut format = opts.format;
+    let mut rows = vec![];
+    for (line, value) in values {
+        let mut fail = |message: String| {
+            errors.push(RowError { file: path.to_path_buf(), line, message });
+        };
+        let value = match value {
+            Ok(v) => v,
+            Err(m) => {
+                fail(m);
+                continue;
+            }
+        };
+        let Value::Object(obj) = value else {
+            fail("expected a JSON object".to_owned());
+            continue;
+        };
+        if format == DatasetFormat::Auto {
+            match detect(&obj) {
+                Some(f) => format = f,
+                None => {
+                    fail(format!(
+                        "cannot tell the row format: expected a field `messages`, `prompt` + \
+                         `completion`, `instruction` + `output`, or `text`; got {}",
+                        keys(&obj)
+                    ));
+                    continue;
+                }
+            }
+        }
+        match parse_row(&obj, format, opts.train_on_responses_only) {
+            Ok(row) => rows.push((path.to_path_buf(), line, row)),
+            Err(m) => fail(m),
+        }
+    }
+    Ok((format, rows))
+}
+
+fn keys(obj: &serde_json::Map<String, Value>) -> String {
+    let k: Vec<String> = obj.keys().map(|k| format!("`{k}`")).collect();
+    if k.is_empty() { "an empty object".to_owned() } else { format!("fields {}", k.join(", ")) }
+}
+
+fn detect(obj: &serde_json::Map<String, Value>) -> Option<DatasetFormat> {
+    if obj.contains_key("messages") {
+        Some(DatasetFormat::Chat)
+    } else if obj.contains_key("prompt") && obj.contains_key("completion") {
+        Some(DatasetFormat::PromptCompletion)
+    } else if obj.contains_key("instruction") && obj.contains_key("output") {
+        Some(DatasetFormat::Alpaca)
+    } else if obj.contains_key("text") {
+        Some(DatasetFormat::Text)
+    } else {
+        None
+    }
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A string field, or text parts `[{"type": "text", "text": ...}]` joined.
+fn text_field(
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+    path: &str,
+) -> Result<String, String> {
+    match obj.get(field) {
+        None => Err(format!("missing field `{path}`")),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p.get("text").and_then(Value::as_str) {
+                Some(t) => Ok(t),
+                None => Err(format!("field `{path}[{i}]`: expected a text part {{\"type\": \"text\", \"text\": ...}}")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|p| p.concat()),
+        Some(other) => Err(format!("field `{path}`: expected a string, got {}", describe(other))),
+    }
+}
+
+const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
+
+fn parse_row(
+    obj: &serde_json::Map<String, Value>,
+    format: DatasetFormat,
+    responses_only: bool,
+) -> Result<Row, String> {
+    let user = |c: String| ChatMessage { role: "user".into(), content: c };
+    let assistant = |c: String| ChatMessage { role: "assistant".into(), content: c };
+    let messages = match format {
+        DatasetFormat::Auto => unreachable!("detected before parsing"),
+        DatasetFormat::Text => return Ok(Row::Text(text_field(obj, "text", "text")?)),
+        DatasetFormat::PromptCompletion => {
+            vec![
+                user(text_field(obj, "prompt", "prompt")?),
+                assistant(text_field(obj, "completion", "completion")?),
+            ]
+        }
+        DatasetFormat::Alpaca => {
+            let instruction = text_field(obj, "instruction", "instruction")?;
+            let input = match obj.get("input") {
+                None | Some(Value::Null) => String::new(),
+                Some(_) => text_field(obj, "input", "input")?,
+            };
+            let prompt = if input.trim().is_empty() {
+                instruction
+            } else {
+                format!("{instruction}\n\n{input}")
+            };
+            vec![user(prompt), assistant(text_field(obj, "output", "output")?)]
+        }
+        DatasetFormat::Chat => {
+            let list = match obj.get("messages") {
+                Some(Value::Array(l)) => l,
+                Some(other) => {
+                    return Err(format!(
+                        "field `messages`: expected an array, got {}",
+                        describe(other)
+                    ));
+                }
+                None => {
+                    return Err(format!("missing field `messages` (the row has {})", keys(obj)));
+                }
+            };
+            if list.is_empty() {
+                return Err(
+                    "field `messages`: expected at least one message, got an empty array".into()
+                );
+            }
+            let mut out = Vec::with_capacity(list.len());
+            for (i, m) in list.iter().enumerate() {
+                let Value::Object(m) = m else {
+                    return Err(format!(
+                        "field `messages[{i}]`: expected an object, got {}",
+                        describe(m)
+                    ));
+                };
+                let role = match m.get("role") {
+                    Some(Value::String(r)) if ROLES.contains(&r.as_str()) => r.clone(),
+                    Some(Value::String(r)) => {
+                        return Err(format!(
+                            "field `messages[{i}].role`: expected one of system, user, assistant, tool, got \"{r}\""
+                        ));
+                    }
+                    Some(other) => {
+                        return Err(format!(
+                            "field `messages[{i}].role`: expected a string, got {}",
+                            describe(other)
+                        ));
+                    }
+                    None => return Err(format!("missing field `messages[{i}].role`")),
+                };
+                let content = text_field(m, "content", &format!("messages[{i}].content"))?;
+                out.push(ChatMessage { role, content });
+            }
+            out
+        }
+    };
+    if responses_only && !messages.iter().any(|m| m.role == "assistant") {
+        return Err("no assistant message to train on (train_on_responses_only is set)".into());
+    }
+    Ok(Row::Chat(messages))
+}
+
+fn encode_row(row: &Row, tok: &TextTokenizer, opts: &PrepareOptions) -> Result<Example, String> {
+    match row {
+        Row::Text(text) => {
+            let mut ids = tok.encode(text, true).map_err(|e| e.to_string())?;
+            ids.extend(tok.eos_token_ids().first());
+            let mut loss_mask = vec![true; ids.len()];
+            if let Some(first) = loss_mask.first_mut() {
+                *first = false;
+            }
+            Ok(Example { input_ids: ids, loss_mask })
+        }
+        Row::Chat(messages) => {
+            encode_chat(messages, tok, opts.train_on_responses_only).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn encode_chat(
+    messages: &[ChatMessage],
+    tok: &TextTokenizer,
+    responses_only: bool,
+) -> Result<Example, DataError> {
+    let full = tok.render_chat(messages, false)?;
+    let mut spans = vec![];
+    if responses_only {
+        for (i, m) in messages.iter().enumerate() {
+            if m.role != "assistant" {
+                continue;
+            }
+            let before = tok.render_chat(&messages[..i], true)?;
+            let upto = tok.render_chat(&messages[..=i], false)?;
+            if !full.starts_with(&upto) || !upto.starts_with(&before) {
+                return Err(DataError::Template(TokenizerError::Tokenize(
+                    "the chat template renders earlier turns differently once later turns are added, \
+                     so assistant tokens cannot be located; set train_on_responses_only = false"
+                        .into(),
+                )));
+            }
+            spans.push((before.len(), upto.len()));
+        }
+    }
+    let (ids, offsets) = tok.encode_with_offsets(&full, false)?;
+    let mut loss_mask: Vec<bool> = if responses_only {
+        offsets
+            .iter()
+            .map(|&(start, end)| spans.iter().any(|&(a, b)| start < b && end > a))
+            .collect()
+    } else {
+        vec![true; ids.len()]
+    };
+    if let Some(first) = loss_mask.first_mut() {
+        *first = false;
+    }
+    Ok(Example { input_ids: ids, loss_mask })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,478 @@
+//! Differentiable building blocks of the decoder: frozen linear, RMSNorm, RoPE, causal
+//! softmax and cross-entropy.
+//!
+//! Why these exist instead of candle-nn's: candle-nn's fused `rms_norm`, `softmax_last_dim`,
+//! `rope*` and `sdpa` have no backward and silently drop gradients, and candle's `matmul`
+//! backward computes (and keeps) a weight-sized gradient even for frozen weights. Each op
+//! here is a candle custom op with a hand-written CPU kernel for the forward pass and an
+//! analytic backward, so training takes one pass over memory per op and never computes a
+//! gradient for a base weight.
+//!
+//! On devices other than the CPU the functions fall back to candle's composed
+//! (differentiable) ops, or its fused ops when no gradient is needed, so CUDA builds stay
+//! correct while the CPU path stays fast.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+/// `x @ w^T` for a frozen weight `w` of shape `[out, in]`; `x` may have any leading dims.
+///
+/// The backward pass returns only the gradient of `x`.
+pub fn frozen_linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let (out_dim, in_dim) = w.dims2()?;
+    let dims = x.dims().to_vec();
+    let last = *dims.last().unwrap_or(&0);
+    if last != in_dim {
+        candle_core::bail!("frozen_linear: input has {last} features, weight expects {in_dim}");
+    }
+    let rows = x.elem_count() / in_dim.max(1);
+    let x2 = x.reshape((rows, in_dim))?;
+    let y = x2.apply_op1(FrozenLinear { w: w.clone() })?;
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("non-empty dims") = out_dim;
+    y.reshape(out_dims)
+}
+
+struct FrozenLinear {
+    w: Tensor,
+}
+
+fn frozen_matmul<S: BackendStorage>(
+    x: &S,
+    xl: &Layout,
+    w: &S,
+    wl: &Layout,
+) -> candle_core::Result<(S, Shape)> {
+    let (m, k) = xl.shape().dims2()?;
+    let (n, k2) = wl.shape().dims2()?;
+    if k != k2 {
+        candle_core::bail!("frozen-linear: shape mismatch {k} vs {k2}")
+    }
+    let wt = wl.transpose(0, 1)?;
+    let out = x.matmul(w, (1, m, n, k), xl, &wt)?;
+    Ok((out, Shape::from((m, n))))
+}
+
+impl CustomOp1 for FrozenLinear {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (ws, wl) = self.w.storage_and_layout();
+        match &*ws {
+            Storage::Cpu(w) => frozen_matmul(s, l, w, wl),
+            _ => candle_core::bail!("frozen-linear: weight and input on different devices"),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let (ws, wl) = self.w.storage_and_layout();
+        match &*ws {
+            Storage::Cuda(w) => frozen_matmul(s, l, w, wl),
+            _ => candle_core::bail!("frozen-linear: weight and input on different devices"),
+        }
+    }
+
+    fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.w)?))
+    }
+}
+
+/// Reads a contiguous f32 CPU storage as a slice.
+fn f32_slice<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &'static str,
+) -> candle_core::Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => Err(candle_core::Error::RequiresContiguous { op }),
+    }
+}
+
+fn with_cpu_f32<T>(
+    t: &Tensor,
+    op: &'static str,
+    f: impl FnOnce(&[f32]) -> candle_core::Result<T>,
+) -> candle_core::Result<T> {
+    let t = t.contiguous()?;
+    let (s, l) = t.storage_and_layout();
+    match &*s {
+        Storage::Cpu(s) => f(f32_slice(s, l, op)?),
+        _ => candle_core::bail!("{op}: expected a cpu tensor"),
+    }
+}
+
+/// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * w`.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let weight = with_cpu_f32(w, "rms-norm", |w| Ok(w.to_vec()))?;
+        x.contiguous()?.apply_op1(RmsNorm { weight, eps: eps as f32 })
+    } else if x.track_op() {
+        candle_nn::ops::rms_norm_slow(x, w, eps as f32)
+    } else {
+        candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)
+    }
+}
+
+struct RmsNorm {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+impl CustomOp1 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "rms-norm")?;
+        let n = self.weight.len();
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(|(o, x)| {
+            let ms = x.iter().map(|v| v * v).sum::<f32>() / n as f32;
+            let r = 1.0 / (ms + self.eps).sqrt();
+            for ((o, x), w) in o.iter_mut().zip(x).zip(&self.weight) {
+                *o = x * r * w;
+            }
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        Ok(Some(x.apply_op2_no_bwd(&grad, &RmsNormBwd { weight: &self.weight, eps: self.eps })?))
+    }
+}
+
+struct RmsNormBwd<'a> {
+    weight: &'a [f32],
+    eps: f32,
+}
+
+impl CustomOp2 for RmsNormBwd<'_> {
+    fn name(&self) -> &'static str {
+        "rms-norm-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "rms-norm-bwd")?;
+        let g = f32_slice(gs, gl, "rms-norm-bwd")?;
+        let n = self.weight.len();
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(n).zip(x.par_chunks(n).zip(g.par_chunks(n))).for_each(|(o, (x, g))| {
+            let ms = x.iter().map(|v| v * v).sum::<f32>() / n as f32;
+            let r = 1.0 / (ms + self.eps).sqrt();
+            let dot: f32 = x.iter().zip(g).zip(self.weight).map(|((x, g), w)| x * g * w).sum();
+            let c = r * r * r * dot / n as f32;
+            for (((o, x), g), w) in o.iter_mut().zip(x).zip(g).zip(self.weight) {
+                *o = r * g * w - x * c;
+            }
+        });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+}
+
+/// Rotary position embedding tables in the Hugging Face "rotate half" layout.
+#[derive(Clone, Debug)]
+pub struct RopeTables {
+    /// `[max_positions, head_dim / 2]`
+    pub cos: Tensor,
+    /// `[max_positions, head_dim / 2]`
+    pub sin: Tensor,
+}
+
+impl RopeTables {
+    /// Builds the tables from per-pair inverse frequencies.
+    pub fn new(
+        inv_freq: &[f32],
+        max_positions: usize,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<Self> {
+        let half = inv_freq.len();
+        let mut cos = Vec::with_capacity(max_positions * half);
+        let mut sin = Vec::with_capacity(max_positions * half);
+        for p in 0..max_positions {
+            for f in inv_freq {
+                // fp32 like transformers, so the tables match its logits bit for bit.
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Ok(Self {
+            cos: Tensor::from_vec(cos, (max_positions, half), device)?,
+            sin: Tensor::from_vec(sin, (max_positions, half), device)?,
+        })
+    }
+
+    /// Applies the rotation to `x` of shape `[batch, heads, seq, head_dim]` whose first
+    /// position is `offset`.
+    pub fn apply(&self, x: &Tensor, offset: usize) -> candle_core::Result<Tensor> {
+        let t = x.dim(2)?;
+        if offset + t > self.cos.dim(0)? {
+            candle_core::bail!(
+                "sequence of {} tokens exceeds the model's {} positions",
+                offset + t,
+                self.cos.dim(0)?
+            );
+        }
+        let cos = self.cos.narrow(0, offset, t)?;
+        let sin = self.sin.narrow(0, offset, t)?;
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let cos = with_cpu_f32(&cos, "rope", |c| Ok(c.to_vec()))?;
+            let sin = with_cpu_f32(&sin, "rope", |s| Ok(s.to_vec()))?;
+            x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false })
+        } else if x.track_op() {
+            candle_nn::rotary_emb::rope_slow(x, &cos, &sin)
+        } else {
+            candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+        }
+    }
+}
+
+struct Rope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    inverse: bool,
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "rope"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "rope")?;
+        let (_, _, t, d) = l.shape().dims4()?;
+        let half = d / 2;
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).for_each(|(o, x)| {
+            for p in 0..t {
+                let (o, x) = (&mut o[p * d..(p + 1) * d], &x[p * d..(p + 1) * d]);
+                let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..]);
+                for j in 0..half {
+                    let (c, s) = (cos[j], sign * sin[j]);
+                    let (a, b) = (x[j], x[j + half]);
+                    o[j] = a * c - b * s;
+                    o[j + half] = b * c + a * s;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let inverse = Rope { cos: self.cos.clone(), sin: self.sin.clone(), inverse: !self.inverse };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&inverse)?))
+    }
+}
+
+/// `softmax(scale * scores)` over the last dimension with a causal mask: query `i` (at
+/// absolute position `offset + i`) sees keys `0..=offset + i`.
+///
+/// `scores` has shape `[batch, heads, queries, keys]`.
+pub fn causal_softmax(scores: &Tensor, scale: f64, offset: usize) -> candle_core::Result<Tensor> {
+    if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+        return scores.contiguous()?.apply_op1(CausalSoftmax { scale: scale as f32, offset });
+    }
+    let (_, _, t, kt) = scores.dims4()?;
+    let scores = (scores * scale)?;
+    let scores = if t > 1 {
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| {
+                (0..kt).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, kt), scores.device())?.to_dtype(scores.dtype())?;
+        scores.broadcast_add(&mask)?
+    } else {
+        scores
+    };
+    if scores.track_op() {
+        candle_nn::ops::softmax(&scores, D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(&scores)
+    }
+}
+
+struct CausalSoftmax {
+    scale: f32,
+    offset: usize,
+}
+
+impl CustomOp1 for CausalSoftmax {
+    fn name(&self) -> &'static str {
+        "causal-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "causal-softmax")?;
+        let (_, _, t, kt) = l.shape().dims4()?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(kt).zip(x.par_chunks(kt)).enumerate().for_each(|(row, (o, x))| {
+            let visible = (row % t + self.offset + 1).min(kt);
+            let max = x[..visible].iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * self.scale;
+            let mut sum = 0.0;
+            for (o, x) in o[..visible].iter_mut().zip(&x[..visible]) {
+                *o = (x * self.scale - max).exp();
+                sum += *o;
+            }
+            let inv = 1.0 / sum;
+            o[..visible].iter_mut().for_each(|o| *o *= inv);
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        Ok(Some(res.apply_op2_no_bwd(&grad, &SoftmaxBwd { scale: self.scale })?))
+    }
+}
+
+struct SoftmaxBwd {
+    scale: f32,
+}
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "causal-softmax-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ys: &CpuStorage,
+        yl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = f32_slice(ys, yl, "causal-softmax-bwd")?;
+        let g = f32_slice(gs, gl, "causal-softmax-bwd")?;
+        let kt = *yl.dims().last().unwrap_or(&1);
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(kt).zip(y.par_chunks(kt).zip(g.par_chunks(kt))).for_each(
+            |(o, (y, g))| {
+                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
+                    *o = self.scale * y * (g - dot);
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), yl.shape().clone()))
+    }
+}
+
+/// Per-row weighted cross-entropy of `logits` (`[rows, vocab]`) against `targets`.
+///
+/// Returns `[rows]` losses already multiplied by `weights` (0 for ignored positions), so the
+/// caller sums them and divides by its own normaliser.
+pub fn weighted_cross_entropy(
+    logits: &Tensor,
+    targets: &[u32],
+    weights: &[f32],
+) -> candle_core::Result<Tensor> {
+    let (rows, vocab) = logits.dims2()?;
+    if targets.len() != rows || weights.len() != rows {
+        candle_core::bail!("cross-entropy: {rows} rows but {} targets", targets.len());
+    }
+    if let Some(bad) = targets.iter().find(|t| **t as usize >= vocab) {
+        candle_core::bail!("cross-entropy: target id {bad} is outside the vocabulary of {vocab}");
+    }
+    if logits.device().is_cpu() && logits.dtype() == DType::F32 {
+        return logits
+            .contiguous()?
+            .apply_op1(CrossEntropy { targets: targets.to_vec(), weights: weights.to_vec() });
+    }
+    let device = logits.device();
+    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let idx = Tensor::from_slice(targets, (rows, 1), device)?;
+    let picked = log_probs.gather(&idx, 1)?.squeeze(1)?;
+    let w = Tensor::from_slice(weights, rows, device)?.to_dtype(logits.dtype())?;
+    picked.neg()? * w
+}
+
+struct CrossEntropy {
+    targets: Vec<u32>,
+    weights: Vec<f32>,
+}
+
+impl CustomOp1 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "cross-entropy")?;
+        let (rows, vocab) = l.shape().dims2()?;
+        let mut out = vec![0f32; rows];
+        out.par_iter_mut().zip(x.par_chunks(vocab)).enumerate().for_each(|(i, (o, x))| {
+            if self.weights[i] == 0.0 {
+                return;
+            }
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            let lse = x.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
+            *o = (lse - x[self.targets[i] as usize]) * self.weights[i];
+        });
+        Ok((CpuStorage::F32(out), Shape::from(rows)))
+    }
+
+    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        Ok(Some(x.apply_op2_no_bwd(&grad, &CrossEntropyBwd { inner: self })?))
+    }
+}
+
+struct CrossEntropyBwd<'a> {
+    inner: &'a CrossEntropy,
+}
+
+impl CustomOp2 for CrossEntropyBwd<'_> {
+    fn name(&self) -> &'static str {
+        "cross-entropy-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "cross-entropy-bwd")?;
+        let g = f32_slice(gs, gl, "cross-entropy-bwd")?;
+        let (_, vocab) = xl.shape().dims2()?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(vocab).zip(x.par_chunks(vocab)).enumerate().for_each(|(i, (o, x))| {
+            let scale = g[i] * self.inner.weights[i];
+            if scale == 0.0 {
+                return;
+            }
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
+            let inv = scale / sum;
+            for (o, x) in o.iter_mut().zip(x) {
+                *o = (x - max).exp() * inv;
+            }
+            o[self.inner.targets[i] as usize] -= scale;
+        });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+//! Each custom op against candle's composed ops: same values, same gradients.
+
+use candle_core::{D, Device, Tensor, Var};
+
+use super::*;
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+}
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+/// Runs `ours` and `reference` on the same variable input and compares value and gradient
+/// of `sum(out * probe)`.
+fn check(
+    input: &Tensor,
+    ours: impl Fn(&Tensor) -> Tensor,
+    reference: impl Fn(&Tensor) -> Tensor,
+    tol: f32,
+) {
+    let x = Var::from_tensor(input).unwrap();
+    let a = ours(x.as_tensor());
+    let b = reference(x.as_tensor());
+    assert!(max_diff(&a, &b) < tol, "forward differs by {}", max_diff(&a, &b));
+    let probe = randn(a.dims(), 99);
+    let ga = (&a * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let gb = (&b * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let (ga, gb) = (ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap());
+    assert!(max_diff(ga, gb) < tol, "gradient differs by {}", max_diff(ga, gb));
+    assert!(ga.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+}
+
+#[test]
+fn rms_norm_matches_composed_op() {
+    let w = randn(&[16], 1);
+    check(
+        &randn(&[3, 5, 16], 2),
+        |x| rms_norm(x, &w, 1e-5).unwrap(),
+        |x| candle_nn::ops::rms_norm_slow(x, &w, 1e-5).unwrap(),
+        1e-4,
+    );
+}
+
+#[test]
+fn rope_matches_composed_op() {
+    let inv: Vec<f32> = (0..4).map(|i| 1.0 / 10000f32.powf(i as f32 / 4.0)).collect();
+    let tables = RopeTables::new(&inv, 32, &Device::Cpu).unwrap();
+    let cos = tables.cos.narrow(0, 3, 6).unwrap();
+    let sin = tables.sin.narrow(0, 3, 6).unwrap();
+    check(
+        &randn(&[2, 3, 6, 8], 3),
+        |x| tables.apply(x, 3).unwrap(),
+        |x| candle_nn::rotary_emb::rope_slow(x, &cos, &sin).unwrap(),
+        1e-5,
+    );
+}
+
+#[test]
+fn causal_softmax_matches_masked_softmax() {
+    for offset in [0, 2] {
+        let (t, kt) = (5, 5 + offset);
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| {
+                (0..kt).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, kt), &Device::Cpu).unwrap();
+        check(
+            &randn(&[2, 3, t, kt], 4),
+            |x| causal_softmax(x, 0.5, offset).unwrap(),
+            |x| {
+                let s = (x * 0.5).unwrap().broadcast_add(&mask).unwrap();
+                candle_nn::ops::softmax(&s, D::Minus1).unwrap()
+            },
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn cross_entropy_matches_log_softmax() {
+    let targets = [1u32, 0, 6, 3];
+    let weights = [1.0f32, 0.0, 0.5, 2.0];
+    let w = Tensor::new(&weights, &Device::Cpu).unwrap();
+    let idx = Tensor::new(&targets, &Device::Cpu).unwrap().unsqueeze(1).unwrap();
+    check(
+        &randn(&[4, 7], 5),
+        |x| weighted_cross_entropy(x, &targets, &weights).unwrap(),
+        |x| {
+            let lp = candle_nn::ops::log_softmax(x, D::Minus1).unwrap();
+            (lp.gather(&idx, 1).unwrap().squeeze(1).unwrap().neg().unwrap() * &w).unwrap()
+        },
+        1e-5,
+    );
+}
+
+#[test]
+fn frozen_linear_matches_matmul_and_skips_weight_gradient() {
+    let w = Var::from_tensor(&randn(&[6, 4], 6)).unwrap();
+    check(
+        &randn(&[2, 3, 4], 7),
+        |x| frozen_linear(x, w.as_tensor()).unwrap(),
+        |x| x.broadcast_matmul(&w.as_tensor().t().unwrap()).unwrap(),
+        1e-5,
+    );
+    let x = Var::from_tensor(&randn(&[3, 4], 8)).unwrap();
+    let grads = frozen_linear(x.as_tensor(), w.as_tensor()).unwrap().sum_all().unwrap();
+    let grads = grads.backward().unwrap();
+    assert!(grads.get(w.as_tensor()).is_none(), "a frozen weight got a gradient");
+    assert!(grads.get(x.as_tensor()).is_some());
+}

@@ -1,0 +1,251 @@
+//! Model families and the shared decoder they resolve to.
+//!
+//! Every supported family (Llama, Qwen2, ...) has one file under `models/` that
+//! deserialises its Hugging Face `config.json` verbatim and turns it into a
+//! [`DecoderSpec`]: the small set of facts the shared decoder in [`decoder`] needs
+//! (shapes, norm epsilon, rotary frequencies, tied head, qkv bias). Adding a family that
+//! is a Llama-style decoder is one new file plus one match arm in [`read_spec`]; a family
+//! with a new block feature (Qwen3's q/k norms, Gemma's scaled embeddings) adds a flag to
+//! [`DecoderSpec`] and a branch in the decoder.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+pub mod decoder;
+pub mod llama;
+pub mod qwen2;
+
+pub use decoder::{ForwardMode, KvCache, Model};
+
+/// The architecture families the engine can load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Llama 2/3.x, SmolLM2, TinyLlama and other `LlamaForCausalLM` checkpoints.
+    Llama,
+    /// Qwen2 and Qwen2.5 (`Qwen2ForCausalLM`): Llama blocks with a bias on q/k/v.
+    Qwen2,
+}
+
+impl Family {
+    /// The `model_type` values accepted in `config.json`, for error messages.
+    pub const SUPPORTED: &'static str = "llama, qwen2";
+}
+
+/// Everything the shared decoder needs to know about an architecture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderSpec {
+    /// Which family the config came from.
+    pub family: Family,
+    /// Rows of the embedding matrix.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Width of the MLP.
+    pub intermediate_size: usize,
+    /// Number of decoder blocks.
+    pub num_layers: usize,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads (grouped-query attention when smaller than `num_heads`).
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+    /// Rotary inverse frequencies, `head_dim / 2` of them, scaling already applied.
+    pub rope_inv_freq: Vec<f32>,
+    /// Longest sequence the rotary tables cover.
+    pub max_position_embeddings: usize,
+    /// Whether the output head reuses the embedding matrix.
+    pub tie_word_embeddings: bool,
+    /// Whether q/k/v projections carry a bias.
+    pub qkv_bias: bool,
+    /// End-of-sequence ids declared in `config.json`.
+    pub eos_token_ids: Vec<u32>,
+}
+
+/// Reads `dir/config.json` and dispatches on its `model_type`.
+pub fn read_spec(dir: &Path) -> Result<DecoderSpec> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Model {
+                path: dir.to_path_buf(),
+                message: "no config.json: not a Hugging Face model directory".to_owned(),
+            }
+        } else {
+            Error::io("failed to read", &path, e)
+        }
+    })?;
+    let invalid = |message: String| Error::InvalidFile { path: path.clone(), message };
+    let head: ModelTypeOnly = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let spec = match head.model_type.as_deref() {
+        Some("llama") => llama::spec(&text),
+        Some("qwen2") => qwen2::spec(&text),
+        Some(other) => Err(format!(
+            "field `model_type`: unsupported architecture \"{other}\" (supported: {})",
+            Family::SUPPORTED
+        )),
+        None => Err(format!("missing field `model_type` (supported: {})", Family::SUPPORTED)),
+    }
+    .map_err(invalid)?;
+    spec.validate().map_err(invalid)?;
+    Ok(spec)
+}
+
+#[derive(Deserialize)]
+struct ModelTypeOnly {
+    model_type: Option<String>,
+}
+
+impl DecoderSpec {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.num_heads == 0
+            || self.num_kv_heads == 0
+            || !self.num_heads.is_multiple_of(self.num_kv_heads)
+        {
+            return Err(format!(
+                "field `num_key_value_heads`: {} does not divide num_attention_heads {}",
+                self.num_kv_heads, self.num_heads
+            ));
+        }
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(format!(
+                "field `head_dim`: expected an even number, got {}",
+                self.head_dim
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The safetensors files of a model directory: `model.safetensors`, or every shard
+/// listed in `model.safetensors.index.json`.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if !index.is_file() {
+        return Err(Error::Model {
+            path: dir.to_path_buf(),
+            message: "no model.safetensors or model.safetensors.index.json (only safetensors \
+                      weights are supported)"
+                .to_owned(),
+        });
+    }
+    #[derive(Deserialize)]
+    struct Index {
+        weight_map: std::collections::BTreeMap<String, String>,
+    }
+    let text =
+        std::fs::read_to_string(&index).map_err(|e| Error::io("failed to read", &index, e))?;
+    let parsed: Index = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidFile { path: index.clone(), message: e.to_string() })?;
+    let mut files: Vec<PathBuf> = parsed.weight_map.values().map(|f| dir.join(f)).collect();
+    files.sort();
+    files.dedup();
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(Error::Model {
+            path: dir.to_path_buf(),
+            message: format!("shard {} listed in the index is missing", missing.display()),
+        });
+    }
+    Ok(files)
+}
+
+/// Rotary settings as Hugging Face writes them: top-level `rope_theta` + `rope_scaling`
+/// (transformers 4.x) or `rope_parameters` (transformers 5.x).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct RopeConfig {
+    rope_theta: Option<f64>,
+    rope_scaling: Option<RopeScaling>,
+    rope_parameters: Option<RopeScaling>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct RopeScaling {
+    rope_theta: Option<f64>,
+    #[serde(alias = "type")]
+    rope_type: Option<String>,
+    factor: Option<f64>,
+    low_freq_factor: Option<f64>,
+    high_freq_factor: Option<f64>,
+    original_max_position_embeddings: Option<f64>,
+}
+
+impl RopeConfig {
+    /// Inverse frequencies for `head_dim`, with Llama 3 or linear scaling applied.
+    pub(crate) fn inv_freq(
+        &self,
+        head_dim: usize,
+        default_theta: f64,
+    ) -> std::result::Result<Vec<f32>, String> {
+        let params = self.rope_parameters.as_ref();
+        let theta = self.rope_theta.or(params.and_then(|p| p.rope_theta)).unwrap_or(default_theta);
+        // transformers computes the base frequencies in fp32.
+        let base: Vec<f32> = (0..head_dim / 2)
+            .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        let scaling = self.rope_scaling.as_ref().or(params);
+        let Some(s) = scaling else { return Ok(base) };
+        let field = if self.rope_scaling.is_some() { "rope_scaling" } else { "rope_parameters" };
+        let need = |v: Option<f64>, name: &str| {
+            v.ok_or_else(|| format!("field `{field}.{name}` is required for this rope_type"))
+        };
+        match s.rope_type.as_deref().unwrap_or("default") {
+            "default" => Ok(base),
+            "linear" => {
+                let factor = need(s.factor, "factor")? as f32;
+                Ok(base.iter().map(|f| f / factor).collect())
+            }
+            "llama3" => {
+                let factor = need(s.factor, "factor")?;
+                let low = need(s.low_freq_factor, "low_freq_factor")?;
+                let high = need(s.high_freq_factor, "high_freq_factor")?;
+                let old_ctx =
+                    need(s.original_max_position_embeddings, "original_max_position_embeddings")?;
+                let (low_wavelen, high_wavelen) = (old_ctx / low, old_ctx / high);
+                Ok(base
+                    .iter()
+                    .map(|&f| {
+                        let wavelen = 2.0 * std::f64::consts::PI / f as f64;
+                        if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            (f as f64 / factor) as f32
+                        } else {
+                            let smooth = (old_ctx / wavelen - low) / (high - low);
+                            ((1.0 - smooth) * f as f64 / factor + smooth * f as f64) as f32
+                        }
+                    })
+                    .collect())
+            }
+            other => Err(format!(
+                "field `{field}.rope_type`: unsupported \"{other}\" (supported: default, linear, llama3)"
+            )),
+        }
+    }
+}
+
+/// `eos_token_id` / `bos_token_id` may be a number or a list of numbers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl OneOrMany {
+    pub(crate) fn into_vec(this: Option<Self>) -> Vec<u32> {
+        match this {
+            None => vec![],
+            Some(OneOrMany::One(id)) => vec![id],
+            Some(OneOrMany::Many(ids)) => ids,
+        }
+    }
+}

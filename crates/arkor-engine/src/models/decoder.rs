@@ -1,0 +1,317 @@
+//! The shared pre-norm decoder every supported family runs on.
+//!
+//! Weights are read from memory-mapped safetensors (single file or shards), upcast to
+//! fp32 and kept as plain tensors: the base model is frozen, it never owns a `Var`.
+//! A LoRA [`Adapter`] is passed to each forward call instead of being baked into the
+//! model, so one loaded base model serves any number of adapters (the inference service
+//! applies them per request) and training sees exactly the same computation as chat.
+//!
+//! Block: `x += o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x))))`, then
+//! `x += down(silu(gate(n2(x))) * up(n2(x)))`; each projection is
+//! `frozen_linear(x, W) [+ bias] + scale * (dropout(x) A^T) B^T` when the adapter targets it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+use rand::{Rng, SeedableRng};
+
+use crate::layers::{self, RopeTables};
+use crate::lora::{Adapter, Proj};
+use crate::models::{DecoderSpec, read_spec, weight_files};
+use crate::{Error, Result};
+
+/// How a forward pass is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardMode {
+    /// No dropout.
+    Inference,
+    /// LoRA dropout on, with masks drawn from this seed (so a step is reproducible).
+    Train {
+        /// Seed of the dropout masks for this forward pass.
+        dropout_seed: u64,
+    },
+}
+
+/// Keys and values of earlier positions, one entry per layer.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of positions already cached.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+struct Block {
+    input_norm: Tensor,
+    post_attention_norm: Tensor,
+    /// Indexed by [`Proj::index`].
+    proj: Vec<Linear>,
+}
+
+/// A loaded causal language model with frozen weights.
+pub struct Model {
+    spec: DecoderSpec,
+    dir: PathBuf,
+    device: Device,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Tensor,
+    rope: RopeTables,
+}
+
+struct WeightReader {
+    st: MmapedSafetensors,
+    files: Vec<PathBuf>,
+    device: Device,
+}
+
+impl WeightReader {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.st.load(name, &self.device).map_err(|_| Error::Tensor {
+            path: self.files[0].clone(),
+            name: name.to_owned(),
+            message: format!("missing from {}", describe(&self.files)),
+        })?;
+        if t.dims() != shape {
+            return Err(Error::Tensor {
+                path: self.files[0].clone(),
+                name: name.to_owned(),
+                message: format!("expected shape {shape:?}, got {:?}", t.dims()),
+            });
+        }
+        Ok(t.to_dtype(DType::F32)?)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.st.get(name).is_ok()
+    }
+}
+
+fn describe(files: &[PathBuf]) -> String {
+    match files {
+        [one] => one.display().to_string(),
+        many => {
+            format!("{} shards in {}", many.len(), many[0].parent().unwrap_or(&many[0]).display())
+        }
+    }
+}
+
+impl Model {
+    /// Loads a model directory in Hugging Face layout onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let spec = read_spec(dir)?;
+        let files = weight_files(dir)?;
+        // SAFETY: the files are only read; like every memory-mapped loader we rely on them
+        // not being truncated while the model is alive (candle and transformers do the same).
+        let st = unsafe { MmapedSafetensors::multi(&files) }
+            .map_err(|e| Error::Model { path: dir.to_path_buf(), message: e.to_string() })?;
+        let w = WeightReader { st, files, device: device.clone() };
+        let s = &spec;
+        let (h, hd) = (s.hidden_size, s.head_dim);
+        let mut blocks = Vec::with_capacity(s.num_layers);
+        for i in 0..s.num_layers {
+            let mut proj = Vec::with_capacity(Proj::ALL.len());
+            for p in Proj::ALL {
+                let (out_dim, in_dim) = p.shape(s);
+                let name = format!("model.layers.{i}.{}", p.module_path());
+                let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
+                let bias = match (s.qkv_bias && p.is_qkv(), w.has(&format!("{name}.bias"))) {
+                    (true, _) | (false, true) => Some(w.get(&format!("{name}.bias"), &[out_dim])?),
+                    (false, false) => None,
+                };
+                proj.push(Linear { weight, bias });
+            }
+            blocks.push(Block {
+                input_norm: w.get(&format!("model.layers.{i}.input_layernorm.weight"), &[h])?,
+                post_attention_norm: w
+                    .get(&format!("model.layers.{i}.post_attention_layernorm.weight"), &[h])?,
+                proj,
+            });
+        }
+        let embed = w.get("model.embed_tokens.weight", &[s.vocab_size, h])?;
+        let lm_head = if s.tie_word_embeddings || !w.has("lm_head.weight") {
+            embed.clone()
+        } else {
+            w.get("lm_head.weight", &[s.vocab_size, h])?
+        };
+        let norm = w.get("model.norm.weight", &[h])?;
+        let rope = RopeTables::new(&s.rope_inv_freq, s.max_position_embeddings, device)?;
+        debug_assert_eq!(s.rope_inv_freq.len() * 2, hd);
+        Ok(Model {
+            spec,
+            dir: dir.to_path_buf(),
+            device: device.clone(),
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            rope,
+        })
+    }
+
+    /// The architecture facts the model was built from.
+    pub fn spec(&self) -> &DecoderSpec {
+        &self.spec
+    }
+
+    /// The directory the weights were read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs the decoder on `ids` (`[batch, seq]`, u32) and returns the final hidden states
+    /// `[batch, seq, hidden]`. With a cache, `ids` continue the cached positions.
+    pub fn hidden_states(
+        &self,
+        ids: &Tensor,
+        adapter: Option<&Adapter>,
+        mut cache: Option<&mut KvCache>,
+        mode: ForwardMode,
+    ) -> Result<Tensor> {
+        let s = &self.spec;
+        let (b, t) = ids.dims2()?;
+        let offset = cache.as_deref().map_or(0, KvCache::len);
+        if let Some(c) = cache.as_deref_mut() {
+            c.layers.resize(s.num_layers, None);
+        }
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?;
+        let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
+            let lin = &block.proj[p.index()];
+            let mut y = layers::frozen_linear(x, &lin.weight)?;
+            if let Some(bias) = &lin.bias {
+                y = y.broadcast_add(bias)?;
+            }
+            if let Some(pair) = adapter.and_then(|a| a.pair(layer, p)) {
+                let adapter = adapter.expect("pair implies adapter");
+                let xin = match mode {
+                    ForwardMode::Train { dropout_seed } if adapter.dropout() > 0.0 => {
+                        let seed = dropout_seed ^ ((layer as u64) << 8 | p.index() as u64) << 32;
+                        dropout(x, adapter.dropout(), seed)?
+                    }
+                    _ => x.clone(),
+                };
+                let low = xin.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
+                y = (y + (low * adapter.scale())?)?;
+            }
+            Ok(y)
+        };
+        let (nh, nkv, hd) = (s.num_heads, s.num_kv_heads, s.head_dim);
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+        };
+        for (i, block) in self.blocks.iter().enumerate() {
+            let h = layers::rms_norm(&x, &block.input_norm, s.rms_norm_eps)?;
+            let q = self.rope.apply(&heads(proj(&h, i, Proj::Q, block)?, nh)?, offset)?;
+            let mut k = self.rope.apply(&heads(proj(&h, i, Proj::K, block)?, nkv)?, offset)?;
+            let mut v = heads(proj(&h, i, Proj::V, block)?, nkv)?;
+            if let Some(c) = cache.as_deref_mut() {
+                if let Some((pk, pv)) = &c.layers[i] {
+                    k = Tensor::cat(&[pk, &k], 2)?;
+                    v = Tensor::cat(&[pv, &v], 2)?;
+                }
+                c.layers[i] = Some((k.clone(), v.clone()));
+            }
+            let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
+            let scores = q.matmul(&k.t()?)?;
+            let probs = layers::causal_softmax(&scores, 1.0 / (hd as f64).sqrt(), offset)?;
+            let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
+            x = (x + proj(&attn, i, Proj::O, block)?)?;
+            let h = layers::rms_norm(&x, &block.post_attention_norm, s.rms_norm_eps)?;
+            let gate = proj(&h, i, Proj::Gate, block)?.silu()?;
+            let up = proj(&h, i, Proj::Up, block)?;
+            x = (x + proj(&(gate * up)?, i, Proj::Down, block)?)?;
+        }
+        let x = layers::rms_norm(&x, &self.norm, s.rms_norm_eps)?;
+        Ok(x.reshape((b, t, s.hidden_size))?)
+    }
+
+    /// Projects hidden states (`[..., hidden]`) to vocabulary logits (`[..., vocab]`).
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(layers::frozen_linear(hidden, &self.lm_head)?)
+    }
+
+    /// Logits for every position: `[batch, seq, vocab]`.
+    pub fn forward(&self, ids: &Tensor, adapter: Option<&Adapter>) -> Result<Tensor> {
+        let hidden = self.hidden_states(ids, adapter, None, ForwardMode::Inference)?;
+        self.logits(&hidden)
+    }
+
+    /// Base weights with `adapter` merged in (`W + scale * B A`), under their Hugging Face
+    /// names, ready to be written as a standalone model.
+    pub fn merged_weights(&self, adapter: Option<&Adapter>) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        out.insert("model.embed_tokens.weight".to_owned(), self.embed.clone());
+        out.insert("model.norm.weight".to_owned(), self.norm.clone());
+        if !self.spec.tie_word_embeddings {
+            out.insert("lm_head.weight".to_owned(), self.lm_head.clone());
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            let prefix = format!("model.layers.{i}");
+            out.insert(format!("{prefix}.input_layernorm.weight"), block.input_norm.clone());
+            out.insert(
+                format!("{prefix}.post_attention_layernorm.weight"),
+                block.post_attention_norm.clone(),
+            );
+            for p in Proj::ALL {
+                let lin = &block.proj[p.index()];
+                let mut w = lin.weight.clone();
+                if let Some((a, pair)) = adapter.and_then(|a| a.pair(i, p).map(|pair| (a, pair))) {
+                    let delta = (pair.b.matmul(pair.a.as_tensor())? * a.scale())?;
+                    w = (w + delta)?;
+                }
+                out.insert(format!("{prefix}.{}.weight", p.module_path()), w);
+                if let Some(bias) = &lin.bias {
+                    out.insert(format!("{prefix}.{}.bias", p.module_path()), bias.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `[b, kv_heads, t, d]` -> `[b, kv_heads * n_rep, t, d]`, each kv head repeated `n_rep`
+/// times consecutively (the grouping transformers uses).
+fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, nkv, t, d) = x.dims4()?;
+    Ok(x.unsqueeze(2)?.broadcast_as((b, nkv, n_rep, t, d))?.reshape((b, nkv * n_rep, t, d))?)
+}
+
+/// Inverted dropout with a mask drawn from `seed`.
+fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let keep = 1.0 / (1.0 - p) as f32;
+    let mask: Vec<f32> =
+        (0..x.elem_count()).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect();
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+    Ok((x * mask)?)
+}

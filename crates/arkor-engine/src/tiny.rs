@@ -1,0 +1,177 @@
+//! The built-in tiny model `arkor/tiny` and the writer behind test fixtures.
+//!
+//! [`write_model`] writes a complete Hugging Face model directory (config, safetensors
+//! weights, byte-level tokenizer with a ChatML template, generation config) from a
+//! [`TinySpec`] and a seed, deterministically and without any download. `arkor/tiny` is
+//! one such spec, generated on first use into the data directory, so the whole loop
+//! (train, checkpoint, chat) runs offline in minutes on a CPU. Its weights are random:
+//! it only says something sensible after it has been fine-tuned.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+
+use crate::lora::Proj;
+use crate::models::Family;
+use crate::{Error, Result};
+
+/// The model id users write for the built-in model.
+pub const TINY_MODEL_ID: &str = "arkor/tiny";
+
+/// Shape and seed of a generated model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TinySpec {
+    /// Llama or Qwen2 layout.
+    pub family: Family,
+    /// Residual width.
+    pub hidden_size: usize,
+    /// Decoder blocks.
+    pub num_layers: usize,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Whether the output head reuses the embeddings.
+    pub tie_word_embeddings: bool,
+    /// Rotary table length.
+    pub max_position_embeddings: usize,
+    /// Seed of the random weights.
+    pub seed: u64,
+}
+
+impl TinySpec {
+    /// The spec of `arkor/tiny`.
+    pub fn arkor_tiny() -> Self {
+        TinySpec {
+            family: Family::Llama,
+            hidden_size: 128,
+            num_layers: 4,
+            num_heads: 4,
+            num_kv_heads: 2,
+            intermediate_size: 352,
+            tie_word_embeddings: true,
+            max_position_embeddings: 2048,
+            seed: 20_26,
+        }
+    }
+}
+
+/// Returns the directory of `arkor/tiny` under `data_dir`, generating it on first use.
+///
+/// Generation writes into a temporary sibling and renames it into place, so concurrent
+/// callers and interrupted runs never see a half-written model.
+pub fn ensure_tiny_model(data_dir: &Path) -> Result<PathBuf> {
+    let dir = data_dir.join("models").join("arkor-tiny-v1");
+    if dir.join("model.safetensors").is_file() {
+        return Ok(dir);
+    }
+    let parent = data_dir.join("models");
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io("failed to create", &parent, e))?;
+    let tmp = parent.join(format!(".arkor-tiny-v1.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    write_model(&tmp, &TinySpec::arkor_tiny())?;
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => Ok(dir),
+        // Another process won the race; its copy is identical.
+        Err(_) if dir.join("model.safetensors").is_file() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(dir)
+        }
+        Err(e) => Err(Error::io("failed to create", &dir, e)),
+    }
+}
+
+/// Writes a random model in Hugging Face layout into `dir` and returns its vocab size.
+pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("failed to create", dir, e))?;
+    let tokenizer_vocab = crate::tokenizer::write_byte_level_tokenizer(dir)?;
+    let vocab = tokenizer_vocab.next_multiple_of(8);
+    let eos = crate::tokenizer::TextTokenizer::from_dir(dir)?.eos_token_ids().to_vec();
+    let head_dim = spec.hidden_size / spec.num_heads;
+    let model_type = match spec.family {
+        Family::Llama => "llama",
+        Family::Qwen2 => "qwen2",
+    };
+    let architecture = match spec.family {
+        Family::Llama => "LlamaForCausalLM",
+        Family::Qwen2 => "Qwen2ForCausalLM",
+    };
+    let config = serde_json::json!({
+        "architectures": [architecture],
+        "model_type": model_type,
+        "vocab_size": vocab,
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_hidden_layers": spec.num_layers,
+        "num_attention_heads": spec.num_heads,
+        "num_key_value_heads": spec.num_kv_heads,
+        "head_dim": head_dim,
+        "hidden_act": "silu",
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "max_position_embeddings": spec.max_position_embeddings,
+        "tie_word_embeddings": spec.tie_word_embeddings,
+        "eos_token_id": eos.first(),
+        "torch_dtype": "float32",
+    });
+    write_json(&dir.join("config.json"), &config)?;
+    write_json(&dir.join("generation_config.json"), &serde_json::json!({ "eos_token_id": eos }))?;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(spec.seed);
+    let mut uniform = |shape: (usize, usize), bound: f32| -> Result<Tensor> {
+        let v: Vec<f32> = (0..shape.0 * shape.1).map(|_| rng.random_range(-bound..bound)).collect();
+        Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+    };
+    let s = crate::models::DecoderSpec {
+        family: spec.family,
+        vocab_size: vocab,
+        hidden_size: spec.hidden_size,
+        intermediate_size: spec.intermediate_size,
+        num_layers: spec.num_layers,
+        num_heads: spec.num_heads,
+        num_kv_heads: spec.num_kv_heads,
+        head_dim,
+        rms_norm_eps: 1e-5,
+        rope_inv_freq: vec![],
+        max_position_embeddings: spec.max_position_embeddings,
+        tie_word_embeddings: spec.tie_word_embeddings,
+        qkv_bias: spec.family == Family::Qwen2,
+        eos_token_ids: eos,
+    };
+    let mut tensors: Vec<(String, Tensor)> = vec![];
+    tensors.push(("model.embed_tokens.weight".into(), uniform((vocab, spec.hidden_size), 0.1)?));
+    for i in 0..spec.num_layers {
+        for p in Proj::ALL {
+            let (out_dim, in_dim) = p.shape(&s);
+            let name = format!("model.layers.{i}.{}", p.module_path());
+            tensors.push((
+                format!("{name}.weight"),
+                uniform((out_dim, in_dim), 1.0 / (in_dim as f32).sqrt())?,
+            ));
+            if s.qkv_bias && p.is_qkv() {
+                tensors.push((format!("{name}.bias"), uniform((1, out_dim), 0.1)?.flatten_all()?));
+            }
+        }
+        for norm in ["input_layernorm", "post_attention_layernorm"] {
+            let ones = Tensor::ones(spec.hidden_size, candle_core::DType::F32, &Device::Cpu)?;
+            tensors.push((format!("model.layers.{i}.{norm}.weight"), ones));
+        }
+    }
+    tensors.push((
+        "model.norm.weight".into(),
+        Tensor::ones(spec.hidden_size, candle_core::DType::F32, &Device::Cpu)?,
+    ));
+    if !spec.tie_word_embeddings {
+        tensors.push(("lm_head.weight".into(), uniform((vocab, spec.hidden_size), 0.1)?));
+    }
+    crate::lora::safetensors_write(&tensors, None, &dir.join("model.safetensors"))?;
+    Ok(vocab)
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("json serialises");
+    std::fs::write(path, text + "\n").map_err(|e| Error::io("failed to write", path, e))
+}

@@ -1,0 +1,401 @@
+//! The training loop: LoRA on a frozen base model with AdamW.
+//!
+//! Step by step, for optimiser step `s` (0-based):
+//! 1. check the cancellation token (cancel stops within one step);
+//! 2. for each of `gradient_accumulation_steps` micro-batches, pick rows by a pure
+//!    function of `(seed, s)` (a per-epoch shuffle), right-pad them, run forward and
+//!    backward on `sum(token losses) / tokens in the whole step`, and add up gradients;
+//! 3. clip the global gradient norm, take an AdamW step at the scheduled learning rate;
+//! 4. every `logging_steps` emit metrics, every `eval_steps` the eval loss, every
+//!    `save_steps` a checkpoint (adapter + optimiser moments + trainer state).
+//!
+//! Because the data order and the dropout masks depend only on the seed and the step,
+//! resuming from `checkpoint-<s>` replays steps `s+1..` exactly as an uninterrupted run.
+//! Errors are reported once as a `Failed` event and returned.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Tensor, Var};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use crate::cancel::CancelToken;
+use crate::config::{DRY_RUN_STEPS, TrainConfig};
+use crate::data::{Example, PreparedDataset};
+use crate::event::{EngineEvent, EventSink, RunInfo, StepMetrics};
+use crate::layers;
+use crate::lora::Adapter;
+use crate::models::{ForwardMode, Model};
+use crate::{Error, Result};
+
+pub mod checkpoint;
+pub mod optim;
+pub mod schedule;
+
+use checkpoint::TrainerState;
+use optim::AdamW;
+
+/// What a finished (or cancelled) run produced.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// Steps completed.
+    pub steps: usize,
+    /// `output/final` when the run completed, `None` when cancelled.
+    pub final_dir: Option<PathBuf>,
+    /// Loss of every completed step, in order (from the resume point when resuming).
+    pub losses: Vec<f64>,
+    /// Whether the cancellation token stopped the run.
+    pub cancelled: bool,
+}
+
+/// Where a run starts and what it trains.
+pub struct TrainRequest<'a> {
+    /// The frozen base model.
+    pub model: &'a Model,
+    /// Tokenised rows.
+    pub data: &'a PreparedDataset,
+    /// The validated run configuration.
+    pub config: &'a TrainConfig,
+    /// Directory for checkpoints and the final adapter.
+    pub output_dir: &'a Path,
+    /// Resume from this `checkpoint-<step>` directory.
+    pub resume_from: Option<&'a Path>,
+}
+
+/// Runs training to completion, cancellation or error, emitting events to `sink`.
+pub fn train(
+    req: &TrainRequest<'_>,
+    sink: &mut dyn EventSink,
+    cancel: &CancelToken,
+) -> Result<TrainOutcome> {
+    match run(req, sink, cancel) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            sink.emit(EngineEvent::Failed { message: e.to_string() });
+            Err(e)
+        }
+    }
+}
+
+/// Number of optimiser steps a config implies for `rows` training rows.
+pub fn total_steps(config: &TrainConfig, rows: usize) -> usize {
+    let micro_per_epoch = rows.div_ceil(config.batch_size).max(1);
+    let steps_per_epoch = micro_per_epoch.div_ceil(config.gradient_accumulation_steps).max(1);
+    let total = match config.max_steps {
+        Some(s) => s,
+        None => ((config.num_train_epochs * steps_per_epoch as f64).ceil() as usize).max(1),
+    };
+    if config.dry_run { total.min(DRY_RUN_STEPS) } else { total }
+}
+
+fn run(
+    req: &TrainRequest<'_>,
+    sink: &mut dyn EventSink,
+    cancel: &CancelToken,
+) -> Result<TrainOutcome> {
+    let TrainRequest { model, data, config, output_dir, resume_from } = *req;
+    config.validate()?;
+    if data.train.is_empty() {
+        return Err(Error::config("dataset", "no training rows after the eval split"));
+    }
+    let adapter =
+        Adapter::new(model.spec(), &config.lora, &config.model, config.seed, model.device())?;
+    let vars = adapter.vars();
+    let mut optimizer = AdamW::new(vars.clone(), config.weight_decay)?;
+    let total = total_steps(config, data.train.len());
+    let mut state = TrainerState::new(total);
+    if let Some(dir) = resume_from {
+        state = checkpoint::restore(dir, model.spec(), &adapter, &mut optimizer, config)?;
+    }
+    std::fs::create_dir_all(output_dir)
+        .map_err(|e| Error::io("failed to create", output_dir, e))?;
+    checkpoint::write_config(output_dir, config)?;
+    let batches = Batches::new(&data.train, config);
+    sink.emit(EngineEvent::Started(RunInfo {
+        total_steps: total,
+        start_step: state.step,
+        train_rows: data.train.len(),
+        eval_rows: data.eval.len(),
+        trainable_parameters: adapter.num_parameters(),
+        dataset_summary: data.report.summary(),
+    }));
+    let started = Instant::now();
+    let mut losses = vec![];
+    let mut window = Window::default();
+    while state.step < total {
+        if cancel.is_cancelled() {
+            sink.emit(EngineEvent::Cancelled { step: state.step });
+            return Ok(TrainOutcome {
+                steps: state.step,
+                final_dir: None,
+                losses,
+                cancelled: true,
+            });
+        }
+        let step_start = Instant::now();
+        let step = state.step;
+        let micro: Vec<Vec<&Example>> = (0..config.gradient_accumulation_steps)
+            .map(|m| batches.rows(step * config.gradient_accumulation_steps + m))
+            .collect();
+        let trained: usize = micro.iter().flatten().map(|e| trained_tokens(e)).sum();
+        let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
+        let mut loss_sum = 0.0;
+        for (m, rows) in micro.iter().enumerate() {
+            let batch = Batch::new(rows, model.device())?;
+            let mode = ForwardMode::Train {
+                dropout_seed: config.seed ^ ((step * 64 + m) as u64 + 1) << 16,
+            };
+            let sum = batch.loss_sum(model, &adapter, mode)?;
+            let scaled = (&sum / trained.max(1) as f64)?;
+            let store = scaled.backward()?;
+            for (slot, (_, var)) in grads.iter_mut().zip(&vars) {
+                if let Some(g) = store.get(var.as_tensor()) {
+                    *slot = Some(match slot.take() {
+                        Some(acc) => (acc + g)?,
+                        None => g.clone(),
+                    });
+                }
+            }
+            loss_sum += sum.to_scalar::<f32>()? as f64;
+            window.rows += rows.len();
+            window.tokens += batch.tokens;
+        }
+        let loss = loss_sum / trained.max(1) as f64;
+        if !loss.is_finite() {
+            return Err(Error::Diverged { step: step + 1, loss: loss as f32 });
+        }
+        let grads = grads
+            .into_iter()
+            .zip(&vars)
+            .map(|(g, (_, v))| g.map_or_else(|| v.zeros_like(), Ok))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let grad_norm = global_norm(&grads)?;
+        let grads = clip(grads, grad_norm, config.max_grad_norm)?;
+        let lr = schedule::learning_rate(
+            config.lr_scheduler_type,
+            config.learning_rate,
+            step,
+            config.warmup_steps,
+            total,
+        );
+        optimizer.step(&grads, lr)?;
+        state.step += 1;
+        losses.push(loss);
+        window.push(loss, step_start.elapsed().as_secs_f64());
+        let epoch = batches.epoch_at(state.step * config.gradient_accumulation_steps);
+        let last = state.step == total;
+        if state.step.is_multiple_of(config.logging_steps) || last {
+            let metrics = window.take(state.step, total, lr, epoch, grad_norm, started);
+            state.log_history.push(checkpoint::LogEntry::from(&metrics));
+            sink.emit(EngineEvent::Log(metrics));
+        }
+        let eval_due = config.eval_steps.is_some_and(|n| state.step.is_multiple_of(n));
+        if !data.eval.is_empty() && (eval_due || last) {
+            let eval_loss = evaluate(model, &adapter, &data.eval, config.batch_size)?;
+            state.log_history.push(checkpoint::LogEntry::eval(state.step, epoch, eval_loss));
+            sink.emit(EngineEvent::Eval { step: state.step, eval_loss, epoch });
+        }
+        state.epoch = epoch;
+        if config.save_steps.is_some_and(|n| state.step.is_multiple_of(n)) && !last {
+            let dir = output_dir.join(format!("checkpoint-{}", state.step));
+            let files = checkpoint::save(&dir, &adapter, &optimizer, &state)?;
+            sink.emit(EngineEvent::CheckpointSaved { step: state.step, dir, files });
+        }
+    }
+    let final_dir = output_dir.join("final");
+    let files = adapter.save(&final_dir)?;
+    let train_loss =
+        if losses.is_empty() { 0.0 } else { losses.iter().sum::<f64>() / losses.len() as f64 };
+    sink.emit(EngineEvent::Completed {
+        step: state.step,
+        dir: final_dir.clone(),
+        files,
+        train_loss,
+    });
+    Ok(TrainOutcome { steps: state.step, final_dir: Some(final_dir), losses, cancelled: false })
+}
+
+fn trained_tokens(e: &Example) -> usize {
+    e.loss_mask.iter().skip(1).filter(|m| **m).count()
+}
+
+/// Mean token loss of `adapter` over `rows`.
+pub fn evaluate(
+    model: &Model,
+    adapter: &Adapter,
+    rows: &[Example],
+    batch_size: usize,
+) -> Result<f64> {
+    let (mut sum, mut tokens) = (0.0, 0usize);
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let refs: Vec<&Example> = chunk.iter().collect();
+        let batch = Batch::new(&refs, model.device())?;
+        sum += batch.loss_sum(model, adapter, ForwardMode::Inference)?.to_scalar::<f32>()? as f64;
+        tokens += refs.iter().map(|e| trained_tokens(e)).sum::<usize>();
+    }
+    Ok(sum / tokens.max(1) as f64)
+}
+
+/// The per-epoch shuffled order of training rows, as a pure function of the seed.
+struct Batches<'a> {
+    rows: &'a [Example],
+    batch_size: usize,
+    seed: u64,
+    micro_per_epoch: usize,
+}
+
+impl<'a> Batches<'a> {
+    fn new(rows: &'a [Example], config: &TrainConfig) -> Self {
+        let micro_per_epoch = rows.len().div_ceil(config.batch_size);
+        Self { rows, batch_size: config.batch_size, seed: config.seed, micro_per_epoch }
+    }
+
+    fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.rows.len()).collect();
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(self.seed.wrapping_add(epoch as u64 * 0x9E37_79B9));
+        idx.shuffle(&mut rng);
+        idx
+    }
+
+    /// Rows of global micro-batch `g`.
+    fn rows(&self, g: usize) -> Vec<&'a Example> {
+        let epoch = g / self.micro_per_epoch;
+        let k = g % self.micro_per_epoch;
+        let order = self.order(epoch);
+        let end = ((k + 1) * self.batch_size).min(order.len());
+        order[k * self.batch_size..end].iter().map(|&i| &self.rows[i]).collect()
+    }
+
+    /// Fractional epoch after `micro` micro-batches.
+    fn epoch_at(&self, micro: usize) -> f64 {
+        micro as f64 / self.micro_per_epoch as f64
+    }
+}
+
+/// A right-padded micro-batch.
+struct Batch {
+    inputs: Tensor,
+    targets: Vec<u32>,
+    weights: Vec<f32>,
+    tokens: usize,
+}
+
+impl Batch {
+    fn new(rows: &[&Example], device: &candle_core::Device) -> Result<Self> {
+        let len = rows.iter().map(|e| e.input_ids.len()).max().unwrap_or(2).max(2) - 1;
+        let mut inputs = Vec::with_capacity(rows.len() * len);
+        let mut targets = Vec::with_capacity(rows.len() * len);
+        let mut weights = Vec::with_capacity(rows.len() * len);
+        let mut tokens = 0;
+        for e in rows {
+            let n = e.input_ids.len().saturating_sub(1);
+            tokens += e.input_ids.len();
+            for i in 0..len {
+                if i < n {
+                    inputs.push(e.input_ids[i]);
+                    targets.push(e.input_ids[i + 1]);
+                    weights.push(if e.loss_mask[i + 1] { 1.0 } else { 0.0 });
+                } else {
+                    inputs.push(0);
+                    targets.push(0);
+                    weights.push(0.0);
+                }
+            }
+        }
+        let inputs = Tensor::from_vec(inputs, (rows.len(), len), device)?;
+        Ok(Self { inputs, targets, weights, tokens })
+    }
+
+    /// Sum of the token losses (a scalar tensor, differentiable w.r.t. the adapter).
+    fn loss_sum(&self, model: &Model, adapter: &Adapter, mode: ForwardMode) -> Result<Tensor> {
+        let hidden = model.hidden_states(&self.inputs, Some(adapter), None, mode)?;
+        let (b, t, h) = hidden.dims3()?;
+        let logits = model.logits(&hidden.reshape((b * t, h))?)?;
+        Ok(layers::weighted_cross_entropy(&logits, &self.targets, &self.weights)?.sum_all()?)
+    }
+}
+
+fn global_norm(grads: &[Tensor]) -> Result<f64> {
+    let mut sq = 0.0;
+    for g in grads {
+        sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    Ok(sq.sqrt())
+}
+
+fn clip(grads: Vec<Tensor>, norm: f64, max_norm: f64) -> Result<Vec<Tensor>> {
+    if max_norm <= 0.0 || norm <= max_norm {
+        return Ok(grads);
+    }
+    let scale = max_norm / (norm + 1e-6);
+    Ok(grads.into_iter().map(|g| g * scale).collect::<candle_core::Result<_>>()?)
+}
+
+/// Accumulates metrics between two log events.
+#[derive(Default)]
+struct Window {
+    losses: Vec<f64>,
+    seconds: f64,
+    rows: usize,
+    tokens: usize,
+}
+
+impl Window {
+    fn push(&mut self, loss: f64, seconds: f64) {
+        self.losses.push(loss);
+        self.seconds += seconds;
+    }
+
+    fn take(
+        &mut self,
+        step: usize,
+        total_steps: usize,
+        learning_rate: f64,
+        epoch: f64,
+        grad_norm: f64,
+        started: Instant,
+    ) -> StepMetrics {
+        let w = std::mem::take(self);
+        let secs = w.seconds.max(1e-9);
+        StepMetrics {
+            step,
+            total_steps,
+            loss: w.losses.iter().sum::<f64>() / w.losses.len().max(1) as f64,
+            learning_rate,
+            epoch,
+            grad_norm,
+            samples_per_second: w.rows as f64 / secs,
+            tokens_per_second: w.tokens as f64 / secs,
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Every trainable variable of `adapter` with its gradient for one batch of `rows`, for
+/// tests and diagnostics.
+pub fn adapter_gradients(
+    model: &Model,
+    adapter: &Adapter,
+    rows: &[Example],
+) -> Result<Vec<(String, Var, Option<Tensor>)>> {
+    let refs: Vec<&Example> = rows.iter().collect();
+    let batch = Batch::new(&refs, model.device())?;
+    let tokens: usize = refs.iter().map(|e| trained_tokens(e)).sum();
+    let loss = (batch.loss_sum(model, adapter, ForwardMode::Inference)? / tokens.max(1) as f64)?;
+    let store = loss.backward()?;
+    Ok(adapter
+        .vars()
+        .into_iter()
+        .map(|(n, v)| {
+            let g = store.get(v.as_tensor()).cloned();
+            (n, v, g)
+        })
+        .collect())
+}
+
+/// Mean token loss of `rows` under `adapter` (or the base model), for tests.
+pub fn loss(model: &Model, adapter: &Adapter, rows: &[Example]) -> Result<f64> {
+    evaluate(model, adapter, rows, rows.len().max(1))
+}

@@ -1,0 +1,85 @@
+//! Tiny random models and datasets written into temp directories.
+
+use std::path::{Path, PathBuf};
+
+use arkor_engine::models::Family;
+use arkor_engine::tiny::{TinySpec, write_model};
+
+/// A generated model directory that is deleted on drop.
+pub struct TempModel {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl TempModel {
+    /// The model directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn generate(spec: TinySpec) -> TempModel {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("model");
+    write_model(&path, &spec).expect("write tiny model");
+    TempModel { _dir: dir, path }
+}
+
+/// A 2-layer Llama with grouped-query attention (4 heads, 2 kv heads) and tied embeddings.
+pub fn tiny_llama() -> TempModel {
+    generate(llama_spec(7))
+}
+
+/// The spec behind [`tiny_llama`], with a chosen seed.
+pub fn llama_spec(seed: u64) -> TinySpec {
+    TinySpec {
+        family: Family::Llama,
+        hidden_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        intermediate_size: 128,
+        tie_word_embeddings: true,
+        max_position_embeddings: 512,
+        seed,
+    }
+}
+
+/// A 2-layer Qwen2 (q/k/v bias, untied head).
+pub fn tiny_qwen2() -> TempModel {
+    generate(TinySpec {
+        family: Family::Qwen2,
+        hidden_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        intermediate_size: 128,
+        tie_word_embeddings: false,
+        max_position_embeddings: 512,
+        seed: 11,
+    })
+}
+
+/// Three short question/answer pairs a tiny model can learn by heart.
+pub const QA: [(&str, &str); 3] = [
+    ("What colour is the sky?", "Blue."),
+    ("Name a prime number.", "Seven."),
+    ("Say hi.", "Hi there!"),
+];
+
+/// Writes `rows` chat rows cycling through [`QA`] as JSONL and returns the file path.
+pub fn write_qa_dataset(dir: &Path, rows: usize) -> PathBuf {
+    let path = dir.join("train.jsonl");
+    let mut text = String::new();
+    for i in 0..rows {
+        let (q, a) = QA[i % QA.len()];
+        let row = serde_json::json!({"messages": [
+            {"role": "user", "content": q},
+            {"role": "assistant", "content": a},
+        ]});
+        text.push_str(&row.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).expect("write dataset");
+    path
+}
