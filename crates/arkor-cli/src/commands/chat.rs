@@ -46,7 +46,7 @@ pub fn run(global: &Global, args: ChatArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let cancel = CancelToken::new();
     let mut stdout = std::io::stdout().lock();
-    let mut reply = |history: &[ChatMessage], out: &mut dyn Write| -> anyhow::Result<String> {
+    let reply = |history: &[ChatMessage], out: &mut dyn Write| -> anyhow::Result<String> {
         let mut io_err = None;
         let generation =
             chat(&model, adapter.as_ref(), &tokenizer, history, &params, &cancel, &mut |t| {

@@ -53,3 +53,38 @@ fn peft_adapter_loads_and_matches_transformers() {
 fn peft_rslora_adapter_matches_transformers() {
     check("tiny-llama", Some("peft-adapter-rslora"), "tiny-llama+peft-rslora.logits", "tiny-llama");
 }
+
+/// Writes an arkor adapter (non-zero B) for tiny-llama and arkor's logits with it to
+/// `target/tmp/peft-roundtrip/`, where `make_reference.py check-adapter` reads them to
+/// confirm PEFT loads our files and computes the same logits.
+#[test]
+fn our_adapter_files_are_written_for_the_peft_check() {
+    use rand::{Rng, SeedableRng};
+    let model = Model::load(&reference_dir().join("tiny-llama"), &Device::Cpu).unwrap();
+    let lora = arkor_engine::config::LoraConfig { r: 4, alpha: 8.0, ..Default::default() };
+    let adapter = Adapter::new(model.spec(), &lora, "tiny-llama", 5, &Device::Cpu).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+    for (name, var) in adapter.vars() {
+        if name.contains("lora_B") {
+            let v: Vec<f32> = (0..var.elem_count()).map(|_| rng.random_range(-0.3..0.3)).collect();
+            var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap()).unwrap();
+        }
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("peft-roundtrip");
+    adapter.save(&dir.join("adapter")).unwrap();
+    let ids = reference("tiny-llama.input_ids").to_dtype(DType::U32).unwrap();
+    let logits = model.forward(&ids, Some(&adapter)).unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("logits".to_owned(), logits.clone())]),
+        dir.join("logits.safetensors"),
+    )
+    .unwrap();
+    let reloaded = Adapter::load(&dir.join("adapter"), model.spec(), &Device::Cpu).unwrap();
+    let again = model.forward(&ids, Some(&reloaded)).unwrap();
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(flat(&again), flat(&logits));
+    let base = model.forward(&ids, None).unwrap();
+    assert!(
+        arkor_test_support::check::max_relative_error(&flat(&logits), &flat(&base), 1.0) > 1e-3
+    );
+}

@@ -1,0 +1,165 @@
+"""Reference fixtures for arkor-engine's parity tests, produced with transformers + PEFT.
+
+Run offline by a developer (CI only reads the outputs; it never installs PyTorch):
+
+    python -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install -r requirements.txt
+    /tmp/refvenv/bin/python make_reference.py generate
+    /tmp/refvenv/bin/python make_reference.py check-adapter ADAPTER_DIR LOGITS.safetensors
+
+`generate` writes, next to this script:
+  tiny-llama/            LlamaForCausalLM: GQA (4 heads, 2 kv), tied embeddings, Llama 3
+                         rope scaling, fp32, saved in 2 shards (model.safetensors.index.json)
+  tiny-qwen2/            Qwen2ForCausalLM: q/k/v bias, untied head, saved in bfloat16
+  peft-adapter/          a PEFT LoRA adapter on tiny-llama (r=4, alpha=8, all 7 projections)
+  peft-adapter-rslora/   the same with use_rslora=True
+  logits.safetensors     input ids and reference logits for each of the above
+
+`check-adapter` loads an adapter written by arkor into PEFT on top of tiny-llama, runs the
+same input ids and compares with the tensor "logits" in the given file (arkor's logits).
+"""
+import json
+import os
+import shutil
+import sys
+
+import torch
+
+torch.set_num_threads(2)
+HERE = os.path.dirname(os.path.abspath(__file__))
+VOCAB = 272
+
+
+def input_ids():
+    g = torch.Generator().manual_seed(1234)
+    return torch.randint(0, VOCAB, (2, 12), generator=g)
+
+
+def randomise(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+
+
+def llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, rms_norm_eps=1e-5,
+        max_position_embeddings=128, tie_word_embeddings=True,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+        rope_theta=10000.0,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).eval()
+    randomise(model, 1)
+    return model
+
+
+def qwen2():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    cfg = Qwen2Config(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6,
+        max_position_embeddings=128, tie_word_embeddings=False, rope_theta=1000000.0,
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(cfg).eval()
+    randomise(model, 2)
+    return model
+
+
+def lora(model, rslora, seed):
+    from peft import LoraConfig, get_peft_model
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
+                     use_rslora=rslora,
+                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    peft_model = get_peft_model(model, cfg)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    return peft_model.eval()
+
+
+@torch.no_grad()
+def logits_of(model):
+    return model(input_ids=input_ids()).logits.float().contiguous()
+
+
+def save_model(model, name, dtype, shard):
+    path = os.path.join(HERE, name)
+    shutil.rmtree(path, ignore_errors=True)
+    model.to(dtype).save_pretrained(path, safe_serialization=True, max_shard_size="40KB" if shard else "1GB")
+    # Tokenizer files are not needed for logit parity; keep the folder minimal.
+    return path
+
+
+def generate():
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+    from peft import PeftModel
+    out = {}
+    ids = input_ids()
+
+    base = llama()
+    path = save_model(base, "tiny-llama", torch.float32, shard=True)
+    reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    out["tiny-llama.input_ids"] = ids
+    out["tiny-llama.logits"] = logits_of(reloaded)
+    plain = reloaded.model.rotary_emb.inv_freq
+    print("llama3 inv_freq:", plain.tolist())
+
+    for adapter, rslora, seed in [("peft-adapter", False, 3), ("peft-adapter-rslora", True, 4)]:
+        model = lora(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), rslora, seed)
+        adapter_dir = os.path.join(HERE, adapter)
+        shutil.rmtree(adapter_dir, ignore_errors=True)
+        model.save_pretrained(adapter_dir)
+        readme = os.path.join(adapter_dir, "README.md")
+        if os.path.exists(readme):
+            os.remove(readme)
+        loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), adapter_dir).eval()
+        key = "tiny-llama+peft" if not rslora else "tiny-llama+peft-rslora"
+        out[f"{key}.logits"] = logits_of(loaded)
+
+    path = save_model(qwen2(), "tiny-qwen2", torch.bfloat16, shard=False)
+    reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).float().eval()
+    out["tiny-qwen2.input_ids"] = ids.clone()
+    out["tiny-qwen2.logits"] = logits_of(reloaded)
+
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "logits.safetensors"))
+    for name in ["tiny-llama", "tiny-qwen2"]:
+        with open(os.path.join(HERE, name, "config.json")) as f:
+            print(name, "config keys:", sorted(json.load(f).keys()))
+
+
+def check_adapter(adapter_dir, logits_file):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+    from peft import PeftModel
+    base = AutoModelForCausalLM.from_pretrained(os.path.join(HERE, "tiny-llama"), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    ours = load_file(logits_file)["logits"]
+    theirs = logits_of(model)
+    diff = (ours - theirs).abs()
+    rel = (diff / theirs.abs().clamp(min=1.0)).max().item()
+    print(f"max abs diff {diff.max().item():.3e}, max rel diff {rel:.3e}")
+    print("PASS" if rel < 1e-4 else "FAIL")
+    sys.exit(0 if rel < 1e-4 else 1)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["generate"]:
+        generate()
+    elif sys.argv[1:2] == ["check-adapter"] and len(sys.argv) == 4:
+        check_adapter(sys.argv[2], sys.argv[3])
+    else:
+        print(__doc__)
+        sys.exit(2)
