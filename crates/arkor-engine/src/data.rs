@@ -1,6 +1,7 @@
 //! Datasets: reading rows, rendering them through the chat template, tokenising and
 //! masking, with a report before any compute is spent.
 //!
+//! Files are JSONL, JSON arrays or Parquet (Hugging Face dataset exports).
 //! Row shapes (detected per file from its first row, or forced with [`DatasetFormat`]):
 //! chat `{"messages": [{"role", "content"}, ...]}`, prompt/completion
 //! `{"prompt", "completion"}`, alpaca `{"instruction", "input"?, "output"}` and plain
@@ -36,7 +37,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// The file extension is not one we read.
-    #[error("dataset file {0}: unsupported extension (expected .jsonl or .json)")]
+    #[error("dataset file {0}: unsupported extension (expected .jsonl, .json or .parquet)")]
     UnsupportedFile(PathBuf),
     /// The files hold no rows.
     #[error("dataset {0} has no rows")]
@@ -287,10 +288,13 @@ fn read_file(
         return Err(DataError::Missing(path.to_path_buf()));
     }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let read_text = || {
+        std::fs::read_to_string(path)
+            .map_err(|source| DataError::Io { path: path.to_path_buf(), source })
+    };
     let values: Vec<(usize, Result<Value, String>)> = match ext {
-        "jsonl" | "ndjson" => text
+        "parquet" => parquet_rows(path)?,
+        "jsonl" | "ndjson" => read_text()?
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
@@ -298,7 +302,7 @@ fn read_file(
                 (i + 1, serde_json::from_str(l).map_err(|e| format!("invalid JSON: {e}")))
             })
             .collect(),
-        "json" => match serde_json::from_str::<Value>(&text) {
+        "json" => match serde_json::from_str::<Value>(&read_text()?) {
             Ok(Value::Array(items)) => {
                 items.into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))).collect()
             }
@@ -343,6 +347,25 @@ fn read_file(
         }
     }
     Ok((format, rows))
+}
+
+/// Rows of a Parquet file as JSON objects (row numbers are 1-based "lines").
+fn parquet_rows(path: &Path) -> Result<Vec<(usize, Result<Value, String>)>, DataError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let invalid = |e: parquet::errors::ParquetError| DataError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    };
+    let file = std::fs::File::open(path)
+        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let reader = SerializedFileReader::new(file).map_err(invalid)?;
+    let rows = reader.get_row_iter(None).map_err(invalid)?;
+    Ok(rows
+        .enumerate()
+        .map(|(i, row)| {
+            (i + 1, row.map(|r| r.to_json_value()).map_err(|e| format!("unreadable row: {e}")))
+        })
+        .collect())
 }
 
 fn keys(obj: &serde_json::Map<String, Value>) -> String {

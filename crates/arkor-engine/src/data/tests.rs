@@ -151,7 +151,7 @@ fn malformed_rows_name_file_line_and_field() {
 fn file_level_errors() {
     let f = fixture();
     let missing = f.dir.path().join("nope.jsonl");
-    let err = prepare_dataset(&[missing.clone()], &f.tok, &opts()).unwrap_err().to_string();
+    let err = prepare_dataset(&[missing], &f.tok, &opts()).unwrap_err().to_string();
     assert!(err.contains("does not exist") && err.contains("nope.jsonl"), "{err}");
     let err = f.prepare("d.csv", "a,b", &opts()).unwrap_err().to_string();
     assert!(err.contains("d.csv") && err.contains("unsupported extension"), "{err}");
@@ -202,4 +202,22 @@ fn json_arrays_are_read_too() {
         )
         .unwrap();
     assert_eq!(ds.report.rows, 2);
+}
+
+#[test]
+fn parquet_exports_are_read_like_jsonl() {
+    let f = fixture();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/parquet");
+    let ds = prepare_dataset(&[dir.join("chat.snappy.parquet")], &f.tok, &opts()).unwrap();
+    assert_eq!((ds.report.rows, ds.report.format), (3, DatasetFormat::Chat));
+    assert_eq!(f.trained_text(&ds), "Blue.<|im_end|>\n");
+    let both = [dir.join("chat.snappy.parquet"), dir.join("prompt_completion.zstd.parquet")];
+    let ds = prepare_dataset(&both, &f.tok, &opts()).unwrap();
+    assert_eq!(ds.report.rows, 5);
+    let err =
+        prepare_dataset(&[dir.join("bad_role.parquet")], &f.tok, &opts()).unwrap_err().to_string();
+    assert!(
+        err.contains("bad_role.parquet:1: field `messages[0].role`") && err.contains("\"robot\""),
+        "{err}"
+    );
 }
