@@ -26,6 +26,33 @@ pub enum Command {
     Train(TrainArgs),
     /// Chat with a model, or a model plus an adapter.
     Chat(ChatArgs),
+    /// Run the training backend (the HTTP API that the SDK, the CLI and Studio use).
+    Server(ServerArgs),
+    /// Run one training job for the backend (internal).
+    #[command(name = "__worker", hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on; anything but loopback exposes the API to the network.
+    #[arg(long, default_value = "127.0.0.1", env = "ARKOR_SERVER_HOST")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 4100, env = "ARKOR_SERVER_PORT")]
+    pub port: u16,
+    /// Training jobs that run at once.
+    #[arg(long, default_value_t = 1, env = "ARKOR_MAX_JOBS")]
+    pub max_jobs: usize,
+    /// Seconds a cancelled job gets to stop before its worker is killed.
+    #[arg(long, default_value_t = 30)]
+    pub cancel_grace: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    pub job_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,9 @@ pub struct TinySpec {
     pub max_position_embeddings: usize,
     /// Seed of the random weights.
     pub seed: u64,
+    /// Embedding rows at least (0: the tokenizer's size); benchmarks use this to get a
+    /// real model's vocabulary cost with the small generated tokenizer.
+    pub min_vocab_size: usize,
 }
 
 impl TinySpec {
@@ -55,6 +58,7 @@ impl TinySpec {
             tie_word_embeddings: true,
             max_position_embeddings: 2048,
             seed: 20_26,
+            min_vocab_size: 0,
         }
     }
 }
@@ -88,7 +92,7 @@ pub fn ensure_tiny_model(data_dir: &Path) -> Result<PathBuf> {
 pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("failed to create", dir, e))?;
     let tokenizer_vocab = crate::tokenizer::write_byte_level_tokenizer(dir)?;
-    let vocab = tokenizer_vocab.next_multiple_of(8);
+    let vocab = tokenizer_vocab.max(spec.min_vocab_size).next_multiple_of(8);
     let eos = crate::tokenizer::TextTokenizer::from_dir(dir)?.eos_token_ids().to_vec();
     let head_dim = spec.hidden_size / spec.num_heads;
     let model_type = match spec.family {

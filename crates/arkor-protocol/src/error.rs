@@ -15,6 +15,8 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the resource's state (e.g. cancelling a finished job).
     Conflict,
+    /// The request body is larger than the route accepts.
+    PayloadTooLarge,
     /// The client version is not supported.
     UpgradeRequired,
     /// The service cannot take the request now.
@@ -23,13 +25,31 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// The JSON body of every error response and SSE `error` frame.
+/// The JSON body of every error response: the reference system's `{ "error": message }`
+/// plus a machine-readable `code`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// Human-readable message, safe to show to the user.
+    pub error: String,
     /// Machine-readable code.
     pub code: ErrorCode,
-    /// Human-readable message, safe to show to the user.
-    pub message: String,
+}
+
+/// Body of the 426 answer when `X-Arkor-Client` is missing, malformed or too old.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionGateBody {
+    /// Always `"sdk_version_unsupported"`.
+    pub error: String,
+    /// The version the client sent (empty when missing or malformed).
+    pub current_version: String,
+    /// Versions the backend accepts, as a semver range.
+    pub supported_range: String,
+    /// What to run to upgrade.
+    pub upgrade: String,
+    /// `"missing"` or `"malformed"` when the header was not usable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]
@@ -38,8 +58,8 @@ mod tests {
 
     #[test]
     fn error_body_shape() {
-        let body = ErrorBody { code: ErrorCode::Conflict, message: "job already finished".into() };
-        expect_test::expect![[r#"{"code":"conflict","message":"job already finished"}"#]]
+        let body = ErrorBody { error: "job already finished".into(), code: ErrorCode::Conflict };
+        expect_test::expect![[r#"{"error":"job already finished","code":"conflict"}"#]]
             .assert_eq(&serde_json::to_string(&body).unwrap());
     }
 }

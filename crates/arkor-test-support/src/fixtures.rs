@@ -42,6 +42,7 @@ pub fn llama_spec(seed: u64) -> TinySpec {
         tie_word_embeddings: true,
         max_position_embeddings: 512,
         seed,
+        min_vocab_size: 0,
     }
 }
 
@@ -57,6 +58,7 @@ pub fn tiny_qwen2() -> TempModel {
         tie_word_embeddings: false,
         max_position_embeddings: 512,
         seed: 11,
+        min_vocab_size: 0,
     })
 }
 

@@ -1,0 +1,41 @@
+//! `arkor server`: the backend in the foreground until Ctrl-C.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use arkor_server::{Backend, ServerConfig, WorkerCommand};
+
+use crate::args::ServerArgs;
+use crate::config::Global;
+
+pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    runtime.block_on(async {
+        let mut config = ServerConfig::new(global.data_dir.clone(), args.port, worker_command()?);
+        config.addr = std::net::SocketAddr::new(args.host, args.port);
+        config.max_concurrent_jobs = args.max_jobs.max(1);
+        config.cancel_grace = Duration::from_secs(args.cancel_grace);
+        config.device = global.device;
+        if !args.host.is_loopback() {
+            eprintln!(
+                "warning: listening on {}: anyone who can reach this address and holds a token \
+                 can train and chat",
+                args.host
+            );
+        }
+        let backend = Backend::start(config).await?;
+        println!("arkor backend listening on {}", backend.url());
+        println!("data dir: {}", global.data_dir.display());
+        tokio::signal::ctrl_c().await.context("failed to wait for Ctrl-C")?;
+        eprintln!("shutting down");
+        backend.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// This executable, re-run with the hidden worker subcommand.
+pub fn worker_command() -> anyhow::Result<WorkerCommand> {
+    let program = std::env::current_exe().context("cannot find the arkor executable")?;
+    Ok(WorkerCommand { program, args: vec!["__worker".to_owned()] })
+}

@@ -1,0 +1,249 @@
+//! Training and decode throughput at a real model's shape, against PyTorch in the same run.
+//!
+//! ```text
+//! cargo run --release -p arkor-engine --example bench -- [--steps N] [--decode N]
+//!     [--layers N] [--device cpu|cuda] [--python PATH]
+//! ```
+//!
+//! Writes a random model with SmolLM2-135M's shape (hidden 576, 30 layers, 9 heads, 3 kv
+//! heads, MLP 1536, vocab 49152, tied embeddings; fp32) into a temp dir, then measures:
+//! - LoRA training (r 16 on all seven projections, AdamW) at batch 4 x 256 tokens: input
+//!   tokens per second over the steps after the first (warm-up) one, and the process's
+//!   peak resident memory (`VmHWM`) once training is done;
+//! - greedy decoding with the KV cache: new tokens per second for `--decode` tokens after
+//!   a 16-token prompt.
+//!
+//! With `--python PATH` (a Python with the versions in
+//! `tests/data/reference/requirements.txt`), `examples/bench_reference.py` measures the
+//! same things with transformers + PEFT on the same model files, in a child process, and
+//! both rows are printed in one table. See `docs/dev/performance.md`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use arkor_engine::cancel::CancelToken;
+use arkor_engine::config::{LoraConfig, TrainConfig};
+use arkor_engine::data::{DatasetFormat, DatasetReport, Example, PreparedDataset};
+use arkor_engine::device::DeviceChoice;
+use arkor_engine::event::EngineEvent;
+use arkor_engine::lora::Adapter;
+use arkor_engine::models::{Family, ForwardMode, KvCache, Model};
+use arkor_engine::tiny::{TinySpec, write_model};
+use arkor_engine::train::{TrainRequest, train};
+use candle_core::{D, Tensor};
+use rand::{Rng, SeedableRng};
+
+const BATCH: usize = 4;
+const SEQ: usize = 256;
+const PROMPT: usize = 16;
+
+struct Args {
+    steps: usize,
+    decode: usize,
+    layers: usize,
+    device: DeviceChoice,
+    python: Option<String>,
+}
+
+struct Row {
+    name: String,
+    train_tok_s: f64,
+    peak_gib: Option<f64>,
+    decode_tok_s: f64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let dir = tempfile::tempdir()?;
+    let spec = TinySpec {
+        family: Family::Llama,
+        hidden_size: 576,
+        num_layers: args.layers,
+        num_heads: 9,
+        num_kv_heads: 3,
+        intermediate_size: 1536,
+        tie_word_embeddings: true,
+        max_position_embeddings: 2048,
+        seed: 135,
+        min_vocab_size: 49152,
+    };
+    eprintln!("writing a random {}-layer SmolLM2-135M-shaped model...", args.layers);
+    let vocab = write_model(dir.path(), &spec)?;
+    let device = args.device.open()?;
+    let model = Model::load(dir.path(), &device)?;
+
+    let mut rows = vec![measure_arkor(&model, &args, vocab)?];
+    if let Some(python) = &args.python {
+        rows.push(measure_torch(python, dir.path(), &args)?);
+    }
+    println!();
+    println!(
+        "model: SmolLM2-135M shape, {} layers, vocab {vocab}, fp32, device {:?}",
+        args.layers, device
+    );
+    println!(
+        "train: LoRA r16 alpha16 on q,k,v,o,gate,up,down, batch {BATCH} x {SEQ} tokens, {} timed steps",
+        args.steps
+    );
+    println!("decode: greedy, KV cache, {PROMPT}-token prompt, {} new tokens", args.decode);
+    println!();
+    println!(
+        "| {:<28} | {:>15} | {:>14} | {:>16} |",
+        "engine", "train tokens/s", "peak RSS GiB", "decode tokens/s"
+    );
+    println!("|{:-<30}|{:->17}|{:->16}|{:->18}|", "", "", "", "");
+    for r in &rows {
+        let peak = r.peak_gib.map_or("n/a".to_owned(), |g| format!("{g:.2}"));
+        println!(
+            "| {:<28} | {:>15.1} | {:>14} | {:>16.1} |",
+            r.name, r.train_tok_s, peak, r.decode_tok_s
+        );
+    }
+    Ok(())
+}
+
+fn measure_arkor(
+    model: &Model,
+    args: &Args,
+    vocab: usize,
+) -> Result<Row, Box<dyn std::error::Error>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    // SEQ + 1 ids give SEQ input positions per row after the shift.
+    let examples: Vec<Example> = (0..BATCH * 4)
+        .map(|_| {
+            let input_ids: Vec<u32> =
+                (0..=SEQ).map(|_| rng.random_range(0..vocab as u32)).collect();
+            let mut loss_mask = vec![true; SEQ + 1];
+            loss_mask[0] = false;
+            Example { input_ids, loss_mask }
+        })
+        .collect();
+    let data = PreparedDataset {
+        train: examples,
+        eval: vec![],
+        report: DatasetReport {
+            files: vec![],
+            format: DatasetFormat::Text,
+            rows: BATCH * 4,
+            train_rows: BATCH * 4,
+            eval_rows: 0,
+            tokens: BATCH * 4 * (SEQ + 1),
+            trained_tokens: BATCH * 4 * SEQ,
+            truncated_rows: 0,
+            errors: vec![],
+        },
+    };
+    let config = TrainConfig {
+        model: "bench".to_owned(),
+        lora: LoraConfig::default(),
+        max_steps: Some(args.steps + 1),
+        batch_size: BATCH,
+        max_length: SEQ + 1,
+        learning_rate: 1e-4,
+        logging_steps: 1,
+        ..TrainConfig::default()
+    };
+    let out = tempfile::tempdir()?;
+    let req = TrainRequest {
+        model,
+        data: &data,
+        config: &config,
+        output_dir: out.path(),
+        resume_from: None,
+    };
+    let mut step_rates = vec![];
+    let mut sink = |e: EngineEvent| {
+        if let EngineEvent::Log(m) = e {
+            eprintln!("  arkor train step {}: {:.1} tokens/s", m.step, m.tokens_per_second);
+            step_rates.push(m.tokens_per_second);
+        }
+    };
+    train(&req, &mut sink, &CancelToken::new())?;
+    // Harmonic mean of the timed steps = total tokens / total time.
+    let timed = &step_rates[1..];
+    let train_tok_s = timed.len() as f64 / timed.iter().map(|r| 1.0 / r).sum::<f64>();
+    let peak_gib = peak_rss_gib();
+
+    let adapter = Adapter::new(model.spec(), &LoraConfig::default(), "bench", 1, model.device())?;
+    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| i * 7 + 3).collect();
+    let mut cache = KvCache::new();
+    let mut ids = Tensor::new(prompt.as_slice(), model.device())?.unsqueeze(0)?;
+    let start = Instant::now();
+    for _ in 0..args.decode {
+        let hidden =
+            model.hidden_states(&ids, Some(&adapter), Some(&mut cache), ForwardMode::Inference)?;
+        let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
+        let next = model.logits(&last)?.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?[0];
+        ids = Tensor::new(&[next], model.device())?.unsqueeze(0)?;
+    }
+    let decode_tok_s = args.decode as f64 / start.elapsed().as_secs_f64();
+    Ok(Row { name: "arkor (candle)".to_owned(), train_tok_s, peak_gib, decode_tok_s })
+}
+
+fn measure_torch(
+    python: &str,
+    model_dir: &Path,
+    args: &Args,
+) -> Result<Row, Box<dyn std::error::Error>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench_reference.py");
+    eprintln!("running the PyTorch reference ({python} {})...", script.display());
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(model_dir)
+        .args(["--steps", &args.steps.to_string(), "--decode", &args.decode.to_string()])
+        .args(["--batch", &BATCH.to_string(), "--seq", &SEQ.to_string()])
+        .args(["--prompt", &PROMPT.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("the PyTorch reference failed ({})", output.status).into());
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let line = stdout.lines().last().ok_or("the PyTorch reference printed nothing")?;
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    let num = |k: &str| v[k].as_f64().ok_or_else(|| format!("reference output lacks {k}: {line}"));
+    Ok(Row {
+        name: v["name"].as_str().unwrap_or("pytorch").to_owned(),
+        train_tok_s: num("train_tok_s")?,
+        peak_gib: Some(num("peak_gib")?),
+        decode_tok_s: num("decode_tok_s")?,
+    })
+}
+
+/// Peak resident set of this process (`VmHWM`), Linux only.
+fn peak_rss_gib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / (1024.0 * 1024.0))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args =
+        Args { steps: 3, decode: 128, layers: 30, device: DeviceChoice::Cpu, python: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{flag} {v:?}: {e}"));
+        match flag.as_str() {
+            "--steps" => args.steps = number(value()?)?.max(1),
+            "--decode" => args.decode = number(value()?)?.max(1),
+            "--layers" => args.layers = number(value()?)?.max(1),
+            "--python" => args.python = Some(value()?),
+            "--device" => {
+                args.device = match value()?.as_str() {
+                    "cpu" => DeviceChoice::Cpu,
+                    "cuda" => DeviceChoice::Cuda(0),
+                    other => return Err(format!("--device: expected cpu or cuda, got {other:?}")),
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; expected --steps, --decode, --layers, --device, --python"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}

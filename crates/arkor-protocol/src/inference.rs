@@ -1,0 +1,225 @@
+//! Chat inference: arkor's `/v1/inference/chat` and the OpenAI-compatible
+//! `/v1/chat/completions` and `/v1/models`.
+
+use serde::{Deserialize, Serialize};
+
+/// A chat message (OpenAI shape; tool fields are accepted and ignored by arkor's engine).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// Text (may be null on assistant tool-call messages).
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// Which adapter answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum AdapterRef {
+    /// A job's final adapter.
+    Final {
+        /// The job.
+        job_id: String,
+    },
+    /// A job's checkpoint.
+    Checkpoint {
+        /// The job.
+        job_id: String,
+        /// The checkpoint's step.
+        step: u64,
+    },
+}
+
+/// `POST /v1/inference/chat` body: `adapter` or `baseModel`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceChatRequest {
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Answer with this adapter on its job's base model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<AdapterRef>,
+    /// Answer with this base model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<String>,
+    /// Sampling temperature (0 = greedy). Default 0.7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// New tokens at most. Default 256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Server-sent chunks (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Sampling seed (arkor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Tool definitions; rejected (arkor has no tool calling yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<serde_json::Value>,
+    /// Rejected with `tools`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
+    /// Only `{ "type": "text" }` is supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<serde_json::Value>,
+    /// Rejected (no constrained decoding yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_outputs: Option<serde_json::Value>,
+}
+
+/// `POST /v1/chat/completions` body (the subset arkor honours; other OpenAI keys are
+/// accepted and ignored).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletionRequest {
+    /// A base model id or a fine-tune id from `/v1/models`.
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    /// New tokens at most (legacy name).
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// New tokens at most.
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    /// Stream chunks.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Sampling seed.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Stop strings: one or many.
+    #[serde(default)]
+    pub stop: Option<serde_json::Value>,
+}
+
+/// Token counts of a completion.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Generated tokens.
+    pub completion_tokens: u64,
+    /// Both.
+    pub total_tokens: u64,
+}
+
+/// An assistant message in a completion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssistantMessage {
+    /// Always `assistant`.
+    pub role: String,
+    /// The reply.
+    pub content: String,
+}
+
+/// One choice of a completion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    /// Always 0.
+    pub index: u32,
+    /// The reply.
+    pub message: AssistantMessage,
+    /// `stop` or `length`.
+    pub finish_reason: String,
+}
+
+/// An OpenAI `chat.completion` object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatCompletion {
+    /// `chatcmpl-...`.
+    pub id: String,
+    /// `chat.completion`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model id as requested.
+    pub model: String,
+    /// One choice.
+    pub choices: Vec<Choice>,
+    /// Token counts.
+    pub usage: Usage,
+}
+
+/// Streaming delta.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// Set on the first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// New text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// One choice of a chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    /// Always 0.
+    pub index: u32,
+    /// New text.
+    pub delta: Delta,
+    /// Set on the last chunk.
+    pub finish_reason: Option<String>,
+}
+
+/// An OpenAI `chat.completion.chunk` object (one SSE `data:` line).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatCompletionChunk {
+    /// Same for every chunk of a reply.
+    pub id: String,
+    /// `chat.completion.chunk`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model id as requested.
+    pub model: String,
+    /// One choice.
+    pub choices: Vec<ChunkChoice>,
+}
+
+/// One entry of `/v1/models`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// What `model` to send.
+    pub id: String,
+    /// `model`.
+    pub object: String,
+    /// Unix seconds (0 for base models).
+    pub created: u64,
+    /// `arkor` for base models, the org id for fine-tunes.
+    pub owned_by: String,
+    /// `base`, `final` or `checkpoint` (arkor).
+    pub kind: String,
+    /// The base model of a fine-tune (arkor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<String>,
+    /// Whether a base model can be loaded without a download (arkor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_offline: Option<bool>,
+    /// The job of a fine-tune (arkor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// The checkpoint step (arkor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+}
+
+/// `/v1/models` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelList {
+    /// `list`.
+    pub object: String,
+    /// Base models, then fine-tunes newest first.
+    pub data: Vec<ModelInfo>,
+}

@@ -1,0 +1,389 @@
+//! Chat: `/v1/inference/chat` (arkor's, scoped by org and project), and the
+//! OpenAI-compatible `/v1/models` and `/v1/chat/completions` (scoped by the token).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use arkor_engine::generate::SamplingParams;
+use arkor_engine::tiny::TINY_MODEL_ID;
+use arkor_engine::tokenizer::ChatMessage as EngineMessage;
+use arkor_protocol::inference::{
+    AdapterRef, AssistantMessage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
+    ChatMessage, Choice, ChunkChoice, Delta, InferenceChatRequest, ModelInfo, ModelList, Usage,
+};
+use arkor_protocol::job::{Job, JobStatus, parse_model_id};
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::jobs::{checkpoint_steps, scoped_job};
+use super::{ApiError, ApiResult, Caller, JsonBody, Scope};
+use crate::AppState;
+use crate::inference::{Finished, Piece, Target};
+use crate::store;
+use crate::util::{new_id, now_ms};
+
+/// Base models listed by `/v1/models` besides those jobs used.
+pub const KNOWN_BASE_MODELS: [&str; 4] = [
+    TINY_MODEL_ID,
+    "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "HuggingFaceTB/SmolLM2-360M-Instruct",
+    "Qwen/Qwen2.5-0.5B-Instruct",
+];
+
+/// What a request asks for, after validation.
+struct Ask {
+    target: Target,
+    messages: Vec<EngineMessage>,
+    params: SamplingParams,
+    stream: bool,
+}
+
+fn engine_messages(messages: &[ChatMessage]) -> ApiResult<Vec<EngineMessage>> {
+    if messages.is_empty() {
+        return Err(ApiError::bad_request("invalid messages: expected at least one message"));
+    }
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if !["system", "user", "assistant"].contains(&m.role.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "invalid messages[{i}].role \"{}\": expected system, user or assistant",
+                    m.role
+                )));
+            }
+            Ok(EngineMessage {
+                role: m.role.clone(),
+                content: m.content.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn sampling(
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<u64>,
+    seed: Option<u64>,
+    stop: Vec<String>,
+) -> ApiResult<SamplingParams> {
+    let p = SamplingParams {
+        max_tokens: max_tokens.unwrap_or(256) as usize,
+        temperature: temperature.unwrap_or(0.7),
+        top_p: top_p.unwrap_or(1.0),
+        top_k: None,
+        repetition_penalty: 1.0,
+        seed: seed.unwrap_or_else(|| now_ms() as u64),
+        stop,
+    };
+    if !(p.temperature >= 0.0 && p.temperature <= 5.0) {
+        return Err(ApiError::bad_request(format!(
+            "invalid temperature {}: expected a number in [0, 5]",
+            p.temperature
+        )));
+    }
+    if !(p.top_p > 0.0 && p.top_p <= 1.0) {
+        return Err(ApiError::bad_request(format!("invalid topP {}: expected (0, 1]", p.top_p)));
+    }
+    if !(1..=8192).contains(&p.max_tokens) {
+        return Err(ApiError::bad_request(format!(
+            "invalid maxTokens {}: expected 1-8192",
+            p.max_tokens
+        )));
+    }
+    Ok(p)
+}
+
+/// The adapter directory of a job's final adapter or checkpoint, with its base model.
+fn adapter_target(state: &AppState, job: &Job, step: Option<u64>) -> ApiResult<Target> {
+    let dir = state.runner.job_dir(&job.id);
+    let adapter_dir = match step {
+        None => {
+            if job.status != JobStatus::Completed {
+                return Err(ApiError::bad_request(format!(
+                    "job {} has no final adapter: it is {}; chat with a checkpoint instead",
+                    job.id,
+                    job.status.as_str()
+                )));
+            }
+            dir.join("final")
+        }
+        Some(step) => {
+            let steps = checkpoint_steps(&dir);
+            if !steps.contains(&step) {
+                let saved: Vec<String> = steps.iter().map(u64::to_string).collect();
+                return Err(ApiError::not_found(format!(
+                    "job {} has no checkpoint at step {step}; saved checkpoints: {}",
+                    job.id,
+                    if saved.is_empty() { "none".to_owned() } else { saved.join(", ") }
+                )));
+            }
+            dir.join(format!("checkpoint-{step}"))
+        }
+    };
+    Ok(Target { base_model: job.config.model.clone(), adapter_dir: Some(adapter_dir) })
+}
+
+fn base_target(model: &str) -> ApiResult<Target> {
+    let ok = model == TINY_MODEL_ID
+        || arkor_hub::is_repo_id(model)
+        || std::path::Path::new(model).join("config.json").is_file();
+    if !ok {
+        return Err(ApiError::bad_request(format!(
+            "invalid model \"{model}\": expected {TINY_MODEL_ID}, a Hugging Face model id, a local \
+             model directory, or a fine-tune id from GET /v1/models"
+        )));
+    }
+    Ok(Target { base_model: model.to_owned(), adapter_dir: None })
+}
+
+pub async fn chat(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    JsonBody(req): JsonBody<InferenceChatRequest>,
+) -> ApiResult<Response> {
+    if req.tools.is_some() || req.tool_choice.is_some() {
+        return Err(ApiError::bad_request(
+            "tool_calling_not_configured: arkor's engine does not support tool calling yet",
+        ));
+    }
+    if req.structured_outputs.is_some()
+        || req.response_format.as_ref().is_some_and(|f| f["type"] != "text")
+    {
+        return Err(ApiError::bad_request(
+            "structured outputs are not supported yet: omit responseFormat/structuredOutputs",
+        ));
+    }
+    let target = match (&req.adapter, &req.base_model) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::bad_request("expected exactly one of adapter and baseModel"));
+        }
+        (Some(AdapterRef::Final { job_id }), None) => {
+            let job = scoped_job(&state, &scope, job_id).await?;
+            adapter_target(&state, &job, None)?
+        }
+        (Some(AdapterRef::Checkpoint { job_id, step }), None) => {
+            let job = scoped_job(&state, &scope, job_id).await?;
+            adapter_target(&state, &job, Some(*step))?
+        }
+        (None, Some(model)) => base_target(model)?,
+    };
+    let model_name = match &req.adapter {
+        Some(AdapterRef::Final { job_id }) => arkor_protocol::job::final_model_id(job_id),
+        Some(AdapterRef::Checkpoint { job_id, step }) => {
+            arkor_protocol::job::checkpoint_model_id(job_id, *step)
+        }
+        None => target.base_model.clone(),
+    };
+    let ask = Ask {
+        target,
+        messages: engine_messages(&req.messages)?,
+        params: sampling(req.temperature, req.top_p, req.max_tokens, req.seed, vec![])?,
+        stream: req.stream.unwrap_or(true),
+    };
+    respond(&state, ask, model_name).await
+}
+
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    Caller(user): Caller,
+    JsonBody(req): JsonBody<ChatCompletionRequest>,
+) -> ApiResult<Response> {
+    let target = match parse_model_id(&req.model) {
+        Some((job_id, step)) => {
+            let job = visible_job(&state, &user.id, job_id).await?;
+            adapter_target(&state, &job, step)?
+        }
+        None => base_target(&req.model)?,
+    };
+    let stop = match &req.stop {
+        None | Some(serde_json::Value::Null) => vec![],
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        Some(v) => serde_json::from_value::<Vec<String>>(v.clone()).map_err(|_| {
+            ApiError::bad_request("invalid stop: expected a string or an array of strings")
+        })?,
+    };
+    let ask = Ask {
+        target,
+        messages: engine_messages(&req.messages)?,
+        params: sampling(
+            req.temperature,
+            req.top_p,
+            req.max_completion_tokens.or(req.max_tokens),
+            req.seed,
+            stop,
+        )?,
+        stream: req.stream.unwrap_or(false),
+    };
+    respond(&state, ask, req.model).await
+}
+
+async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult<Job> {
+    let (u, j) = (user_id.to_owned(), job_id.to_owned());
+    let found = state
+        .store
+        .call(move |c| {
+            let orgs: Vec<String> = store::orgs_of(c, &u)?.into_iter().map(|o| o.id).collect();
+            Ok(store::job(c, &j)?.filter(|job| orgs.contains(&job.org_id)))
+        })
+        .await?;
+    found.ok_or_else(|| ApiError::not_found(format!("model for job {job_id} not found")))
+}
+
+/// Runs the generation and answers as one completion or as a stream of chunks. Errors
+/// before the first piece of text (a model that fails to load) are HTTP errors.
+async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Response> {
+    let mut rx = state.inference.start(ask.target, ask.messages, ask.params);
+    let first = rx.recv().await.unwrap_or(Piece::Done(Err("generation stopped".to_owned())));
+    if let Piece::Done(Err(e)) = &first {
+        return Err(ApiError::new(arkor_protocol::error::ErrorCode::Unavailable, e.clone()));
+    }
+    let id = new_id("chatcmpl");
+    let created = (now_ms() / 1000) as u64;
+    if !ask.stream {
+        let mut text = String::new();
+        let mut piece = first;
+        let done: Finished = loop {
+            match piece {
+                Piece::Text(t) => text.push_str(&t),
+                Piece::Done(Ok(f)) => break f,
+                Piece::Done(Err(e)) => return Err(ApiError::internal(e)),
+            }
+            piece = rx.recv().await.unwrap_or(Piece::Done(Err("generation stopped".to_owned())));
+        };
+        let usage = Usage {
+            prompt_tokens: done.prompt_tokens as u64,
+            completion_tokens: done.completion_tokens as u64,
+            total_tokens: (done.prompt_tokens + done.completion_tokens) as u64,
+        };
+        return Ok(Json(ChatCompletion {
+            id,
+            object: "chat.completion".to_owned(),
+            created,
+            model,
+            choices: vec![Choice {
+                index: 0,
+                message: AssistantMessage { role: "assistant".to_owned(), content: text },
+                finish_reason: done.finish_reason.to_owned(),
+            }],
+            usage,
+        })
+        .into_response());
+    }
+    let (tx, out) = mpsc::channel::<Result<Event, Infallible>>(64);
+    tokio::spawn(async move {
+        let chunk = |delta: Delta, finish: Option<String>| ChatCompletionChunk {
+            id: id.clone(),
+            object: "chat.completion.chunk".to_owned(),
+            created,
+            model: model.clone(),
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish }],
+        };
+        let frame = |c: &ChatCompletionChunk| {
+            Ok(Event::default().data(serde_json::to_string(c).expect("chunks serialise")))
+        };
+        let role = Delta { role: Some("assistant".to_owned()), content: None };
+        if tx.send(frame(&chunk(role, None))).await.is_err() {
+            return;
+        }
+        let mut piece = first;
+        loop {
+            match piece {
+                Piece::Text(t) => {
+                    let delta = Delta { role: None, content: Some(t) };
+                    // A closed channel drops `rx`, which cancels the generation.
+                    if tx.send(frame(&chunk(delta, None))).await.is_err() {
+                        return;
+                    }
+                }
+                Piece::Done(Ok(f)) => {
+                    let _ = tx
+                        .send(frame(&chunk(Delta::default(), Some(f.finish_reason.to_owned()))))
+                        .await;
+                    break;
+                }
+                Piece::Done(Err(e)) => {
+                    let body = serde_json::json!({ "error": e });
+                    let _ =
+                        tx.send(Ok(Event::default().event("error").data(body.to_string()))).await;
+                    break;
+                }
+            }
+            piece = match rx.recv().await {
+                Some(p) => p,
+                None => break,
+            };
+        }
+        let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
+    });
+    Ok(Sse::new(ReceiverStream::new(out)).into_response())
+}
+
+pub async fn models(
+    State(state): State<Arc<AppState>>,
+    Caller(user): Caller,
+) -> ApiResult<Json<ModelList>> {
+    let uid = user.id.clone();
+    let jobs = state
+        .store
+        .call(move |c| {
+            let orgs: Vec<String> = store::orgs_of(c, &uid)?.into_iter().map(|o| o.id).collect();
+            store::jobs_of_orgs(c, &orgs)
+        })
+        .await?;
+    let st = state.clone();
+    let data = tokio::task::spawn_blocking(move || {
+        let mut bases: Vec<String> = KNOWN_BASE_MODELS.iter().map(|s| (*s).to_owned()).collect();
+        for job in &jobs {
+            if !bases.contains(&job.config.model) {
+                bases.push(job.config.model.clone());
+            }
+        }
+        let mut data: Vec<ModelInfo> = bases
+            .iter()
+            .map(|b| ModelInfo {
+                id: b.clone(),
+                object: "model".to_owned(),
+                created: 0,
+                owned_by: "arkor".to_owned(),
+                kind: "base".to_owned(),
+                base_model: None,
+                available_offline: Some(st.inference.available_offline(b)),
+                job_id: None,
+                step: None,
+            })
+            .collect();
+        for job in &jobs {
+            let created = humantime::parse_rfc3339(&job.created_at)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let dir = st.runner.job_dir(&job.id);
+            for set in super::jobs::artifact_sets(&job.id, &dir, job.progress.step) {
+                let kind = match set.kind {
+                    arkor_protocol::job::ArtifactKind::Final => "final",
+                    arkor_protocol::job::ArtifactKind::Checkpoint => "checkpoint",
+                };
+                data.push(ModelInfo {
+                    id: set.model_id,
+                    object: "model".to_owned(),
+                    created,
+                    owned_by: job.org_id.clone(),
+                    kind: kind.to_owned(),
+                    base_model: Some(job.config.model.clone()),
+                    available_offline: None,
+                    job_id: Some(job.id.clone()),
+                    step: Some(set.step),
+                });
+            }
+        }
+        data
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Json(ModelList { object: "list".to_owned(), data }))
+}

@@ -1,0 +1,232 @@
+//! Jobs: submit, list, get, cancel, artifacts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arkor_protocol::error::ErrorCode;
+use arkor_protocol::event::StoredEvent;
+use arkor_protocol::job::{
+    ArtifactKind, ArtifactList, ArtifactSet, CreateJobRequest, Job, JobList, JobProgress,
+    JobResponse, JobStatus, checkpoint_model_id, final_model_id,
+};
+use axum::Json;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiError, ApiResult, JsonBody, Scope};
+use crate::AppState;
+use crate::store::{self, JobQuery};
+use crate::util::{iso, new_id, now_ms};
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    JsonBody(req): JsonBody<CreateJobRequest>,
+) -> ApiResult<(StatusCode, Json<JobResponse>)> {
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::bad_request("invalid name: expected 1-200 characters"));
+    }
+    crate::jobconfig::to_train_config(name, &req.config)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let job = Job {
+        id: new_id("job"),
+        org_id: scope.org.id,
+        project_id: scope.project.id,
+        name: name.to_owned(),
+        status: JobStatus::Queued,
+        config: req.config,
+        error: None,
+        created_at: iso(now_ms()),
+        started_at: None,
+        completed_at: None,
+        progress: JobProgress::default(),
+    };
+    let j = job.clone();
+    state.store.call(move |c| store::insert_job(c, &j)).await?;
+    state.runner.notify();
+    Ok((StatusCode::CREATED, Json(JobResponse { job })))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    status: Option<String>,
+    q: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<JobList>> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request(format!("invalid limit {limit}: expected 1-200")));
+    }
+    let before_seq = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid cursor \"{c}\": pass nextCursor from the previous page"
+            ))
+        })?),
+    };
+    let mut statuses = vec![];
+    for s in query.status.iter().flat_map(|s| s.split(',')).filter(|s| !s.is_empty()) {
+        statuses.push(JobStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid status \"{s}\": expected one or more of queued, running, completed, failed, cancelled (comma-separated)"
+            ))
+        })?);
+    }
+    let q = JobQuery { limit, before_seq, statuses, q: query.q };
+    let project = scope.project.id.clone();
+    let page = state.store.call(move |c| store::list_jobs(c, &project, &q)).await?;
+    Ok(Json(JobList {
+        jobs: page.jobs,
+        next_cursor: page.next_before_seq.map(|s| s.to_string()),
+        total: page.total,
+    }))
+}
+
+/// A job in the caller's scope, or 404 (also for other organisations' jobs).
+pub async fn scoped_job(state: &AppState, scope: &Scope, id: &str) -> ApiResult<Job> {
+    let project = scope.project.id.clone();
+    let job_id = id.to_owned();
+    state
+        .store
+        .call(move |c| store::job_in_project(c, &project, &job_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetQuery {
+    #[serde(default)]
+    include_events: bool,
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<GetQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let job = scoped_job(&state, &scope, &id).await?;
+    let mut body = serde_json::json!({ "job": job });
+    if query.include_events {
+        let events: Vec<StoredEvent> =
+            state.store.call(move |c| store::events_after(c, &id, 0, 100_000)).await?;
+        body["events"] = serde_json::to_value(events).map_err(ApiError::internal)?;
+    }
+    Ok(Json(body))
+}
+
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<(StatusCode, Json<JobResponse>)> {
+    let job = scoped_job(&state, &scope, &id).await?;
+    if job.status.is_terminal() || !state.runner.cancel(&id).await? {
+        let job = scoped_job(&state, &scope, &id).await?;
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("job {id} already {}", job.status.as_str()),
+        ));
+    }
+    let job = scoped_job(&state, &scope, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobResponse { job })))
+}
+
+pub async fn artifacts(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<ArtifactList>> {
+    let job = scoped_job(&state, &scope, &id).await?;
+    let dir = state.runner.job_dir(&id);
+    let step = job.progress.step;
+    let sets = tokio::task::spawn_blocking(move || artifact_sets(&id, &dir, step))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(ArtifactList { artifacts: sets }))
+}
+
+/// Saved checkpoints by step, then the final adapter, with their files.
+pub fn artifact_sets(job_id: &str, dir: &Path, final_step: u64) -> Vec<ArtifactSet> {
+    let mut sets: Vec<ArtifactSet> = checkpoint_steps(dir)
+        .into_iter()
+        .map(|step| ArtifactSet {
+            kind: ArtifactKind::Checkpoint,
+            step,
+            model_id: checkpoint_model_id(job_id, step),
+            files: crate::worker::artifact_files(dir, &dir.join(format!("checkpoint-{step}"))),
+        })
+        .collect();
+    let final_dir = dir.join("final");
+    if final_dir.join("adapter_model.safetensors").is_file() {
+        sets.push(ArtifactSet {
+            kind: ArtifactKind::Final,
+            step: final_step,
+            model_id: final_model_id(job_id),
+            files: crate::worker::artifact_files(dir, &final_dir),
+        });
+    }
+    sets
+}
+
+/// Steps of the complete checkpoints in a job directory, ascending.
+pub fn checkpoint_steps(dir: &Path) -> Vec<u64> {
+    let mut steps: Vec<u64> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let step = name.strip_prefix("checkpoint-")?.parse().ok()?;
+                    e.path().join("adapter_model.safetensors").is_file().then_some(step)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    steps.sort_unstable();
+    steps
+}
+
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath((id, path)): UrlPath<(String, String)>,
+) -> ApiResult<Response> {
+    scoped_job(&state, &scope, &id).await?;
+    let parts: Vec<&str> = path.split('/').collect();
+    let allowed = parts.len() == 2
+        && (parts[0] == "final"
+            || parts[0].strip_prefix("checkpoint-").is_some_and(|s| s.parse::<u64>().is_ok()))
+        && !parts[1].is_empty()
+        && !parts[1].starts_with('.')
+        && !parts[1].contains('\\');
+    if !allowed {
+        return Err(ApiError::not_found(format!(
+            "artifact \"{path}\" not found: expected final/<file> or checkpoint-<step>/<file>"
+        )));
+    }
+    let file = state.runner.job_dir(&id).join(parts[0]).join(parts[1]);
+    let bytes = tokio::fs::read(&file)
+        .await
+        .map_err(|_| ApiError::not_found(format!("artifact \"{path}\" not found in job {id}")))?;
+    let disposition = format!("attachment; filename=\"{}\"", parts[1].replace('"', ""));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}

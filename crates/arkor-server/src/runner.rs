@@ -1,0 +1,290 @@
+//! The job queue, the worker processes and the event fan-out.
+//!
+//! Every event goes through [`Runner::record`]: persisted first (with its monotonic id),
+//! then broadcast to the job's live subscribers. Subscribers read the persisted history
+//! and then the broadcast, deduplicating by id, so a stream never has a gap or a
+//! duplicate (see [`crate::api::events`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arkor_protocol::event::{EventKind, StoredEvent};
+use arkor_protocol::job::JobStatus;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use crate::store::{self, Store, StoreResult};
+use crate::worker::{JOB_FILE, JobFile};
+
+/// How the backend starts a worker: `program args... --job-dir D --data-dir D`.
+#[derive(Clone, Debug)]
+pub struct WorkerCommand {
+    /// Usually the `arkor` executable.
+    pub program: PathBuf,
+    /// Usually `["__worker"]`.
+    pub args: Vec<String>,
+}
+
+/// Queue settings.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// Where job directories live (`<data>/jobs`).
+    pub jobs_dir: PathBuf,
+    /// Data dir passed to workers.
+    pub data_dir: PathBuf,
+    /// The worker executable.
+    pub worker: WorkerCommand,
+    /// Training jobs run at once.
+    pub max_concurrent: usize,
+    /// Time a worker gets to stop after `cancel` before it is killed.
+    pub cancel_grace: Duration,
+}
+
+/// Owner of the queue and the running workers.
+pub struct Runner {
+    store: Store,
+    config: RunnerConfig,
+    channels: Mutex<HashMap<String, broadcast::Sender<StoredEvent>>>,
+    running: Mutex<HashMap<String, mpsc::UnboundedSender<()>>>,
+    wake: Notify,
+}
+
+impl Runner {
+    /// Creates the runner; [`Runner::recover`] and [`Runner::run_queue`] start it.
+    pub fn new(store: Store, config: RunnerConfig) -> Arc<Runner> {
+        Arc::new(Runner {
+            store,
+            config,
+            channels: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// The job directory (checkpoints, `final/`, logs) of a job.
+    pub fn job_dir(&self, job_id: &str) -> PathBuf {
+        self.config.jobs_dir.join(job_id)
+    }
+
+    /// Persists an event, updates the job, then broadcasts it. `None` when the job was
+    /// already terminal (the event is dropped).
+    pub async fn record(&self, job_id: &str, kind: EventKind) -> StoreResult<Option<StoredEvent>> {
+        let id = job_id.to_owned();
+        let terminal = kind.is_terminal();
+        let stored = self.store.call(move |c| store::append_event(c, &id, &kind)).await?;
+        if let Some(ev) = &stored {
+            let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(tx) = channels.get(job_id) {
+                let _ = tx.send(ev.clone());
+            }
+            if terminal {
+                channels.remove(job_id);
+                self.wake.notify_one();
+            }
+        }
+        Ok(stored)
+    }
+
+    /// A receiver of the job's future events (subscribe before reading history).
+    pub fn subscribe(&self, job_id: &str) -> broadcast::Receiver<StoredEvent> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.entry(job_id.to_owned()).or_insert_with(|| broadcast::channel(1024).0).subscribe()
+    }
+
+    /// Drops the job's channel when nobody listens (subscribers recreate it).
+    pub fn release(&self, job_id: &str) {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if channels.get(job_id).is_some_and(|tx| tx.receiver_count() == 0) {
+            channels.remove(job_id);
+        }
+    }
+
+    /// Wakes the queue (a job was submitted).
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Asks a job to stop. Queued jobs are cancelled at once; running ones get `cancel` on
+    /// the worker's stdin and are killed after the grace period. `Ok(false)` when the job
+    /// is already terminal.
+    pub async fn cancel(&self, job_id: &str) -> StoreResult<bool> {
+        let sender = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(job_id).cloned();
+        if let Some(tx) = sender {
+            let _ = tx.send(());
+            return Ok(true);
+        }
+        // Not running here: queued (or between states); a terminal job records nothing.
+        Ok(self.record(job_id, EventKind::Cancelled { step: None }).await?.is_some())
+    }
+
+    /// At startup: jobs left `running` by a backend that died are failed (their workers
+    /// cancel themselves when their stdin closes). Queued jobs stay queued.
+    pub async fn recover(&self) -> StoreResult<usize> {
+        let ids = self.store.call(|c| store::job_ids_with_status(c, JobStatus::Running)).await?;
+        for id in &ids {
+            let error = "the backend stopped while this job was running; its saved checkpoints \
+                         are kept. Submit the job again to retrain."
+                .to_owned();
+            self.record(id, EventKind::Failed { error, step: None }).await?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Starts queued jobs while there are free slots; runs until the process ends.
+    pub async fn run_queue(self: Arc<Self>) {
+        loop {
+            loop {
+                let busy = self.running.lock().unwrap_or_else(|p| p.into_inner()).len();
+                if busy >= self.config.max_concurrent.max(1) {
+                    break;
+                }
+                match self.store.call(|c| store::next_queued(c)).await {
+                    Ok(Some(job)) => {
+                        let id = job.id.clone();
+                        match self.store.call(move |c| store::mark_running(c, &id)).await {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => {
+                                eprintln!("arkor server: queue: {e}");
+                                break;
+                            }
+                        }
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        self.running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(job.id.clone(), tx);
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let id = job.id.clone();
+                            me.run_job(&id, rx).await;
+                            me.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                            me.wake.notify_one();
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        eprintln!("arkor server: queue: {e}");
+                        break;
+                    }
+                }
+            }
+            // Polling as a safety net; submissions and job ends wake it at once.
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.wake.notified()).await;
+        }
+    }
+
+    async fn run_job(&self, job_id: &str, mut cancel_rx: mpsc::UnboundedReceiver<()>) {
+        let outcome = self.supervise(job_id, &mut cancel_rx).await;
+        let end = match outcome {
+            Ok(Exit { cancelled: true, .. }) => EventKind::Cancelled { step: None },
+            Ok(Exit { status, .. }) => EventKind::Failed {
+                error: format!("the training worker exited unexpectedly ({})", describe(status)),
+                step: None,
+            },
+            Err(e) => EventKind::Failed {
+                error: format!("failed to run the training worker: {e}"),
+                step: None,
+            },
+        };
+        // A no-op when the worker already reported a terminal event.
+        if let Err(e) = self.record(job_id, end).await {
+            eprintln!("arkor server: job {job_id}: {e}");
+        }
+    }
+
+    async fn supervise(
+        &self,
+        job_id: &str,
+        cancel_rx: &mut mpsc::UnboundedReceiver<()>,
+    ) -> anyhow::Result<Exit> {
+        let id = job_id.to_owned();
+        let job = self
+            .store
+            .call(move |c| store::job(c, &id))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
+        let config = crate::jobconfig::to_train_config(&job.name, &job.config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dir = self.job_dir(job_id);
+        std::fs::create_dir_all(&dir)?;
+        let file = JobFile { job_id: job_id.to_owned(), config };
+        std::fs::write(dir.join(JOB_FILE), serde_json::to_vec_pretty(&file)?)?;
+        let log = std::fs::File::create(dir.join("worker.log"))?;
+        let mut child = tokio::process::Command::new(&self.config.worker.program)
+            .args(&self.config.worker.args)
+            .arg("--job-dir")
+            .arg(&dir)
+            .arg("--data-dir")
+            .arg(&self.config.data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut stdin = child.stdin.take();
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut cancelled = false;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let grace = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) => {
+                        let Ok(kind) = serde_json::from_str::<EventKind>(&line) else { continue };
+                        self.record(job_id, kind).await?;
+                    }
+                    Ok(None) | Err(_) => break,
+                },
+                Some(()) = cancel_rx.recv(), if !cancelled => {
+                    cancelled = true;
+                    if let Some(mut s) = stdin.take() {
+                        let _ = s.write_all(b"cancel\n").await;
+                        let _ = s.flush().await;
+                    }
+                    deadline = Some(tokio::time::Instant::now() + self.config.cancel_grace);
+                }
+                () = grace => {
+                    let _ = child.start_kill();
+                    deadline = None;
+                }
+            }
+        }
+        let status = child.wait().await?;
+        Ok(Exit { status, cancelled })
+    }
+}
+
+struct Exit {
+    status: std::process::ExitStatus,
+    cancelled: bool,
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            let name = match sig {
+                6 => " (SIGABRT)",
+                9 => " (SIGKILL, possibly out of memory)",
+                11 => " (SIGSEGV)",
+                15 => " (SIGTERM)",
+                _ => "",
+            };
+            return format!("killed by signal {sig}{name}; see worker.log in the job directory");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exit code {code}; see worker.log in the job directory"),
+        None => "unknown status".to_owned(),
+    }
+}
