@@ -15,8 +15,8 @@ pub struct Cli {
     /// Where arkor keeps models, runs and state (default: ~/.arkor).
     #[arg(long, global = true, env = "ARKOR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Run on the CPU even when a GPU is available.
-    #[arg(long, global = true, env = "ARKOR_CPU")]
+    /// Run on the CPU even when a GPU is available (ARKOR_CPU=1 also works).
+    #[arg(long, global = true, env = "ARKOR_CPU", value_parser = clap::builder::FalseyValueParser::new())]
     pub cpu: bool,
 }
 
@@ -41,7 +41,7 @@ pub struct ServerArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 4100, env = "ARKOR_SERVER_PORT")]
     pub port: u16,
-    /// Training jobs that run at once.
+    /// Training jobs that run at once (0 queues jobs without running any).
     #[arg(long, default_value_t = 1, env = "ARKOR_MAX_JOBS")]
     pub max_jobs: usize,
     /// Seconds a cancelled job gets to stop before its worker is killed.

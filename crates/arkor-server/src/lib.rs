@@ -41,7 +41,7 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// How to start a training worker.
     pub worker: WorkerCommand,
-    /// Training jobs run at once (default 1).
+    /// Training jobs run at once (default 1); 0 queues jobs without running them.
     pub max_concurrent_jobs: usize,
     /// Time a cancelled worker gets before it is killed.
     pub cancel_grace: Duration,

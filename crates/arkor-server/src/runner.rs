@@ -37,7 +37,7 @@ pub struct RunnerConfig {
     pub data_dir: PathBuf,
     /// The worker executable.
     pub worker: WorkerCommand,
-    /// Training jobs run at once.
+    /// Training jobs run at once; 0 accepts jobs but starts none (a paused queue).
     pub max_concurrent: usize,
     /// Time a worker gets to stop after `cancel` before it is killed.
     pub cancel_grace: Duration,
@@ -138,7 +138,7 @@ impl Runner {
         loop {
             loop {
                 let busy = self.running.lock().unwrap_or_else(|p| p.into_inner()).len();
-                if busy >= self.config.max_concurrent.max(1) {
+                if busy >= self.config.max_concurrent {
                     break;
                 }
                 match self.store.call(|c| store::next_queued(c)).await {

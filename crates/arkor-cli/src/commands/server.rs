@@ -14,7 +14,7 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let mut config = ServerConfig::new(global.data_dir.clone(), args.port, worker_command()?);
         config.addr = std::net::SocketAddr::new(args.host, args.port);
-        config.max_concurrent_jobs = args.max_jobs.max(1);
+        config.max_concurrent_jobs = args.max_jobs;
         config.cancel_grace = Duration::from_secs(args.cancel_grace);
         config.device = global.device;
         if !args.host.is_loopback() {

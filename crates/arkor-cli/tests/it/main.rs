@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod server;
+
 struct Env {
     dir: tempfile::TempDir,
 }

@@ -4,7 +4,7 @@
 //! `Last-Event-ID`, then follows the broadcast, skipping ids it already sent. Because
 //! every event is persisted before it is broadcast, this has no gap and no duplicate; a
 //! subscriber that falls behind the broadcast re-reads the log. After a terminal event
-//! the stream sends `end` and closes.
+//! the stream sends `end` (data `{"type":"end","jobId":...}`) and closes.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -105,7 +105,9 @@ async fn send(
     let frame = Event::default().id(ev.id.to_string()).event(ev.event.kind.name()).data(data);
     tx.send(Ok(frame)).await?;
     if ev.event.kind.is_terminal() {
-        tx.send(Ok(Event::default().event(END).data(""))).await?;
+        // A data line, so that spec-following parsers dispatch the frame at all.
+        let data = serde_json::json!({ "type": END, "jobId": ev.event.job_id });
+        tx.send(Ok(Event::default().event(END).data(data.to_string()))).await?;
         return Ok(true);
     }
     Ok(false)

@@ -1,0 +1,768 @@
+//! The backend over real HTTP: in-process (`Backend::start`) with the real `arkor`
+//! binary as the training worker, or as an `arkor server` child process for the restart
+//! tests.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arkor_server::{Backend, ServerConfig, WorkerCommand};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const CLIENT: (&str, &str) = ("X-Arkor-Client", "arkor/0.0.0");
+
+fn worker() -> WorkerCommand {
+    WorkerCommand { program: env!("CARGO_BIN_EXE_arkor").into(), args: vec!["__worker".into()] }
+}
+
+async fn start(data: &Path, max_jobs: usize) -> Backend {
+    let mut config = ServerConfig::new(data.to_owned(), 0, worker());
+    config.max_concurrent_jobs = max_jobs;
+    config.cancel_grace = Duration::from_secs(10);
+    config.keepalive = Duration::from_millis(500);
+    config.device = arkor_engine::device::DeviceChoice::Cpu;
+    Backend::start(config).await.unwrap()
+}
+
+/// A signed-in client scoped to one project.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    token: String,
+    org: String,
+    project: String,
+}
+
+impl Api {
+    async fn sign_up(base: &str, project: &str) -> Api {
+        let http = reqwest::Client::new();
+        let anon: Value = http
+            .post(format!("{base}/v1/auth/anonymous"))
+            .header(CLIENT.0, CLIENT.1)
+            .json(&json!({"kind": "cli"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut api = Api {
+            base: base.to_owned(),
+            http,
+            token: anon["token"].as_str().unwrap().to_owned(),
+            org: anon["personalOrg"]["slug"].as_str().unwrap().to_owned(),
+            project: project.to_owned(),
+        };
+        let (status, _) = api
+            .send(
+                "POST",
+                &format!("/v1/projects?orgSlug={}", api.org),
+                Some(json!({"name": project, "slug": project})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        api.project = project.to_owned();
+        api
+    }
+
+    fn scope(&self) -> String {
+        format!("orgSlug={}&projectSlug={}", self.org, self.project)
+    }
+
+    fn scoped(&self, path: &str) -> String {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}{}", self.scope())
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .header(CLIENT.0, CLIENT.1)
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn submit(&self, config: Value) -> String {
+        let (status, body) = self
+            .send(
+                "POST",
+                &self.scoped("/v1/jobs"),
+                Some(json!({"name": "test-run", "config": config})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["job"]["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn job(&self, id: &str) -> Value {
+        let (status, body) = self.send("GET", &self.scoped(&format!("/v1/jobs/{id}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["job"].clone()
+    }
+
+    /// Opens the event stream; yields `(id, event, data)` frames, pings included.
+    async fn events(
+        &self,
+        job: &str,
+        last_event_id: Option<&str>,
+    ) -> impl futures_util::Stream<Item = (String, String, String)> + Unpin + use<> {
+        let mut req = self
+            .http
+            .get(format!("{}{}", self.base, self.scoped(&format!("/v1/jobs/{job}/events/stream"))))
+            .header(CLIENT.0, CLIENT.1)
+            .header("Accept", "text/event-stream")
+            .bearer_auth(&self.token);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        use eventsource_stream::Eventsource;
+        Box::pin(resp.bytes_stream().eventsource().map(|e| {
+            let e = e.unwrap();
+            (e.id, e.event, e.data)
+        }))
+    }
+
+    /// Follows the stream to `end`; returns the non-ping frames.
+    async fn follow(&self, job: &str, last: Option<&str>) -> Vec<(String, String, Value)> {
+        let mut stream = self.events(job, last).await;
+        let mut out = vec![];
+        let deadline = Instant::now() + Duration::from_secs(240);
+        while let Some((id, event, data)) =
+            tokio::time::timeout_at(deadline.into(), stream.next()).await.expect("stream stalled")
+        {
+            match event.as_str() {
+                "ping" => {}
+                "end" => return out,
+                _ => out.push((id, event, serde_json::from_str(&data).unwrap())),
+            }
+        }
+        panic!("stream closed without `end` after {} events", out.len());
+    }
+}
+
+/// 8 question/answer pairs, 4 copies each: small enough for arkor/tiny to memorise.
+const QA: [(&str, &str); 4] = [
+    ("What is arkor?", "A Rust tool to fine-tune LLMs locally."),
+    ("Who trained you?", "You did, with arkor."),
+    ("What colour is the sky?", "Blue, on a clear day."),
+    ("Name a prime number.", "Seven."),
+];
+
+fn dataset(dir: &Path) -> PathBuf {
+    let rows: String = (0..16)
+        .map(|i| {
+            let (q, a) = QA[i % QA.len()];
+            json!({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let path = dir.join("train.jsonl");
+    std::fs::write(&path, rows).unwrap();
+    path
+}
+
+fn train_config(data: &Path, max_steps: u64, save_steps: u64) -> Value {
+    json!({
+        "model": "arkor/tiny",
+        "datasetSource": {"type": "jsonl", "path": data},
+        "maxSteps": max_steps, "saveSteps": save_steps, "learningRate": 0.01,
+        "loraR": 16, "loraAlpha": 32, "batchSize": 4, "warmupSteps": 5,
+        "lrSchedulerType": "cosine",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_gate_auth_and_scoping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 0).await;
+    let base = backend.url();
+    let http = reqwest::Client::new();
+
+    // 426 with the reference body when the client header is missing or malformed.
+    for (header, reason) in
+        [(None, "missing"), (Some("curl/8.0"), "malformed"), (Some("arkor/x"), "malformed")]
+    {
+        let mut req = http.get(format!("{base}/v1/auth/cli/config"));
+        if let Some(h) = header {
+            req = req.header("X-Arkor-Client", h);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UPGRADE_REQUIRED);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "sdk_version_unsupported");
+        assert_eq!(body["reason"], reason);
+        assert_eq!(body["supportedRange"], ">=0.0.0");
+    }
+    let cfg: Value = http
+        .get(format!("{base}/v1/auth/cli/config"))
+        .header(CLIENT.0, CLIENT.1)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        cfg,
+        json!({"auth0Domain": null, "clientId": null, "audience": null, "callbackPorts": []})
+    );
+
+    // No token, a forged token: 401 with a JSON error.
+    for auth in [None, Some("Bearer ark_forged")] {
+        let mut req = http.get(format!("{base}/v1/me")).header(CLIENT.0, CLIENT.1);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+    }
+
+    let alice = Api::sign_up(&base, "alpha").await;
+    let bob = Api::sign_up(&base, "beta").await;
+    let (status, me) = alice.send("GET", "/v1/me", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["orgs"][0]["slug"], alice.org.as_str());
+    assert_eq!(me["user"]["kind"], "anonymous");
+
+    // Projects: list, duplicate slug, bad slug.
+    let (_, list) = alice.send("GET", &format!("/v1/projects?orgSlug={}", alice.org), None).await;
+    assert_eq!(list["projects"][0]["slug"], "alpha");
+    let dup = json!({"name": "again", "slug": "alpha"});
+    let (status, _) =
+        alice.send("POST", &format!("/v1/projects?orgSlug={}", alice.org), Some(dup)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let bad = json!({"name": "x", "slug": "Bad Slug"});
+    let (status, body) =
+        alice.send("POST", &format!("/v1/projects?orgSlug={}", alice.org), Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("invalid slug"), "{body}");
+
+    // Another org's job is a 404 whichever way bob asks.
+    let data = dataset(tmp.path());
+    let job = alice.submit(train_config(&data, 10, 5)).await;
+    let (status, _) = bob.send("GET", &bob.scoped(&format!("/v1/jobs/{job}")), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = bob.send("GET", &alice.scoped(&format!("/v1/jobs/{job}")), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) =
+        bob.send("POST", &alice.scoped(&format!("/v1/jobs/{job}/cancel")), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = bob.send("GET", &bob.scoped("/v1/jobs"), None).await;
+    assert_eq!(listed["jobs"], json!([]));
+    let (_, models) = bob.send("GET", "/v1/models", None).await;
+    assert!(!models.to_string().contains(&job));
+    let (status, _) = bob.send("GET", "/v1/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The queue is paused (max jobs 0), so a queued job cancels at once; then 409.
+    let (status, body) =
+        alice.send("POST", &alice.scoped(&format!("/v1/jobs/{job}/cancel")), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["job"]["status"], "cancelled");
+    let (status, body) =
+        alice.send("POST", &alice.scoped(&format!("/v1/jobs/{job}/cancel")), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], format!("job {job} already cancelled"));
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submission_is_validated_and_listing_pages_and_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 0).await;
+    let api = Api::sign_up(&backend.url(), "proj").await;
+    let data = dataset(tmp.path());
+
+    let cases = [
+        (json!({"learningRate": "fast"}), "config.learningRate"),
+        (json!({"loraRank": 8}), "unknown field `loraRank`"),
+        (json!({"batchSize": 0}), "config.batchSize"),
+        (json!({"lrSchedulerType": "wavy"}), "linear, cosine, constant"),
+        (json!({"model": "no such model"}), "config.model"),
+        (
+            json!({"datasetSource": {"type": "jsonl", "path": "/does/not/exist.jsonl"}}),
+            "config.datasetSource.path",
+        ),
+        (
+            json!({"datasetSource": {"type": "jsonl", "path": "relative.jsonl"}}),
+            "expected an absolute path",
+        ),
+        (json!({"datasetFormat": "csv"}), "chat (alias chatml)"),
+        (json!({"loadIn4bit": true}), "config.loadIn4bit"),
+    ];
+    for (patch, expected) in cases {
+        let mut config = train_config(&data, 10, 5);
+        for (k, v) in patch.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        let (status, body) = api
+            .send("POST", &api.scoped("/v1/jobs"), Some(json!({"name": "x", "config": config})))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{patch}: {body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(msg.contains(expected), "{patch}: expected {expected:?} in {msg:?}");
+    }
+    let (status, _) = api.send("GET", &api.scoped("/v1/jobs?status=done"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Oversized bodies are refused with a JSON error.
+    let huge = json!({"name": "x".repeat(2 << 20), "config": train_config(&data, 1, 1)});
+    let (status, body) = api.send("POST", &api.scoped("/v1/jobs"), Some(huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+
+    // 25 jobs, 5 of them named "special" and cancelled.
+    let mut ids = vec![];
+    for i in 0..25 {
+        let name = if i % 5 == 0 { format!("special-{i}") } else { format!("run-{i}") };
+        let (_, body) = api
+            .send(
+                "POST",
+                &api.scoped("/v1/jobs"),
+                Some(json!({"name": name, "config": train_config(&data, 10, 5)})),
+            )
+            .await;
+        ids.push(body["job"]["id"].as_str().unwrap().to_owned());
+    }
+    for id in ids.iter().step_by(5) {
+        api.send("POST", &api.scoped(&format!("/v1/jobs/{id}/cancel")), None).await;
+    }
+    let mut seen = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/jobs?limit=10&cursor={c}"),
+            None => "/v1/jobs?limit=10".to_owned(),
+        };
+        let (_, page) = api.send("GET", &api.scoped(&path), None).await;
+        assert_eq!(page["total"], 25);
+        seen.extend(
+            page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    let (_, cancelled) = api.send("GET", &api.scoped("/v1/jobs?status=cancelled"), None).await;
+    assert_eq!(cancelled["total"], 5);
+    let (_, both) =
+        api.send("GET", &api.scoped("/v1/jobs?status=cancelled,queued&q=special"), None).await;
+    assert_eq!(both["total"], 5);
+    let (_, by_id) =
+        api.send("GET", &api.scoped(&format!("/v1/jobs?q={}", &ids[3][..12])), None).await;
+    assert!(by_id["jobs"].as_array().unwrap().iter().any(|j| j["id"] == ids[3].as_str()));
+    let (_, none) = api.send("GET", &api.scoped("/v1/jobs?q=%25"), None).await;
+    assert_eq!(none["total"], 0, "LIKE wildcards are escaped");
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn train_stream_artifacts_and_chat_through_both_apis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 1).await;
+    let api = Api::sign_up(&backend.url(), "e2e").await;
+    let data = dataset(tmp.path());
+    let job = api.submit(train_config(&data, 120, 40)).await;
+
+    // Read part of the stream, drop the connection, resume with Last-Event-ID.
+    let mut first = vec![];
+    {
+        let mut stream = api.events(&job, None).await;
+        while first.len() < 5 {
+            let (id, event, data) = stream.next().await.unwrap();
+            if event != "ping" {
+                first.push((id, event, serde_json::from_str::<Value>(&data).unwrap()));
+            }
+        }
+    }
+    let rest = api.follow(&job, Some(&first.last().unwrap().0)).await;
+    let all: Vec<_> = first.into_iter().chain(rest).collect();
+
+    // Exactly the persisted log: same ids, names and payloads, no gap, no duplicate.
+    let (_, with_events) =
+        api.send("GET", &api.scoped(&format!("/v1/jobs/{job}?includeEvents=true")), None).await;
+    let log = with_events["events"].as_array().unwrap();
+    assert_eq!(all.len(), log.len());
+    for ((id, event, data), stored) in all.iter().zip(log) {
+        assert_eq!(id, &stored["id"].to_string());
+        assert_eq!(event, stored["type"].as_str().unwrap());
+        assert_eq!(data["type"], stored["type"]);
+        assert_eq!(data["jobId"], job.as_str());
+        assert_eq!(data["step"], stored["step"]);
+        assert_eq!(data["loss"], stored["loss"]);
+    }
+    let names: Vec<&str> = all.iter().map(|(_, e, _)| e.as_str()).collect();
+    assert_eq!(names[0], "training.started");
+    assert_eq!(*names.last().unwrap(), "training.completed");
+    assert_eq!(names.iter().filter(|n| **n == "checkpoint.saved").count(), 2);
+    let losses: Vec<f64> = all
+        .iter()
+        .filter(|(_, e, _)| e == "training.log")
+        .filter_map(|(_, _, d)| d["loss"].as_f64())
+        .collect();
+    assert_eq!(losses.len(), 120);
+    let head: f64 = losses[..5].iter().sum::<f64>() / 5.0;
+    let tail: f64 = losses[115..].iter().sum::<f64>() / 5.0;
+    assert!(tail < head / 4.0, "loss went from {head} to {tail}");
+    let status = api.job(&job).await;
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["progress"]["step"], 120);
+
+    // Artifacts: checkpoints 40 and 80, then final; a download matches its digest.
+    let (_, arts) = api.send("GET", &api.scoped(&format!("/v1/jobs/{job}/artifacts")), None).await;
+    let sets = arts["artifacts"].as_array().unwrap();
+    let kinds: Vec<(String, u64)> = sets
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap().to_owned(), s["step"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("checkpoint".into(), 40), ("checkpoint".into(), 80), ("final".into(), 120)]
+    );
+    let file = sets[2]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["pathname"] == "final/adapter_model.safetensors")
+        .unwrap()
+        .clone();
+    let bytes = api
+        .http
+        .get(format!(
+            "{}{}",
+            api.base,
+            api.scoped(&format!("/v1/jobs/{job}/artifacts/final/adapter_model.safetensors"))
+        ))
+        .header(CLIENT.0, CLIENT.1)
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len() as u64, file["size"].as_u64().unwrap());
+    use sha2_check::digest;
+    assert_eq!(digest(&bytes), file["sha256"].as_str().unwrap());
+    let (status, _) =
+        api.send("GET", &api.scoped(&format!("/v1/jobs/{job}/artifacts/../job.json")), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // arkor's chat route: the final adapter answers what it was taught, non-streaming
+    // and streaming; a checkpoint answers too; the base model says something else.
+    let ask = |adapter: Value, stream: bool| {
+        let mut body = json!({"messages": [{"role": "user", "content": "What is arkor?"}],
+            "temperature": 0, "maxTokens": 40, "stream": stream});
+        match adapter {
+            Value::String(base) => body["baseModel"] = Value::String(base),
+            a => body["adapter"] = a,
+        }
+        body
+    };
+    let final_ref = json!({"kind": "final", "jobId": job});
+    let (status, reply) = api
+        .send("POST", &api.scoped("/v1/inference/chat"), Some(ask(final_ref.clone(), false)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["choices"][0]["message"]["content"], QA[0].1);
+    let (status, streamed) =
+        api.send("POST", &api.scoped("/v1/inference/chat"), Some(ask(final_ref, true))).await;
+    assert_eq!(status, StatusCode::OK);
+    let text: String = streamed
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, QA[0].1);
+    assert!(streamed.as_str().unwrap().trim_end().ends_with("data: [DONE]"));
+    let ckpt = json!({"kind": "checkpoint", "jobId": job, "step": 80});
+    let (status, reply) =
+        api.send("POST", &api.scoped("/v1/inference/chat"), Some(ask(ckpt, false))).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert!(!reply["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
+    let missing = json!({"kind": "checkpoint", "jobId": job, "step": 7});
+    let (status, reply) =
+        api.send("POST", &api.scoped("/v1/inference/chat"), Some(ask(missing, false))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(reply["error"].as_str().unwrap().contains("saved checkpoints: 40, 80"), "{reply}");
+    let (_, base) = api
+        .send("POST", &api.scoped("/v1/inference/chat"), Some(ask(json!("arkor/tiny"), false)))
+        .await;
+    assert_ne!(base["choices"][0]["message"]["content"], QA[0].1);
+
+    // The OpenAI-compatible routes through a maintained OpenAI client.
+    use async_openai::types::chat::{
+        ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs,
+    };
+    let config = async_openai::config::OpenAIConfig::new()
+        .with_api_base(format!("{}/v1", api.base))
+        .with_api_key(&api.token);
+    let client = async_openai::Client::with_config(config);
+    let models = client.models().list().await.unwrap();
+    let ids: Vec<&str> = models.data.iter().map(|m| m.id.as_str()).collect();
+    let final_id = format!("ft:{job}");
+    let ckpt_id = format!("ft:{job}:checkpoint-40");
+    assert!(
+        ids.contains(&"arkor/tiny")
+            && ids.contains(&final_id.as_str())
+            && ids.contains(&ckpt_id.as_str()),
+        "{ids:?}"
+    );
+    let request = |model: &str| {
+        CreateChatCompletionRequestArgs::default()
+            .model(model)
+            .temperature(0.0)
+            .max_completion_tokens(40u32)
+            .messages([ChatCompletionRequestUserMessageArgs::default()
+                .content("Who trained you?")
+                .build()
+                .unwrap()
+                .into()])
+            .build()
+            .unwrap()
+    };
+    let reply = client.chat().create(request(&final_id)).await.unwrap();
+    assert_eq!(reply.choices[0].message.content.as_deref(), Some(QA[1].1));
+    let mut stream = client.chat().create_stream(request(&final_id)).await.unwrap();
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        if let Some(c) = &chunk.unwrap().choices[0].delta.content {
+            text.push_str(c);
+        }
+    }
+    assert_eq!(text, QA[1].1);
+    let reply = client.chat().create(request(&ckpt_id)).await.unwrap();
+    assert!(reply.choices[0].message.content.is_some());
+    let err = client.chat().create(request("ft:job_nope")).await.unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+    backend.shutdown().await;
+}
+
+/// Waits until the job's stream shows a `training.log`; returns the stream.
+async fn wait_for_log(
+    api: &Api,
+    job: &str,
+) -> impl futures_util::Stream<Item = (String, String, String)> + Unpin + use<> {
+    let mut stream = api.events(job, None).await;
+    loop {
+        let (_, event, _) = tokio::time::timeout(Duration::from_secs(120), stream.next())
+            .await
+            .expect("no training.log in time")
+            .expect("stream ended");
+        if event == "training.log" {
+            return stream;
+        }
+    }
+}
+
+async fn rest_of(
+    stream: &mut (impl futures_util::Stream<Item = (String, String, String)> + Unpin),
+) -> Vec<(String, Value)> {
+    let mut out = vec![];
+    while let Some((_, event, data)) =
+        tokio::time::timeout(Duration::from_secs(60), stream.next()).await.unwrap()
+    {
+        match event.as_str() {
+            "ping" => {}
+            "end" => return out,
+            _ => out.push((event, serde_json::from_str(&data).unwrap())),
+        }
+    }
+    panic!("stream closed without end");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_running_job_within_a_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 1).await;
+    let api = Api::sign_up(&backend.url(), "cancel").await;
+    let data = dataset(tmp.path());
+    let job = api.submit(train_config(&data, 100_000, 1_000)).await;
+    let queued = api.submit(train_config(&data, 10, 5)).await;
+    let mut stream = wait_for_log(&api, &job).await;
+    assert_eq!(api.job(&queued).await["status"], "queued");
+    let asked = Instant::now();
+    let (status, body) =
+        api.send("POST", &api.scoped(&format!("/v1/jobs/{job}/cancel")), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let rest = rest_of(&mut stream).await;
+    let (last, payload) = rest.last().unwrap();
+    assert_eq!(last, "training.cancelled", "{rest:?}");
+    assert!(payload["step"].as_u64().unwrap() > 0);
+    // One tiny step takes well under a second; the grace period before a kill is 10 s.
+    assert!(asked.elapsed() < Duration::from_secs(8), "took {:?}", asked.elapsed());
+    let j = api.job(&job).await;
+    assert_eq!(j["status"], "cancelled");
+    assert!(j["completedAt"].is_string());
+    let (status, _) = api.send("POST", &api.scoped(&format!("/v1/jobs/{job}/cancel")), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // The queue moves on to the next job.
+    let events = api.follow(&queued, None).await;
+    assert_eq!(events.last().unwrap().1, "training.completed");
+    backend.shutdown().await;
+}
+
+fn worker_pids(job_dir_fragment: &str) -> Vec<u32> {
+    let mut pids = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("__worker") && cmd.contains(job_dir_fragment) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn kill9(pid: u32) {
+    let status =
+        std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_fails_its_job_and_the_backend_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 1).await;
+    let api = Api::sign_up(&backend.url(), "faults").await;
+    let data = dataset(tmp.path());
+    let job = api.submit(train_config(&data, 100_000, 1_000)).await;
+    let mut stream = wait_for_log(&api, &job).await;
+    let pids = worker_pids(&job);
+    assert_eq!(pids.len(), 1, "one worker for {job}");
+    kill9(pids[0]);
+    let rest = rest_of(&mut stream).await;
+    let (last, payload) = rest.last().unwrap();
+    assert_eq!(last, "training.failed");
+    let error = payload["error"].as_str().unwrap();
+    assert!(error.contains("killed by signal 9"), "{error}");
+    let j = api.job(&job).await;
+    assert_eq!(j["status"], "failed");
+    assert_eq!(j["error"], error);
+    let (status, _) = api.send("GET", "/v1/me", None).await;
+    assert_eq!(status, StatusCode::OK);
+    // And it still trains.
+    let next = api.submit(train_config(&data, 5, 5)).await;
+    assert_eq!(api.follow(&next, None).await.last().unwrap().1, "training.completed");
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_backend_per_data_dir_and_a_killed_backend_leaves_no_running_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_arkor"))
+            .args(["server", "--port", "0", "--data-dir"])
+            .arg(&data_dir)
+            .env("ARKOR_CPU", "1")
+            .env("HF_HUB_OFFLINE", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_discovery = |data_dir: &Path| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(d) = arkor_server::discover(data_dir) {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "backend did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut first = spawn();
+    let found = wait_discovery(&data_dir);
+    assert_eq!(found.pid, first.id());
+
+    // A second backend on the same data dir refuses, naming the running one.
+    let mut config = ServerConfig::new(data_dir.clone(), 0, worker());
+    config.max_concurrent_jobs = 0;
+    let err = Backend::start(config.clone()).await.err().expect("second backend refused");
+    assert!(err.to_string().contains(&found.url), "{err}");
+
+    let api = Api::sign_up(&found.url, "restart").await;
+    let data = dataset(tmp.path());
+    let job = api.submit(train_config(&data, 100_000, 20)).await;
+    let mut stream = api.events(&job, None).await;
+    let mut checkpoint = None;
+    while checkpoint.is_none() {
+        let (_, event, data) =
+            tokio::time::timeout(Duration::from_secs(120), stream.next()).await.unwrap().unwrap();
+        if event == "checkpoint.saved" {
+            checkpoint = Some(serde_json::from_str::<Value>(&data).unwrap());
+        }
+    }
+    let worker = worker_pids(&job);
+    assert_eq!(worker.len(), 1);
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // The orphaned worker notices (its stdin closes) and stops.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !worker_pids(&job).is_empty() {
+        assert!(Instant::now() < deadline, "worker outlived its backend");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A new backend marks the job failed; events, database and checkpoints are intact.
+    let second = Backend::start(config).await.unwrap();
+    let api = Api { base: second.url(), ..api };
+    let j = api.job(&job).await;
+    assert_eq!(j["status"], "failed");
+    assert!(
+        j["error"].as_str().unwrap().contains("backend stopped while this job was running"),
+        "{j}"
+    );
+    let events = api.follow(&job, None).await;
+    assert_eq!(events.first().unwrap().1, "training.started");
+    assert_eq!(events.last().unwrap().1, "training.failed");
+    let checkpoint = checkpoint.unwrap();
+    for file in checkpoint["artifacts"].as_array().unwrap() {
+        let path = data_dir.join("jobs").join(&job).join(file["pathname"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            sha2_check::digest(&bytes),
+            file["sha256"].as_str().unwrap(),
+            "{}",
+            path.display()
+        );
+    }
+    second.shutdown().await;
+}
+
+/// SHA-256 through `sha256sum`, independent of the server's implementation.
+mod sha2_check {
+    pub fn digest(bytes: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    }
+}
