@@ -195,6 +195,18 @@ pub struct CreateJobRequest {
     pub config: JobConfig,
 }
 
+/// `POST /v1/datasets` answer: where the backend stored an uploaded dataset file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetUpload {
+    /// Use as the job config's `datasetSource`.
+    pub dataset_source: DatasetSource,
+    /// Bytes stored.
+    pub size: u64,
+    /// Hex SHA-256 of the content (uploads are stored by content).
+    pub sha256: String,
+}
+
 /// Training progress kept on the job for listings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

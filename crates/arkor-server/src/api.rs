@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::store::{self, StoreError};
 
 mod auth;
+mod datasets;
 pub mod events;
 mod inference;
 mod jobs;
@@ -35,6 +36,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/auth/anonymous", post(auth::anonymous))
         .route("/v1/me", get(auth::me))
         .route("/v1/projects", get(auth::list_projects).post(auth::create_project))
+        .route(
+            "/v1/datasets",
+            post(datasets::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(datasets::UPLOAD_LIMIT)),
+        )
         .route("/v1/jobs", get(jobs::list).post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))

@@ -10,6 +10,7 @@
 //! Data directory layout:
 //! - `arkor.db` (+ WAL files): orgs, users, hashed tokens, projects, jobs, events;
 //! - `jobs/<job id>/`: `job.json`, `worker.log`, `checkpoint-<step>/`, `final/`;
+//! - `datasets/<org id>/<sha256>.<ext>`: uploaded datasets;
 //! - `models/`: generated models (`arkor/tiny`);
 //! - `backend.lock`, `backend.json`.
 
@@ -49,6 +50,10 @@ pub struct ServerConfig {
     pub keepalive: Duration,
     /// Device of the inference service.
     pub device: DeviceChoice,
+    /// Whether job configs may name files on the backend's disk (a local dataset path, a
+    /// model directory). Default: only when bound to loopback; a shared backend takes
+    /// uploaded datasets (`POST /v1/datasets`) and Hub ids only.
+    pub local_paths: Option<bool>,
 }
 
 impl ServerConfig {
@@ -62,6 +67,7 @@ impl ServerConfig {
             cancel_grace: Duration::from_secs(30),
             keepalive: Duration::from_secs(15),
             device: DeviceChoice::Auto,
+            local_paths: None,
         }
     }
 }
@@ -72,6 +78,10 @@ pub struct AppState {
     pub runner: Arc<runner::Runner>,
     pub inference: Arc<inference::Inference>,
     pub keepalive: Duration,
+    /// See [`ServerConfig::local_paths`].
+    pub local_paths: bool,
+    /// `<data>/datasets`: uploads, one folder per organisation.
+    pub datasets_dir: PathBuf,
 }
 
 /// What `backend.json` says about the running backend.
@@ -185,6 +195,8 @@ impl Backend {
             runner: runner.clone(),
             inference,
             keepalive: config.keepalive,
+            local_paths: config.local_paths.unwrap_or(config.addr.ip().is_loopback()),
+            datasets_dir: config.data_dir.join("datasets"),
         });
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await

@@ -766,3 +766,64 @@ mod sha2_check {
         String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_backend_takes_uploaded_datasets_not_paths_on_its_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(tmp.path().join("data"), 0, worker());
+    config.max_concurrent_jobs = 0;
+    config.local_paths = Some(false);
+    let backend = Backend::start(config).await.unwrap();
+    let api = Api::sign_up(&backend.url(), "shared").await;
+    let data = dataset(tmp.path());
+
+    let (status, body) = api
+        .send(
+            "POST",
+            &api.scoped("/v1/jobs"),
+            Some(json!({"name": "x", "config": train_config(&data, 5, 5)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("POST /v1/datasets"), "{body}");
+
+    let upload = |name: &str, bytes: Vec<u8>| {
+        api.http
+            .post(format!("{}{}", api.base, api.scoped(&format!("/v1/datasets?filename={name}"))))
+            .header(CLIENT.0, CLIENT.1)
+            .bearer_auth(&api.token)
+            .body(bytes)
+            .send()
+    };
+    let resp = upload("rows.csv", b"a,b".to_vec()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let bytes = std::fs::read(&data).unwrap();
+    let resp = upload("train.jsonl", bytes.clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let uploaded: Value = resp.json().await.unwrap();
+    assert_eq!(uploaded["size"], bytes.len());
+    assert_eq!(uploaded["sha256"], sha2_check::digest(&bytes));
+    let mut config = train_config(&data, 5, 5);
+    config["datasetSource"] = uploaded["datasetSource"].clone();
+    let (status, body) = api
+        .send("POST", &api.scoped("/v1/jobs"), Some(json!({"name": "x", "config": config})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Another organisation cannot train on it, nor on a model directory of the backend.
+    let other = Api::sign_up(&backend.url(), "other").await;
+    let (status, _) = other
+        .send("POST", &other.scoped("/v1/jobs"), Some(json!({"name": "x", "config": config})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let model_dir = tmp.path().join("some-model");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    std::fs::write(model_dir.join("config.json"), "{}").unwrap();
+    config["model"] = json!(model_dir);
+    let (status, body) = api
+        .send("POST", &api.scoped("/v1/jobs"), Some(json!({"name": "x", "config": config})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("does not load model directories"), "{body}");
+    backend.shutdown().await;
+}

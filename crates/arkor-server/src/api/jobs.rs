@@ -29,8 +29,11 @@ pub async fn create(
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::bad_request("invalid name: expected 1-200 characters"));
     }
-    crate::jobconfig::to_train_config(name, &req.config)
+    let config = crate::jobconfig::to_train_config(name, &req.config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !state.local_paths {
+        super::datasets::check_remote_paths(&state, &scope.org.id, &config)?;
+    }
     let job = Job {
         id: new_id("job"),
         org_id: scope.org.id,

@@ -1,0 +1,99 @@
+//! `POST /v1/datasets`: a client uploads a dataset file to a backend that cannot read
+//! the client's disk. Files are stored by content under the organisation's folder and the
+//! answer is the `datasetSource` to put in a job config.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arkor_engine::config::{DatasetConfig, TrainConfig};
+use arkor_engine::tiny::TINY_MODEL_ID;
+use arkor_protocol::job::{DatasetSource, DatasetUpload};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, ApiResult, Scope};
+use crate::AppState;
+
+/// Largest dataset upload.
+pub const UPLOAD_LIMIT: usize = 512 << 20;
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    filename: Option<String>,
+}
+
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    Query(q): Query<UploadQuery>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(StatusCode, Json<DatasetUpload>)> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                arkor_protocol::error::ErrorCode::PayloadTooLarge,
+                format!("dataset larger than {} MiB", UPLOAD_LIMIT >> 20),
+            )
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })?;
+    let filename = q.filename.unwrap_or_else(|| "data.jsonl".to_owned());
+    let ext = Path::new(&filename).extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !["jsonl", "json", "parquet"].contains(&ext) {
+        return Err(ApiError::bad_request(format!(
+            "invalid filename \"{filename}\": expected a .jsonl, .json or .parquet file"
+        )));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the uploaded dataset is empty"));
+    }
+    let sha256: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+    let dir = state.datasets_dir.join(&scope.org.id);
+    let path = dir.join(format!("{sha256}.{ext}"));
+    let size = body.len() as u64;
+    let target = path.clone();
+    let tmp = dir.join(format!(".{sha256}.{}.tmp", crate::util::new_id("up")));
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if target.is_file() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&tmp, &body)?;
+        std::fs::rename(&tmp, &target)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let source = DatasetSource::Jsonl { path: path.to_string_lossy().into_owned() };
+    Ok((StatusCode::CREATED, Json(DatasetUpload { dataset_source: source, size, sha256 })))
+}
+
+/// On a backend that does not take local paths: the dataset must be one of the
+/// organisation's uploads and the model must not be a directory on the backend.
+pub fn check_remote_paths(state: &AppState, org_id: &str, config: &TrainConfig) -> ApiResult<()> {
+    if config.model != TINY_MODEL_ID && !arkor_hub::is_repo_id(&config.model) {
+        return Err(ApiError::bad_request(format!(
+            "invalid config.model: this backend does not load model directories from its disk; \
+             expected {TINY_MODEL_ID} or a Hugging Face model id, got \"{}\"",
+            config.model
+        )));
+    }
+    if let DatasetConfig::Jsonl { path, .. } = &config.dataset {
+        let uploads = state.datasets_dir.join(org_id);
+        let inside = path.parent().is_some_and(|p| p == uploads);
+        if !inside {
+            return Err(ApiError::bad_request(format!(
+                "invalid config.datasetSource.path: this backend reads only uploaded datasets; \
+                 upload the file with POST /v1/datasets and use the datasetSource it returns \
+                 (got {})",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
