@@ -1,0 +1,157 @@
+//! [`Arkor`]: the trainers of a project, and the entry point its binary's `main` calls.
+//!
+//! The built binary answers `manifest` (JSON: the trainers with their names, models and
+//! datasets) and `run [--trainer NAME]` (runs one trainer with its callbacks and prints
+//! progress). With no arguments it runs the only trainer. `arkor start` and Studio use
+//! this; users write none of it.
+
+use std::process::ExitCode;
+
+use arkor_protocol::job::JobStatus;
+use serde::Serialize;
+
+use crate::trainer::{Error, Trainer, TrainingResult};
+
+/// The project's trainers.
+#[derive(Clone, Default)]
+pub struct Arkor {
+    trainers: Vec<Trainer>,
+}
+
+/// One trainer in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ManifestTrainer {
+    /// Its name.
+    pub name: String,
+    /// Base model id.
+    pub model: String,
+    /// Dataset, as shown to users.
+    pub dataset: String,
+}
+
+/// What `manifest` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Manifest {
+    /// The trainers, in registration order.
+    pub trainers: Vec<ManifestTrainer>,
+}
+
+impl Arkor {
+    /// No trainers yet.
+    pub fn new() -> Arkor {
+        Arkor::default()
+    }
+
+    /// Registers a trainer; names must be unique.
+    pub fn trainer(mut self, trainer: Trainer) -> Arkor {
+        assert!(
+            self.trainers.iter().all(|t| t.name() != trainer.name()),
+            "two trainers are named \"{}\"; trainer names must be unique",
+            trainer.name()
+        );
+        self.trainers.push(trainer);
+        self
+    }
+
+    /// The registered trainers.
+    pub fn manifest(&self) -> Manifest {
+        Manifest {
+            trainers: self
+                .trainers
+                .iter()
+                .map(|t| ManifestTrainer {
+                    name: t.name().to_owned(),
+                    model: t.model().id().to_owned(),
+                    dataset: t.dataset().describe(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The trainer called `name`, or the only one.
+    pub fn find(&self, name: Option<&str>) -> Result<&Trainer, String> {
+        let names = || self.trainers.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ");
+        match name {
+            Some(n) => self
+                .trainers
+                .iter()
+                .find(|t| t.name() == n)
+                .ok_or_else(|| format!("no trainer named \"{n}\"; this project has: {}", names())),
+            None => match self.trainers.as_slice() {
+                [] => Err("this project registers no trainer: add one with Arkor::trainer in src/arkor/mod.rs".to_owned()),
+                [only] => Ok(only),
+                _ => Err(format!("this project has several trainers ({}); pick one with --trainer NAME", names())),
+            },
+        }
+    }
+
+    /// Runs a trainer: starts it, prints `Started job <id>`, follows it to the end.
+    pub async fn run(&self, name: Option<&str>) -> Result<TrainingResult, RunError> {
+        let trainer = self.find(name).map_err(RunError::Usage)?;
+        let job = trainer.start().await.map_err(RunError::Trainer)?;
+        println!("Started job {}", job.id);
+        let result = trainer.wait().await.map_err(RunError::Trainer)?;
+        println!("Job {} finished with status={}", result.job.id, result.job.status.as_str());
+        Ok(result)
+    }
+
+    /// The entry point of the project's binary: `fn main() -> ExitCode { arkor().main() }`.
+    pub fn main(self) -> ExitCode {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let mut it = args.iter().map(String::as_str);
+        let command = it.next().unwrap_or("run");
+        match command {
+            "manifest" => {
+                println!("{}", serde_json::to_string(&self.manifest()).expect("serialises"));
+                ExitCode::SUCCESS
+            }
+            "run" => {
+                let mut trainer = None;
+                while let Some(a) = it.next() {
+                    match a {
+                        "--trainer" => trainer = it.next().map(str::to_owned),
+                        other => {
+                            eprintln!("error: unknown argument {other}; usage: run [--trainer NAME]");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                let runtime = match tokio::runtime::Runtime::new() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("error: failed to start the async runtime: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match runtime.block_on(self.run(trainer.as_deref())) {
+                    Ok(r) if r.job.status == JobStatus::Completed => ExitCode::SUCCESS,
+                    Ok(r) => {
+                        if let Some(e) = &r.job.error {
+                            eprintln!("error: the job failed: {e}");
+                        }
+                        ExitCode::FAILURE
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            other => {
+                eprintln!("error: unknown command {other}; expected `manifest` or `run [--trainer NAME]`");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+/// Why [`Arkor::run`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No such trainer, or an ambiguous choice.
+    #[error("{0}")]
+    Usage(String),
+    /// Starting or following the job failed.
+    #[error(transparent)]
+    Trainer(Error),
+}
