@@ -62,7 +62,11 @@ pub struct Client {
 impl Client {
     /// A client of `base_url` (a trailing `/` is ignored), authenticated with `token`.
     pub fn new(base_url: &str, token: Option<String>) -> Client {
-        Client { base_url: base_url.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new() }
+        Client {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// The base URL.
@@ -83,9 +87,12 @@ impl Client {
 
     /// Sends a request and returns the raw response when it is 2xx.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
-        let built = req.build().map_err(|source| ApiError::Network { url: self.base_url.clone(), source })?;
+        let built = req
+            .build()
+            .map_err(|source| ApiError::Network { url: self.base_url.clone(), source })?;
         let url = built.url().to_string();
-        let resp = self.http.execute(built).await.map_err(|source| ApiError::Network { url, source })?;
+        let resp =
+            self.http.execute(built).await.map_err(|source| ApiError::Network { url, source })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -102,8 +109,10 @@ impl Client {
 
     /// `POST /v1/auth/anonymous`: a new anonymous identity with a personal organisation.
     pub async fn anonymous(&self) -> Result<AnonymousResponse, ApiError> {
-        self.json(self.request(reqwest::Method::POST, "/v1/auth/anonymous").json(&json!({"kind": "cli"})))
-            .await
+        self.json(
+            self.request(reqwest::Method::POST, "/v1/auth/anonymous").json(&json!({"kind": "cli"})),
+        )
+        .await
     }
 
     /// `GET /v1/me`.
@@ -113,11 +122,19 @@ impl Client {
 
     /// `GET /v1/projects`.
     pub async fn list_projects(&self, org_slug: &str) -> Result<ProjectList, ApiError> {
-        self.json(self.request(reqwest::Method::GET, "/v1/projects").query(&[("orgSlug", org_slug)])).await
+        self.json(
+            self.request(reqwest::Method::GET, "/v1/projects").query(&[("orgSlug", org_slug)]),
+        )
+        .await
     }
 
     /// `POST /v1/projects`.
-    pub async fn create_project(&self, org_slug: &str, name: &str, slug: &str) -> Result<Project, ApiError> {
+    pub async fn create_project(
+        &self,
+        org_slug: &str,
+        name: &str,
+        slug: &str,
+    ) -> Result<Project, ApiError> {
         let r: ProjectResponse = self
             .json(
                 self.request(reqwest::Method::POST, "/v1/projects")
@@ -128,34 +145,58 @@ impl Client {
         Ok(r.project)
     }
 
-    fn scoped(&self, method: reqwest::Method, path: &str, scope: &ProjectScope) -> reqwest::RequestBuilder {
+    fn scoped(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        scope: &ProjectScope,
+    ) -> reqwest::RequestBuilder {
         self.request(method, path)
             .query(&[("orgSlug", &scope.org_slug), ("projectSlug", &scope.project_slug)])
     }
 
     /// `POST /v1/jobs`.
-    pub async fn create_job(&self, scope: &ProjectScope, name: &str, config: &JobConfig) -> Result<Job, ApiError> {
+    pub async fn create_job(
+        &self,
+        scope: &ProjectScope,
+        name: &str,
+        config: &JobConfig,
+    ) -> Result<Job, ApiError> {
         let r: JobResponse = self
-            .json(self.scoped(reqwest::Method::POST, "/v1/jobs", scope).json(&json!({"name": name, "config": config})))
+            .json(
+                self.scoped(reqwest::Method::POST, "/v1/jobs", scope)
+                    .json(&json!({"name": name, "config": config})),
+            )
             .await?;
         Ok(r.job)
     }
 
     /// `GET /v1/jobs/:id`.
     pub async fn get_job(&self, scope: &ProjectScope, id: &str) -> Result<Job, ApiError> {
-        let r: JobResponse =
-            self.json(self.scoped(reqwest::Method::GET, &format!("/v1/jobs/{}", encode(id)), scope)).await?;
+        let r: JobResponse = self
+            .json(self.scoped(reqwest::Method::GET, &format!("/v1/jobs/{}", encode(id)), scope))
+            .await?;
         Ok(r.job)
     }
 
     /// `GET /v1/jobs` (first page, newest first).
-    pub async fn list_jobs(&self, scope: &ProjectScope, limit: u32) -> Result<arkor_protocol::job::JobList, ApiError> {
-        self.json(self.scoped(reqwest::Method::GET, "/v1/jobs", scope).query(&[("limit", limit)])).await
+    pub async fn list_jobs(
+        &self,
+        scope: &ProjectScope,
+        limit: u32,
+    ) -> Result<arkor_protocol::job::JobList, ApiError> {
+        self.json(self.scoped(reqwest::Method::GET, "/v1/jobs", scope).query(&[("limit", limit)]))
+            .await
     }
 
     /// `POST /v1/jobs/:id/cancel`.
     pub async fn cancel_job(&self, scope: &ProjectScope, id: &str) -> Result<(), ApiError> {
-        self.send(self.scoped(reqwest::Method::POST, &format!("/v1/jobs/{}/cancel", encode(id)), scope)).await?;
+        self.send(self.scoped(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{}/cancel", encode(id)),
+            scope,
+        ))
+        .await?;
         Ok(())
     }
 
@@ -182,12 +223,20 @@ impl Client {
         filename: &str,
         bytes: Vec<u8>,
     ) -> Result<arkor_protocol::job::DatasetUpload, ApiError> {
-        self.json(self.scoped(reqwest::Method::POST, "/v1/datasets", scope).query(&[("filename", filename)]).body(bytes))
-            .await
+        self.json(
+            self.scoped(reqwest::Method::POST, "/v1/datasets", scope)
+                .query(&[("filename", filename)])
+                .body(bytes),
+        )
+        .await
     }
 
     /// `POST /v1/inference/chat`; the raw response (SSE when streaming).
-    pub async fn chat(&self, scope: &ProjectScope, body: &serde_json::Value) -> Result<reqwest::Response, ApiError> {
+    pub async fn chat(
+        &self,
+        scope: &ProjectScope,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, ApiError> {
         self.send(self.scoped(reqwest::Method::POST, "/v1/inference/chat", scope).json(body)).await
     }
 }
@@ -218,7 +267,9 @@ fn error_message(status: StatusCode, body: &str) -> String {
             Some(reason @ ("missing" | "malformed")) => format!(
                 "the X-Arkor-Client header was {reason}; the backend supports arkor {range}. Run `{upgrade}`."
             ),
-            _ => format!("arkor {current} is no longer supported by the backend (supported: {range}). Run `{upgrade}`."),
+            _ => format!(
+                "arkor {current} is no longer supported by the backend (supported: {range}). Run `{upgrade}`."
+            ),
         };
     }
     if let Some(e) = parsed.as_ref().and_then(|v| v["error"].as_str()).filter(|e| !e.is_empty()) {
@@ -236,14 +287,22 @@ mod tests {
 
     #[test]
     fn error_messages_follow_the_reference_rules() {
-        assert_eq!(error_message(StatusCode::CONFLICT, r#"{"error":"already cancelled"}"#), "already cancelled");
+        assert_eq!(
+            error_message(StatusCode::CONFLICT, r#"{"error":"already cancelled"}"#),
+            "already cancelled"
+        );
         assert_eq!(error_message(StatusCode::BAD_GATEWAY, "upstream down"), "upstream down");
         assert_eq!(error_message(StatusCode::NOT_FOUND, ""), "backend 404");
         let m = error_message(
             StatusCode::UPGRADE_REQUIRED,
             r#"{"error":"sdk_version_unsupported","currentVersion":"0.0.1","supportedRange":">=1.0.0","upgrade":"cargo update -p arkor"}"#,
         );
-        assert!(m.contains("0.0.1 is no longer supported") && m.contains(">=1.0.0") && m.contains("cargo update"), "{m}");
+        assert!(
+            m.contains("0.0.1 is no longer supported")
+                && m.contains(">=1.0.0")
+                && m.contains("cargo update"),
+            "{m}"
+        );
         assert_eq!(encode("a/b c"), "a%2Fb%20c");
     }
 }

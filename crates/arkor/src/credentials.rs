@@ -78,7 +78,8 @@ pub enum ScopeError {
 pub fn arkor_home() -> PathBuf {
     #[allow(clippy::disallowed_methods)] // The SDK's one place that reads its environment.
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var("ARKOR_DATA_DIR").unwrap_or_else(|| var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".arkor"))
+    var("ARKOR_DATA_DIR")
+        .unwrap_or_else(|| var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".arkor"))
 }
 
 /// The backend to use: `$ARKOR_BACKEND_URL` (set by `arkor start`), the stored
@@ -118,7 +119,8 @@ pub fn read_credentials(path: &Path) -> Result<Option<Credentials>, ScopeError> 
 
 /// Writes credentials with mode 0600.
 pub fn write_credentials(path: &Path, c: &Credentials) -> Result<(), ScopeError> {
-    let err = |e: std::io::Error| ScopeError::File { path: path.to_owned(), message: e.to_string() };
+    let err =
+        |e: std::io::Error| ScopeError::File { path: path.to_owned(), message: e.to_string() };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -131,7 +133,8 @@ pub fn write_credentials(path: &Path, c: &Credentials) -> Result<(), ScopeError>
     let mut f = opts.open(path).map_err(err)?;
     f.write_all(text.as_bytes()).map_err(err)?;
     #[cfg(unix)]
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(err)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(err)?;
     Ok(())
 }
 
@@ -141,7 +144,9 @@ pub fn write_credentials(path: &Path, c: &Credentials) -> Result<(), ScopeError>
 pub async fn ensure_credentials(home: &Path, base_url: &str) -> Result<Credentials, ScopeError> {
     let path = credentials_path(home);
     match read_credentials(&path) {
-        Ok(Some(c)) if c.base_url.trim_end_matches('/') == base_url.trim_end_matches('/') => return Ok(c),
+        Ok(Some(c)) if c.base_url.trim_end_matches('/') == base_url.trim_end_matches('/') => {
+            return Ok(c);
+        }
         Ok(Some(c)) if c.kind == CredentialsKind::Token => return Ok(c),
         Ok(_) => {}
         Err(e) => eprintln!("warning: {e}; replacing it with a new anonymous identity"),
@@ -180,9 +185,13 @@ pub async fn ensure_project_state(
 ) -> Result<ProjectScope, ScopeError> {
     let path = cwd.join(".arkor").join("state.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let state: ProjectState = serde_json::from_str(&text)
-            .map_err(|e| ScopeError::File { path: path.clone(), message: format!("invalid JSON ({e})") })?;
-        if creds.kind == CredentialsKind::Anonymous && creds.org_slug.as_deref() != Some(&state.org_slug) {
+        let state: ProjectState = serde_json::from_str(&text).map_err(|e| ScopeError::File {
+            path: path.clone(),
+            message: format!("invalid JSON ({e})"),
+        })?;
+        if creds.kind == CredentialsKind::Anonymous
+            && creds.org_slug.as_deref() != Some(&state.org_slug)
+        {
             return Err(ScopeError::ProjectStateMismatch {
                 path,
                 state_org: state.org_slug,
@@ -191,7 +200,8 @@ pub async fn ensure_project_state(
         }
         return Ok(ProjectScope { org_slug: state.org_slug, project_slug: state.project_slug });
     }
-    let Some(org) = creds.org_slug.clone().filter(|_| creds.kind == CredentialsKind::Anonymous) else {
+    let Some(org) = creds.org_slug.clone().filter(|_| creds.kind == CredentialsKind::Anonymous)
+    else {
         return Err(ScopeError::NoState);
     };
     let raw = cwd.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -210,7 +220,8 @@ pub async fn ensure_project_state(
     let state = ProjectState { org_slug: org, project_slug: project.slug, project_id: project.id };
     let err = |e: std::io::Error| ScopeError::File { path: path.clone(), message: e.to_string() };
     std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(err)?;
-    std::fs::write(&path, serde_json::to_string_pretty(&state).expect("serialises") + "\n").map_err(err)?;
+    std::fs::write(&path, serde_json::to_string_pretty(&state).expect("serialises") + "\n")
+        .map_err(err)?;
     Ok(ProjectScope { org_slug: state.org_slug, project_slug: state.project_slug })
 }
 

@@ -111,7 +111,9 @@ impl Arkor {
                     match a {
                         "--trainer" => trainer = it.next().map(str::to_owned),
                         other => {
-                            eprintln!("error: unknown argument {other}; usage: run [--trainer NAME]");
+                            eprintln!(
+                                "error: unknown argument {other}; usage: run [--trainer NAME]"
+                            );
                             return ExitCode::from(2);
                         }
                     }
@@ -138,7 +140,9 @@ impl Arkor {
                 }
             }
             other => {
-                eprintln!("error: unknown command {other}; expected `manifest` or `run [--trainer NAME]`");
+                eprintln!(
+                    "error: unknown command {other}; expected `manifest` or `run [--trainer NAME]`"
+                );
                 ExitCode::from(2)
             }
         }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use arkor_protocol::event::{EventKind, JobEvent};
 use arkor_protocol::inference::{AdapterRef, ChatMessage};
-use arkor_protocol::job::{ArtifactFile, DatasetFormatSpec, DatasetSource, Job, JobConfig, JobStatus};
+use arkor_protocol::job::{
+    ArtifactFile, DatasetFormatSpec, DatasetSource, Job, JobConfig, JobStatus,
+};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -191,7 +193,10 @@ impl CheckpointContext {
 
 impl std::fmt::Debug for CheckpointContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckpointContext").field("step", &self.step).field("job", &self.job.id).finish()
+        f.debug_struct("CheckpointContext")
+            .field("step", &self.step)
+            .field("job", &self.job.id)
+            .finish()
     }
 }
 
@@ -502,7 +507,10 @@ impl Trainer {
                 let scope = match &c.scope {
                     Some(s) => s.clone(),
                     None => {
-                        let cwd = c.cwd.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
+                        let cwd = c
+                            .cwd
+                            .clone()
+                            .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
                         credentials::ensure_project_state(&cwd, &creds, &client).await?
                     }
                 };
@@ -520,7 +528,9 @@ impl Trainer {
             .get_or_try_init(|| async {
                 let mut config = self.inner.config.clone();
                 config.dataset_source = Some(self.dataset_source(&session).await?);
-                Ok::<_, Error>(session.client.create_job(&session.scope, &self.inner.name, &config).await?)
+                Ok::<_, Error>(
+                    session.client.create_job(&session.scope, &self.inner.name, &config).await?,
+                )
             })
             .await
             .cloned()
@@ -528,11 +538,18 @@ impl Trainer {
 
     async fn dataset_source(&self, session: &Session) -> Result<DatasetSource, Error> {
         match &self.inner.dataset {
-            Dataset::Huggingface { name, split } => {
-                Ok(DatasetSource::Huggingface { name: name.clone(), split: split.clone(), subset: None })
-            }
+            Dataset::Huggingface { name, split } => Ok(DatasetSource::Huggingface {
+                name: name.clone(),
+                split: split.clone(),
+                subset: None,
+            }),
             Dataset::Jsonl { path } => {
-                let cwd = self.inner.connection.cwd.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
+                let cwd = self
+                    .inner
+                    .connection
+                    .cwd
+                    .clone()
+                    .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
                 let path = cwd.join(path);
                 if is_loopback(session.client.base_url()) {
                     return Ok(DatasetSource::Jsonl { path: path.to_string_lossy().into_owned() });
@@ -540,7 +557,8 @@ impl Trainer {
                 // A remote backend cannot read our disk: upload the file.
                 let bytes = std::fs::read(&path)
                     .map_err(|e| Error::Dataset { path: path.clone(), message: e.to_string() })?;
-                let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let filename =
+                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let up = session.client.upload_dataset(&session.scope, &filename, bytes).await?;
                 Ok(up.dataset_source)
             }
@@ -596,7 +614,9 @@ impl Trainer {
                             "end" => return Ok(TrainingResult { job, artifacts: vec![] }),
                             _ => {}
                         }
-                        let Ok(event) = serde_json::from_str::<JobEvent>(&ev.data) else { continue };
+                        let Ok(event) = serde_json::from_str::<JobEvent>(&ev.data) else {
+                            continue;
+                        };
                         received = true;
                         attempt = 0;
                         if let Some(done) = self.dispatch(event, &mut job, &session).await? {
@@ -650,7 +670,16 @@ impl Trainer {
                 let ctx = StartedContext { job: job.clone() };
                 call("on_started", cb.started.as_ref().map(|f| f(ctx))).await?;
             }
-            EventKind::Log { step, loss, eval_loss, learning_rate, epoch, samples_per_second, total_steps, .. } => {
+            EventKind::Log {
+                step,
+                loss,
+                eval_loss,
+                learning_rate,
+                epoch,
+                samples_per_second,
+                total_steps,
+                ..
+            } => {
                 job.progress.step = step;
                 let ctx = LogContext {
                     step,
