@@ -26,11 +26,102 @@ pub enum Command {
     Train(TrainArgs),
     /// Chat with a model, or a model plus an adapter.
     Chat(ChatArgs),
+    /// Scaffold a trainer project (a Cargo project using the arkor SDK).
+    Init(InitArgs),
+    /// Build the project's trainer binary (cargo build --release).
+    Build(BuildArgs),
+    /// Build and run a trainer against the backend (a running one, or an embedded one).
+    Start(StartArgs),
+    /// Store credentials for a backend (a token, or a new anonymous identity).
+    Login(LoginArgs),
+    /// Forget the stored credentials.
+    Logout(LogoutArgs),
+    /// Show who the stored credentials belong to.
+    Whoami,
+    /// List, inspect, cancel and follow the project's jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Run the training backend (the HTTP API that the SDK, the CLI and Studio use).
     Server(ServerArgs),
     /// Run one training job for the backend (internal).
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Template {
+    /// Support tickets to JSON: category, urgency, summary, next action.
+    Triage,
+    /// Messages in 9 languages to JSON: English translation and detected language.
+    Translate,
+    /// Free text to JSON: PII replaced by [REDACTED], count and tags.
+    Redaction,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Project directory (created if missing; existing files are kept).
+    pub dir: Option<PathBuf>,
+    /// Which example trainer and dataset to start from.
+    #[arg(long, value_enum, default_value = "triage")]
+    pub template: Template,
+    /// Project name (default: the directory name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Do not ask anything (init never asks today; accepted for scripts).
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Use the built-in arkor/tiny model instead of downloading SmolLM2-135M-Instruct.
+    #[arg(long, env = "HF_HUB_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Project directory (default: the current directory).
+    pub entry: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Project directory (default: the current directory).
+    pub entry: Option<PathBuf>,
+    /// Which trainer to run when the project has several.
+    #[arg(long)]
+    pub trainer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// A token issued by the backend (default: a new anonymous identity).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Backend URL (default: the local backend).
+    #[arg(long, env = "ARKOR_BACKEND_URL")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// The project's newest jobs.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One job in full.
+    Show { id: String },
+    /// Ask the backend to stop a job.
+    Cancel { id: String },
+    /// Print a job's events (all so far, then live until it ends).
+    Logs { id: String },
 }
 
 #[derive(Debug, Args)]

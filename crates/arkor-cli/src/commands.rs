@@ -8,8 +8,13 @@ use arkor_engine::config::DatasetConfig;
 use crate::args::{Cli, Command};
 use crate::config::Global;
 
+mod auth;
+mod build;
 mod chat;
+mod init;
+mod jobs;
 mod server;
+mod start;
 mod train;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -17,6 +22,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Train(args) => train::run(&global, args),
         Command::Chat(args) => chat::run(&global, args),
+        Command::Init(args) => init::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Start(args) => start::run(&global, args),
+        Command::Login(args) => auth::login(&global, args),
+        Command::Logout(args) => auth::logout(&global, args),
+        Command::Whoami => auth::whoami(&global),
+        Command::Jobs(cmd) => jobs::run(&global, cmd),
         Command::Server(args) => server::run(&global, args),
         Command::Worker(args) => {
             Ok(arkor_server::worker::main(&args.job_dir, &global.data_dir, global.device))

@@ -138,24 +138,41 @@ pub fn write_credentials(path: &Path, c: &Credentials) -> Result<(), ScopeError>
     Ok(())
 }
 
-/// Stored credentials for `base_url`, or a new anonymous identity there (persisted). A
-/// corrupt file is replaced with a warning; credentials of another backend are replaced
-/// when anonymous.
+/// Credentials that work on `base_url`: the stored ones when the backend accepts their
+/// token (a local backend may come back on another port; the file is updated), else a
+/// new anonymous identity there (persisted). A corrupt file is replaced with a warning; a
+/// rejected login token is an error.
 pub async fn ensure_credentials(home: &Path, base_url: &str) -> Result<Credentials, ScopeError> {
     let path = credentials_path(home);
+    let base = base_url.trim_end_matches('/').to_owned();
     match read_credentials(&path) {
-        Ok(Some(c)) if c.base_url.trim_end_matches('/') == base_url.trim_end_matches('/') => {
-            return Ok(c);
-        }
-        Ok(Some(c)) if c.kind == CredentialsKind::Token => return Ok(c),
-        Ok(_) => {}
+        Ok(Some(mut c)) => match Client::new(&base, Some(c.token.clone())).me().await {
+            Ok(_) => {
+                if c.base_url != base {
+                    c.base_url = base;
+                    write_credentials(&path, &c)?;
+                }
+                return Ok(c);
+            }
+            Err(e) if e.status() == Some(401) && c.kind == CredentialsKind::Anonymous => {}
+            Err(e) if e.status() == Some(401) => {
+                return Err(ScopeError::File {
+                    path,
+                    message: format!(
+                        "the backend at {base} rejected the stored token ({e}); run `arkor login` again"
+                    ),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Ok(None) => {}
         Err(e) => eprintln!("warning: {e}; replacing it with a new anonymous identity"),
     }
-    let anon = Client::new(base_url, None).anonymous().await?;
+    let anon = Client::new(&base, None).anonymous().await?;
     let c = Credentials {
         kind: CredentialsKind::Anonymous,
         token: anon.token,
-        base_url: base_url.trim_end_matches('/').to_owned(),
+        base_url: base,
         org_slug: Some(anon.personal_org.slug),
         anonymous_id: Some(anon.anonymous_id),
     };

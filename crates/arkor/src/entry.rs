@@ -85,12 +85,39 @@ impl Arkor {
         }
     }
 
-    /// Runs a trainer: starts it, prints `Started job <id>`, follows it to the end.
+    /// Runs a trainer: starts it, prints `Started job <id>`, follows it to the end. Without
+    /// an `on_log` callback it prints a progress line (step, loss, ETA) per logging step.
     pub async fn run(&self, name: Option<&str>) -> Result<TrainingResult, RunError> {
         let trainer = self.find(name).map_err(RunError::Usage)?;
         let job = trainer.start().await.map_err(RunError::Trainer)?;
         println!("Started job {}", job.id);
-        let result = trainer.wait().await.map_err(RunError::Trainer)?;
+        let started = std::time::Instant::now();
+        let mut first: Option<(u64, f64)> = None;
+        let quiet = trainer.has_log_callback();
+        let mut progress = |event: &arkor_protocol::event::JobEvent| {
+            if quiet {
+                return;
+            }
+            if let arkor_protocol::event::EventKind::Log {
+                step,
+                loss: Some(loss),
+                total_steps,
+                ..
+            } = &event.kind
+            {
+                let now = started.elapsed().as_secs_f64();
+                let (s0, t0) = *first.get_or_insert((*step, now));
+                let total = total_steps.unwrap_or(0);
+                let eta = if *step > s0 && total > *step {
+                    let per_step = (now - t0) / (*step - s0) as f64;
+                    format!(" eta={:.0}s", per_step * (total - step) as f64)
+                } else {
+                    String::new()
+                };
+                eprintln!("step={step}/{total} loss={loss:.4}{eta}");
+            }
+        };
+        let result = trainer.follow(&mut progress).await.map_err(RunError::Trainer)?;
         println!("Job {} finished with status={}", result.job.id, result.job.status.as_str());
         Ok(result)
     }

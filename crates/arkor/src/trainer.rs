@@ -486,6 +486,11 @@ impl Trainer {
         &self.inner.dataset
     }
 
+    /// Whether an `on_log` callback is set.
+    pub(crate) fn has_log_callback(&self) -> bool {
+        self.inner.callbacks.log.is_some()
+    }
+
     async fn session(&self) -> Result<Arc<Session>, Error> {
         let c = &self.inner.connection;
         self.inner
@@ -579,6 +584,14 @@ impl Trainer {
     /// errors, 404, 408, 429 and 5xx retry with exponential backoff (1 s base, 60 s cap,
     /// ±25% jitter). A callback error ends `wait` with that error, without a retry.
     pub async fn wait(&self) -> Result<TrainingResult, Error> {
+        self.follow(&mut |_| {}).await
+    }
+
+    /// [`Trainer::wait`], showing every event to `observe` before its callback runs.
+    pub(crate) async fn follow(
+        &self,
+        observe: &mut (dyn FnMut(&JobEvent) + Send),
+    ) -> Result<TrainingResult, Error> {
         let mut job = self.start().await?;
         let session = self.session().await?;
         let c = &self.inner.connection;
@@ -619,6 +632,7 @@ impl Trainer {
                         };
                         received = true;
                         attempt = 0;
+                        observe(&event);
                         if let Some(done) = self.dispatch(event, &mut job, &session).await? {
                             return Ok(done);
                         }

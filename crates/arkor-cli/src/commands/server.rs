@@ -39,3 +39,15 @@ pub fn worker_command() -> anyhow::Result<WorkerCommand> {
     let program = std::env::current_exe().context("cannot find the arkor executable")?;
     Ok(WorkerCommand { program, args: vec!["__worker".to_owned()] })
 }
+
+/// The backend of the data dir: the running one, or one started in this process (which
+/// stops when the returned `Backend` is shut down).
+pub async fn local_backend(global: &Global) -> anyhow::Result<(String, Option<Backend>)> {
+    if let Some(found) = arkor_server::discover(&global.data_dir) {
+        return Ok((found.url, None));
+    }
+    let mut config = ServerConfig::new(global.data_dir.clone(), 0, worker_command()?);
+    config.device = global.device;
+    let backend = Backend::start(config).await?;
+    Ok((backend.url(), Some(backend)))
+}

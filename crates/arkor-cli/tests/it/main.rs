@@ -199,3 +199,5 @@ fn chat_errors_are_clear() {
     let out = env.arkor(&["chat", "--model", "arkor/tiny", "--top-p", "0", "--prompt", "hi"]);
     assert!(text(&out.stderr).contains("top_p"), "{}", text(&out.stderr));
 }
+
+mod project;

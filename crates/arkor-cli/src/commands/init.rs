@@ -1,0 +1,313 @@
+//! `arkor init`: scaffolds a Cargo project with a trainer, without ever overwriting a file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::args::{InitArgs, Template};
+
+/// What happened to one file.
+#[derive(Debug, PartialEq, Eq)]
+enum Action {
+    Created,
+    Kept,
+    Patched,
+    Ok,
+}
+
+struct TemplateSpec {
+    id: &'static str,
+    trainer_name: &'static str,
+    label: &'static str,
+    train: &'static str,
+    heldout: &'static str,
+}
+
+fn spec(t: Template) -> TemplateSpec {
+    match t {
+        Template::Triage => TemplateSpec {
+            id: "triage",
+            trainer_name: "triage-run",
+            label: "support ticket triage: a ticket becomes JSON with category, urgency, summary and next action",
+            train: include_str!("../../templates/triage/data/train.jsonl"),
+            heldout: include_str!("../../templates/triage/data/heldout.jsonl"),
+        },
+        Template::Translate => TemplateSpec {
+            id: "translate",
+            trainer_name: "translate-run",
+            label: "multilingual intake translation: a message in one of 9 languages becomes JSON with the English translation and the detected language",
+            train: include_str!("../../templates/translate/data/train.jsonl"),
+            heldout: include_str!("../../templates/translate/data/heldout.jsonl"),
+        },
+        Template::Redaction => TemplateSpec {
+            id: "redaction",
+            trainer_name: "redaction-run",
+            label: "PII redaction: free text becomes JSON with the redacted text, the number of redactions and their tags",
+            train: include_str!("../../templates/redaction/data/train.jsonl"),
+            heldout: include_str!("../../templates/redaction/data/heldout.jsonl"),
+        },
+    }
+}
+
+/// Default base model of new projects (`--offline` uses `arkor/tiny`).
+const DEFAULT_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
+
+pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
+    let crate_name = crate_name(&name);
+    let t = spec(args.template);
+    let offline = args.offline;
+    let files: Vec<(&str, String)> = vec![
+        ("Cargo.toml", cargo_toml(&crate_name)),
+        ("src/main.rs", MAIN_RS.to_owned()),
+        ("src/arkor/mod.rs", MOD_RS.to_owned()),
+        ("src/arkor/trainer.rs", trainer_rs(&t, offline)?),
+        ("data/train.jsonl", t.train.to_owned()),
+        ("data/heldout.jsonl", t.heldout.to_owned()),
+        ("README.md", readme(&name, &t, offline)),
+    ];
+    println!("Scaffolding {} ({} template) in {}", name, t.id, dir.display());
+    let mut report = vec![];
+    for (path, content) in files {
+        report.push((path.to_owned(), create_if_missing(&dir.join(path), &content)?));
+    }
+    report.push((".gitignore".to_owned(), gitignore(&dir.join(".gitignore"))?));
+    if let Some(lock) = checkout().map(|c| c.join("Cargo.lock")).filter(|l| l.is_file()) {
+        // Start from the checkout's resolved versions, so the first build reuses them.
+        let text = std::fs::read_to_string(&lock)?;
+        report.push(("Cargo.lock".to_owned(), create_if_missing(&dir.join("Cargo.lock"), &text)?));
+    }
+    for (path, action) in &report {
+        println!("  {:<8} {path}", format!("{action:?}").to_lowercase());
+    }
+    println!();
+    println!("Next:");
+    if dir != std::env::current_dir().unwrap_or_default() {
+        println!("  cd {}", dir.display());
+    }
+    println!("  arkor dev      # Studio: press Run training");
+    println!("  arkor start    # or train from the terminal");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The arkor source checkout this CLI was built from, if it is still there.
+fn checkout() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.join("crates/arkor/Cargo.toml").is_file().then(|| root.canonicalize().ok()).flatten()
+}
+
+fn crate_name(name: &str) -> String {
+    let s: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .collect();
+    let s = s.trim_matches('-').to_owned();
+    match s.chars().next() {
+        None => "arkor-project".to_owned(),
+        Some(c) if c.is_ascii_digit() => format!("p-{s}"),
+        Some(_) => s,
+    }
+}
+
+fn create_if_missing(path: &Path, content: &str) -> anyhow::Result<Action> {
+    if path.exists() {
+        return Ok(Action::Kept);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("failed to create {}", parent.display()))?;
+    }
+    std::fs::write(path, content).with_context(|| format!("failed to write {}", path.display()))?;
+    Ok(Action::Created)
+}
+
+fn gitignore(path: &Path) -> anyhow::Result<Action> {
+    match std::fs::read_to_string(path) {
+        Err(_) => {
+            std::fs::write(path, "target/\n.arkor/\n")?;
+            Ok(Action::Created)
+        }
+        Ok(text) if text.lines().any(|l| l.trim() == ".arkor/") => Ok(Action::Ok),
+        Ok(mut text) => {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(".arkor/\n");
+            std::fs::write(path, text)?;
+            Ok(Action::Patched)
+        }
+    }
+}
+
+fn cargo_toml(crate_name: &str) -> String {
+    let arkor = match checkout() {
+        Some(root) => format!("{{ path = {:?} }}", root.join("crates/arkor").display().to_string()),
+        None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+    };
+    format!(
+        r#"[package]
+name = "{crate_name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+arkor = {arkor}
+serde_json = "1"
+
+# A project of its own, even inside another Cargo workspace.
+[workspace]
+"#
+    )
+}
+
+const MAIN_RS: &str = r#"//! Hands control to arkor: `arkor start`, `arkor dev` and `cargo run` all go through here.
+
+mod arkor;
+
+fn main() -> std::process::ExitCode {
+    crate::arkor::project().main()
+}
+"#;
+
+const MOD_RS: &str = r#"//! The project's trainers. Register more with `.trainer(...)`; Studio lets you pick one.
+
+mod trainer;
+
+/// Every trainer of this project.
+pub fn project() -> ::arkor::Arkor {
+    ::arkor::Arkor::new().trainer(trainer::trainer())
+}
+"#;
+
+fn trainer_rs(t: &TemplateSpec, offline: bool) -> anyhow::Result<String> {
+    // The checkpoints are asked the first held-out question.
+    let first = t.heldout.lines().next().context("template has no held-out rows")?;
+    let row: serde_json::Value = serde_json::from_str(first)?;
+    let messages = row["messages"].as_array().context("held-out row without messages")?;
+    let text = |role: &str| {
+        messages
+            .iter()
+            .find(|m| m["role"] == role)
+            .and_then(|m| m["content"].as_str())
+            .map(str::to_owned)
+    };
+    let (Some(system), Some(question)) = (text("system"), text("user")) else {
+        bail!("held-out row without a system and a user message");
+    };
+    let (model, steps, lr, save) = if offline {
+        ("Model::arkor_tiny()", 300, "1e-2", 100)
+    } else {
+        ("Model::smollm2_135m_instruct()", 100, "2e-4", 25)
+    };
+    Ok(format!(
+        r#"//! The {id} trainer: {label}.
+
+use ::arkor::{{ChatMessage, Dataset, InferArgs, Lora, Model, Scheduler, Trainer}};
+
+/// The instruction every training row starts with.
+const SYSTEM: &str = {system:?};
+
+/// A held-out input (from data/heldout.jsonl) each checkpoint is asked.
+const PROBE: &str = {question:?};
+
+pub fn trainer() -> Trainer {{
+    Trainer::builder("{name}", {model}, Dataset::jsonl("data/train.jsonl"))
+        .lora(Lora::new(16, 32.0))
+        .max_steps({steps})
+        .learning_rate({lr})
+        .batch_size(4)
+        .warmup_steps(10)
+        .scheduler(Scheduler::Cosine)
+        .save_steps({save})
+        // .dry_run(true) // 50 rows, 10 steps: check the whole pipeline first.
+        .on_started(|started| async move {{
+            println!("started: job {{}}", started.job.id);
+            Ok(())
+        }})
+        .on_log(|log| async move {{
+            let mut line = format!("step={{}}", log.step);
+            if let Some(loss) = log.loss.filter(|l| l.is_finite()) {{
+                line += &format!(" loss={{loss:.4}}");
+            }}
+            if let Some(loss) = log.eval_loss.filter(|l| l.is_finite()) {{
+                line += &format!(" evalLoss={{loss:.4}}");
+            }}
+            println!("{{line}}");
+            Ok(())
+        }})
+        .on_checkpoint(|checkpoint| async move {{
+            let args = InferArgs {{
+                messages: vec![message("system", SYSTEM), message("user", PROBE)],
+                temperature: Some(0.0),
+                max_tokens: Some(200),
+                ..InferArgs::default()
+            }};
+            // Never abort the run because a probe failed: report and go on.
+            match checkpoint.infer(args).await {{
+                Ok(reply) => match serde_json::from_str::<serde_json::Value>(&reply) {{
+                    Ok(json) => println!("checkpoint {{}}: {{json}}", checkpoint.step),
+                    Err(_) => println!("checkpoint {{}}: not JSON yet: {{reply}}", checkpoint.step),
+                }},
+                Err(e) => eprintln!("checkpoint {{}}: inference failed: {{e}}", checkpoint.step),
+            }}
+            Ok(())
+        }})
+        .on_completed(|done| async move {{
+            println!("completed: {{}} adapter files", done.artifacts.len());
+            Ok(())
+        }})
+        .on_failed(|failed| async move {{
+            eprintln!("training failed: {{}}", failed.error);
+            Ok(())
+        }})
+        .build()
+        .expect("valid trainer settings")
+}}
+
+fn message(role: &str, content: &str) -> ChatMessage {{
+    ChatMessage {{ role: role.to_owned(), content: Some(content.to_owned()) }}
+}}
+"#,
+        id = t.id,
+        label = t.label,
+        name = t.trainer_name,
+    ))
+}
+
+fn readme(name: &str, t: &TemplateSpec, offline: bool) -> String {
+    let model = if offline { "arkor/tiny (built in, no download)" } else { DEFAULT_MODEL };
+    format!(
+        r#"# {name}
+
+An arkor project ({id} template): {label}.
+Base model: {model}.
+
+## Getting started
+
+```sh
+arkor dev      # Studio on http://localhost:4000: press "Run training", watch the loss, chat with the result
+arkor start    # the same from the terminal
+arkor build    # compile only (cargo build --release)
+```
+
+## Files
+
+- `src/arkor/trainer.rs`: the trainer (model, dataset, LoRA, hyperparameters, callbacks).
+- `src/arkor/mod.rs`: registers the project's trainers.
+- `src/main.rs`: hands control to arkor.
+- `data/train.jsonl`: training rows (chat format); `data/heldout.jsonl`: rows kept out of training, to check the result.
+- `.arkor/`: local state (project scope, build output); not committed.
+"#,
+        id = t.id,
+        label = t.label,
+    )
+}

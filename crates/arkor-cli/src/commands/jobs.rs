@@ -1,0 +1,87 @@
+//! `arkor jobs list|show|cancel|logs` for the project in the current directory.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use arkor::{Client, ProjectScope, ProjectState};
+use futures_util::StreamExt;
+
+use crate::args::JobsCommand;
+use crate::config::Global;
+
+pub fn run(global: &Global, command: JobsCommand) -> anyhow::Result<ExitCode> {
+    let Some(creds) = arkor::read_credentials(&arkor::credentials_path(&global.data_dir))? else {
+        bail!("not logged in: run `arkor login` or `arkor start` first");
+    };
+    let state_path = std::path::Path::new(".arkor/state.json");
+    let text = std::fs::read_to_string(state_path)
+        .context("no .arkor/state.json here: run this in a project after `arkor start`")?;
+    let state: ProjectState = serde_json::from_str(&text).context("invalid .arkor/state.json")?;
+    let scope = ProjectScope { org_slug: state.org_slug, project_slug: state.project_slug };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        // A remote login talks to its backend; a local one to this data dir's backend.
+        let (url, embedded) = match creds.kind {
+            arkor::CredentialsKind::Token => (creds.base_url.clone(), None),
+            arkor::CredentialsKind::Anonymous => super::server::local_backend(global).await?,
+        };
+        let client = Client::new(&url, Some(creds.token));
+        let result = run_on(&client, &scope, command).await;
+        if let Some(b) = embedded {
+            b.shutdown().await;
+        }
+        result
+    })
+}
+
+async fn run_on(
+    client: &Client,
+    scope: &ProjectScope,
+    command: JobsCommand,
+) -> anyhow::Result<ExitCode> {
+    let scope = scope.clone();
+    {
+        match command {
+            JobsCommand::List { limit } => {
+                let list = client.list_jobs(&scope, limit).await?;
+                println!("{:<26} {:<10} {:>11}  {:<24} NAME", "ID", "STATUS", "STEP", "CREATED");
+                for j in &list.jobs {
+                    let step = format!("{}/{}", j.progress.step, j.progress.total_steps);
+                    println!(
+                        "{:<26} {:<10} {:>11}  {:<24} {}",
+                        j.id,
+                        j.status.as_str(),
+                        step,
+                        j.created_at,
+                        j.name
+                    );
+                }
+                if list.total as usize > list.jobs.len() {
+                    println!("({} of {} jobs; --limit to see more)", list.jobs.len(), list.total);
+                }
+            }
+            JobsCommand::Show { id } => {
+                let job = client.get_job(&scope, &id).await?;
+                println!("{}", serde_json::to_string_pretty(&job)?);
+            }
+            JobsCommand::Cancel { id } => {
+                client.cancel_job(&scope, &id).await?;
+                println!("Cancelling job {id}.");
+            }
+            JobsCommand::Logs { id } => {
+                use eventsource_stream::Eventsource;
+                let resp = client.open_events(&scope, &id, None).await?;
+                let mut events = resp.bytes_stream().eventsource();
+                while let Some(ev) = events.next().await {
+                    let ev = ev.map_err(|e| anyhow::anyhow!("the event stream broke: {e}"))?;
+                    match ev.event.as_str() {
+                        "ping" => {}
+                        "end" => break,
+                        name => println!("{name} {}", ev.data),
+                    }
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
