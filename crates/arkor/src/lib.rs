@@ -49,6 +49,8 @@
 //! Callbacks are async closures returning `Result<(), BoxError>`, awaited one at a time in
 //! event order; an error ends `wait` with that error.
 
+#![warn(missing_docs)]
+
 mod client;
 mod config;
 mod credentials;

@@ -366,6 +366,15 @@ impl TrainerBuilder {
     }
 
     /// Called once when training starts.
+    ///
+    /// ```no_run
+    /// # use arkor::{Dataset, Model, Trainer};
+    /// Trainer::builder("t", Model::arkor_tiny(), Dataset::jsonl("data/train.jsonl"))
+    ///     .on_started(|ctx| async move {
+    ///         println!("job {} started at {:?}", ctx.job.id, ctx.job.started_at);
+    ///         Ok(())
+    ///     });
+    /// ```
     pub fn on_started<F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(StartedContext) -> Fut + Send + Sync + 'static,
@@ -415,7 +424,17 @@ impl TrainerBuilder {
         self
     }
 
-    /// Called when the job is cancelled.
+    /// Called when the job is cancelled (from Studio, `arkor jobs cancel` or
+    /// [`Trainer::cancel`]).
+    ///
+    /// ```no_run
+    /// # use arkor::{Dataset, Model, Trainer};
+    /// Trainer::builder("t", Model::arkor_tiny(), Dataset::jsonl("data/train.jsonl"))
+    ///     .on_cancelled(|ctx| async move {
+    ///         eprintln!("job {} was cancelled at step {}", ctx.job.id, ctx.job.progress.step);
+    ///         Ok(())
+    ///     });
+    /// ```
     pub fn on_cancelled<F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(CancelledContext) -> Fut + Send + Sync + 'static,
