@@ -20,6 +20,8 @@ enum Answer {
     Status(u16),
     /// `200` with these SSE frames, then the connection closes.
     Frames(Vec<String>),
+    /// `200`, these frames, then the connection breaks mid-body (a network error).
+    Broken(Vec<String>),
     /// `200`, then never sends anything (for abort tests).
     Hang,
 }
@@ -82,6 +84,18 @@ async fn serve(answers: Vec<Answer>) -> (String, Arc<Fake>) {
             Answer::Frames(frames) => {
                 ([("content-type", "text/event-stream")], frames.concat()).into_response()
             }
+            Answer::Broken(frames) => {
+                use futures_util::StreamExt;
+                let frames =
+                    futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+                // Let the frames reach the client before the connection breaks.
+                let reset = futures_util::stream::once(async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err(std::io::Error::other("connection reset"))
+                });
+                let body = axum::body::Body::from_stream(frames.chain(reset));
+                ([("content-type", "text/event-stream")], body).into_response()
+            }
             Answer::Hang => {
                 let body = axum::body::Body::from_stream(futures_util::stream::pending::<
                     Result<String, std::io::Error>,
@@ -140,10 +154,12 @@ async fn transient_statuses_retry_and_resume_after_the_last_event() {
         Answer::Status(500),
         Answer::Status(503),
         Answer::Frames(vec![log(1, 1), log(2, 2)]),
+        // A connection that breaks mid-stream resumes after the last event it delivered.
+        Answer::Broken(vec![log(3, 3)]),
         // Ping-only and garbage-only connections count as failures but keep the cursor.
-        Answer::Frames(vec!["id: 3\nevent: ping\ndata: \n\n".into()]),
-        Answer::Frames(vec!["id: 4\nevent: training.log\ndata: {not json\n\n".into()]),
-        Answer::Frames(vec![log(5, 3), completed(6), "event: end\ndata: {}\n\n".into()]),
+        Answer::Frames(vec!["id: 4\nevent: ping\ndata: \n\n".into()]),
+        Answer::Frames(vec!["id: 5\nevent: training.log\ndata: {not json\n\n".into()]),
+        Answer::Frames(vec![log(6, 4), completed(7), "event: end\ndata: {}\n\n".into()]),
     ];
     let (url, fake) = serve(answers).await;
     let steps = Arc::new(Mutex::new(vec![]));
@@ -163,10 +179,10 @@ async fn transient_statuses_retry_and_resume_after_the_last_event() {
         .unwrap();
     assert_eq!(result.job.status, arkor::JobStatus::Completed);
     assert_eq!(result.artifacts.len(), 1);
-    assert_eq!(*steps.lock().unwrap(), [1, 2, 3]);
+    assert_eq!(*steps.lock().unwrap(), [1, 2, 3, 4]);
     let ids = fake.last_event_ids.lock().unwrap().clone();
     let expected: Vec<Option<String>> =
-        [None, None, None, None, None, None, Some("2"), Some("3"), Some("4")]
+        [None, None, None, None, None, None, Some("2"), Some("3"), Some("4"), Some("5")]
             .map(|s| s.map(str::to_owned))
             .to_vec();
     assert_eq!(ids, expected);
