@@ -26,6 +26,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Chat with a model, or a model plus an adapter.
     Chat(ChatArgs),
+    /// Run Studio, the local web UI (and a backend if none is running).
+    Dev(DevArgs),
     /// Scaffold a trainer project (a Cargo project using the arkor SDK).
     Init(InitArgs),
     /// Build the project's trainer binary (cargo build --release).
@@ -74,6 +76,16 @@ pub struct InitArgs {
     /// Use the built-in arkor/tiny model instead of downloading SmolLM2-135M-Instruct.
     #[arg(long, env = "HF_HUB_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Port (default: 4000, or the next free one of 4001-4010); a busy explicit port fails.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Open Studio in the browser.
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

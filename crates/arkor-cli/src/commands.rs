@@ -11,6 +11,7 @@ use crate::config::Global;
 mod auth;
 mod build;
 mod chat;
+mod dev;
 mod init;
 mod jobs;
 mod server;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Train(args) => train::run(&global, args),
         Command::Chat(args) => chat::run(&global, args),
+        Command::Dev(args) => dev::run(&global, args),
         Command::Init(args) => init::run(args),
         Command::Build(args) => build::run(args),
         Command::Start(args) => start::run(&global, args),

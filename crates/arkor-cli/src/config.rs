@@ -14,9 +14,12 @@ pub struct Global {
     pub data_dir: PathBuf,
     pub device: arkor_engine::device::DeviceChoice,
     pub hub: arkor_hub::HubOptions,
+    /// A built Studio web UI to serve (`ARKOR_STUDIO_ASSETS`).
+    pub studio_assets: Option<PathBuf>,
 }
 
 impl Global {
+    #[allow(clippy::disallowed_methods)] // This module is where the environment is read.
     pub fn resolve(data_dir: Option<PathBuf>, cpu: bool) -> anyhow::Result<Self> {
         let data_dir = match data_dir {
             Some(d) => d,
@@ -29,7 +32,9 @@ impl Global {
         } else {
             arkor_engine::device::DeviceChoice::Auto
         };
-        Ok(Self { data_dir, device, hub: arkor_hub::HubOptions::from_env() })
+        let studio_assets =
+            std::env::var_os("ARKOR_STUDIO_ASSETS").filter(|v| !v.is_empty()).map(PathBuf::from);
+        Ok(Self { data_dir, device, hub: arkor_hub::HubOptions::from_env(), studio_assets })
     }
 }
 

@@ -201,3 +201,5 @@ fn chat_errors_are_clear() {
 }
 
 mod project;
+
+mod studio;

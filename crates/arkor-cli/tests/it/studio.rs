@@ -1,0 +1,197 @@
+//! Studio's security model against a running server: Host guard first, then the
+//! per-launch token on `/api/*`, the query token only on the event stream, no CORS.
+
+use std::time::Duration;
+
+use arkor_server::{Backend, ServerConfig, WorkerCommand};
+use arkor_studio::{Studio, StudioConfig};
+use reqwest::StatusCode;
+
+async fn setup(tmp: &std::path::Path) -> (Backend, Studio) {
+    let worker = WorkerCommand {
+        program: env!("CARGO_BIN_EXE_arkor").into(),
+        args: vec!["__worker".into()],
+    };
+    let mut config = ServerConfig::new(tmp.join("data"), 0, worker);
+    config.device = arkor_engine::device::DeviceChoice::Cpu;
+    config.keepalive = Duration::from_millis(300);
+    let backend = Backend::start(config).await.unwrap();
+    std::fs::create_dir_all(tmp.join("proj")).unwrap();
+    let studio = Studio::start(StudioConfig {
+        port: Some(0),
+        project_dir: tmp.join("proj"),
+        home: tmp.join("data"),
+        backend_url: backend.url(),
+        arkor_exe: env!("CARGO_BIN_EXE_arkor").into(),
+        assets: None,
+    })
+    .await
+    .unwrap();
+    (backend, studio)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_guard_and_the_token_protect_studio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (backend, studio) = setup(tmp.path()).await;
+    let base = format!("http://127.0.0.1:{}", studio.addr().port());
+    let http = reqwest::Client::new();
+    let token = studio.token().to_owned();
+    assert_eq!(token.len(), 43, "32 bytes, base64url without padding");
+    let file = std::fs::read_to_string(tmp.path().join("data/studio-token")).unwrap();
+    assert_eq!(file, token);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(tmp.path().join("data/studio-token")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The page carries the token, for loopback hosts only.
+    let page = http.get(&base).header("Host", "localhost:4000").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers().get("access-control-allow-origin").is_none());
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("<meta name=\"arkor-studio-token\" content=\"{token}\">")),
+        "{html}"
+    );
+    assert!(html.contains("<title>Arkor Studio</title>"));
+
+    // Forged Host: 403 and no HTML, even with a valid token.
+    for (path, with_token) in [("/", false), ("/", true), ("/api/me", true), ("/index.html", false)]
+    {
+        let mut req = http.get(format!("{base}{path}")).header("Host", "evil.example:4000");
+        if with_token {
+            req = req.header("X-Arkor-Studio-Token", &token);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains("arkor-studio-token") && !body.contains(&token), "{body}");
+    }
+
+    // Missing, wrong and short tokens.
+    let wrong = format!("{}A", &token[..42]);
+    for t in [None, Some(wrong.as_str()), Some(&token[..10]), Some("")] {
+        let mut req = http.get(format!("{base}/api/me"));
+        if let Some(t) = t {
+            req = req.header("X-Arkor-Studio-Token", t);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{t:?}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "Missing or invalid studio token");
+    }
+    // The query token is refused on anything but the event stream.
+    let resp = http
+        .post(format!("{base}/api/jobs/job_x/cancel?studioToken={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = http.get(format!("{base}/api/me?studioToken={token}")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // A cross-origin "simple" POST (text/plain, no custom header) cannot start a run.
+    let resp = http
+        .post(format!("{base}/api/train"))
+        .header("Origin", "http://evil.example")
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    // Unknown API paths are a JSON 404; `..` in asset paths is refused.
+    let resp = http
+        .get(format!("{base}/api/nope"))
+        .header("X-Arkor-Studio-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(resp.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    let resp = http.get(format!("{base}/assets/%2e%2e/secret.js")).send().await.unwrap();
+    assert!(resp.status() == StatusCode::BAD_REQUEST || resp.status() == StatusCode::NOT_FOUND);
+
+    // With the token: the identity, then a job whose event stream opens with ?studioToken=.
+    let me = http
+        .get(format!("{base}/api/me"))
+        .header("X-Arkor-Studio-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let creds: serde_json::Value = http
+        .get(format!("{base}/api/credentials"))
+        .header("X-Arkor-Studio-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(creds["mode"], "anon");
+    let client =
+        arkor::Client::new(&backend.url(), Some(creds["token"].as_str().unwrap().to_owned()));
+    let c = arkor::read_credentials(&arkor::credentials_path(&tmp.path().join("data")))
+        .unwrap()
+        .unwrap();
+    let scope = arkor::ensure_project_state(&tmp.path().join("proj"), &c, &client).await.unwrap();
+    let data = tmp.path().join("train.jsonl");
+    std::fs::write(&data, "{\"text\": \"hello studio\"}\n").unwrap();
+    let config = arkor_protocol::job::JobConfig {
+        model: "arkor/tiny".into(),
+        dataset_source: Some(arkor_protocol::job::DatasetSource::Jsonl {
+            path: data.display().to_string(),
+        }),
+        max_steps: Some(3),
+        ..Default::default()
+    };
+    let job = client.create_job(&scope, "studio-test", &config).await.unwrap();
+    let listed: serde_json::Value = http
+        .get(format!("{base}/api/jobs?limit=5"))
+        .header("X-Arkor-Studio-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["jobs"][0]["id"], job.id.as_str());
+    let resp = http
+        .get(format!("{base}/api/jobs/{}/events?studioToken={token}", job.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(Duration::from_secs(60), resp.text()).await.unwrap().unwrap();
+    assert!(text.contains("event: training.completed") && text.contains("event: end"), "{text}");
+    studio.shutdown().await;
+    assert!(!tmp.path().join("data/studio-token").exists(), "the token file goes with Studio");
+    backend.shutdown().await;
+}
+
+#[test]
+fn an_explicit_busy_port_fails_at_once() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arkor"))
+        .args(["dev", "--port", &port])
+        .current_dir(tmp.path())
+        .env("ARKOR_DATA_DIR", tmp.path().join("data"))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && stderr.contains("pick another --port"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,427 @@
+//! Studio's routes: `/api/*` for the web UI, everything else static.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Request, State as AxumState};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use crate::State;
+
+type St = AxumState<Arc<State>>;
+
+/// `/api/train` children, killed when Studio stops.
+#[derive(Default)]
+pub(crate) struct Children {
+    pids: Mutex<HashMap<u32, ()>>,
+}
+
+impl Children {
+    pub(crate) fn kill_all(&self) {
+        for pid in self.pids.lock().unwrap_or_else(|p| p.into_inner()).keys() {
+            kill(*pid);
+        }
+    }
+}
+
+fn kill(pid: u32) {
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+}
+
+pub(crate) fn router(state: Arc<State>) -> Router {
+    let api = Router::new()
+        .route("/api/credentials", get(credentials))
+        .route("/api/me", get(me))
+        .route("/api/manifest", get(manifest))
+        .route("/api/jobs", get(jobs))
+        .route("/api/jobs/{id}", get(job))
+        .route("/api/jobs/{id}/events", get(events))
+        .route("/api/jobs/{id}/cancel", post(cancel))
+        .route("/api/jobs/{id}/artifacts", get(artifacts))
+        .route("/api/jobs/{id}/artifacts/{*path}", get(download))
+        .route("/api/train", post(train))
+        .route("/api/inference/chat", post(chat))
+        .route(
+            "/api/{*rest}",
+            any(|| async { error(StatusCode::NOT_FOUND, "unknown Studio API route") }),
+        );
+    api.fallback(get(asset))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::guard::guard))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Credentials valid on the backend (an anonymous identity is created on first use).
+async fn creds(state: &State) -> Result<arkor::Credentials, Response> {
+    arkor::ensure_credentials(&state.config.home, &state.config.backend_url).await.map_err(|e| {
+        match e {
+            arkor::ScopeError::Api(arkor::ApiError::Status { status, message }) => {
+                error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), message)
+            }
+            other => error(StatusCode::BAD_GATEWAY, other.to_string()),
+        }
+    })
+}
+
+/// The project's scope when `.arkor/state.json` is usable with these credentials.
+fn read_scope(state: &State, creds: &arkor::Credentials) -> Option<arkor::ProjectState> {
+    let text = std::fs::read_to_string(state.config.project_dir.join(".arkor/state.json")).ok()?;
+    let s: arkor::ProjectState = serde_json::from_str(&text).ok()?;
+    let usable = creds.kind == arkor::CredentialsKind::Token
+        || creds.org_slug.as_deref() == Some(&s.org_slug);
+    usable.then_some(s)
+}
+
+/// Calls the backend and streams its answer back (status, content type, body).
+async fn upstream(
+    state: &State,
+    creds: &arkor::Credentials,
+    method: Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<Bytes>,
+    last_event_id: Option<&str>,
+) -> Response {
+    let url = format!("{}{path}", state.config.backend_url.trim_end_matches('/'));
+    let mut req = state
+        .http
+        .request(method, url)
+        .header(arkor_protocol::CLIENT_HEADER, arkor::client_header())
+        .bearer_auth(&creds.token)
+        .query(query);
+    if let Some(b) = body {
+        req = req.header(header::CONTENT_TYPE, "application/json").body(b);
+    }
+    if let Some(id) = last_event_id.filter(|v| !v.is_empty()) {
+        req = req.header("Last-Event-ID", id);
+    }
+    match req.send().await {
+        Err(e) => error(
+            StatusCode::BAD_GATEWAY,
+            format!("the backend at {} is unreachable: {e}", state.config.backend_url),
+        ),
+        Ok(resp) => {
+            let status =
+                StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let ctype = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json")
+                .to_owned();
+            let stream = resp.bytes_stream().map(|c| c.map_err(std::io::Error::other));
+            (
+                status,
+                [
+                    (header::CONTENT_TYPE, ctype),
+                    (header::CACHE_CONTROL, "no-cache, no-transform".to_owned()),
+                ],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn scope_query(s: &arkor::ProjectState) -> Vec<(&'static str, String)> {
+    vec![("orgSlug", s.org_slug.clone()), ("projectSlug", s.project_slug.clone())]
+}
+
+async fn credentials(AxumState(state): St) -> Response {
+    let c = match creds(&state).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let scope = read_scope(&state, &c);
+    let mode = match c.kind {
+        arkor::CredentialsKind::Anonymous => "anon",
+        arkor::CredentialsKind::Token => "token",
+    };
+    axum::Json(json!({
+        "token": c.token, "mode": mode, "baseUrl": c.base_url,
+        "orgSlug": scope.as_ref().map(|s| s.org_slug.clone()).or(c.org_slug.clone()),
+        "projectSlug": scope.map(|s| s.project_slug),
+    }))
+    .into_response()
+}
+
+async fn me(AxumState(state): St) -> Response {
+    match creds(&state).await {
+        Ok(c) => upstream(&state, &c, Method::GET, "/v1/me", &[], None, None).await,
+        Err(r) => r,
+    }
+}
+
+async fn jobs(AxumState(state): St, req: Request) -> Response {
+    let c = match creds(&state).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(scope) = read_scope(&state, &c) else {
+        return axum::Json(json!({ "jobs": [], "total": 0 })).into_response();
+    };
+    let mut query = scope_query(&scope);
+    for (k, v) in url_query(req.uri().query()) {
+        if ["limit", "cursor", "status", "q"].contains(&k.as_str()) {
+            let key: &'static str = match k.as_str() {
+                "limit" => "limit",
+                "cursor" => "cursor",
+                "status" => "status",
+                _ => "q",
+            };
+            query.push((key, v));
+        }
+    }
+    upstream(&state, &c, Method::GET, "/v1/jobs", &query, None, None).await
+}
+
+fn url_query(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return vec![] };
+    url::form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+async fn scoped(
+    state: &State,
+    method: Method,
+    path: String,
+    body: Option<Bytes>,
+    last: Option<&str>,
+) -> Response {
+    let c = match creds(state).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(scope) = read_scope(state, &c) else {
+        return error(StatusCode::BAD_REQUEST, "No project state: run a training first");
+    };
+    upstream(state, &c, method, &path, &scope_query(&scope), body, last).await
+}
+
+async fn job(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::GET, format!("/v1/jobs/{}", seg(&id)), None, None).await
+}
+
+async fn events(
+    AxumState(state): St,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut r = scoped(
+        &state,
+        Method::GET,
+        format!("/v1/jobs/{}/events/stream", seg(&id)),
+        None,
+        last.as_deref(),
+    )
+    .await;
+    if r.status().is_success() {
+        r.headers_mut().insert(header::CONTENT_TYPE, "text/event-stream".parse().expect("valid"));
+    }
+    r
+}
+
+async fn cancel(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::POST, format!("/v1/jobs/{}/cancel", seg(&id)), None, None).await
+}
+
+async fn artifacts(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::GET, format!("/v1/jobs/{}/artifacts", seg(&id)), None, None).await
+}
+
+async fn download(
+    AxumState(state): St,
+    UrlPath((id, path)): UrlPath<(String, String)>,
+) -> Response {
+    let path = path.split('/').map(seg).collect::<Vec<_>>().join("/");
+    scoped(&state, Method::GET, format!("/v1/jobs/{}/artifacts/{path}", seg(&id)), None, None).await
+}
+
+async fn chat(AxumState(state): St, body: Bytes) -> Response {
+    let c = match creds(&state).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let client = arkor::Client::new(&c.base_url, Some(c.token.clone()));
+    let scope = match arkor::ensure_project_state(&state.config.project_dir, &c, &client).await {
+        Ok(s) => arkor::ProjectState {
+            org_slug: s.org_slug,
+            project_slug: s.project_slug,
+            project_id: String::new(),
+        },
+        Err(e @ arkor::ScopeError::ProjectStateMismatch { .. }) => {
+            return error(StatusCode::CONFLICT, e.to_string());
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    upstream(&state, &c, Method::POST, "/v1/inference/chat", &scope_query(&scope), Some(body), None)
+        .await
+}
+
+/// Percent-encodes a path segment.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+async fn manifest(AxumState(state): St) -> Response {
+    let dir = &state.config.project_dir;
+    let out = tokio::process::Command::new(&state.config.arkor_exe)
+        .arg("build")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .await;
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("failed to run arkor build: {e}")),
+    };
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
+        let msg = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        return error(StatusCode::BAD_REQUEST, msg);
+    }
+    let binary = dir.join(".arkor/build/trainer");
+    let out = tokio::process::Command::new(&binary).arg("manifest").current_dir(dir).output().await;
+    match out {
+        Ok(o) if o.status.success() => match serde_json::from_slice::<serde_json::Value>(&o.stdout)
+        {
+            Ok(m) => {
+                let first = m["trainers"].get(0).map(|t| json!({ "name": t["name"] }));
+                axum::Json(json!({ "trainer": first, "trainers": m["trainers"] })).into_response()
+            }
+            Err(e) => error(
+                StatusCode::BAD_REQUEST,
+                format!("the trainer binary printed an invalid manifest: {e}"),
+            ),
+        },
+        Ok(o) => {
+            error(StatusCode::BAD_REQUEST, String::from_utf8_lossy(&o.stderr).trim().to_owned())
+        }
+        Err(e) => {
+            error(StatusCode::BAD_REQUEST, format!("failed to run {}: {e}", binary.display()))
+        }
+    }
+}
+
+async fn train(AxumState(state): St, body: Bytes) -> Response {
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut cmd = tokio::process::Command::new(&state.config.arkor_exe);
+    cmd.arg("start").current_dir(&state.config.project_dir);
+    if let Some(t) = v["trainer"].as_str() {
+        cmd.args(["--trainer", t]);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let text = format!("\n---\nfailed to start: {e}\n");
+            return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    state.children.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(pid, ());
+    let (mut out, mut err) =
+        (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let st = state.clone();
+    tokio::spawn(async move {
+        let (mut b1, mut b2) = (vec![0u8; 8192], vec![0u8; 8192]);
+        let (mut out_open, mut err_open) = (true, true);
+        while out_open || err_open {
+            let chunk = tokio::select! {
+                n = out.read(&mut b1), if out_open => match n { Ok(0) | Err(_) => { out_open = false; None } Ok(n) => Some(Bytes::copy_from_slice(&b1[..n])) },
+                n = err.read(&mut b2), if err_open => match n { Ok(0) | Err(_) => { err_open = false; None } Ok(n) => Some(Bytes::copy_from_slice(&b2[..n])) },
+            };
+            if let Some(c) = chunk
+                && tx.send(Ok(c)).await.is_err()
+            {
+                // The client went away: stop the run.
+                let _ = child.start_kill();
+                break;
+            }
+        }
+        let code = match child.wait().await {
+            Ok(s) => s.code().map_or("signal".to_owned(), |c| c.to_string()),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let _ = tx.send(Ok(Bytes::from(format!("\n---\nexit={code}\n")))).await;
+        st.children.pids.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache, no-transform"),
+        ],
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+        .into_response()
+}
+
+/// The web UI: files of the built front end, with the token injected into HTML.
+async fn asset(AxumState(state): St, req: Request) -> Response {
+    let path = req.uri().path().trim_start_matches('/').to_owned();
+    if path.split('/').any(|s| s == ".." || s == ".") || path.contains('\\') {
+        return (StatusCode::BAD_REQUEST, "Bad path").into_response();
+    }
+    let assets = state.config.assets.clone();
+    let file = assets.as_ref().map(|a| a.join(if path.is_empty() { "index.html" } else { &path }));
+    let has_ext = path.rsplit('/').next().is_some_and(|n| n.contains('.'));
+    let (file, html) = match file {
+        Some(f) if f.is_file() => {
+            let html = f.extension().is_some_and(|e| e == "html");
+            (Some(f), html)
+        }
+        _ if has_ext => return (StatusCode::NOT_FOUND, "Not found").into_response(),
+        _ => (assets.map(|a| a.join("index.html")).filter(|f| f.is_file()), true),
+    };
+    let bytes = match &file {
+        Some(f) => match tokio::fs::read(f).await {
+            Ok(b) => b,
+            Err(_) => return (StatusCode::NOT_FOUND, "Not found").into_response(),
+        },
+        None => MISSING_UI.as_bytes().to_vec(),
+    };
+    if html {
+        let text = String::from_utf8_lossy(&bytes);
+        let meta = format!("<meta name=\"arkor-studio-token\" content=\"{}\">", attr(&state.token));
+        let page = match text.find("</head>") {
+            Some(i) => format!("{}{meta}{}", &text[..i], &text[i..]),
+            None => format!("{meta}{text}"),
+        };
+        return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
+    }
+    let ctype =
+        match file.as_ref().and_then(|f| f.extension()).and_then(|e| e.to_str()).unwrap_or("") {
+            "js" | "mjs" => "text/javascript",
+            "css" => "text/css",
+            "json" | "map" => "application/json",
+            "svg" => "image/svg+xml",
+            "png" => "image/png",
+            "ico" => "image/x-icon",
+            _ => "application/octet-stream",
+        };
+    ([(header::CONTENT_TYPE, ctype)], bytes).into_response()
+}
+
+fn attr(s: &str) -> String {
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Served when no built web UI is configured.
+const MISSING_UI: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Arkor Studio</title></head>\
+<body><h1>Arkor Studio</h1><p>The Studio web UI is not part of this build yet. The API under /api is running; \
+train from the terminal with <code>arkor start</code>.</p></body></html>";
