@@ -214,7 +214,8 @@ impl Runner {
         let file = JobFile { job_id: job_id.to_owned(), config };
         std::fs::write(dir.join(JOB_FILE), serde_json::to_vec_pretty(&file)?)?;
         let log = std::fs::File::create(dir.join("worker.log"))?;
-        let mut child = tokio::process::Command::new(&self.config.worker.program)
+        let mut command = tokio::process::Command::new(&self.config.worker.program);
+        command
             .args(&self.config.worker.args)
             .arg("--job-dir")
             .arg(&dir)
@@ -223,8 +224,12 @@ impl Runner {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        // Its own process group: a Ctrl-C in the terminal that started the backend must
+        // not kill the worker; cancellation comes through `cancel` on stdin.
+        #[cfg(unix)]
+        command.process_group(0);
+        let mut child = command.spawn()?;
         let mut stdin = child.stdin.take();
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         let mut cancelled = false;

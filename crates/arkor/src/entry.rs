@@ -85,7 +85,8 @@ impl Arkor {
         }
     }
 
-    /// Runs a trainer: starts it, prints `Started job <id>`, follows it to the end. Without
+    /// Runs a trainer: starts it, prints `Started job <id>`, follows it to the end; Ctrl-C
+    /// cancels the job (exit code 130 once it has stopped). Without
     /// an `on_log` callback it prints a progress line (step, loss, ETA) per logging step.
     pub async fn run(&self, name: Option<&str>) -> Result<TrainingResult, RunError> {
         let trainer = self.find(name).map_err(RunError::Usage)?;
@@ -117,7 +118,23 @@ impl Arkor {
                 eprintln!("step={step}/{total} loss={loss:.4}{eta}");
             }
         };
-        let result = trainer.follow(&mut progress).await.map_err(RunError::Trainer)?;
+        // Ctrl-C cancels the job and waits for it to stop; a second Ctrl-C stops waiting.
+        let canceller = trainer.clone();
+        let job_id = job.id.clone();
+        let watch = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ncancelling job {job_id}; press Ctrl-C again to stop waiting");
+                if let Err(e) = canceller.cancel().await {
+                    eprintln!("error: failed to cancel job {job_id}: {e}");
+                }
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let result = trainer.follow(&mut progress).await;
+        watch.abort();
+        let result = result.map_err(RunError::Trainer)?;
         println!("Job {} finished with status={}", result.job.id, result.job.status.as_str());
         Ok(result)
     }
@@ -154,6 +171,7 @@ impl Arkor {
                 };
                 match runtime.block_on(self.run(trainer.as_deref())) {
                     Ok(r) if r.job.status == JobStatus::Completed => ExitCode::SUCCESS,
+                    Ok(r) if r.job.status == JobStatus::Cancelled => ExitCode::from(130),
                     Ok(r) => {
                         if let Some(e) = &r.job.error {
                             eprintln!("error: the job failed: {e}");

@@ -26,8 +26,14 @@ pub fn run(global: &Global, args: StartArgs) -> anyhow::Result<ExitCode> {
         if let Some(t) = &args.trainer {
             cmd.args(["--trainer", t]);
         }
-        let status =
-            cmd.status().await.with_context(|| format!("failed to run {}", binary.display()))?;
+        let mut child =
+            cmd.spawn().with_context(|| format!("failed to run {}", binary.display()))?;
+        // Ctrl-C reaches the trainer too (same process group): it cancels the job and
+        // exits once the job has stopped. Stay alive meanwhile, so an embedded backend can
+        // finish the cancellation.
+        let hold = tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
+        let status = child.wait().await?;
+        hold.abort();
         if let Some(b) = embedded {
             b.shutdown().await;
         }

@@ -40,6 +40,51 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// Runs `arkor start` in its own process group, sends SIGINT to the group once the first
+/// training log is printed (what a terminal does on Ctrl-C), and collects the output.
+fn interrupt_after_first_log(proj: &Path, data: &Path) -> Output {
+    use std::io::{BufRead, Read};
+    use std::os::unix::process::CommandExt;
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/arkor-projects");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arkor"))
+        .arg("start")
+        .current_dir(proj)
+        .env("ARKOR_DATA_DIR", data)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("ARKOR_CPU", "1")
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove("ARKOR_BACKEND_URL")
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pgid = child.id();
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        stderr.read_to_end(&mut s).unwrap();
+        s
+    });
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no training log before the end");
+        seen.extend_from_slice(line.as_bytes());
+        if line.starts_with("step=") {
+            break;
+        }
+    }
+    let status =
+        Command::new("kill").args(["-s", "INT", "--", &format!("-{pgid}")]).status().unwrap();
+    assert!(status.success());
+    stdout.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    Output { status, stdout: seen, stderr: err_reader.join().unwrap() }
+}
+
 #[test]
 fn init_keeps_existing_files_and_is_idempotent() {
     let tmp = tempfile::tempdir().unwrap();
@@ -137,6 +182,18 @@ fn init_build_start_trains_with_callbacks_then_a_bad_dataset_fails() {
     let out = arkor(&proj, &data, &["whoami"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("(anonymous)"), "{}", text(&out.stdout));
+
+    // Ctrl-C (SIGINT to the foreground process group) cancels the job; exit code 130.
+    let code =
+        std::fs::read_to_string(&trainer).unwrap().replace(".max_steps(20)", ".max_steps(100000)");
+    std::fs::write(&trainer, code).unwrap();
+    let out = interrupt_after_first_log(&proj, &data);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stdout.contains("finished with status=cancelled"), "{stdout}");
+    assert!(stderr.contains("cancelling job"), "{stderr}");
+    let out = arkor(&proj, &data, &["jobs", "list"]);
+    assert!(text(&out.stdout).contains("cancelled"), "{}", text(&out.stdout));
 
     // A malformed dataset: the job fails, the reason reaches the user, exit code 1.
     std::fs::write(proj.join("data/train.jsonl"), "{\"messages\": [}\n").unwrap();
