@@ -92,8 +92,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     if dir != std::env::current_dir().unwrap_or_default() {
         println!("  cd {}", dir.display());
     }
-    println!("  arkor dev      # Studio: press Run training");
-    println!("  arkor start    # or train from the terminal");
+    println!("  arkor start    # build, train, and follow the job in the terminal");
+    println!("  arkor jobs list");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -294,9 +294,10 @@ Base model: {model}.
 ## Getting started
 
 ```sh
-arkor dev      # Studio on http://localhost:4000: press "Run training", watch the loss, chat with the result
-arkor start    # the same from the terminal
+arkor start    # build, train on the local backend, follow the job (Ctrl-C cancels it)
+arkor jobs list
 arkor build    # compile only (cargo build --release)
+arkor dev      # Studio's local server on http://localhost:4000 (its web UI is not built yet)
 ```
 
 ## Files
