@@ -96,7 +96,7 @@ impl Studio {
         let bytes: [u8; 32] = rand::rng().random();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let token_file = config.home.join("studio-token");
-        write_private(&token_file, &token)
+        arkor::write_private(&token_file, &token)
             .map_err(|source| StudioError::TokenFile { path: token_file.clone(), source })?;
         let state = Arc::new(State {
             config,
@@ -168,19 +168,4 @@ async fn bind(port: Option<u16>) -> Result<tokio::net::TcpListener, StudioError>
     }
     let (port, source) = last.expect("tried at least one port");
     Err(StudioError::Bind { port, source, hint: "; ports 4000-4010 are all busy: pass --port" })
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    use std::io::Write;
-    opts.open(path)?.write_all(text.as_bytes())?;
-    #[cfg(unix)]
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    Ok(())
 }

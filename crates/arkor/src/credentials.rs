@@ -119,33 +119,40 @@ pub fn read_credentials(path: &Path) -> Result<Option<Credentials>, ScopeError> 
 
 /// Writes credentials with mode 0600.
 pub fn write_credentials(path: &Path, c: &Credentials) -> Result<(), ScopeError> {
-    let err =
-        |e: std::io::Error| ScopeError::File { path: path.to_owned(), message: e.to_string() };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
     let text = serde_json::to_string_pretty(c).expect("serialises") + "\n";
+    write_private(path, &text)
+        .map_err(|e| ScopeError::File { path: path.to_owned(), message: e.to_string() })
+}
+
+/// Writes a file only its owner can read (mode 0600 on Unix), creating its directory.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     use std::io::Write;
-    let mut f = opts.open(path).map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
+    opts.open(path)?.write_all(text.as_bytes())?;
+    // `mode` applies only when the file is created; an existing file is narrowed here.
     #[cfg(unix)]
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(err)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     Ok(())
 }
 
-/// Credentials that work on `base_url`: the stored ones when the backend accepts their
-/// token (a local backend may come back on another port; the file is updated), else a
+/// Credentials that work on `base_url`: the stored ones when they were issued there, or
+/// when that backend accepts their token (a local backend may come back on another port;
+/// the file is updated), else a
 /// new anonymous identity there (persisted). A corrupt file is replaced with a warning; a
 /// rejected login token is an error.
 pub async fn ensure_credentials(home: &Path, base_url: &str) -> Result<Credentials, ScopeError> {
     let path = credentials_path(home);
     let base = base_url.trim_end_matches('/').to_owned();
     match read_credentials(&path) {
+        // Issued by this very backend: no need to ask it again (Studio calls this on
+        // every request).
+        Ok(Some(c)) if c.base_url == base => return Ok(c),
         Ok(Some(mut c)) => match Client::new(&base, Some(c.token.clone())).me().await {
             Ok(_) => {
                 if c.base_url != base {

@@ -66,7 +66,7 @@ pub use config::{
 pub use credentials::{
     Credentials, CredentialsKind, DEFAULT_BACKEND_URL, ProjectState, ScopeError, arkor_home,
     backend_url, credentials_path, ensure_credentials, ensure_project_state, project_slug,
-    read_credentials, write_credentials,
+    read_credentials, write_credentials, write_private,
 };
 pub use entry::{Arkor, Manifest, ManifestTrainer, RunError};
 pub use tokio_util::sync::CancellationToken;

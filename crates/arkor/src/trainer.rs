@@ -298,6 +298,21 @@ macro_rules! setters {
     };
 }
 
+/// The `on_*` registration methods: each boxes an async closure into its slot.
+macro_rules! callbacks {
+    ($($(#[$doc:meta])* $name:ident($ctx:ty) => $slot:ident;)*) => {
+        $( $(#[$doc])*
+        pub fn $name<F, Fut>(mut self, f: F) -> Self
+        where
+            F: Fn($ctx) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+        {
+            self.callbacks.$slot = Some(Arc::new(move |c| Box::pin(f(c))));
+            self
+        } )*
+    };
+}
+
 impl TrainerBuilder {
     /// LoRA settings (default r 16, alpha 16, every projection).
     pub fn lora(mut self, lora: Lora) -> Self {
@@ -365,83 +380,38 @@ impl TrainerBuilder {
         self
     }
 
-    /// Called once when training starts.
-    ///
-    /// ```no_run
-    /// # use arkor::{Dataset, Model, Trainer};
-    /// Trainer::builder("t", Model::arkor_tiny(), Dataset::jsonl("data/train.jsonl"))
-    ///     .on_started(|ctx| async move {
-    ///         println!("job {} started at {:?}", ctx.job.id, ctx.job.started_at);
-    ///         Ok(())
-    ///     });
-    /// ```
-    pub fn on_started<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(StartedContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        self.callbacks.started = Some(Arc::new(move |c| Box::pin(f(c))));
-        self
-    }
-
-    /// Called for every logging and eval step.
-    pub fn on_log<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(LogContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        self.callbacks.log = Some(Arc::new(move |c| Box::pin(f(c))));
-        self
-    }
-
-    /// Called for every saved checkpoint.
-    pub fn on_checkpoint<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(CheckpointContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        self.callbacks.checkpoint = Some(Arc::new(move |c| Box::pin(f(c))));
-        self
-    }
-
-    /// Called when the job completes.
-    pub fn on_completed<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(CompletedContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        self.callbacks.completed = Some(Arc::new(move |c| Box::pin(f(c))));
-        self
-    }
-
-    /// Called when the job fails.
-    pub fn on_failed<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(FailedContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        self.callbacks.failed = Some(Arc::new(move |c| Box::pin(f(c))));
-        self
-    }
-
-    /// Called when the job is cancelled (from Studio, `arkor jobs cancel` or
-    /// [`Trainer::cancel`]).
-    ///
-    /// ```no_run
-    /// # use arkor::{Dataset, Model, Trainer};
-    /// Trainer::builder("t", Model::arkor_tiny(), Dataset::jsonl("data/train.jsonl"))
-    ///     .on_cancelled(|ctx| async move {
-    ///         eprintln!("job {} was cancelled at step {}", ctx.job.id, ctx.job.progress.step);
-    ///         Ok(())
-    ///     });
-    /// ```
-    pub fn on_cancelled<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(CancelledContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        self.callbacks.cancelled = Some(Arc::new(move |c| Box::pin(f(c))));
-        self
+    callbacks! {
+        /// Called once when training starts.
+        ///
+        /// ```no_run
+        /// # use arkor::{Dataset, Model, Trainer};
+        /// Trainer::builder("t", Model::arkor_tiny(), Dataset::jsonl("data/train.jsonl"))
+        ///     .on_started(|ctx| async move {
+        ///         println!("job {} started at {:?}", ctx.job.id, ctx.job.started_at);
+        ///         Ok(())
+        ///     });
+        /// ```
+        on_started(StartedContext) => started;
+        /// Called for every logging and eval step.
+        on_log(LogContext) => log;
+        /// Called for every saved checkpoint.
+        on_checkpoint(CheckpointContext) => checkpoint;
+        /// Called when the job completes.
+        on_completed(CompletedContext) => completed;
+        /// Called when the job fails.
+        on_failed(FailedContext) => failed;
+        /// Called when the job is cancelled (from Studio, `arkor jobs cancel` or
+        /// [`Trainer::cancel`]).
+        ///
+        /// ```no_run
+        /// # use arkor::{Dataset, Model, Trainer};
+        /// Trainer::builder("t", Model::arkor_tiny(), Dataset::jsonl("data/train.jsonl"))
+        ///     .on_cancelled(|ctx| async move {
+        ///         eprintln!("job {} was cancelled at step {}", ctx.job.id, ctx.job.progress.step);
+        ///         Ok(())
+        ///     });
+        /// ```
+        on_cancelled(CancelledContext) => cancelled;
     }
 
     /// A token that stops [`Trainer::wait`] locally (the job keeps running).

@@ -17,13 +17,22 @@ async fn setup(tmp: &std::path::Path) -> (Backend, Studio) {
     config.keepalive = Duration::from_millis(300);
     let backend = Backend::start(config).await.unwrap();
     std::fs::create_dir_all(tmp.join("proj")).unwrap();
+    // A built UI, and a file beside it that no request may reach.
+    std::fs::create_dir_all(tmp.join("ui/assets")).unwrap();
+    std::fs::write(
+        tmp.join("ui/index.html"),
+        "<html><head><title>Arkor Studio</title></head><body></body></html>",
+    )
+    .unwrap();
+    std::fs::write(tmp.join("ui/assets/app.js"), "console.log(1)").unwrap();
+    std::fs::write(tmp.join("secret.txt"), "top secret").unwrap();
     let studio = Studio::start(StudioConfig {
         port: Some(0),
         project_dir: tmp.join("proj"),
         home: tmp.join("data"),
         backend_url: backend.url(),
         arkor_exe: env!("CARGO_BIN_EXE_arkor").into(),
-        assets: None,
+        assets: Some(tmp.join("ui")),
     })
     .await
     .unwrap();
@@ -114,8 +123,20 @@ async fn the_host_guard_and_the_token_protect_studio() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(resp.json::<serde_json::Value>().await.unwrap()["error"].is_string());
-    let resp = http.get(format!("{base}/assets/%2e%2e/secret.js")).send().await.unwrap();
-    assert!(resp.status() == StatusCode::BAD_REQUEST || resp.status() == StatusCode::NOT_FOUND);
+    let js = http.get(format!("{base}/assets/app.js")).send().await.unwrap();
+    assert_eq!(js.headers()["content-type"], "text/javascript");
+    assert_eq!(js.text().await.unwrap(), "console.log(1)");
+    // Raw request lines: HTTP clients normalise `..` away before sending.
+    for target in ["/../secret.txt", "/assets/../../secret.txt"] {
+        let reply = raw_get(studio.addr(), target).await;
+        assert!(reply.starts_with("HTTP/1.1 400"), "{target}: {reply}");
+        assert!(!reply.contains("top secret"), "{target}: {reply}");
+    }
+    let reply = raw_get(studio.addr(), "/jobs/some/route").await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200") && reply.contains("arkor-studio-token"),
+        "SPA fallback: {reply}"
+    );
 
     // With the token: the identity, then a job whose event stream opens with ?studioToken=.
     let me = http
@@ -195,4 +216,14 @@ fn an_explicit_busy_port_fails_at_once() {
             && stderr.contains("pick another --port"),
         "{stderr}"
     );
+}
+
+async fn raw_get(addr: std::net::SocketAddr, target: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).await.unwrap();
+    out
 }

@@ -13,7 +13,6 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::{ApiError, ApiResult, Scope};
 use crate::AppState;
@@ -52,7 +51,7 @@ pub async fn upload(
     if body.is_empty() {
         return Err(ApiError::bad_request("the uploaded dataset is empty"));
     }
-    let sha256: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = crate::util::sha256_hex(&body);
     let dir = state.datasets_dir.join(&scope.org.id);
     let path = dir.join(format!("{sha256}.{ext}"));
     let size = body.len() as u64;

@@ -136,15 +136,20 @@ pub async fn cancel(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<(StatusCode, Json<JobResponse>)> {
     let job = scoped_job(&state, &scope, &id).await?;
-    if job.status.is_terminal() || !state.runner.cancel(&id).await? {
-        let job = scoped_job(&state, &scope, &id).await?;
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("job {id} already {}", job.status.as_str()),
-        ));
+    if job.status.is_terminal() {
+        return Err(already(&job));
     }
+    let accepted = state.runner.cancel(&id).await?;
+    // Re-read: the cancel (or a race with the job's own end) changed it.
     let job = scoped_job(&state, &scope, &id).await?;
+    if !accepted {
+        return Err(already(&job));
+    }
     Ok((StatusCode::ACCEPTED, Json(JobResponse { job })))
+}
+
+fn already(job: &Job) -> ApiError {
+    ApiError::new(ErrorCode::Conflict, format!("job {} already {}", job.id, job.status.as_str()))
 }
 
 pub async fn artifacts(
