@@ -40,6 +40,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     let api = Router::new()
         .route("/api/credentials", get(credentials))
         .route("/api/me", get(me))
+        .route("/api/models", get(models))
         .route("/api/manifest", get(manifest))
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{id}", get(job))
@@ -159,6 +160,14 @@ async fn credentials(AxumState(state): St) -> Response {
 async fn me(AxumState(state): St) -> Response {
     match creds(&state).await {
         Ok(c) => upstream(&state, &c, Method::GET, "/v1/me", &[], None, None).await,
+        Err(r) => r,
+    }
+}
+
+/// Base models and this org's fine-tunes (the Playground's sources).
+async fn models(AxumState(state): St) -> Response {
+    match creds(&state).await {
+        Ok(c) => upstream(&state, &c, Method::GET, "/v1/models", &[], None, None).await,
         Err(r) => r,
     }
 }
@@ -377,25 +386,18 @@ async fn asset(AxumState(state): St, req: Request) -> Response {
     if path.split('/').any(|s| s == ".." || s == ".") || path.contains('\\') {
         return (StatusCode::BAD_REQUEST, "Bad path").into_response();
     }
-    let assets = state.config.assets.clone();
-    let file = assets.as_ref().map(|a| a.join(if path.is_empty() { "index.html" } else { &path }));
     let has_ext = path.rsplit('/').next().is_some_and(|n| n.contains('.'));
-    let (file, html) = match file {
-        Some(f) if f.is_file() => {
-            let html = f.extension().is_some_and(|e| e == "html");
-            (Some(f), html)
-        }
-        _ if has_ext => return (StatusCode::NOT_FOUND, "Not found").into_response(),
-        _ => (assets.map(|a| a.join("index.html")).filter(|f| f.is_file()), true),
+    let wanted = if path.is_empty() { "index.html" } else { &path };
+    // The named file; else, for a path without an extension, the SPA's index.html.
+    let found = match load(&state, wanted).await {
+        Some(b) => Some((wanted.to_owned(), b)),
+        None if has_ext => return (StatusCode::NOT_FOUND, "Not found").into_response(),
+        None => load(&state, "index.html").await.map(|b| ("index.html".to_owned(), b)),
     };
-    let bytes = match &file {
-        Some(f) => match tokio::fs::read(f).await {
-            Ok(b) => b,
-            Err(_) => return (StatusCode::NOT_FOUND, "Not found").into_response(),
-        },
-        None => MISSING_UI.as_bytes().to_vec(),
-    };
-    if html {
+    let (name, bytes) = found
+        .unwrap_or_else(|| ("index.html".to_owned(), Bytes::from_static(MISSING_UI.as_bytes())));
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    if ext == "html" {
         let text = String::from_utf8_lossy(&bytes);
         let meta = format!("<meta name=\"arkor-studio-token\" content=\"{}\">", attr(&state.token));
         let page = match text.find("</head>") {
@@ -404,17 +406,33 @@ async fn asset(AxumState(state): St, req: Request) -> Response {
         };
         return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
     }
-    let ctype =
-        match file.as_ref().and_then(|f| f.extension()).and_then(|e| e.to_str()).unwrap_or("") {
-            "js" | "mjs" => "text/javascript",
-            "css" => "text/css",
-            "json" | "map" => "application/json",
-            "svg" => "image/svg+xml",
-            "png" => "image/png",
-            "ico" => "image/x-icon",
-            _ => "application/octet-stream",
-        };
+    let ctype = match ext {
+        "js" | "mjs" => "text/javascript",
+        "css" => "text/css",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        _ => "application/octet-stream",
+    };
     ([(header::CONTENT_TYPE, ctype)], bytes).into_response()
+}
+
+/// One file of the web UI: from `StudioConfig::assets` when set, else embedded.
+async fn load(state: &State, rel: &str) -> Option<Bytes> {
+    match &state.config.assets {
+        Some(dir) => {
+            let file = dir.join(rel);
+            if !file.is_file() {
+                return None;
+            }
+            tokio::fs::read(file).await.ok().map(Bytes::from)
+        }
+        None => crate::EMBEDDED
+            .iter()
+            .find(|(name, _)| *name == rel)
+            .map(|(_, bytes)| Bytes::from_static(bytes)),
+    }
 }
 
 fn attr(s: &str) -> String {
@@ -423,5 +441,6 @@ fn attr(s: &str) -> String {
 
 /// Served when no built web UI is configured.
 const MISSING_UI: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Arkor Studio</title></head>\
-<body><h1>Arkor Studio</h1><p>The Studio web UI is not part of this build yet. The API under /api is running; \
-train from the terminal with <code>arkor start</code>.</p></body></html>";
+<body><h1>Arkor Studio</h1><p>This arkor was built without the Studio web UI (<code>ARKOR_STUDIO_SKIP_UI</code>, or no \
+<code>studio/</code> folder). The API under /api is running; train from the terminal with <code>arkor start</code>, \
+or rebuild arkor with Node.js 20+ and npm installed.</p></body></html>";

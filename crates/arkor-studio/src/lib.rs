@@ -24,6 +24,17 @@ use rand::Rng;
 mod api;
 mod guard;
 
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+/// The web UI built into this binary (empty when built with `ARKOR_STUDIO_SKIP_UI`).
+pub(crate) use embedded::ASSETS as EMBEDDED;
+
+/// Whether this binary carries the web UI.
+pub fn has_embedded_ui() -> bool {
+    !EMBEDDED.is_empty()
+}
+
 /// How to start Studio.
 #[derive(Clone, Debug)]
 pub struct StudioConfig {
@@ -37,7 +48,8 @@ pub struct StudioConfig {
     pub backend_url: String,
     /// The `arkor` executable (for `/api/train`).
     pub arkor_exe: PathBuf,
-    /// A built web UI (`index.html` and assets); `None` serves a page saying it is missing.
+    /// Serve the web UI from this folder (`index.html` and assets) instead of the one built
+    /// into the binary.
     pub assets: Option<PathBuf>,
 }
 

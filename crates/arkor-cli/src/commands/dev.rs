@@ -34,11 +34,32 @@ pub fn run(global: &Global, args: DevArgs) -> anyhow::Result<ExitCode> {
         if args.open {
             let _ = std::process::Command::new("xdg-open").arg(studio.url()).spawn();
         }
-        tokio::signal::ctrl_c().await.context("failed to wait for Ctrl-C")?;
+        if !arkor_studio::has_embedded_ui() && global.studio_assets.is_none() {
+            eprintln!(
+                "warning: this arkor was built without Studio's web UI (ARKOR_STUDIO_SKIP_UI); the page only says so"
+            );
+        }
+        stopped().await?;
         studio.shutdown().await;
         if let Some(b) = embedded {
             b.shutdown().await;
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Ctrl-C, or SIGTERM on Unix (a supervisor stopping Studio): both shut down cleanly.
+async fn stopped() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("failed to listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("failed to wait for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("failed to wait for Ctrl-C")?;
+    Ok(())
 }

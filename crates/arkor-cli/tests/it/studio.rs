@@ -8,6 +8,11 @@ use arkor_studio::{Studio, StudioConfig};
 use reqwest::StatusCode;
 
 async fn setup(tmp: &std::path::Path) -> (Backend, Studio) {
+    setup_with(tmp, true).await
+}
+
+/// `ui_dir`: serve the test's own `ui/` folder; else the web UI built into the binary.
+async fn setup_with(tmp: &std::path::Path, ui_dir: bool) -> (Backend, Studio) {
     let worker = WorkerCommand {
         program: env!("CARGO_BIN_EXE_arkor").into(),
         args: vec!["__worker".into()],
@@ -32,7 +37,7 @@ async fn setup(tmp: &std::path::Path) -> (Backend, Studio) {
         home: tmp.join("data"),
         backend_url: backend.url(),
         arkor_exe: env!("CARGO_BIN_EXE_arkor").into(),
-        assets: Some(tmp.join("ui")),
+        assets: ui_dir.then(|| tmp.join("ui")),
     })
     .await
     .unwrap();
@@ -194,6 +199,52 @@ async fn the_host_guard_and_the_token_protect_studio() {
     assert!(text.contains("event: training.completed") && text.contains("event: end"), "{text}");
     studio.shutdown().await;
     assert!(!tmp.path().join("data/studio-token").exists(), "the token file goes with Studio");
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_ui_built_into_the_binary_is_served_with_the_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (backend, studio) = setup_with(tmp.path(), false).await;
+    assert!(arkor_studio::has_embedded_ui(), "built without ARKOR_STUDIO_SKIP_UI");
+    let base = format!("http://127.0.0.1:{}", studio.addr().port());
+    let http = reqwest::Client::new();
+    let token = studio.token().to_owned();
+
+    // The SPA's index for `/` and for any extension-less path (hash routes reload there).
+    for path in ["/", "/jobs/anything"] {
+        let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("<title>Arkor Studio</title>"), "{html}");
+        assert!(html.contains(&format!("content=\"{token}\">")), "{html}");
+        // Its script and stylesheet are served from the binary too.
+        let script = html.split("src=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
+        let js =
+            http.get(format!("{base}/{}", script.trim_start_matches("./"))).send().await.unwrap();
+        assert_eq!(js.status(), StatusCode::OK, "{script}");
+        assert_eq!(js.headers()["content-type"], "text/javascript");
+        assert!(js.text().await.unwrap().contains("arkor-studio-token"));
+    }
+    let missing = http.get(format!("{base}/assets/nope.js")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // The Playground's model list comes from the backend, behind the token.
+    let models = http.get(format!("{base}/api/models")).send().await.unwrap();
+    assert_eq!(models.status(), StatusCode::FORBIDDEN);
+    let models: serde_json::Value = http
+        .get(format!("{base}/api/models"))
+        .header("X-Arkor-Studio-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "arkor/tiny"), "{models}");
+
+    studio.shutdown().await;
     backend.shutdown().await;
 }
 

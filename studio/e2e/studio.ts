@@ -1,0 +1,117 @@
+// Starts the real `arkor dev` on a project scaffolded by the real `arkor init`, with its
+// own data dir (embedded backend) and a free port. Used by the browser tests.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Page } from "@playwright/test";
+
+const repo = resolve(import.meta.dirname, "../..");
+
+export function arkorBin(): string {
+  return process.env.ARKOR_BIN ?? join(repo, "target/debug/arkor");
+}
+
+function env(home: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ARKOR_DATA_DIR: home,
+    HF_HUB_OFFLINE: "1",
+    ARKOR_CPU: "1",
+    // Scaffolded projects share one target dir with the Rust tests: the SDK compiles once.
+    CARGO_TARGET_DIR: join(repo, "target/arkor-projects"),
+    ARKOR_BACKEND_URL: "",
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export interface StudioProject {
+  dir: string;
+  home: string;
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * `arkor init --template <t> --offline`, the trainer shortened to `steps` steps with a
+ * checkpoint every `save` steps (what a user edits), then `arkor dev --port <free>`.
+ */
+export async function startStudio(opts: { template?: string; steps?: number; save?: number } = {}): Promise<StudioProject> {
+  const root = mkdtempSync(join(tmpdir(), "arkor-e2e-"));
+  const home = join(root, "home");
+  const dir = join(root, "proj");
+  execFileSync(arkorBin(), ["init", dir, "--template", opts.template ?? "triage", "--offline", "--yes"], {
+    env: env(home),
+    stdio: "pipe",
+  });
+  const trainer = join(dir, "src/arkor/trainer.rs");
+  let src = readFileSync(trainer, "utf8");
+  const steps = /\.max_steps\(\d+\)/;
+  const save = /\.save_steps\(\d+\)/;
+  if (!steps.test(src) || !save.test(src)) throw new Error(`unexpected trainer template:\n${src}`);
+  src = src.replace(steps, `.max_steps(${opts.steps ?? 60})`).replace(save, `.save_steps(${opts.save ?? 20})`);
+  writeFileSync(trainer, src);
+  // Compile the project before Studio asks for its manifest (a cold build takes minutes).
+  execFileSync(arkorBin(), ["build"], { cwd: dir, env: env(home), stdio: "pipe", timeout: 900_000 });
+
+  const port = await freePort();
+  const proc = spawn(arkorBin(), ["dev", "--port", String(port)], { cwd: dir, env: env(home), stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  while (!out.includes("Arkor Studio running on")) {
+    if (proc.exitCode !== null) throw new Error(`arkor dev exited (${proc.exitCode}):\n${out}`);
+    if (Date.now() > deadline) throw new Error(`arkor dev did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    dir,
+    home,
+    url,
+    port,
+    proc,
+    output: () => out,
+    stop: async () => {
+      if (proc.exitCode === null) {
+        proc.kill("SIGINT");
+        await new Promise((r) => {
+          const t = setTimeout(() => {
+            proc.kill("SIGKILL");
+            r(null);
+          }, 10_000);
+          proc.once("exit", () => {
+            clearTimeout(t);
+            r(null);
+          });
+        });
+      }
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Collects console errors and page errors; the tests assert there are none. */
+export function watchConsole(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") errors.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  return errors;
+}

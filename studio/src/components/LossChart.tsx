@@ -1,0 +1,652 @@
+// The "Loss curve" card: a hand-written SVG chart of training loss, eval loss and learning
+// rate with hover, drag-to-zoom, log scale, smoothing, and PNG/CSV export.
+
+import { memo, useCallback, useId, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { saveBlob } from "../lib/api";
+import {
+  areaPath,
+  type ChartPoint,
+  clampZoom,
+  decimalsFor,
+  ema,
+  formatCompact,
+  formatLr,
+  linearScale,
+  linePath,
+  logScale,
+  logTicks,
+  integerTicks,
+  nearestIndex,
+  niceDomain,
+  niceTicks,
+  safeFileName,
+  type Scale,
+  seriesStats,
+  stepDomain,
+  stepRange,
+  toCsv,
+  tooltipText,
+  valueExtent,
+  visibleRange,
+} from "../lib/chart";
+import { formatNumber } from "../lib/format";
+
+export interface LossChartProps {
+  points: readonly ChartPoint[];
+  /** The job's name, for export file names. */
+  name: string;
+  /** Step progress for the stats line. */
+  progress?: { step: number; totalSteps: number | null } | null;
+}
+
+const HEIGHT = 260;
+const MIN_WIDTH = 320;
+const PAD = { top: 16, right: 16, bottom: 28, left: 52 };
+const LR_PAD_RIGHT = 58;
+/** Pixels a drag must cover to count as a zoom selection. */
+const DRAG_MIN_PX = 4;
+
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+interface Axis {
+  scale: Scale;
+  ticks: { value: number; label: string }[];
+}
+
+function lossAxis(values: number[], log: boolean, range: [number, number]): Axis {
+  if (log) {
+    const ext = valueExtent(values, true);
+    let [lo, hi] = ext ?? [0.1, 1];
+    if (hi / lo < 1.001) {
+      lo /= 1.05;
+      hi *= 1.05;
+    }
+    const pad = Math.max(1.01, (hi / lo) ** 0.04);
+    const scale = logScale([lo / pad, hi * pad], range);
+    const ticks = logTicks(scale.domain[0], scale.domain[1], 6).map((value) => ({ value, label: formatCompact(value) }));
+    return { scale, ticks };
+  }
+  const ext = valueExtent(values, false);
+  let [lo, hi] = ext ?? [0, 1];
+  if (hi - lo < 1e-4) {
+    const mid = (lo + hi) / 2;
+    lo = mid - 5e-5;
+    hi = mid + 5e-5;
+  }
+  const domain = niceDomain(lo, hi, 5);
+  const scale = linearScale(domain, range);
+  const values2 = niceTicks(domain[0], domain[1], 5);
+  const dp = values2.length > 1 ? decimalsFor(values2[1] - values2[0]) : 3;
+  return { scale, ticks: values2.map((value) => ({ value, label: value.toFixed(Math.min(dp, 6)) })) };
+}
+
+function lrAxis(values: number[], range: [number, number]): Axis {
+  const ext = valueExtent(values, false);
+  const hi = ext && ext[1] > 0 ? ext[1] : 1;
+  const domain = niceDomain(Math.min(0, ext ? ext[0] : 0), hi, 4);
+  const scale = linearScale(domain, range);
+  return { scale, ticks: niceTicks(domain[0], domain[1], 4).map((value) => ({ value, label: formatLr(value) })) };
+}
+
+/** Inlines computed styles so the SVG renders the same outside the page (theme colours included). */
+const INLINE_PROPS = [
+  "fill",
+  "fill-opacity",
+  "stroke",
+  "stroke-width",
+  "stroke-dasharray",
+  "stroke-opacity",
+  "stroke-linejoin",
+  "stroke-linecap",
+  "opacity",
+  "stop-color",
+  "stop-opacity",
+  "font-family",
+  "font-size",
+  "font-weight",
+  "text-anchor",
+  "dominant-baseline",
+  "visibility",
+];
+
+interface LegendItem {
+  label: string;
+  /** A CSS custom property holding the colour, e.g. `--accent`. */
+  colorVar: string;
+  dash?: number[];
+  lineWidth: number;
+}
+
+const HEADER_PX = 30;
+
+/** The chart as a 2x PNG: a header row (title and legend) above the SVG drawn on a canvas. */
+async function svgToPngBlob(
+  svg: SVGSVGElement,
+  width: number,
+  height: number,
+  title: string,
+  legend: LegendItem[],
+): Promise<Blob> {
+  const clone = svg.cloneNode(true) as SVGSVGElement;
+  const src = [svg, ...Array.from(svg.querySelectorAll("*"))];
+  const dst = [clone, ...Array.from(clone.querySelectorAll("*"))];
+  src.forEach((el, i) => {
+    const cs = getComputedStyle(el);
+    const style = INLINE_PROPS.map((p) => {
+      const v = cs.getPropertyValue(p);
+      return v ? `${p}:${v}` : "";
+    })
+      .filter(Boolean)
+      .join(";");
+    dst[i]?.setAttribute("style", style);
+  });
+  clone.querySelectorAll("[data-export='skip']").forEach((n) => n.remove());
+  clone.setAttribute("xmlns", "http://www.w3.org/2000/svg");
+  clone.setAttribute("width", String(width));
+  clone.setAttribute("height", String(height));
+  const text = new XMLSerializer().serializeToString(clone);
+  const img = new Image();
+  img.width = width;
+  img.height = height;
+  img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(text)}`;
+  await img.decode();
+  const rootStyle = getComputedStyle(svg);
+  const cssVar = (name: string, fallback: string) => rootStyle.getPropertyValue(name).trim() || fallback;
+  const font = cssVar("--sans", "sans-serif");
+  const canvas = document.createElement("canvas");
+  const ctx = canvas.getContext("2d");
+  if (!ctx) throw new Error("Canvas is not available");
+  // Lay out the header first (title, then legend items, wrapping to new rows), then size the canvas.
+  const rowH = 20;
+  const left = 12;
+  const maxX = width - 12;
+  ctx.font = `600 13px ${font}`;
+  const titleW = ctx.measureText(title).width;
+  ctx.font = `12px ${font}`;
+  const placed: { item: LegendItem; x: number; row: number }[] = [];
+  let x = left + titleW + 20;
+  let row = 0;
+  for (const item of legend) {
+    const w = 24 + ctx.measureText(item.label).width;
+    if (x + w > maxX && x > left) {
+      row++;
+      x = left;
+    }
+    placed.push({ item, x, row });
+    x += w + 16;
+  }
+  const header = Math.max(HEADER_PX, (row + 1) * rowH + 10);
+  canvas.width = width * 2;
+  canvas.height = (height + header) * 2;
+  ctx.scale(2, 2);
+  ctx.fillStyle = cssVar("--surface", "#ffffff");
+  ctx.fillRect(0, 0, width, height + header);
+  ctx.textBaseline = "middle";
+  const rowY = (r: number) => 8 + r * rowH + rowH / 2;
+  ctx.fillStyle = cssVar("--text", "#16181d");
+  ctx.font = `600 13px ${font}`;
+  ctx.fillText(title, left, rowY(0));
+  ctx.font = `12px ${font}`;
+  for (const { item, x: ix, row: r } of placed) {
+    const y = rowY(r);
+    ctx.strokeStyle = cssVar(item.colorVar, "#888888");
+    ctx.lineWidth = item.lineWidth;
+    ctx.setLineDash(item.dash ?? []);
+    ctx.beginPath();
+    ctx.moveTo(ix, y);
+    ctx.lineTo(ix + 18, y);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = cssVar("--muted", "#5d6673");
+    ctx.fillText(item.label, ix + 24, y);
+  }
+  ctx.drawImage(img, 0, header, width, height);
+  return new Promise((resolve, reject) =>
+    canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("Could not encode the PNG"))), "image/png"),
+  );
+}
+
+function LossChartImpl({ points, name, progress }: LossChartProps) {
+  const uid = useId().replace(/[^A-Za-z0-9_-]/g, "");
+  const wrapRef = useRef<HTMLDivElement>(null);
+  const svgRef = useRef<SVGSVGElement>(null);
+  const [width, setWidth] = useState(640);
+  const [logY, setLogY] = useState(false);
+  const [smoothing, setSmoothing] = useState(0);
+  const [showLr, setShowLr] = useState(true);
+  const [zoom, setZoom] = useState<[number, number] | null>(null);
+  const [drag, setDrag] = useState<{ a: number; b: number } | null>(null);
+  const [hoverStep, setHoverStep] = useState<number | null>(null);
+  const [exportError, setExportError] = useState<string | null>(null);
+  const [exporting, setExporting] = useState(false);
+
+  // Responsive width.
+  useLayoutEffect(() => {
+    const el = wrapRef.current;
+    if (!el) return;
+    const measure = (w: number) => setWidth(Math.max(MIN_WIDTH, Math.floor(w)));
+    measure(el.clientWidth || 640);
+    if (typeof ResizeObserver === "undefined") return;
+    const ro = new ResizeObserver((entries) => {
+      const w = entries[0]?.contentRect.width;
+      if (w) measure(w);
+    });
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+
+  const hasPoints = points.length > 0;
+  const hasLoss = useMemo(() => points.some((p) => isNum(p.loss)), [points]);
+  const hasEval = useMemo(() => points.some((p) => isNum(p.evalLoss)), [points]);
+  const hasLr = useMemo(() => points.some((p) => isNum(p.learningRate)), [points]);
+  const lrOn = showLr && hasLr;
+  const steps = useMemo(() => points.map((p) => p.step), [points]);
+  const smoothed = useMemo(
+    () => (smoothing > 0 ? ema(points.map((p) => p.loss), smoothing) : null),
+    [points, smoothing],
+  );
+
+  const x0 = PAD.left;
+  const x1 = width - (lrOn ? LR_PAD_RIGHT : PAD.right);
+  const y0 = PAD.top;
+  const y1 = HEIGHT - PAD.bottom;
+
+  const full = useMemo(() => stepDomain(points), [points]);
+  const xDomain: [number, number] = zoom ?? full;
+
+  const geo = useMemo(() => {
+    const xScale = linearScale(xDomain, [x0, x1]);
+    const [vs, ve] = visibleRange(steps, xDomain);
+    let [is, ie] = stepRange(steps, xDomain);
+    if (ie <= is) [is, ie] = [vs, ve];
+    const inside = points.slice(is, ie);
+    const yValues: number[] = [];
+    for (let i = is; i < ie; i++) {
+      const p = points[i];
+      if (isNum(p.loss)) yValues.push(p.loss);
+      if (isNum(p.evalLoss)) yValues.push(p.evalLoss);
+      const s = smoothed?.[i];
+      if (isNum(s)) yValues.push(s);
+    }
+    const yAxis = lossAxis(yValues, logY, [y1, y0]);
+    const lr = lrOn ? lrAxis(inside.map((p) => p.learningRate).filter(isNum), [y1, y0]) : null;
+    const xTicks = integerTicks(xDomain[0], xDomain[1], Math.max(2, Math.floor((x1 - x0) / 90)));
+
+    const seriesXY = (get: (i: number) => number | undefined, scale: Scale) => {
+      const xs: number[] = [];
+      const ys: number[] = [];
+      for (let i = vs; i < ve; i++) {
+        const v = get(i);
+        if (!isNum(v)) continue;
+        const y = scale.map(v);
+        if (!isNum(y)) continue; // e.g. <= 0 on a log axis
+        xs.push(xScale.map(points[i].step));
+        ys.push(y);
+      }
+      return { xs, ys };
+    };
+    const raw = seriesXY((i) => points[i].loss, yAxis.scale);
+    const main = smoothed ? seriesXY((i) => smoothed[i], yAxis.scale) : raw;
+    const ev = seriesXY((i) => points[i].evalLoss, yAxis.scale);
+    const lrXY = lr ? seriesXY((i) => points[i].learningRate, lr.scale) : null;
+    return {
+      xScale,
+      yAxis,
+      lr,
+      xTicks,
+      insideRange: [is, ie] as [number, number],
+      rawPath: linePath(raw.xs, raw.ys),
+      mainPath: linePath(main.xs, main.ys),
+      areaPath: areaPath(main.xs, main.ys, y1),
+      evalPath: linePath(ev.xs, ev.ys),
+      evalDots: ev.xs.map((x, i) => [x, ev.ys[i]] as [number, number]),
+      lrPath: lrXY ? linePath(lrXY.xs, lrXY.ys) : "",
+    };
+    // xDomain is derived from zoom and full.
+  }, [points, steps, smoothed, logY, lrOn, zoom, full, x0, x1, y0, y1]);
+
+  const hoverIdx = useMemo(() => {
+    if (hoverStep === null) return -1;
+    const [is, ie] = geo.insideRange;
+    const local = nearestIndex(steps.slice(is, ie), hoverStep);
+    return local < 0 ? -1 : is + local;
+  }, [hoverStep, steps, geo.insideRange]);
+  const hovered = hoverIdx >= 0 ? points[hoverIdx] : null;
+
+  const localXY = (e: React.PointerEvent | React.MouseEvent) => {
+    const r = svgRef.current!.getBoundingClientRect();
+    return { x: e.clientX - r.left, y: e.clientY - r.top };
+  };
+  const clampX = (x: number) => Math.min(Math.max(x, x0), x1);
+
+  const onPointerDown = (e: React.PointerEvent<SVGSVGElement>) => {
+    if (e.button !== 0 || !hasPoints) return;
+    const { x, y } = localXY(e);
+    if (x < x0 || x > x1 || y < y0 || y > y1) return;
+    e.preventDefault();
+    try {
+      e.currentTarget.setPointerCapture(e.pointerId);
+    } catch {
+      // Synthetic pointer: no capture.
+    }
+    setDrag({ a: x, b: x });
+  };
+  const onPointerMove = (e: React.PointerEvent<SVGSVGElement>) => {
+    if (!hasPoints) return;
+    const { x } = localXY(e);
+    if (drag) setDrag({ a: drag.a, b: clampX(x) });
+    if (x < x0 - 8 || x > x1 + 8) {
+      if (!drag) setHoverStep(null);
+      return;
+    }
+    setHoverStep(geo.xScale.invert(clampX(x)));
+  };
+  const onPointerUp = (e: React.PointerEvent<SVGSVGElement>) => {
+    if (!drag) return;
+    const b = clampX(localXY(e).x);
+    setDrag(null);
+    try {
+      e.currentTarget.releasePointerCapture(e.pointerId);
+    } catch {
+      // Not captured.
+    }
+    if (Math.abs(b - drag.a) < DRAG_MIN_PX) return;
+    const z = clampZoom(geo.xScale.invert(drag.a), geo.xScale.invert(b), full, 1);
+    if (z) setZoom(z);
+  };
+
+  const exportPng = async () => {
+    const svg = svgRef.current;
+    if (!svg) return;
+    setExportError(null);
+    setExporting(true);
+    try {
+      const legend: LegendItem[] = [];
+      if (hasLoss)
+        legend.push({ label: smoothing > 0 ? "Training loss (smoothed)" : "Training loss", colorVar: "--accent", lineWidth: 2 });
+      if (hasEval) legend.push({ label: "Eval loss", colorVar: "--pink", lineWidth: 2, dash: [5, 4] });
+      if (lrOn) legend.push({ label: "Learning rate (right axis)", colorVar: "--muted", lineWidth: 1 });
+      const blob = await svgToPngBlob(svg, width, HEIGHT, `${name} · loss${logY ? " (log scale)" : ""}`, legend);
+      saveBlob(blob, `${safeFileName(name)}-loss.png`);
+    } catch (e) {
+      setExportError(`PNG export failed: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      setExporting(false);
+    }
+  };
+  const exportCsv = () => {
+    setExportError(null);
+    saveBlob(new Blob([toCsv(points)], { type: "text/csv;charset=utf-8" }), `${safeFileName(name)}-loss.csv`);
+  };
+
+  const resetZoom = useCallback(() => setZoom(null), []);
+
+  const stats = useMemo(() => seriesStats(points), [points]);
+  const smoothingId = `${uid}-smoothing`;
+  const gradId = `${uid}-area`;
+  const clipId = `${uid}-clip`;
+
+  const hoverX = hovered ? geo.xScale.map(hovered.step) : 0;
+  const markerY = (v: number | undefined, s: Scale | undefined) => (s && isNum(v) ? s.map(v) : NaN);
+  const hoverLossY = hovered
+    ? markerY(smoothed ? smoothed[hoverIdx] : hovered.loss, geo.yAxis.scale)
+    : NaN;
+  const hoverEvalY = hovered ? markerY(hovered.evalLoss, geo.yAxis.scale) : NaN;
+  const hoverLrY = hovered && geo.lr ? markerY(hovered.learningRate, geo.lr.scale) : NaN;
+  const tipLeft = hoverX > width / 2;
+
+  const pct =
+    progress && progress.totalSteps ? Math.min(100, Math.max(0, (progress.step / progress.totalSteps) * 100)) : null;
+
+  return (
+    <section className="card" aria-labelledby={`${uid}-title`}>
+      <div className="card-head">
+        <h2 id={`${uid}-title`}>Loss curve</h2>
+        <span className="spacer" />
+        <button type="button" className="btn small" onClick={resetZoom} disabled={!zoom} aria-label="Reset zoom">
+          Reset zoom
+        </button>
+        <button type="button" className="btn small" onClick={() => void exportPng()} disabled={!hasPoints || exporting}>
+          Export PNG
+        </button>
+        <button type="button" className="btn small" onClick={exportCsv} disabled={!hasPoints}>
+          Export CSV
+        </button>
+      </div>
+      <div className="card-body">
+        <div className="lc-controls">
+          <label className="lc-check">
+            <input type="checkbox" checked={logY} onChange={(e) => setLogY(e.target.checked)} />
+            Log scale
+          </label>
+          <span className="lc-range">
+            <label htmlFor={smoothingId}>Smoothing</label>
+            <input
+              id={smoothingId}
+              type="range"
+              min={0}
+              max={0.99}
+              step={0.01}
+              value={smoothing}
+              onChange={(e) => setSmoothing(Number(e.target.value))}
+              aria-valuetext={smoothing.toFixed(2)}
+            />
+            <output htmlFor={smoothingId} className="mono">
+              {smoothing.toFixed(2)}
+            </output>
+          </span>
+          <label className="lc-check">
+            <input type="checkbox" checked={showLr} disabled={!hasLr} onChange={(e) => setShowLr(e.target.checked)} />
+            Learning rate
+          </label>
+          <span className="spacer" />
+          {hasPoints && (
+            <span className="muted lc-hint">
+              {zoom
+                ? `Steps ${Math.round(zoom[0])}–${Math.round(zoom[1])}`
+                : "Drag across the chart to zoom"}
+            </span>
+          )}
+        </div>
+
+        {hasPoints && (
+          <ul className="lc-legend" aria-label="Legend">
+            {hasLoss && (
+              <li>
+                <span className="lc-sw lc-sw-loss" aria-hidden="true" />
+                Training loss{smoothing > 0 ? " (smoothed)" : ""}
+              </li>
+            )}
+            {hasEval && (
+              <li>
+                <span className="lc-sw lc-sw-eval" aria-hidden="true" />
+                Eval loss
+              </li>
+            )}
+            {lrOn && (
+              <li>
+                <span className="lc-sw lc-sw-lr" aria-hidden="true" />
+                Learning rate (right axis)
+              </li>
+            )}
+          </ul>
+        )}
+
+        <div className="lc-wrap" ref={wrapRef}>
+          {!hasPoints ? (
+            <div className="lc-empty" style={{ height: HEIGHT }}>
+              Waiting for training.log events…
+            </div>
+          ) : (
+            <>
+              <svg
+                ref={svgRef}
+                className="lc-svg"
+                role="img"
+                aria-label="Loss curve"
+                data-points={points.length}
+                width={width}
+                height={HEIGHT}
+                viewBox={`0 0 ${width} ${HEIGHT}`}
+                onPointerDown={onPointerDown}
+                onPointerMove={onPointerMove}
+                onPointerUp={onPointerUp}
+                onPointerCancel={() => setDrag(null)}
+                onPointerLeave={() => {
+                  if (!drag) setHoverStep(null);
+                }}
+                onDoubleClick={resetZoom}
+              >
+                <defs>
+                  <linearGradient id={gradId} x1="0" y1="0" x2="0" y2="1">
+                    <stop offset="0%" className="lc-stop" stopOpacity={0.28} />
+                    <stop offset="100%" className="lc-stop" stopOpacity={0} />
+                  </linearGradient>
+                  <clipPath id={clipId}>
+                    <rect x={x0} y={y0 - 6} width={Math.max(0, x1 - x0)} height={y1 - y0 + 12} />
+                  </clipPath>
+                </defs>
+                <rect className="lc-bg" x={0} y={0} width={width} height={HEIGHT} />
+
+                <g className="lc-grid-layer">
+                  {geo.yAxis.ticks.map((t) => {
+                    const y = geo.yAxis.scale.map(t.value);
+                    if (!isNum(y)) return null;
+                    return (
+                      <g key={`y${t.value}`}>
+                        <line className="lc-grid" x1={x0} x2={x1} y1={y} y2={y} />
+                        <text className="lc-tick" x={x0 - 6} y={y} textAnchor="end" dominantBaseline="middle">
+                          {t.label}
+                        </text>
+                      </g>
+                    );
+                  })}
+                  {geo.lr?.ticks.map((t) => {
+                    const y = geo.lr!.scale.map(t.value);
+                    return (
+                      <text
+                        key={`lr${t.value}`}
+                        className="lc-tick lc-tick-lr"
+                        x={x1 + 6}
+                        y={y}
+                        textAnchor="start"
+                        dominantBaseline="middle"
+                      >
+                        {t.label}
+                      </text>
+                    );
+                  })}
+                  <line className="lc-axis" x1={x0} x2={x1} y1={y1} y2={y1} />
+                  {geo.xTicks.map((s) => {
+                    const x = geo.xScale.map(s);
+                    return (
+                      <g key={`x${s}`}>
+                        <line className="lc-axis" x1={x} x2={x} y1={y1} y2={y1 + 4} />
+                        <text className="lc-tick" x={x} y={y1 + 16} textAnchor="middle">
+                          {s}
+                        </text>
+                      </g>
+                    );
+                  })}
+                </g>
+
+                <g clipPath={`url(#${clipId})`}>
+                  {geo.lrPath && <path className="lc-lr" d={geo.lrPath} />}
+                  {geo.areaPath && <path className="lc-area" d={geo.areaPath} fill={`url(#${gradId})`} />}
+                  {smoothed && geo.rawPath && <path className="lc-loss-raw" d={geo.rawPath} />}
+                  {geo.mainPath && <path className="lc-loss" d={geo.mainPath} />}
+                  {geo.evalPath && <path className="lc-eval" d={geo.evalPath} />}
+                  {geo.evalDots.map(([x, y], i) => (
+                    <circle key={`e${i}`} className="lc-eval-dot" cx={x} cy={y} r={2.5} />
+                  ))}
+                </g>
+
+                <g data-export="skip" pointerEvents="none">
+                  {drag && Math.abs(drag.b - drag.a) > 0 && (
+                    <rect
+                      className="lc-sel"
+                      data-testid="zoom-selection"
+                      x={Math.min(drag.a, drag.b)}
+                      y={y0}
+                      width={Math.abs(drag.b - drag.a)}
+                      height={y1 - y0}
+                    />
+                  )}
+                  {hovered && (
+                    <>
+                      <line className="lc-guide" x1={hoverX} x2={hoverX} y1={y0} y2={y1} />
+                      {isNum(hoverLrY) && <circle className="lc-marker lc-marker-lr" cx={hoverX} cy={hoverLrY} r={3.5} />}
+                      {isNum(hoverLossY) && (
+                        <circle className="lc-marker lc-marker-loss" cx={hoverX} cy={hoverLossY} r={4} />
+                      )}
+                      {isNum(hoverEvalY) && (
+                        <circle className="lc-marker lc-marker-eval" cx={hoverX} cy={hoverEvalY} r={4} />
+                      )}
+                    </>
+                  )}
+                </g>
+              </svg>
+              {hovered && !drag && (
+                <div
+                  className="lc-tooltip"
+                  style={{
+                    top: PAD.top + 4,
+                    left: tipLeft ? undefined : hoverX + 12,
+                    right: tipLeft ? width - hoverX + 12 : undefined,
+                  }}
+                >
+                  {tooltipText(hovered, smoothed ? smoothed[hoverIdx] : undefined)}
+                </div>
+              )}
+            </>
+          )}
+        </div>
+
+        {exportError && (
+          <p className="notice error lc-notice" role="alert">
+            {exportError}
+          </p>
+        )}
+
+        <div className="lc-stats" aria-label="Training summary">
+          <span>
+            <span className="muted">Latest loss</span>{" "}
+            <strong className="mono">{stats.latestLoss ? formatNumber(stats.latestLoss.value) : "N/A"}</strong>
+          </span>
+          <span>
+            <span className="muted">Min loss</span>{" "}
+            <strong className="mono">{stats.minLoss ? formatNumber(stats.minLoss.value) : "N/A"}</strong>
+            {stats.minLoss && <span className="muted"> at step {stats.minLoss.step}</span>}
+          </span>
+          <span>
+            <span className="muted">Latest eval loss</span>{" "}
+            <strong className="mono">{stats.latestEval ? formatNumber(stats.latestEval.value) : "N/A"}</strong>
+          </span>
+          {progress && (
+            <span className="lc-progress">
+              <span className="muted">Step</span>{" "}
+              <strong className="mono">
+                {progress.step}
+                {progress.totalSteps ? ` / ${progress.totalSteps}` : ""}
+              </strong>
+              {pct !== null && (
+                <span
+                  className="lc-bar"
+                  role="progressbar"
+                  aria-label="Training progress"
+                  aria-valuemin={0}
+                  aria-valuemax={progress.totalSteps ?? undefined}
+                  aria-valuenow={Math.min(progress.step, progress.totalSteps ?? progress.step)}
+                >
+                  <span style={{ width: `${pct}%` }} />
+                </span>
+              )}
+            </span>
+          )}
+        </div>
+      </div>
+    </section>
+  );
+}
+
+export const LossChart = memo(LossChartImpl);

@@ -1,0 +1,115 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ApiError, chatBody, errorOf, fetchManifest, jobsPath, parseSseFrames, setStudioToken, streamChat, textOf } from "./api";
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+  setStudioToken(null);
+});
+
+function sseResponse(chunks: string[], status = 200): Response {
+  const enc = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (const ch of chunks) c.enqueue(enc.encode(ch));
+      c.close();
+    },
+  });
+  return new Response(body, { status, headers: { "content-type": "text/event-stream" } });
+}
+
+describe("parseSseFrames", () => {
+  it("splits frames, joins multi-line data, keeps the unfinished tail", () => {
+    const { frames, rest } = parseSseFrames('id: 7\nevent: training.log\ndata: {"a":\ndata: 1}\n\n: comment\n\nevent: ping\n\ndata: par');
+    expect(frames).toEqual([
+      { event: "training.log", data: '{"a":\n1}', id: "7" },
+      { event: "ping", data: "", id: undefined },
+    ]);
+    expect(rest).toBe("data: par");
+  });
+
+  it("accepts CRLF line endings", () => {
+    const { frames } = parseSseFrames("data: x\r\n\r\n");
+    expect(frames).toEqual([{ event: "message", data: "x", id: undefined }]);
+  });
+});
+
+describe("textOf", () => {
+  it("reads OpenAI deltas and tolerates other shapes", () => {
+    expect(textOf('{"choices":[{"delta":{"content":"hi"}}]}')).toBe("hi");
+    expect(textOf('{"choices":[{"delta":{"role":"assistant"}}]}')).toBe("");
+    expect(textOf("not json")).toBe("");
+  });
+});
+
+describe("chatBody", () => {
+  const msgs = [{ role: "user" as const, content: "hi" }];
+  it("names the source the backend's way", () => {
+    expect(chatBody({ kind: "base", model: "arkor/tiny" }, msgs)).toEqual({ messages: msgs, stream: true, baseModel: "arkor/tiny" });
+    expect(chatBody({ kind: "final", jobId: "j1" }, msgs).adapter).toEqual({ kind: "final", jobId: "j1" });
+    expect(chatBody({ kind: "checkpoint", jobId: "j1", step: 20 }, msgs, { temperature: 0, topP: 0.9, maxTokens: 5 })).toMatchObject({
+      adapter: { kind: "checkpoint", jobId: "j1", step: 20 },
+      temperature: 0,
+      topP: 0.9,
+      maxTokens: 5,
+    });
+  });
+});
+
+describe("jobsPath", () => {
+  it("passes paging, status and a trimmed search", () => {
+    expect(jobsPath()).toBe("/api/jobs");
+    expect(jobsPath({ limit: 20, cursor: "c1", status: "running", q: "  tri age " })).toBe("/api/jobs?limit=20&cursor=c1&status=running&q=tri+age");
+    expect(jobsPath({ q: "   " })).toBe("/api/jobs");
+  });
+});
+
+describe("errors", () => {
+  it("prefers the server's error message, else the status line", async () => {
+    expect((await errorOf(new Response('{"error":"job not found","code":"not_found"}', { status: 404 }))).message).toBe("job not found");
+    const e = await errorOf(new Response("", { status: 502, statusText: "Bad Gateway" }));
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.status).toBe(502);
+    expect(e.message).toBe("502 Bad Gateway");
+  });
+
+  it("returns the manifest's build error instead of throwing on 400", async () => {
+    const fetchMock = vi.fn(async () => new Response('{"error":"error[E0425]: cannot find value"}', { status: 400 }));
+    vi.stubGlobal("fetch", fetchMock);
+    setStudioToken("tok");
+    expect(await fetchManifest()).toEqual({ error: "error[E0425]: cannot find value" });
+    const headers = (fetchMock.mock.calls[0] as unknown as [string, RequestInit])[1].headers as Headers;
+    expect(headers.get("X-Arkor-Studio-Token")).toBe("tok");
+  });
+});
+
+describe("streamChat", () => {
+  it("yields deltas split across chunks, skips pings, stops at [DONE]", async () => {
+    vi.stubGlobal("fetch", async () =>
+      sseResponse([
+        'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n',
+        "event: ping\ndata: \n\n",
+        'data: {"choices":[{"delta":{"content":"Hel',
+        'lo"}}]}\n\ndata: {"choices":[{"delta":{"content":" world"}}]}\n\n',
+        "data: [DONE]\n\n",
+        'data: {"choices":[{"delta":{"content":"ignored"}}]}\n\n',
+      ]),
+    );
+    const parts: string[] = [];
+    for await (const t of streamChat({ kind: "base", model: "arkor/tiny" }, [{ role: "user", content: "hi" }])) parts.push(t);
+    expect(parts).toEqual(["Hello", " world"]);
+  });
+
+  it("throws the server's message on an error frame and on a non-2xx answer", async () => {
+    vi.stubGlobal("fetch", async () => sseResponse(['data: {"choices":[{"delta":{"content":"a"}}]}\n\n', 'event: error\ndata: {"error":"model exploded"}\n\n']));
+    const got: string[] = [];
+    await expect(async () => {
+      for await (const t of streamChat({ kind: "final", jobId: "j" }, [])) got.push(t);
+    }).rejects.toThrow("model exploded");
+    expect(got).toEqual(["a"]);
+
+    vi.stubGlobal("fetch", async () => new Response('{"error":"job j has no final adapter"}', { status: 404 }));
+    await expect(async () => {
+      for await (const _ of streamChat({ kind: "final", jobId: "j" }, [])) void _;
+    }).rejects.toThrow("job j has no final adapter");
+  });
+});

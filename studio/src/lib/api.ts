@@ -1,0 +1,396 @@
+// The one way the UI talks to `arkor dev`: every request carries the per-launch token
+// that the server injected into the page as <meta name="arkor-studio-token">.
+
+export type JobStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
+export const JOB_STATUSES: JobStatus[] = ["running", "completed", "queued", "failed", "cancelled"];
+
+export type DatasetSource =
+  | { type: "huggingface"; name: string; subset?: string | null; split?: string | null }
+  | { type: "jsonl"; path?: string; url?: string; [k: string]: unknown };
+
+/** The job's config as the backend resolved it (camelCase, as on the wire). */
+export interface JobConfig {
+  model: string;
+  datasetSource?: DatasetSource | null;
+  loraR?: number | null;
+  loraAlpha?: number | null;
+  loraDropout?: number | null;
+  loraTargetModules?: string[] | null;
+  loraUseRslora?: boolean | null;
+  maxLength?: number | null;
+  maxSteps?: number | null;
+  numTrainEpochs?: number | null;
+  learningRate?: number | null;
+  batchSize?: number | null;
+  gradientAccumulationSteps?: number | null;
+  weightDecay?: number | null;
+  optim?: string | null;
+  lrSchedulerType?: string | null;
+  warmupSteps?: number | null;
+  loggingSteps?: number | null;
+  saveSteps?: number | null;
+  evalSteps?: number | null;
+  evalSplit?: number | null;
+  trainOnResponsesOnly?: boolean | null;
+  seed?: number | null;
+  [k: string]: unknown;
+}
+
+export interface Job {
+  id: string;
+  orgId: string;
+  projectId: string;
+  name: string;
+  status: JobStatus | string;
+  config: JobConfig;
+  error?: string | null;
+  createdAt: string;
+  startedAt?: string | null;
+  completedAt?: string | null;
+  progress?: { step: number; totalSteps: number; loss?: number | null };
+}
+
+export interface JobList {
+  jobs: Job[];
+  nextCursor?: string | null;
+  total?: number;
+}
+
+export interface ArtifactFile {
+  pathname: string;
+  size: number;
+  sha256: string;
+}
+
+export interface ArtifactSet {
+  kind: "final" | "checkpoint";
+  step: number;
+  modelId: string;
+  files: ArtifactFile[];
+}
+
+export interface Credentials {
+  token: string;
+  mode: "anon" | "oauth" | string;
+  baseUrl: string;
+  orgSlug: string | null;
+  projectSlug: string | null;
+}
+
+export interface Manifest {
+  trainer: { name: string } | null;
+  trainers?: { name: string; model?: string; dataset?: unknown }[];
+}
+
+/** `{ baseModel }`, or an adapter: a job's final one or one of its checkpoints. */
+export type ModelSource =
+  | { kind: "base"; model: string }
+  | { kind: "final"; jobId: string }
+  | { kind: "checkpoint"; jobId: string; step: number };
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+export interface ChatOptions {
+  temperature?: number;
+  topP?: number;
+  maxTokens?: number;
+}
+
+/** A non-2xx answer: the HTTP status and the server's `error` message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+let cachedToken: string | null = null;
+
+/** The per-launch token from the page (read once). */
+export function studioToken(): string {
+  if (cachedToken === null) {
+    const meta = typeof document === "undefined" ? null : document.querySelector('meta[name="arkor-studio-token"]');
+    cachedToken = meta?.getAttribute("content") ?? "";
+  }
+  return cachedToken;
+}
+
+/** For tests. */
+export function setStudioToken(token: string | null): void {
+  cachedToken = token;
+}
+
+/** `fetch` with the token header. */
+export function apiFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set("X-Arkor-Studio-Token", studioToken());
+  return fetch(path, { ...init, headers });
+}
+
+/** Reads `{ error }` from a failed response, else `<status> <statusText>`. */
+export async function errorOf(res: Response): Promise<ApiError> {
+  let message = `${res.status} ${res.statusText}`.trim();
+  try {
+    const text = await res.text();
+    if (text) {
+      try {
+        const body = JSON.parse(text) as { error?: unknown };
+        if (typeof body.error === "string" && body.error) message = body.error;
+      } catch {
+        message = text.slice(0, 500);
+      }
+    }
+  } catch {
+    // Keep the status line.
+  }
+  return new ApiError(res.status, message);
+}
+
+export async function getJSON<T>(path: string, init?: RequestInit): Promise<T> {
+  const res = await apiFetch(path, init);
+  if (!res.ok) throw await errorOf(res);
+  return (await res.json()) as T;
+}
+
+export function fetchCredentials(): Promise<Credentials> {
+  return getJSON<Credentials>("/api/credentials");
+}
+
+/** The manifest, or `{ error }` when the project does not build (400). */
+export async function fetchManifest(signal?: AbortSignal): Promise<Manifest | { error: string }> {
+  const res = await apiFetch("/api/manifest", { signal });
+  if (res.status === 400) return { error: (await errorOf(res)).message };
+  if (!res.ok) throw await errorOf(res);
+  return (await res.json()) as Manifest;
+}
+
+export interface JobQuery {
+  limit?: number;
+  cursor?: string | null;
+  status?: string | null;
+  q?: string | null;
+}
+
+export function jobsPath(query: JobQuery = {}): string {
+  const p = new URLSearchParams();
+  if (query.limit) p.set("limit", String(query.limit));
+  if (query.cursor) p.set("cursor", query.cursor);
+  if (query.status) p.set("status", query.status);
+  if (query.q && query.q.trim()) p.set("q", query.q.trim());
+  const s = p.toString();
+  return s ? `/api/jobs?${s}` : "/api/jobs";
+}
+
+export function fetchJobs(query: JobQuery = {}, signal?: AbortSignal): Promise<JobList> {
+  return getJSON<JobList>(jobsPath(query), { signal });
+}
+
+export async function fetchJob(id: string, signal?: AbortSignal): Promise<Job> {
+  const body = await getJSON<{ job: Job }>(`/api/jobs/${encodeURIComponent(id)}`, { signal });
+  return body.job;
+}
+
+export async function cancelJob(id: string): Promise<Job | null> {
+  const res = await apiFetch(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+  if (!res.ok) throw await errorOf(res);
+  const body = (await res.json().catch(() => null)) as { job?: Job } | null;
+  return body?.job ?? null;
+}
+
+export async function fetchArtifacts(id: string, signal?: AbortSignal): Promise<ArtifactSet[]> {
+  const body = await getJSON<{ artifacts: ArtifactSet[] }>(`/api/jobs/${encodeURIComponent(id)}/artifacts`, {
+    signal,
+  });
+  return body.artifacts;
+}
+
+export function artifactPath(jobId: string, pathname: string): string {
+  return `/api/jobs/${encodeURIComponent(jobId)}/artifacts/${pathname.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+/** Downloads one artifact file (a plain link cannot carry the token header). */
+export async function downloadArtifact(jobId: string, pathname: string): Promise<void> {
+  const res = await apiFetch(artifactPath(jobId, pathname));
+  if (!res.ok) throw await errorOf(res);
+  saveBlob(await res.blob(), pathname.split("/").pop() || "artifact");
+}
+
+export function saveBlob(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** The job's event stream for `EventSource` (which cannot send headers). */
+export function eventsUrl(jobId: string): string {
+  return `/api/jobs/${encodeURIComponent(jobId)}/events?studioToken=${encodeURIComponent(studioToken())}`;
+}
+
+/**
+ * Runs `arkor start` through Studio and hands its output to `onChunk` as it comes.
+ * The server appends `---` and `exit=<code>` when the process ends.
+ */
+export async function streamTraining(
+  body: { trainer?: string },
+  onChunk: (text: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const res = await apiFetch("/api/train", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+    signal,
+  });
+  if (!res.ok) throw await errorOf(res);
+  if (!res.body) throw new Error("Training response has no body");
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  const onAbort = () => void reader.cancel().catch(() => {});
+  signal?.addEventListener("abort", onAbort);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const text = decoder.decode(value, { stream: true });
+      if (text) onChunk(text);
+    }
+    const rest = decoder.decode();
+    if (rest) onChunk(rest);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** The chat body for a model source (the backend's `/v1/inference/chat` shape). */
+export function chatBody(source: ModelSource, messages: ChatMessage[], options: ChatOptions = {}): Record<string, unknown> {
+  const body: Record<string, unknown> = { messages, stream: true };
+  if (source.kind === "base") body.baseModel = source.model;
+  else if (source.kind === "final") body.adapter = { kind: "final", jobId: source.jobId };
+  else body.adapter = { kind: "checkpoint", jobId: source.jobId, step: source.step };
+  if (options.temperature !== undefined) body.temperature = options.temperature;
+  if (options.topP !== undefined) body.topP = options.topP;
+  if (options.maxTokens !== undefined) body.maxTokens = options.maxTokens;
+  return body;
+}
+
+/** Parses SSE text into frames; returns the frames and the unfinished tail. */
+export function parseSseFrames(buffer: string): { frames: { event: string; data: string; id?: string }[]; rest: string } {
+  const frames: { event: string; data: string; id?: string }[] = [];
+  const text = buffer.replace(/\r\n?/g, "\n");
+  let start = 0;
+  for (;;) {
+    const end = text.indexOf("\n\n", start);
+    if (end < 0) break;
+    const block = text.slice(start, end);
+    start = end + 2;
+    let event = "message";
+    let id: string | undefined;
+    const data: string[] = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") id = value;
+    }
+    if (data.length > 0 || event !== "message") frames.push({ event, data: data.join("\n"), id });
+  }
+  return { frames, rest: text.slice(start) };
+}
+
+/**
+ * Streams a chat reply: yields text fragments as they arrive. Stops on `[DONE]` or `end`;
+ * an `error` frame throws with its message.
+ */
+export async function* streamChat(
+  source: ModelSource,
+  messages: ChatMessage[],
+  options: ChatOptions = {},
+  signal?: AbortSignal,
+): AsyncGenerator<string> {
+  const res = await apiFetch("/api/inference/chat", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(chatBody(source, messages, options)),
+    signal,
+  });
+  if (!res.ok) throw await errorOf(res);
+  if (!res.body) throw new Error("Inference response has no body");
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      const { frames, rest } = parseSseFrames(done ? buffer + "\n\n" : buffer);
+      buffer = rest;
+      for (const f of frames) {
+        if (f.event === "ping") continue;
+        if (f.event === "end" || f.data === "[DONE]") return;
+        if (f.event === "error") {
+          let msg = f.data;
+          try {
+            const e = JSON.parse(f.data) as { error?: string | { message?: string } };
+            msg = typeof e.error === "string" ? e.error : (e.error?.message ?? msg);
+          } catch {
+            // Plain text.
+          }
+          throw new Error(msg || "inference failed");
+        }
+        const delta = textOf(f.data);
+        if (delta) yield delta;
+      }
+      if (done) return;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/** The text of one streamed chunk (OpenAI `choices[0].delta.content`, or `{ content }`). */
+export function textOf(data: string): string {
+  try {
+    const v = JSON.parse(data) as {
+      choices?: { delta?: { content?: string | null } }[];
+      content?: string;
+      delta?: string;
+    };
+    return v.choices?.[0]?.delta?.content ?? v.content ?? v.delta ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/** One entry of the backend's model list (`GET /v1/models`). */
+export interface ModelInfo {
+  id: string;
+  /** `base`, `final` or `checkpoint`. */
+  kind: string;
+  base_model?: string;
+  /** For base models: loadable without a download. */
+  available_offline?: boolean;
+  job_id?: string;
+  step?: number;
+  owned_by?: string;
+  created?: number;
+}
+
+export async function fetchModels(signal?: AbortSignal): Promise<ModelInfo[]> {
+  const body = await getJSON<{ data: ModelInfo[] }>("/api/models", { signal });
+  return body.data;
+}

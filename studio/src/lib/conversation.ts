@@ -1,0 +1,403 @@
+// Playground logic that needs no DOM: the conversation state and its streaming transitions,
+// the messages sent to the model, the export file, and the model source <-> URL params.
+
+import type { ChatMessage, ChatOptions, ModelSource } from "./api";
+
+// ---------------------------------------------------------------------------------------------
+// Conversation state
+
+export interface Bubble {
+  id: number;
+  role: "user" | "assistant";
+  content: string;
+  /** The assistant reply is still arriving. */
+  streaming?: boolean;
+  /** The request failed: `content` is `[error] <message>`; never sent back to the model. */
+  error?: boolean;
+  /** The user stopped the reply: `content` is what had arrived. */
+  stopped?: boolean;
+}
+
+export interface Conversation {
+  bubbles: Bubble[];
+  /** Ids stay unique across clears, so a late fragment of an aborted reply finds nothing. */
+  nextId: number;
+}
+
+export function emptyConversation(): Conversation {
+  return { bubbles: [], nextId: 1 };
+}
+
+/** Empties the conversation; ids are not reused. */
+export function clearConversation(conv: Conversation): Conversation {
+  return { bubbles: [], nextId: conv.nextId };
+}
+
+/** Appends the user's message and an empty streaming assistant bubble; returns that bubble's id. */
+export function startTurn(conv: Conversation, text: string): { conv: Conversation; assistantId: number } {
+  const userId = conv.nextId;
+  const assistantId = conv.nextId + 1;
+  return {
+    assistantId,
+    conv: {
+      nextId: conv.nextId + 2,
+      bubbles: [
+        ...conv.bubbles,
+        { id: userId, role: "user", content: text },
+        { id: assistantId, role: "assistant", content: "", streaming: true },
+      ],
+    },
+  };
+}
+
+function updateStreaming(conv: Conversation, id: number, f: (b: Bubble) => Bubble): Conversation {
+  const i = conv.bubbles.findIndex((b) => b.id === id);
+  if (i < 0 || !conv.bubbles[i].streaming) return conv;
+  const bubbles = conv.bubbles.slice();
+  bubbles[i] = f(bubbles[i]);
+  return { ...conv, bubbles };
+}
+
+/** Adds a streamed fragment to a reply that is still streaming (else nothing changes). */
+export function appendFragment(conv: Conversation, id: number, fragment: string): Conversation {
+  if (!fragment) return conv;
+  return updateStreaming(conv, id, (b) => ({ ...b, content: b.content + fragment }));
+}
+
+/** The reply ended normally. */
+export function finishTurn(conv: Conversation, id: number): Conversation {
+  return updateStreaming(conv, id, ({ streaming: _s, ...b }) => b);
+}
+
+/** The user stopped the reply: keep what arrived. */
+export function stopTurn(conv: Conversation, id: number): Conversation {
+  return updateStreaming(conv, id, ({ streaming: _s, ...b }) => ({ ...b, stopped: true }));
+}
+
+/** The request failed: the bubble shows `[error] <message>` and is marked as an error. */
+export function failTurn(conv: Conversation, id: number, message: string): Conversation {
+  return updateStreaming(conv, id, ({ streaming: _s, ...b }) => ({
+    ...b,
+    content: `[error] ${message || "request failed"}`,
+    error: true,
+  }));
+}
+
+export function isStreaming(conv: Conversation): boolean {
+  return conv.bubbles.some((b) => b.streaming);
+}
+
+/** The text of an error thrown by `streamChat` (or anything else). */
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  return String(e);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is sent
+
+/**
+ * The messages for the next request: the system prompt (when not blank), then the earlier
+ * exchanges (role and content only), then the new user message. An exchange whose reply failed,
+ * is still streaming, or is empty (stopped before any text) is left out together with the user
+ * message it answered, so roles keep alternating and no `[error]` text reaches the model.
+ */
+export function messagesToSend(history: Bubble[], systemPrompt: string, userText: string): ChatMessage[] {
+  const out: ChatMessage[] = [];
+  if (systemPrompt.trim()) out.push({ role: "system", content: systemPrompt });
+  for (let i = 0; i < history.length; i++) {
+    const b = history[i];
+    if (b.role === "user") {
+      const reply = history[i + 1];
+      if (reply && reply.role === "assistant" && !usable(reply)) {
+        i++; // Skip the failed exchange.
+        continue;
+      }
+      out.push({ role: "user", content: b.content });
+    } else if (usable(b)) {
+      out.push({ role: "assistant", content: b.content });
+    }
+  }
+  out.push({ role: "user", content: userText });
+  return out;
+}
+
+function usable(b: Bubble): boolean {
+  return !b.error && !b.streaming && b.content !== "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generation settings
+
+export interface ChatSettings {
+  systemPrompt: string;
+  temperature: number;
+  topP: number;
+  maxTokens: number;
+}
+
+export const DEFAULT_SETTINGS: ChatSettings = { systemPrompt: "", temperature: 0.7, topP: 1, maxTokens: 256 };
+
+export const SETTING_LIMITS = {
+  temperature: { min: 0, max: 2, step: 0.05 },
+  topP: { min: 0, max: 1, step: 0.05 },
+  maxTokens: { min: 1, max: 4096, step: 1 },
+} as const;
+
+/** A typed value clamped into range; blank or not a number gives the default. */
+export function clampSetting(key: keyof typeof SETTING_LIMITS, raw: string | number): number {
+  const { min, max } = SETTING_LIMITS[key];
+  const n = typeof raw === "number" ? raw : raw.trim() === "" ? NaN : Number(raw);
+  if (!Number.isFinite(n)) return DEFAULT_SETTINGS[key];
+  const v = Math.min(max, Math.max(min, n));
+  return key === "maxTokens" ? Math.round(v) : v;
+}
+
+export function chatOptions(s: ChatSettings): ChatOptions {
+  return { temperature: s.temperature, topP: s.topP, maxTokens: s.maxTokens };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+
+export interface ExportedSource {
+  kind: ModelSource["kind"];
+  model?: string;
+  jobId?: string;
+  step?: number;
+  /** What the page showed, e.g. `Adapter: my-run (abcd…wxyz)`. */
+  label?: string;
+}
+
+export interface ExportedMessage {
+  role: "user" | "assistant";
+  content: string;
+  error?: true;
+  stopped?: true;
+}
+
+export interface ConversationExport {
+  exportedAt: string;
+  source: ExportedSource | null;
+  settings: ChatSettings;
+  messages: ExportedMessage[];
+  /** Side by side only: the second column. */
+  compare?: { source: ExportedSource | null; messages: ExportedMessage[] };
+}
+
+export function exportedSource(source: ModelSource | null, label?: string): ExportedSource | null {
+  if (!source) return null;
+  const out: ExportedSource = { ...source };
+  if (label) out.label = label;
+  return out;
+}
+
+function exportedMessages(conv: Conversation): ExportedMessage[] {
+  return conv.bubbles.map((b) => {
+    const m: ExportedMessage = { role: b.role, content: b.content };
+    if (b.error) m.error = true;
+    if (b.stopped) m.stopped = true;
+    return m;
+  });
+}
+
+export function buildExport(args: {
+  now: Date;
+  settings: ChatSettings;
+  a: { source: ModelSource | null; label?: string; conv: Conversation };
+  b?: { source: ModelSource | null; label?: string; conv: Conversation } | null;
+}): ConversationExport {
+  const out: ConversationExport = {
+    exportedAt: args.now.toISOString(),
+    source: exportedSource(args.a.source, args.a.label),
+    settings: { ...args.settings },
+    messages: exportedMessages(args.a.conv),
+  };
+  if (args.b) out.compare = { source: exportedSource(args.b.source, args.b.label), messages: exportedMessages(args.b.conv) };
+  return out;
+}
+
+/** `arkor-playground-2025-01-02T03-04-05Z.json` (UTC; no characters that file systems reject). */
+export function exportFilename(now: Date): string {
+  const stamp = now.toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
+  return `arkor-playground-${stamp}.json`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model source <-> URL params
+//
+// A: `adapter=<jobId>` (final adapter), `adapter=<jobId>&step=<n>` (checkpoint), `base=<model>`.
+// Side by side adds `compare=1` and the second source with a `b_` prefix.
+
+/** A non-negative integer step, else null. */
+export function parseStep(raw: string | null | undefined): number | null {
+  if (raw === null || raw === undefined) return null;
+  const s = raw.trim();
+  if (!/^\d+$/.test(s)) return null;
+  const n = Number(s);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** The source named by the params (with `prefix` for the second one), or null. */
+export function sourceFromParams(params: URLSearchParams, prefix = ""): ModelSource | null {
+  const adapter = params.get(`${prefix}adapter`)?.trim();
+  if (adapter) {
+    const step = parseStep(params.get(`${prefix}step`));
+    return step === null ? { kind: "final", jobId: adapter } : { kind: "checkpoint", jobId: adapter, step };
+  }
+  const base = params.get(`${prefix}base`)?.trim();
+  if (base) return { kind: "base", model: base };
+  return null;
+}
+
+export function setSourceParams(params: URLSearchParams, source: ModelSource | null, prefix = ""): void {
+  if (!source) return;
+  if (source.kind === "base") params.set(`${prefix}base`, source.model);
+  else {
+    params.set(`${prefix}adapter`, source.jobId);
+    if (source.kind === "checkpoint") params.set(`${prefix}step`, String(source.step));
+  }
+}
+
+export interface PlaygroundUrlState {
+  a: ModelSource | null;
+  /** Side by side is on (even before B resolves). */
+  compare: boolean;
+  b: ModelSource | null;
+}
+
+export function urlStateFromParams(params: URLSearchParams): PlaygroundUrlState {
+  const compare = ["1", "true", "yes"].includes((params.get("compare") ?? "").trim().toLowerCase());
+  return { a: sourceFromParams(params), compare, b: compare ? sourceFromParams(params, "b_") : null };
+}
+
+export function paramsFromUrlState(state: PlaygroundUrlState): URLSearchParams {
+  const p = new URLSearchParams();
+  setSourceParams(p, state.a);
+  if (state.compare) {
+    p.set("compare", "1");
+    setSourceParams(p, state.b, "b_");
+  }
+  return p;
+}
+
+export function playgroundHash(state: PlaygroundUrlState): string {
+  const q = paramsFromUrlState(state).toString();
+  return q ? `#/playground?${q}` : "#/playground";
+}
+
+/** A stable key for a source (equal keys = same model). */
+export function sourceKey(source: ModelSource | null): string {
+  if (!source) return "";
+  if (source.kind === "base") return `base:${source.model}`;
+  if (source.kind === "final") return `final:${source.jobId}`;
+  return `checkpoint:${source.jobId}:${source.step}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Picker selection
+
+export type SourceMode = ModelSource["kind"];
+
+/** One picker's choices; each mode remembers its own selection. */
+export interface Pick {
+  mode: SourceMode;
+  base: string;
+  adapterJob: string;
+  ckptJob: string;
+  ckptStep: number | null;
+}
+
+export interface PickData {
+  /** Base model ids, in list order. */
+  baseModels: string[];
+  /** Completed jobs (Adapter mode), in list order. */
+  completed: { id: string; config?: { model?: string } }[];
+  /** Running and completed jobs (Checkpoint mode), in list order. */
+  ckptJobs: { id: string; config?: { model?: string } }[];
+}
+
+export const DEFAULT_BASE_MODEL = "arkor/tiny";
+
+export function defaultBaseModel(baseModels: string[]): string {
+  return baseModels.includes(DEFAULT_BASE_MODEL) ? DEFAULT_BASE_MODEL : (baseModels[0] ?? DEFAULT_BASE_MODEL);
+}
+
+/**
+ * The picker state for a wanted source (from the URL, or null) given the loaded lists: unknown
+ * job ids fall back to the first job of that list; with no job at all the mode stays (the page
+ * says "No completed jobs yet") and nothing is selected. A checkpoint step stays as asked until
+ * the job's steps are known (see `settleStep`).
+ */
+export function resolvePick(want: ModelSource | null, data: PickData): Pick {
+  const base0 = defaultBaseModel(data.baseModels);
+  const pick: Pick = {
+    mode: "base",
+    base: base0,
+    adapterJob: data.completed[0]?.id ?? "",
+    ckptJob: data.ckptJobs[0]?.id ?? "",
+    ckptStep: null,
+  };
+  if (!want) return pick;
+  if (want.kind === "base") {
+    pick.base = want.model;
+    return pick;
+  }
+  if (want.kind === "final") {
+    pick.mode = "final";
+    if (data.completed.some((j) => j.id === want.jobId)) pick.adapterJob = want.jobId;
+    return pick;
+  }
+  pick.mode = "checkpoint";
+  if (data.ckptJobs.some((j) => j.id === want.jobId)) {
+    pick.ckptJob = want.jobId;
+    pick.ckptStep = want.step;
+  }
+  return pick;
+}
+
+/** After the job lists changed: a selected job that is gone falls back to the first one. */
+export function normalizePick(pick: Pick, data: PickData): Pick {
+  let next = pick;
+  if (!data.completed.some((j) => j.id === pick.adapterJob)) {
+    const first = data.completed[0]?.id ?? "";
+    if (first !== pick.adapterJob) next = { ...next, adapterJob: first };
+  }
+  if (!data.ckptJobs.some((j) => j.id === pick.ckptJob)) {
+    const first = data.ckptJobs[0]?.id ?? "";
+    if (first !== pick.ckptJob) next = { ...next, ckptJob: first, ckptStep: null };
+  }
+  return next;
+}
+
+/** The step to show once a job's checkpoint steps are known: the chosen one if listed, else the latest. */
+export function settleStep(current: number | null, steps: number[]): number | null {
+  if (steps.length === 0) return current;
+  if (current !== null && steps.includes(current)) return current;
+  return Math.max(...steps);
+}
+
+/** The source a picker names, or null while it cannot be used yet. */
+export function pickSource(pick: Pick): ModelSource | null {
+  if (pick.mode === "base") return pick.base.trim() ? { kind: "base", model: pick.base.trim() } : null;
+  if (pick.mode === "final") return pick.adapterJob ? { kind: "final", jobId: pick.adapterJob } : null;
+  return pick.ckptJob && pick.ckptStep !== null ? { kind: "checkpoint", jobId: pick.ckptJob, step: pick.ckptStep } : null;
+}
+
+/**
+ * The second picker's default: the base model of A's job when A is an adapter or checkpoint;
+ * when A is a base model, the first completed adapter trained on it (else any), else the same base.
+ */
+export function defaultComparePick(a: Pick, data: PickData): Pick {
+  const jobs = [...data.completed, ...data.ckptJobs];
+  const b: Pick = { ...a, mode: "base" };
+  if (a.mode !== "base") {
+    const jobId = a.mode === "final" ? a.adapterJob : a.ckptJob;
+    const model = jobs.find((j) => j.id === jobId)?.config?.model;
+    if (model) b.base = model;
+    return b;
+  }
+  const match = data.completed.find((j) => j.config?.model === a.base) ?? data.completed[0];
+  if (match) return { ...b, mode: "final", adapterJob: match.id };
+  return b;
+}

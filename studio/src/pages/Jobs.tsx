@@ -1,0 +1,101 @@
+import { useEffect, useState } from "react";
+import { JobsTable } from "../components/JobsTable";
+import { Skeleton } from "../components/common";
+import { fetchJobs, JOB_STATUSES } from "../lib/api";
+import { statusLabel } from "../lib/format";
+import { usePolling } from "../lib/hooks";
+
+export const PAGE_SIZE = 20;
+
+export function Jobs() {
+  const [search, setSearch] = useState("");
+  const [q, setQ] = useState("");
+  const [status, setStatus] = useState<string | null>(null);
+  // Cursors of the pages before the current one (server-side paging).
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const cursor = cursors[cursors.length - 1];
+
+  // Debounce typing; a new search or filter starts at the first page.
+  useEffect(() => {
+    const t = setTimeout(() => setQ(search.trim()), 250);
+    return () => clearTimeout(t);
+  }, [search]);
+  useEffect(() => setCursors([null]), [q, status]);
+
+  const jobs = usePolling((s) => fetchJobs({ limit: PAGE_SIZE, cursor, status, q }, s), 5000, [cursor, status, q]);
+  const list = jobs.data?.jobs ?? [];
+  const total = jobs.data?.total;
+  const page = cursors.length;
+  const filtered = q !== "" || status !== null;
+
+  return (
+    <>
+      <div className="page-title">
+        <h1>Jobs</h1>
+        <p className="subtitle">Auto-refreshes every 5 seconds.</p>
+      </div>
+      <section className="card">
+        <div className="filters">
+          <label className="sr-only" htmlFor="job-search">
+            Search jobs
+          </label>
+          <input
+            id="job-search"
+            className="input"
+            type="search"
+            placeholder="Search by name or ID…"
+            value={search}
+            onChange={(e) => setSearch(e.target.value)}
+          />
+          <div className="seg" role="group" aria-label="Status filter">
+            {[null, ...JOB_STATUSES].map((s) => (
+              <button key={s ?? "all"} type="button" aria-pressed={status === s} onClick={() => setStatus(s)}>
+                {s ? statusLabel(s) : "All"}
+              </button>
+            ))}
+          </div>
+          <button type="button" className="btn icon" onClick={jobs.refresh} aria-label="Refresh" title="Refresh">
+            <span className={jobs.refreshing ? "spin" : undefined} aria-hidden="true">
+              ⟳
+            </span>
+          </button>
+        </div>
+        {jobs.error && <p className="notice error" style={{ margin: 16 }}>Failed to load jobs: {jobs.error}</p>}
+        {jobs.loading && !jobs.data && !jobs.error && <Skeleton rows={5} />}
+        {jobs.data && list.length === 0 && (
+          <div className="empty">
+            {filtered ? (
+              <>
+                <strong>No matches</strong>No job matches this search and filter.
+              </>
+            ) : (
+              <>
+                <strong>No jobs yet</strong>Press Run training on the Overview to create one.
+              </>
+            )}
+          </div>
+        )}
+        {list.length > 0 && <JobsTable jobs={list} />}
+        {jobs.data && (page > 1 || jobs.data.nextCursor) && (
+          <div className="pager" role="navigation" aria-label="Pagination">
+            <span className="muted">
+              Page {page}
+              {total !== undefined ? ` of ${Math.max(1, Math.ceil(total / PAGE_SIZE))} · ${total} jobs` : ""}
+            </span>
+            <button type="button" className="btn small" disabled={page <= 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
+              Previous
+            </button>
+            <button
+              type="button"
+              className="btn small"
+              disabled={!jobs.data.nextCursor}
+              onClick={() => jobs.data?.nextCursor && setCursors((c) => [...c, jobs.data!.nextCursor!])}
+            >
+              Next
+            </button>
+          </div>
+        )}
+      </section>
+    </>
+  );
+}

@@ -1,0 +1,48 @@
+import { JobsTable } from "../components/JobsTable";
+import { RunTraining } from "../components/RunTraining";
+import { Skeleton } from "../components/common";
+import { fetchJobs } from "../lib/api";
+import { usePolling } from "../lib/hooks";
+
+export function Overview() {
+  const jobs = usePolling((s) => fetchJobs({ limit: 5 }, s), 5000);
+  const list = jobs.data?.jobs.slice(0, 5) ?? [];
+  return (
+    <>
+      <div className="page-title">
+        <h1>Overview</h1>
+        <p className="subtitle">Train the project's trainer, follow its jobs, chat with what it produced.</p>
+      </div>
+      <RunTraining />
+      <section className="card" aria-labelledby="recent-jobs-title">
+        <div className="card-head">
+          <h2 id="recent-jobs-title">Recent jobs</h2>
+          <span className="spacer" />
+          <a href="#/jobs">View all</a>
+        </div>
+        {jobs.error && !jobs.data && <p className="notice error" style={{ margin: 16 }}>Failed to load jobs: {jobs.error}</p>}
+        {jobs.loading && !jobs.data && !jobs.error && <Skeleton rows={3} />}
+        {jobs.data && list.length === 0 && (
+          <div className="empty">
+            <strong>No jobs yet</strong>
+            Run training above to create your first job.
+          </div>
+        )}
+        {list.length > 0 && <JobsTable jobs={list} compact />}
+      </section>
+      <div className="tiles">
+        <div className="card tile">
+          <strong>Documentation</strong>
+          <span className="muted">
+            SDK reference: <code>cargo doc -p arkor --open</code>. Terminal: <code>arkor jobs list</code>,{" "}
+            <code>arkor chat</code>.
+          </span>
+        </div>
+        <a className="card tile" href="#/playground">
+          <strong>Open the Playground</strong>
+          <span className="muted">Chat with a base model, an adapter or any checkpoint.</span>
+        </a>
+      </div>
+    </>
+  );
+}

@@ -1,0 +1,891 @@
+import { useCallback, useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from "react";
+import {
+  type ArtifactSet,
+  fetchArtifacts,
+  fetchJobs,
+  fetchModels,
+  type Job,
+  type ModelInfo,
+  type ModelSource,
+  saveBlob,
+  streamChat,
+} from "../lib/api";
+import {
+  appendFragment,
+  buildExport,
+  type ChatSettings,
+  chatOptions,
+  clampSetting,
+  clearConversation,
+  type Conversation,
+  DEFAULT_SETTINGS,
+  defaultComparePick,
+  emptyConversation,
+  errorMessage,
+  exportFilename,
+  failTurn,
+  finishTurn,
+  isStreaming,
+  messagesToSend,
+  normalizePick,
+  paramsFromUrlState,
+  type Pick,
+  type PickData,
+  pickSource,
+  playgroundHash,
+  resolvePick,
+  SETTING_LIMITS,
+  settleStep,
+  type SourceMode,
+  sourceKey,
+  startTurn,
+  stopTurn,
+  urlStateFromParams,
+} from "../lib/conversation";
+import { truncateMiddle } from "../lib/format";
+import { replaceHash } from "../lib/route";
+import "./playground.css";
+
+interface JobsState {
+  loading: boolean;
+  error: string | null;
+  /** Completed jobs, in backend order (Adapter mode). */
+  completed: Job[];
+  /** Running and completed jobs, newest first (Checkpoint mode). */
+  ckptJobs: Job[];
+}
+
+interface ModelsState {
+  loading: boolean;
+  error: string | null;
+  base: ModelInfo[];
+}
+
+interface StepsEntry {
+  steps: number[];
+  loaded: boolean;
+  loading: boolean;
+  error: string | null;
+}
+
+const MODES: { value: SourceMode; label: string }[] = [
+  { value: "base", label: "Base model" },
+  { value: "final", label: "Adapter" },
+  { value: "checkpoint", label: "Checkpoint" },
+];
+
+const STEPS_POLL_MS = 5000;
+const JOBS_POLL_MS = 15000;
+
+async function loadJobLists(signal?: AbortSignal): Promise<{ completed: Job[]; ckptJobs: Job[] }> {
+  const [c, r] = await Promise.all([
+    fetchJobs({ status: "completed", limit: 100 }, signal),
+    fetchJobs({ status: "running", limit: 100 }, signal),
+  ]);
+  const completed = c.jobs.filter((j) => j.status === "completed");
+  const running = r.jobs.filter((j) => j.status === "running");
+  const seen = new Set<string>();
+  const ckptJobs: Job[] = [];
+  for (const j of [...running, ...completed]) {
+    if (seen.has(j.id)) continue;
+    seen.add(j.id);
+    ckptJobs.push(j);
+  }
+  ckptJobs.sort((a, b) => (Date.parse(b.createdAt) || 0) - (Date.parse(a.createdAt) || 0));
+  return { completed, ckptJobs };
+}
+
+function checkpointSteps(sets: ArtifactSet[]): number[] {
+  return [...new Set(sets.filter((s) => s.kind === "checkpoint").map((s) => s.step))].sort((a, b) => a - b);
+}
+
+function pickData(jobs: JobsState, models: ModelsState): PickData {
+  return { baseModels: models.base.map((m) => m.id), completed: jobs.completed, ckptJobs: jobs.ckptJobs };
+}
+
+function jobOptionLabel(job: Job): string {
+  return `${job.name || "(unnamed)"} (${truncateMiddle(job.id, 4, 4)})`;
+}
+
+function sourceLabel(source: ModelSource | null, jobs: JobsState): string {
+  if (!source) return "";
+  if (source.kind === "base") return `Base model: ${source.model}`;
+  const job = jobs.completed.find((j) => j.id === source.jobId) ?? jobs.ckptJobs.find((j) => j.id === source.jobId);
+  const name = job ? jobOptionLabel(job) : truncateMiddle(source.jobId, 4, 4);
+  return source.kind === "final" ? `Adapter: ${name}` : `Checkpoint: ${name} · step ${source.step}`;
+}
+
+function provisionalPick(want: ModelSource | null): Pick {
+  return {
+    mode: want?.kind ?? "base",
+    base: want?.kind === "base" ? want.model : "",
+    adapterJob: "",
+    ckptJob: "",
+    ckptStep: null,
+  };
+}
+
+export function Playground({ params }: { params: URLSearchParams }) {
+  const paramsKey = params.toString();
+  const paramsRef = useRef(params);
+  paramsRef.current = params;
+  const initialWant = useMemo(() => urlStateFromParams(params), []); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const [jobs, setJobs] = useState<JobsState>({ loading: true, error: null, completed: [], ckptJobs: [] });
+  const [models, setModels] = useState<ModelsState>({ loading: true, error: null, base: [] });
+  const [ready, setReady] = useState(false);
+  const [pickA, setPickA] = useState<Pick>(() => provisionalPick(initialWant.a));
+  const [compare, setCompare] = useState(initialWant.compare);
+  const [pickB, setPickB] = useState<Pick>(() => provisionalPick(initialWant.b));
+  const [steps, setSteps] = useState<Record<string, StepsEntry>>({});
+
+  const [convA, setConvA] = useState<Conversation>(emptyConversation);
+  const [convB, setConvB] = useState<Conversation>(emptyConversation);
+  const [input, setInput] = useState("");
+  const [systemPrompt, setSystemPrompt] = useState(DEFAULT_SETTINGS.systemPrompt);
+  const [temperature, setTemperature] = useState(String(DEFAULT_SETTINGS.temperature));
+  const [topP, setTopP] = useState(String(DEFAULT_SETTINGS.topP));
+  const [maxTokens, setMaxTokens] = useState(String(DEFAULT_SETTINGS.maxTokens));
+
+  const mountedRef = useRef(true);
+  const abortRef = useRef<AbortController | null>(null);
+  const busyRef = useRef(false);
+  /** The query this page last read or wrote; a different one came from outside. */
+  const lastParamsRef = useRef<string | null>(null);
+  const stepsLoadedAt = useRef<Record<string, number>>({});
+  const jobsLoadedAt = useRef(0);
+  const textareaRef = useRef<HTMLTextAreaElement>(null);
+
+  const data = useMemo(() => pickData(jobs, models), [jobs, models]);
+  const dataRef = useRef(data);
+  dataRef.current = data;
+  const jobsOkRef = useRef(true);
+  jobsOkRef.current = !jobs.error;
+
+  const streaming = isStreaming(convA) || isStreaming(convB);
+  const sourceA = pickSource(pickA);
+  const sourceB = compare ? pickSource(pickB) : null;
+  const keyA = sourceKey(sourceA);
+  const keyB = compare ? sourceKey(sourceB) : "-";
+  const settings: ChatSettings = {
+    systemPrompt,
+    temperature: clampSetting("temperature", temperature),
+    topP: clampSetting("topP", topP),
+    maxTokens: clampSetting("maxTokens", maxTokens),
+  };
+
+  useEffect(() => {
+    mountedRef.current = true;
+    return () => {
+      mountedRef.current = false;
+      abortRef.current?.abort();
+    };
+  }, []);
+
+  /** Sets both pickers from the URL's wish, given the loaded lists. */
+  const seed = useCallback((params: URLSearchParams, d: PickData, jobsOk: boolean) => {
+    const want = urlStateFromParams(params);
+    const usable = (s: ModelSource | null) => (jobsOk || s?.kind === "base" ? s : null);
+    const a = resolvePick(usable(want.a), d);
+    setPickA(a);
+    setCompare(want.compare);
+    const wb = usable(want.b);
+    setPickB(wb ? resolvePick(wb, d) : defaultComparePick(a, d));
+  }, []);
+
+  // Load the job lists and the model list once.
+  useEffect(() => {
+    const ctrl = new AbortController();
+    void (async () => {
+      const [j, m] = await Promise.allSettled([loadJobLists(ctrl.signal), fetchModels(ctrl.signal)]);
+      if (ctrl.signal.aborted) return;
+      const jobsState: JobsState =
+        j.status === "fulfilled"
+          ? { loading: false, error: null, ...j.value }
+          : { loading: false, error: errorMessage(j.reason), completed: [], ckptJobs: [] };
+      const modelsState: ModelsState =
+        m.status === "fulfilled"
+          ? { loading: false, error: null, base: m.value.filter((x) => x.kind === "base") }
+          : { loading: false, error: errorMessage(m.reason), base: [] };
+      jobsLoadedAt.current = Date.now();
+      setJobs(jobsState);
+      setModels(modelsState);
+      lastParamsRef.current = paramsRef.current.toString();
+      seed(paramsRef.current, pickData(jobsState, modelsState), !jobsState.error);
+      setReady(true);
+    })();
+    return () => ctrl.abort();
+  }, [seed]);
+
+  // A URL change from outside (a link, Back) re-seeds the pickers; never in the middle of a reply.
+  useEffect(() => {
+    if (!ready || streaming || paramsKey === lastParamsRef.current) return;
+    lastParamsRef.current = paramsKey;
+    seed(paramsRef.current, dataRef.current, jobsOkRef.current);
+  }, [paramsKey, ready, streaming, seed]);
+
+  // Write the chosen sources into the URL, so a reload keeps them.
+  useEffect(() => {
+    if (!ready || !sourceA || (compare && !sourceB)) return;
+    const state = { a: sourceA, compare, b: sourceB };
+    lastParamsRef.current = paramsFromUrlState(state).toString();
+    replaceHash(playgroundHash(state));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [ready, keyA, keyB, compare]);
+
+  const stopStreams = useCallback(() => {
+    abortRef.current?.abort();
+    abortRef.current = null;
+  }, []);
+
+  // Another model: a new conversation.
+  const convKey = `${keyA}|${keyB}`;
+  const prevConvKey = useRef(convKey);
+  useEffect(() => {
+    if (prevConvKey.current === convKey) return;
+    prevConvKey.current = convKey;
+    stopStreams();
+    setConvA(clearConversation);
+    setConvB(clearConversation);
+  }, [convKey, stopStreams]);
+
+  // Checkpoint steps, per job.
+  const loadSteps = useCallback((jobId: string, force: boolean) => {
+    const now = Date.now();
+    const last = stepsLoadedAt.current[jobId];
+    if (!force && last !== undefined && now - last < 1500) return;
+    stepsLoadedAt.current[jobId] = now;
+    setSteps((s) => ({
+      ...s,
+      [jobId]: { ...(s[jobId] ?? { steps: [], loaded: false, error: null }), loading: true },
+    }));
+    fetchArtifacts(jobId).then(
+      (sets) => {
+        if (!mountedRef.current) return;
+        const list = checkpointSteps(sets);
+        setSteps((s) => ({ ...s, [jobId]: { steps: list, loaded: true, loading: false, error: null } }));
+      },
+      (e: unknown) => {
+        if (!mountedRef.current) return;
+        setSteps((s) => ({
+          ...s,
+          [jobId]: { steps: s[jobId]?.steps ?? [], loaded: true, loading: false, error: errorMessage(e) },
+        }));
+      },
+    );
+  }, []);
+
+  const neededJobs = [
+    pickA.mode === "checkpoint" ? pickA.ckptJob : "",
+    compare && pickB.mode === "checkpoint" ? pickB.ckptJob : "",
+  ].filter((id, i, all) => id && all.indexOf(id) === i);
+  const neededKey = neededJobs.join(",");
+  const runningNeededKey = neededJobs
+    .filter((id) => jobs.ckptJobs.some((j) => j.id === id && j.status === "running"))
+    .join(",");
+
+  useEffect(() => {
+    for (const id of neededKey ? neededKey.split(",") : []) {
+      if (stepsLoadedAt.current[id] === undefined) loadSteps(id, true);
+    }
+  }, [neededKey, loadSteps]);
+
+  useEffect(() => {
+    if (!runningNeededKey) return;
+    const ids = runningNeededKey.split(",");
+    const t = setInterval(() => ids.forEach((id) => loadSteps(id, true)), STEPS_POLL_MS);
+    return () => clearInterval(t);
+  }, [runningNeededKey, loadSteps]);
+
+  // Settle each checkpoint picker's step once its job's steps are known.
+  useEffect(() => {
+    const settle = (p: Pick): Pick => {
+      if (p.mode !== "checkpoint" || !p.ckptJob) return p;
+      const entry = steps[p.ckptJob];
+      if (!entry?.loaded) return p;
+      const step = settleStep(p.ckptStep, entry.steps);
+      return step === p.ckptStep ? p : { ...p, ckptStep: step };
+    };
+    setPickA(settle);
+    setPickB(settle);
+  }, [steps, pickA.mode, pickA.ckptJob, pickB.mode, pickB.ckptJob]);
+
+  // Refresh the job lists (a focused select, or a poll while a job is running).
+  const refreshJobs = useCallback(
+    (force: boolean) => {
+      if (!ready || jobs.error) return;
+      if (!force && Date.now() - jobsLoadedAt.current < 5000) return;
+      jobsLoadedAt.current = Date.now();
+      loadJobLists().then(
+        (v) => {
+          if (!mountedRef.current) return;
+          setJobs((j) => ({ ...j, ...v }));
+          const d = { ...dataRef.current, completed: v.completed, ckptJobs: v.ckptJobs };
+          setPickA((p) => normalizePick(p, d));
+          setPickB((p) => normalizePick(p, d));
+        },
+        () => {
+          // Keep the lists we have.
+        },
+      );
+    },
+    [ready, jobs.error],
+  );
+  const anyRunning = jobs.ckptJobs.some((j) => j.status === "running");
+  useEffect(() => {
+    if (!anyRunning) return;
+    const t = setInterval(() => refreshJobs(true), JOBS_POLL_MS);
+    return () => clearInterval(t);
+  }, [anyRunning, refreshJobs]);
+
+  const onToggleCompare = (on: boolean) => {
+    if (on) setPickB(defaultComparePick(pickA, data));
+    setCompare(on);
+  };
+
+  // Sending.
+  const canSend = ready && !!sourceA && (!compare || !!sourceB);
+  const send = async () => {
+    const text = input.trim();
+    if (!text || busyRef.current || streaming || !sourceA || (compare && !sourceB)) return;
+    busyRef.current = true;
+    const ctrl = new AbortController();
+    abortRef.current = ctrl;
+    const opts = settings;
+    const columns: { source: ModelSource; conv: Conversation; set: typeof setConvA }[] = [
+      { source: sourceA, conv: convA, set: setConvA },
+    ];
+    if (compare && sourceB) columns.push({ source: sourceB, conv: convB, set: setConvB });
+    setInput("");
+    const runs = columns.map(({ source, conv, set }) => {
+      const { conv: next, assistantId } = startTurn(conv, text);
+      set(next);
+      return runReply(source, messagesToSend(conv.bubbles, opts.systemPrompt, text), opts, ctrl.signal, assistantId, set);
+    });
+    try {
+      await Promise.allSettled(runs);
+    } finally {
+      if (abortRef.current === ctrl) abortRef.current = null;
+      busyRef.current = false;
+    }
+  };
+
+  const runReply = async (
+    source: ModelSource,
+    messages: ReturnType<typeof messagesToSend>,
+    opts: ChatSettings,
+    signal: AbortSignal,
+    id: number,
+    set: typeof setConvA,
+  ) => {
+    try {
+      for await (const fragment of streamChat(source, messages, chatOptions(opts), signal)) {
+        if (!mountedRef.current) return;
+        set((c) => appendFragment(c, id, fragment));
+      }
+      if (!mountedRef.current) return;
+      set((c) => (signal.aborted ? stopTurn(c, id) : finishTurn(c, id)));
+    } catch (e) {
+      if (!mountedRef.current) return;
+      set((c) => (signal.aborted ? stopTurn(c, id) : failTurn(c, id, errorMessage(e))));
+    }
+  };
+
+  const clearAll = () => {
+    stopStreams();
+    setConvA(clearConversation);
+    setConvB(clearConversation);
+  };
+
+  const labelA = sourceLabel(sourceA, jobs);
+  const labelB = sourceLabel(sourceB, jobs);
+  const hasMessages = convA.bubbles.length > 0 || (compare && convB.bubbles.length > 0);
+
+  const exportConversation = () => {
+    const out = buildExport({
+      now: new Date(),
+      settings,
+      a: { source: sourceA, label: labelA, conv: convA },
+      b: compare ? { source: sourceB, label: labelB, conv: convB } : null,
+    });
+    saveBlob(new Blob([JSON.stringify(out, null, 2)], { type: "application/json" }), exportFilename(new Date(out.exportedAt)));
+  };
+
+  // Composer.
+  useLayoutEffect(() => {
+    const el = textareaRef.current;
+    if (!el) return;
+    el.style.height = "auto";
+    el.style.height = `${Math.min(el.scrollHeight, 200)}px`;
+    el.style.overflowY = el.scrollHeight > 200 ? "auto" : "hidden";
+  }, [input]);
+
+  const onKeyDown = (e: React.KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key !== "Enter" || e.shiftKey) return;
+    if (e.nativeEvent.isComposing || e.keyCode === 229) return;
+    e.preventDefault();
+    void send();
+  };
+
+  const ids = { message: useId(), help: useId(), system: useId(), temp: useId(), topP: useId(), max: useId() };
+
+  return (
+    <div className="pg">
+      <div className="page-title">
+        <h1>Playground</h1>
+        <p className="subtitle">Chat with a base model, a fine-tuned adapter or one of its checkpoints.</p>
+      </div>
+      {jobs.error && (
+        <div className="notice error" role="alert">
+          Failed to load jobs: {jobs.error}
+        </div>
+      )}
+      {models.error && (
+        <div className="notice warn" role="alert">
+          Failed to load models: {models.error}
+        </div>
+      )}
+
+      <div className="pg-layout">
+        <section className="card pg-model" aria-labelledby="pg-model-title">
+          <div className="card-head">
+            <h2 id="pg-model-title">Model</h2>
+            <span className="spacer" />
+            <label className="pg-check">
+              <input type="checkbox" checked={compare} onChange={(e) => onToggleCompare(e.target.checked)} />
+              Side by side
+            </label>
+          </div>
+          <div className={`card-body pg-pickers${compare ? " two" : ""}`}>
+            <SourcePicker
+              suffix=""
+              pick={pickA}
+              onChange={setPickA}
+              jobs={jobs}
+              models={models}
+              steps={steps}
+              onStepsFocus={(id) => loadSteps(id, false)}
+              onJobsFocus={() => refreshJobs(false)}
+              showTitle={compare}
+            />
+            {compare && (
+              <SourcePicker
+                suffix=" B"
+                pick={pickB}
+                onChange={setPickB}
+                jobs={jobs}
+                models={models}
+                steps={steps}
+                onStepsFocus={(id) => loadSteps(id, false)}
+                onJobsFocus={() => refreshJobs(false)}
+                showTitle
+              />
+            )}
+          </div>
+        </section>
+
+        <aside className="card pg-settings" aria-label="Generation settings">
+          <details open>
+            <summary className="card-head">
+              <h2>Settings</h2>
+            </summary>
+            <div className="card-body pg-settings-body">
+              <div className="pg-field pg-system-field">
+                <label htmlFor={ids.system}>System prompt</label>
+                <textarea
+                  id={ids.system}
+                  className="textarea pg-system"
+                  rows={3}
+                  value={systemPrompt}
+                  placeholder="You are a helpful assistant."
+                  onChange={(e) => setSystemPrompt(e.target.value)}
+                />
+              </div>
+              <NumberSetting id={ids.temp} label="Temperature" k="temperature" value={temperature} onChange={setTemperature} />
+              <NumberSetting id={ids.topP} label="Top-p" k="topP" value={topP} onChange={setTopP} />
+              <NumberSetting id={ids.max} label="Max tokens" k="maxTokens" value={maxTokens} onChange={setMaxTokens} />
+              <button
+                type="button"
+                className="btn small"
+                onClick={() => {
+                  setSystemPrompt(DEFAULT_SETTINGS.systemPrompt);
+                  setTemperature(String(DEFAULT_SETTINGS.temperature));
+                  setTopP(String(DEFAULT_SETTINGS.topP));
+                  setMaxTokens(String(DEFAULT_SETTINGS.maxTokens));
+                }}
+              >
+                Reset settings
+              </button>
+            </div>
+          </details>
+        </aside>
+
+        <section className="card pg-chat" aria-labelledby="pg-chat-title">
+          <div className="card-head">
+            <h2 id="pg-chat-title">Conversation</h2>
+            {!compare && labelA && <span className="muted pg-with">with {labelA}</span>}
+            <span className="spacer" />
+            <button type="button" className="btn small" onClick={clearAll} disabled={!hasMessages}>
+              Clear conversation
+            </button>
+            <button type="button" className="btn small" onClick={exportConversation} disabled={!hasMessages}>
+              Export conversation
+            </button>
+          </div>
+          <div className={`pg-columns${compare ? " two" : ""}`}>
+            <ConversationLog conv={convA} name={compare ? "Conversation A" : "Conversation"} heading={compare ? `A · ${labelA || "no model yet"}` : null} label={labelA} />
+            {compare && <ConversationLog conv={convB} name="Conversation B" heading={`B · ${labelB || "no model yet"}`} label={labelB} />}
+          </div>
+          <form
+            className="pg-composer"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void send();
+            }}
+          >
+            <label htmlFor={ids.message} className="sr-only">
+              Message
+            </label>
+            <textarea
+              id={ids.message}
+              ref={textareaRef}
+              className="textarea pg-input"
+              rows={1}
+              value={input}
+              placeholder="Send a message…"
+              aria-describedby={ids.help}
+              onChange={(e) => setInput(e.target.value)}
+              onKeyDown={onKeyDown}
+            />
+            <div className="pg-composer-actions">
+              {streaming && (
+                <button type="button" className="btn" onClick={stopStreams}>
+                  Stop
+                </button>
+              )}
+              <button
+                type="submit"
+                className="btn primary"
+                disabled={streaming || !input.trim() || !canSend}
+                title={!canSend ? "Choose a model first" : undefined}
+              >
+                Send<span className="sr-only"> message</span>
+              </button>
+            </div>
+            <p id={ids.help} className="pg-help">
+              Enter to send, Shift+Enter for a new line
+            </p>
+          </form>
+        </section>
+      </div>
+    </div>
+  );
+}
+
+function NumberSetting({
+  id,
+  label,
+  k,
+  value,
+  onChange,
+}: {
+  id: string;
+  label: string;
+  k: keyof typeof SETTING_LIMITS;
+  value: string;
+  onChange: (v: string) => void;
+}) {
+  const { min, max, step } = SETTING_LIMITS[k];
+  const hintId = `${id}-hint`;
+  return (
+    <div className="pg-field">
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        className="input"
+        type="number"
+        inputMode="decimal"
+        min={min}
+        max={max}
+        step={step}
+        value={value}
+        aria-describedby={hintId}
+        onChange={(e) => onChange(e.target.value)}
+        onBlur={() => onChange(String(clampSetting(k, value)))}
+      />
+      <span id={hintId} className="pg-hint">
+        {min}–{max}, default {DEFAULT_SETTINGS[k]}
+      </span>
+    </div>
+  );
+}
+
+function SourcePicker({
+  suffix,
+  pick,
+  onChange,
+  jobs,
+  models,
+  steps,
+  onStepsFocus,
+  onJobsFocus,
+  showTitle,
+}: {
+  suffix: "" | " B";
+  pick: Pick;
+  onChange: (p: Pick) => void;
+  jobs: JobsState;
+  models: ModelsState;
+  steps: Record<string, StepsEntry>;
+  onStepsFocus: (jobId: string) => void;
+  onJobsFocus: () => void;
+  showTitle: boolean;
+}) {
+  const uid = useId();
+  const buttons = useRef<(HTMLButtonElement | null)[]>([]);
+
+  const disabledReason = (m: SourceMode): string | null => {
+    if (m === "base") return null;
+    if (jobs.error) return "Failed to load jobs";
+    if (jobs.loading) return null;
+    if (m === "final" && jobs.completed.length === 0) return "No completed jobs yet";
+    if (m === "checkpoint" && jobs.ckptJobs.length === 0) return "No running or completed jobs yet";
+    return null;
+  };
+
+  const choose = (m: SourceMode) => {
+    if (disabledReason(m) || m === pick.mode) return;
+    onChange({ ...pick, mode: m });
+  };
+
+  const onRadioKey = (e: React.KeyboardEvent, i: number) => {
+    const delta = e.key === "ArrowRight" || e.key === "ArrowDown" ? 1 : e.key === "ArrowLeft" || e.key === "ArrowUp" ? -1 : 0;
+    const edge = e.key === "Home" ? 0 : e.key === "End" ? MODES.length - 1 : -1;
+    if (!delta && edge < 0) return;
+    e.preventDefault();
+    const order = delta
+      ? Array.from({ length: MODES.length - 1 }, (_, k) => (i + delta * (k + 1) + MODES.length * 2) % MODES.length)
+      : edge === 0
+        ? MODES.map((_, k) => k)
+        : MODES.map((_, k) => MODES.length - 1 - k);
+    const target = order.find((k) => !disabledReason(MODES[k].value));
+    if (target === undefined) return;
+    choose(MODES[target].value);
+    buttons.current[target]?.focus();
+  };
+
+  const ckptEntry = pick.ckptJob ? steps[pick.ckptJob] : undefined;
+  const stepOptions = [...(ckptEntry?.steps ?? [])];
+  if (pick.ckptStep !== null && !stepOptions.includes(pick.ckptStep)) {
+    stepOptions.push(pick.ckptStep);
+    stepOptions.sort((a, b) => a - b);
+  }
+
+  const baseIds = models.base.map((m) => m.id);
+  const id = (name: string) => `${uid}-${name}`;
+
+  return (
+    <div className="pg-picker">
+      {showTitle && <h3 className="pg-picker-title">{suffix ? "Model B" : "Model A"}</h3>}
+      <div role="radiogroup" aria-label={`Model source${suffix}`} className="pg-modes">
+        {MODES.map((m, i) => {
+          const reason = disabledReason(m.value);
+          const checked = pick.mode === m.value;
+          return (
+            <button
+              key={m.value}
+              ref={(el) => {
+                buttons.current[i] = el;
+              }}
+              type="button"
+              role="radio"
+              aria-checked={checked}
+              aria-disabled={reason ? true : undefined}
+              title={reason ?? undefined}
+              tabIndex={checked ? 0 : -1}
+              onClick={() => choose(m.value)}
+              onKeyDown={(e) => onRadioKey(e, i)}
+            >
+              {m.label}
+            </button>
+          );
+        })}
+      </div>
+
+      {pick.mode === "base" && (
+        <div className="pg-field">
+          <label htmlFor={id("base")}>Base model{suffix}</label>
+          {models.loading ? (
+            <select id={id("base")} className="select" disabled>
+              <option>Loading models…</option>
+            </select>
+          ) : baseIds.length > 0 ? (
+            <select id={id("base")} className="select" value={pick.base} onChange={(e) => onChange({ ...pick, base: e.target.value })}>
+              {models.base.map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.id}
+                  {m.available_offline === false ? " (not downloaded)" : ""}
+                </option>
+              ))}
+              {pick.base && !baseIds.includes(pick.base) && <option value={pick.base}>{pick.base}</option>}
+            </select>
+          ) : (
+            <input
+              id={id("base")}
+              className="input"
+              value={pick.base}
+              spellCheck={false}
+              placeholder="org/model"
+              onChange={(e) => onChange({ ...pick, base: e.target.value })}
+            />
+          )}
+        </div>
+      )}
+
+      {pick.mode === "final" &&
+        (jobs.loading ? (
+          <p className="pg-empty">Loading jobs…</p>
+        ) : jobs.completed.length === 0 ? (
+          <p className="pg-empty">No completed jobs yet</p>
+        ) : (
+          <div className="pg-field">
+            <label htmlFor={id("adapter")}>Adapter{suffix}</label>
+            <select
+              id={id("adapter")}
+              className="select"
+              value={pick.adapterJob}
+              onFocus={onJobsFocus}
+              onChange={(e) => onChange({ ...pick, adapterJob: e.target.value })}
+            >
+              {jobs.completed.map((j) => (
+                <option key={j.id} value={j.id}>
+                  {jobOptionLabel(j)}
+                </option>
+              ))}
+            </select>
+          </div>
+        ))}
+
+      {pick.mode === "checkpoint" &&
+        (jobs.loading ? (
+          <p className="pg-empty">Loading jobs…</p>
+        ) : jobs.ckptJobs.length === 0 ? (
+          <p className="pg-empty">No running or completed jobs yet</p>
+        ) : (
+          <div className="pg-ckpt">
+            <div className="pg-field">
+              <label htmlFor={id("job")}>Job{suffix}</label>
+              <select
+                id={id("job")}
+                className="select"
+                value={pick.ckptJob}
+                onFocus={onJobsFocus}
+                onChange={(e) => {
+                  const jobId = e.target.value;
+                  const known = steps[jobId];
+                  onChange({ ...pick, ckptJob: jobId, ckptStep: known?.loaded ? settleStep(null, known.steps) : null });
+                }}
+              >
+                {jobs.ckptJobs.map((j) => (
+                  <option key={j.id} value={j.id}>
+                    {jobOptionLabel(j)}
+                    {j.status === "running" ? " · running" : ""}
+                  </option>
+                ))}
+              </select>
+            </div>
+            <div className="pg-field">
+              <label htmlFor={id("step")}>Checkpoint{suffix}</label>
+              {stepOptions.length > 0 ? (
+                <select
+                  id={id("step")}
+                  className="select"
+                  value={pick.ckptStep === null ? "" : String(pick.ckptStep)}
+                  onFocus={() => onStepsFocus(pick.ckptJob)}
+                  onChange={(e) => onChange({ ...pick, ckptStep: Number(e.target.value) })}
+                >
+                  {pick.ckptStep === null && <option value="">Choose a step</option>}
+                  {stepOptions.map((s) => (
+                    <option key={s} value={String(s)}>
+                      Step {s}
+                    </option>
+                  ))}
+                </select>
+              ) : (
+                <select id={id("step")} className="select" disabled onFocus={() => onStepsFocus(pick.ckptJob)}>
+                  <option>{!ckptEntry?.loaded ? "Loading checkpoints…" : "No checkpoints yet"}</option>
+                </select>
+              )}
+              {ckptEntry?.error && <span className="pg-hint pg-hint-error">Failed to load checkpoints: {ckptEntry.error}</span>}
+              {ckptEntry?.loaded && !ckptEntry.error && ckptEntry.steps.length === 0 && (
+                <span className="pg-hint">
+                  {jobs.ckptJobs.find((j) => j.id === pick.ckptJob)?.status === "running"
+                    ? "No checkpoint saved yet; this list refreshes every 5 seconds."
+                    : "This job saved no checkpoints."}
+                </span>
+              )}
+            </div>
+          </div>
+        ))}
+    </div>
+  );
+}
+
+function ConversationLog({
+  conv,
+  name,
+  heading,
+  label,
+}: {
+  conv: Conversation;
+  name: string;
+  heading: string | null;
+  label: string;
+}) {
+  const ref = useRef<HTMLDivElement>(null);
+  const stick = useRef(true);
+  const count = useRef(0);
+
+  const onScroll = () => {
+    const el = ref.current;
+    if (!el) return;
+    stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+  };
+
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    // A new turn always scrolls into view; streamed text only while the user stays at the bottom.
+    if (conv.bubbles.length > count.current) stick.current = true;
+    count.current = conv.bubbles.length;
+    if (stick.current) el.scrollTop = el.scrollHeight;
+  }, [conv]);
+
+  return (
+    <div className="pg-column">
+      {heading && <h3 className="pg-column-title">{heading}</h3>}
+      <div ref={ref} className="pg-log" role="log" aria-label={name} onScroll={onScroll}>
+        {conv.bubbles.length === 0 ? (
+          <div className="empty pg-ready">
+            <strong>Ready when you are</strong>
+            {label ? `Send a message to chat with ${label}.` : "Choose a model, then send a message."}
+          </div>
+        ) : (
+          conv.bubbles.map((b) => (
+            <div
+              key={b.id}
+              className={`pg-bubble ${b.role}${b.error ? " error" : ""}`}
+              data-role={b.role}
+              data-error={b.error ? "true" : undefined}
+              data-stopped={b.stopped ? "true" : undefined}
+              aria-busy={b.role === "assistant" ? (b.streaming ? "true" : "false") : undefined}
+            >
+              <span className="pg-text">{b.content}</span>
+              {b.streaming && <span className="pg-caret" aria-hidden="true" />}
+            </div>
+          ))
+        )}
+      </div>
+    </div>
+  );
+}
