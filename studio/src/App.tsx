@@ -1,4 +1,5 @@
 import { useEffect, useState } from "react";
+import { MoonIcon, SunIcon } from "./components/icons";
 import { type Credentials, fetchCredentials } from "./lib/api";
 import { useHash } from "./lib/hooks";
 import { parseRoute } from "./lib/route";
@@ -28,7 +29,7 @@ function ThemeToggle() {
   };
   return (
     <button type="button" className="btn icon" onClick={flip} aria-label={`Switch to ${next} theme`} title={`Switch to ${next} theme`}>
-      {theme === "dark" ? "☀" : "☾"}
+      {theme === "dark" ? <SunIcon /> : <MoonIcon />}
     </button>
   );
 }

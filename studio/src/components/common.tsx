@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { CheckIcon, CopyIcon } from "./icons";
 import { formatDateTime, formatRelative, statusLabel, truncateMiddle } from "../lib/format";
 
 const KNOWN = new Set(["queued", "running", "completed", "failed", "cancelled"]);
@@ -30,7 +31,7 @@ export function CopyId({ id, head = 6, tail = 4 }: { id: string; head?: number; 
     <span className="mono" title={id}>
       {truncateMiddle(id, head, tail)}
       <button type="button" className="copy" onClick={copy} aria-label={`Copy ID ${id}`}>
-        {copied ? "✓" : "⧉"}
+        {copied ? <CheckIcon /> : <CopyIcon />}
       </button>
     </span>
   );

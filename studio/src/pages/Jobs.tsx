@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { JobsTable } from "../components/JobsTable";
 import { Skeleton } from "../components/common";
+import { RefreshIcon } from "../components/icons";
 import { fetchJobs, JOB_STATUSES } from "../lib/api";
 import { statusLabel } from "../lib/format";
 import { usePolling } from "../lib/hooks";
@@ -55,8 +56,8 @@ export function Jobs() {
             ))}
           </div>
           <button type="button" className="btn icon" onClick={jobs.refresh} aria-label="Refresh" title="Refresh">
-            <span className={jobs.refreshing ? "spin" : undefined} aria-hidden="true">
-              ⟳
+            <span className={jobs.refreshing ? "spin" : undefined} style={{ display: "inline-flex" }}>
+              <RefreshIcon />
             </span>
           </button>
         </div>
