@@ -1,5 +1,7 @@
 // The main browser test: Studio on a project scaffolded from the triage template with
 // arkor/tiny, a real `arkor dev` with its embedded backend, Debian's Chromium.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { expect, test } from "@playwright/test";
 import { startStudio, type StudioProject, watchConsole } from "./studio";
 
@@ -98,6 +100,29 @@ async function chat(page: import("@playwright/test").Page, prompt: string) {
   expect(text.trim().length).toBeGreaterThan(0);
   expect(text).not.toContain("[error]");
 }
+
+// A trainer that does not compile: the Overview shows cargo's error instead of a Run
+// button, and recovers by itself once the file is fixed (the manifest is polled).
+test("a build error in the trainer is shown, then clears when fixed", async ({ page }) => {
+  const errors = watchConsole(page);
+  const file = join(studio.dir, "src/arkor/trainer.rs");
+  const good = readFileSync(file, "utf8");
+  writeFileSync(file, good.replace("pub fn trainer() -> Trainer {", "pub fn trainer() -> Trainer {\n    let broken: u32 = \"not a number\";"));
+  try {
+    await page.goto(`${studio.url}/`);
+    const notice = page.getByText(/Couldn't read manifest:/);
+    await expect(notice).toBeVisible({ timeout: 120_000 });
+    await expect(notice).toContainText("mismatched types");
+    await expect(notice).toContainText("src/arkor/trainer.rs");
+    await expect(page.getByRole("button", { name: "Run training" })).toBeDisabled();
+  } finally {
+    writeFileSync(file, good);
+  }
+  await expect(page.getByRole("button", { name: /^Run training: / })).toBeEnabled({ timeout: 120_000 });
+  await expect(page.getByText(/Couldn't read manifest:/)).toHaveCount(0);
+  // The 400 answers of /api/manifest are expected here; nothing else may be logged.
+  expect(errors.filter((e) => !e.includes("400"))).toEqual([]);
+});
 
 // Every page at 1280 and 800 px in both themes: nothing overflows sideways, nothing is
 // logged to the console. SCREENSHOTS=<dir> saves each view for a human to look at.

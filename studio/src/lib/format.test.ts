@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { formatBytes, formatDuration, formatNumber, formatRelative, jobDurationMs, truncateMiddle } from "./format";
 import { parseRoute, playgroundHref } from "./route";
-import { appendCapped, exitCodeOf, startedJobOf } from "./trainingRun";
+import { appendOutput, exitCodeOf, startedJobOf } from "./trainingRun";
 
 describe("formatDuration", () => {
   it("uses s, m ss, h mm ss", () => {
@@ -64,7 +64,7 @@ describe("routes", () => {
 
 describe("training output", () => {
   it("keeps the newest characters and reads the exit code and job id", () => {
-    expect(appendCapped("abcdef", "gh", 5)).toBe("defgh");
+    expect(appendOutput("abcdef", "gh", 5)).toBe("defgh");
     const out = "Started job job_123\nstep=10 loss=2.0\n\n---\nexit=0\n";
     expect(exitCodeOf(out)).toBe("0");
     expect(exitCodeOf("still running")).toBeNull();

@@ -7,7 +7,7 @@ import { streamTraining } from "./api";
 /** The retained output is capped (the newest characters are kept). */
 export const OUTPUT_CAP = 100_000;
 
-export function appendCapped(prev: string, chunk: string, cap = OUTPUT_CAP): string {
+export function appendOutput(prev: string, chunk: string, cap = OUTPUT_CAP): string {
   const next = prev + chunk;
   return next.length > cap ? next.slice(next.length - cap) : next;
 }
@@ -60,12 +60,12 @@ export async function startRun(trainer: string | null, many: boolean): Promise<v
   controller = c;
   set({ running: true, output: "", trainer });
   try {
-    await streamTraining(trainer && many ? { trainer } : {}, (t) => set({ output: appendCapped(state.output ?? "", t) }), c.signal);
+    await streamTraining(trainer && many ? { trainer } : {}, (t) => set({ output: appendOutput(state.output ?? "", t) }), c.signal);
   } catch (e) {
     const line = c.signal.aborted
       ? "\n[stopped] Studio stopped arkor start (the job itself goes on; cancel it on its page)\n"
       : `\n[error] ${e instanceof Error ? e.message : String(e)}\n`;
-    set({ output: appendCapped(state.output ?? "", line) });
+    set({ output: appendOutput(state.output ?? "", line) });
   } finally {
     if (controller === c) controller = null;
     set({ running: false });

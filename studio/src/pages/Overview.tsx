@@ -1,11 +1,26 @@
+import { useEffect, useRef } from "react";
 import { JobsTable } from "../components/JobsTable";
 import { RunTraining } from "../components/RunTraining";
 import { Skeleton } from "../components/common";
 import { fetchJobs } from "../lib/api";
 import { usePolling } from "../lib/hooks";
+import { startedJobOf, useTrainingRun } from "../lib/trainingRun";
 
 export function Overview() {
   const jobs = usePolling((s) => fetchJobs({ limit: 5 }, s), 5000);
+  // A run that starts or ends changes the list: refresh at once, not at the next poll.
+  const run = useTrainingRun();
+  const started = run.output ? startedJobOf(run.output) : null;
+  const refresh = jobs.refresh;
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    refresh();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [run.running, started]);
   const list = jobs.data?.jobs.slice(0, 5) ?? [];
   return (
     <>
