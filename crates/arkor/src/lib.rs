@@ -72,6 +72,6 @@ pub use entry::{Arkor, Manifest, ManifestTrainer, RunError};
 pub use tokio_util::sync::CancellationToken;
 pub use trainer::{
     BoxError, CancelledContext, CheckpointContext, CompletedContext, Connection, Error,
-    FailedContext, InferArgs, LogContext, StartedContext, Trainer, TrainerBuilder, TrainingResult,
-    backoff,
+    FailedContext, InferArgs, JobEvents, LogContext, StartedContext, Trainer, TrainerBuilder,
+    TrainingResult, backoff,
 };

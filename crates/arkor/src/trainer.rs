@@ -583,74 +583,16 @@ impl Trainer {
     ) -> Result<TrainingResult, Error> {
         let mut job = self.start().await?;
         let session = self.session().await?;
+        let id = job.id.clone();
         let c = &self.inner.connection;
-        let abort = &self.inner.abort;
-        let mut last_id: Option<String> = None;
-        let mut attempt: u32 = 0;
-        loop {
-            let opened = tokio::select! {
-                () = abort.cancelled() => return Err(Error::Aborted),
-                r = session.client.open_events(&session.scope, &job.id, last_id.as_deref()) => r,
-            };
-            let failure: Error = match opened {
-                Err(e) if matches!(e.status(), Some(401 | 403 | 410 | 426)) => return Err(e.into()),
-                Err(e) => e.into(),
-                Ok(resp) => {
-                    let mut stream = resp.bytes_stream().eventsource();
-                    let mut received = false;
-                    let broke = loop {
-                        let next = tokio::select! {
-                            () = abort.cancelled() => return Err(Error::Aborted),
-                            n = stream.next() => n,
-                        };
-                        let ev = match next {
-                            None => break None,
-                            Some(Err(e)) => break Some(Error::Stream(e.to_string())),
-                            Some(Ok(ev)) => ev,
-                        };
-                        if !ev.id.is_empty() {
-                            last_id = Some(ev.id.clone());
-                        }
-                        match ev.event.as_str() {
-                            "ping" => continue,
-                            "end" => return Ok(TrainingResult { job, artifacts: vec![] }),
-                            _ => {}
-                        }
-                        let Ok(event) = serde_json::from_str::<JobEvent>(&ev.data) else {
-                            continue;
-                        };
-                        received = true;
-                        attempt = 0;
-                        observe(&event);
-                        if let Some(done) = self.dispatch(event, &mut job, &session).await? {
-                            return Ok(done);
-                        }
-                    };
-                    match broke {
-                        Some(e) => e,
-                        None if received => {
-                            self.sleep(c.reconnect_delay).await?;
-                            continue;
-                        }
-                        None => Error::Stream("the event stream ended without events".to_owned()),
-                    }
-                }
-            };
-            if let Some(max) = c.max_reconnect_attempts
-                && attempt >= max
-            {
-                return Err(Error::GaveUp { attempts: attempt + 1, source: Box::new(failure) });
+        let mut events = JobEvents::new(&session.client, &session.scope, &id, c, &self.inner.abort);
+        while let Some(event) = events.next().await? {
+            observe(&event);
+            if let Some(done) = self.dispatch(event, &mut job, &session).await? {
+                return Ok(done);
             }
-            self.sleep(backoff(attempt, c.reconnect_delay, c.max_reconnect_delay)).await?;
-            attempt += 1;
         }
-    }
-
-    async fn sleep(&self, d: Duration) -> Result<(), Error> {
-        tokio::select! {
-            () = self.inner.abort.cancelled() => Err(Error::Aborted),
-            () = tokio::time::sleep(d) => Ok(()),
-        }
+        Ok(TrainingResult { job, artifacts: vec![] })
     }
 
     async fn dispatch(
@@ -730,6 +672,140 @@ impl Trainer {
             }
         }
         Ok(None)
+    }
+}
+
+type SseStream = Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// A job's events, in order, across reconnects: [`JobEvents::next`] replays the log, then
+/// follows it, with the reference reconnect rules (resume with `Last-Event-ID`; 401, 403,
+/// 410 and 426 fail at once; network errors, 404, 408, 429 and 5xx retry with
+/// [`backoff`] using the [`Connection`]'s delays and attempt limit). [`Trainer::wait`]
+/// and `arkor jobs logs` are built on it.
+pub struct JobEvents<'a> {
+    client: &'a Client,
+    scope: &'a ProjectScope,
+    job_id: &'a str,
+    connection: &'a Connection,
+    abort: &'a CancellationToken,
+    stream: Option<SseStream>,
+    last_id: Option<String>,
+    attempt: u32,
+    received: bool,
+}
+
+impl<'a> JobEvents<'a> {
+    /// Nothing is opened until the first [`JobEvents::next`].
+    pub fn new(
+        client: &'a Client,
+        scope: &'a ProjectScope,
+        job_id: &'a str,
+        connection: &'a Connection,
+        abort: &'a CancellationToken,
+    ) -> Self {
+        JobEvents {
+            client,
+            scope,
+            job_id,
+            connection,
+            abort,
+            stream: None,
+            last_id: None,
+            attempt: 0,
+            received: false,
+        }
+    }
+
+    /// The next event; `None` once the backend ended the stream (the job is over).
+    /// `abort` makes it return [`Error::Aborted`].
+    pub async fn next(&mut self) -> Result<Option<JobEvent>, Error> {
+        loop {
+            let Some(stream) = self.stream.as_mut() else {
+                let opened = tokio::select! {
+                    () = self.abort.cancelled() => return Err(Error::Aborted),
+                    r = self.client.open_events(self.scope, self.job_id, self.last_id.as_deref()) => r,
+                };
+                match opened {
+                    Err(e) if matches!(e.status(), Some(401 | 403 | 410 | 426)) => {
+                        return Err(e.into());
+                    }
+                    Err(e) => self.retry(e.into()).await?,
+                    Ok(resp) => {
+                        self.stream = Some(Box::pin(resp.bytes_stream().eventsource()));
+                        self.received = false;
+                    }
+                }
+                continue;
+            };
+            let next = tokio::select! {
+                () = self.abort.cancelled() => return Err(Error::Aborted),
+                n = stream.next() => n,
+            };
+            let ev = match next {
+                Some(Ok(ev)) => ev,
+                Some(Err(e)) => {
+                    self.stream = None;
+                    self.retry(Error::Stream(e.to_string())).await?;
+                    continue;
+                }
+                None => {
+                    self.stream = None;
+                    if self.received {
+                        // A clean end after progress: reconnect after the base delay.
+                        sleep_or_abort(self.abort, self.connection.reconnect_delay).await?;
+                    } else {
+                        let e = Error::Stream("the event stream ended without events".to_owned());
+                        self.retry(e).await?;
+                    }
+                    continue;
+                }
+            };
+            if !ev.id.is_empty() {
+                self.last_id = Some(ev.id.clone());
+            }
+            match ev.event.as_str() {
+                "ping" => continue,
+                "end" => return Ok(None),
+                _ => {}
+            }
+            let Ok(event) = serde_json::from_str::<JobEvent>(&ev.data) else {
+                continue;
+            };
+            self.received = true;
+            self.attempt = 0;
+            return Ok(Some(event));
+        }
+    }
+
+    /// Backs off after `failure`, or gives up with it past the attempt limit.
+    async fn retry(&mut self, failure: Error) -> Result<(), Error> {
+        let c = self.connection;
+        if let Some(max) = c.max_reconnect_attempts
+            && self.attempt >= max
+        {
+            return Err(Error::GaveUp { attempts: self.attempt + 1, source: Box::new(failure) });
+        }
+        let delay = backoff(self.attempt, c.reconnect_delay, c.max_reconnect_delay);
+        sleep_or_abort(self.abort, delay).await?;
+        self.attempt += 1;
+        Ok(())
+    }
+}
+
+/// Sleeps `d` unless `abort` fires first.
+async fn sleep_or_abort(abort: &CancellationToken, d: Duration) -> Result<(), Error> {
+    tokio::select! {
+        () = abort.cancelled() => Err(Error::Aborted),
+        () = tokio::time::sleep(d) => Ok(()),
     }
 }
 

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use arkor::{Client, ProjectScope, ProjectState};
-use futures_util::StreamExt;
 
 use crate::args::JobsCommand;
 use crate::config::Global;
@@ -69,16 +68,11 @@ async fn run_on(
                 println!("Cancelling job {id}.");
             }
             JobsCommand::Logs { id } => {
-                use eventsource_stream::Eventsource;
-                let resp = client.open_events(&scope, &id, None).await?;
-                let mut events = resp.bytes_stream().eventsource();
-                while let Some(ev) = events.next().await {
-                    let ev = ev.map_err(|e| anyhow::anyhow!("the event stream broke: {e}"))?;
-                    match ev.event.as_str() {
-                        "ping" => {}
-                        "end" => break,
-                        name => println!("{name} {}", ev.data),
-                    }
+                // Replays the log, then follows it to the end, reconnecting like the SDK.
+                let (connection, never) = (arkor::Connection::default(), Default::default());
+                let mut events = arkor::JobEvents::new(client, &scope, &id, &connection, &never);
+                while let Some(event) = events.next().await? {
+                    println!("{} {}", event.kind.name(), serde_json::to_string(&event)?);
                 }
             }
         }

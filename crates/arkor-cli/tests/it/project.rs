@@ -182,6 +182,17 @@ fn init_build_start_trains_with_callbacks_then_a_bad_dataset_fails() {
     let out = arkor(&proj, &data, &["whoami"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("(anonymous)"), "{}", text(&out.stdout));
+    // `jobs logs` replays the whole event log in order and stops at the end.
+    let id = stdout.split("Started job ").nth(1).unwrap().split_whitespace().next().unwrap();
+    let out = arkor(&proj, &data, &["jobs", "logs", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let logs = text(&out.stdout);
+    let names: Vec<&str> = logs.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(names.first(), Some(&"training.started"), "{logs}");
+    assert_eq!(names.last(), Some(&"training.completed"), "{logs}");
+    assert_eq!(names.iter().filter(|n| **n == "training.log").count(), 20, "{logs}");
+    assert_eq!(names.iter().filter(|n| **n == "checkpoint.saved").count(), 1, "{logs}");
+    assert!(logs.contains("\"step\":20"), "{logs}");
 
     // Ctrl-C (SIGINT to the foreground process group) cancels the job; exit code 130.
     let code =
