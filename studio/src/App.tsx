@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { MoonIcon, SunIcon } from "./components/icons";
 import { type Credentials, fetchCredentials } from "./lib/api";
+import { errorMessage } from "./lib/format";
 import { useHash } from "./lib/hooks";
 import { parseRoute } from "./lib/route";
 import { JobDetail } from "./pages/JobDetail";
@@ -53,7 +54,7 @@ function IdentityChip() {
   useEffect(() => {
     fetchCredentials().then(
       (creds) => setState({ creds }),
-      (e: unknown) => setState({ error: e instanceof Error ? e.message : String(e) }),
+      (e: unknown) => setState({ error: errorMessage(e) }),
     );
   }, []);
   if (state.error)

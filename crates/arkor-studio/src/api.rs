@@ -358,8 +358,9 @@ async fn train(AxumState(state): St, body: Bytes) -> Response {
             if let Some(c) = chunk
                 && tx.send(Ok(c)).await.is_err()
             {
-                // The client went away: stop the run.
-                let _ = child.start_kill();
+                // The client went away: stop `arkor start` with SIGTERM, like on shutdown
+                // (the job itself goes on).
+                kill(pid);
                 break;
             }
         }

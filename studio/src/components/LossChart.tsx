@@ -29,7 +29,7 @@ import {
   valueExtent,
   visibleRange,
 } from "../lib/chart";
-import { formatNumber } from "../lib/format";
+import { errorMessage, formatNumber } from "../lib/format";
 
 export interface LossChartProps {
   points: readonly ChartPoint[];
@@ -369,7 +369,7 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
       const blob = await svgToPngBlob(svg, width, HEIGHT, `${name} · loss${logY ? " (log scale)" : ""}`, legend);
       saveBlob(blob, `${safeFileName(name)}-loss.png`);
     } catch (e) {
-      setExportError(`PNG export failed: ${e instanceof Error ? e.message : String(e)}`);
+      setExportError(`PNG export failed: ${errorMessage(e)}`);
     } finally {
       setExporting(false);
     }

@@ -362,15 +362,11 @@ export async function* streamChat(
   }
 }
 
-/** The text of one streamed chunk (OpenAI `choices[0].delta.content`, or `{ content }`). */
+/** The text of one streamed chunk (OpenAI's `choices[0].delta.content`). */
 export function textOf(data: string): string {
   try {
-    const v = JSON.parse(data) as {
-      choices?: { delta?: { content?: string | null } }[];
-      content?: string;
-      delta?: string;
-    };
-    return v.choices?.[0]?.delta?.content ?? v.content ?? v.delta ?? "";
+    const v = JSON.parse(data) as { choices?: { delta?: { content?: string | null } }[] };
+    return v.choices?.[0]?.delta?.content ?? "";
   } catch {
     return "";
   }

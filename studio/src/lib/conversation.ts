@@ -87,11 +87,6 @@ export function isStreaming(conv: Conversation): boolean {
   return conv.bubbles.some((b) => b.streaming);
 }
 
-/** The text of an error thrown by `streamChat` (or anything else). */
-export function errorMessage(e: unknown): string {
-  if (e instanceof Error) return e.message || e.name;
-  return String(e);
-}
 
 // ---------------------------------------------------------------------------------------------
 // What is sent

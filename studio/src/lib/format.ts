@@ -98,6 +98,12 @@ export function formatNumber(v: number | null | undefined, dp = 4): string {
   return v.toFixed(dp);
 }
 
+/** The message of anything thrown. */
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  return String(e);
+}
+
 export function statusLabel(status: string): string {
   return status ? status[0].toUpperCase() + status.slice(1) : status;
 }

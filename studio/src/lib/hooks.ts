@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from "react";
+import { errorMessage } from "./format";
 
 /**
  * Calls `load` now and then every `intervalMs` after the previous call settled (chained
@@ -37,7 +38,7 @@ export function usePolling<T>(
         setError(null);
       } catch (e) {
         if (stopped) return;
-        setError(e instanceof Error ? e.message : String(e));
+        setError(errorMessage(e));
       } finally {
         inFlight = false;
         if (!stopped) {

@@ -3,6 +3,7 @@
 // "Stop training" or closing the tab ends it.
 import { useSyncExternalStore } from "react";
 import { streamTraining } from "./api";
+import { errorMessage } from "./format";
 
 /** The retained output is capped (the newest characters are kept). */
 export const OUTPUT_CAP = 100_000;
@@ -64,7 +65,7 @@ export async function startRun(trainer: string | null, many: boolean): Promise<v
   } catch (e) {
     const line = c.signal.aborted
       ? "\n[stopped] Studio stopped arkor start (the job itself goes on; cancel it on its page)\n"
-      : `\n[error] ${e instanceof Error ? e.message : String(e)}\n`;
+      : `\n[error] ${errorMessage(e)}\n`;
     set({ output: appendOutput(state.output ?? "", line) });
   } finally {
     if (controller === c) controller = null;

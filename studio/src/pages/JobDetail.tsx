@@ -2,7 +2,6 @@ import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useStat
 import { CopyId, Skeleton, StatusBadge } from "../components/common";
 import { LossChart } from "../components/LossChart";
 import {
-  ApiError,
   type ArtifactSet,
   cancelJob,
   downloadArtifact,
@@ -11,7 +10,7 @@ import {
   fetchJob,
   type Job,
 } from "../lib/api";
-import { formatBytes, formatClock, formatDateTime, formatDuration, jobDurationMs } from "../lib/format";
+import { errorMessage, formatBytes, formatClock, formatDateTime, formatDuration, jobDurationMs } from "../lib/format";
 import { useNow, usePolling } from "../lib/hooks";
 import { subscribeJobEvents } from "../lib/jobEvents";
 import {
@@ -35,7 +34,6 @@ import {
 import { playgroundHref } from "../lib/route";
 import "./jobdetail.css";
 
-const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 export function JobDetail({ id }: { id: string }) {
   const { data: job, error: jobError, loading, refresh } = usePolling((signal) => fetchJob(id, signal), 5000, [id]);
@@ -69,7 +67,7 @@ export function JobDetail({ id }: { id: string }) {
         setArtifactsError(null);
       },
       (e: unknown) => {
-        if (!controller.signal.aborted) setArtifactsError(errText(e));
+        if (!controller.signal.aborted) setArtifactsError(errorMessage(e));
       },
     );
     return () => controller.abort();
@@ -116,7 +114,7 @@ export function JobDetail({ id }: { id: string }) {
       await cancelJob(id);
       refresh();
     } catch (e) {
-      setCancelError(errText(e));
+      setCancelError(errorMessage(e));
     } finally {
       setCancelling(false);
     }
@@ -424,7 +422,7 @@ function ArtifactsCard({
     try {
       await downloadArtifact(jobId, pathname);
     } catch (e) {
-      setDownloadError(`Download of ${pathname} failed: ${e instanceof ApiError ? e.message : errText(e)}`);
+      setDownloadError(`Download of ${pathname} failed: ${errorMessage(e)}`);
     } finally {
       setBusy(null);
     }

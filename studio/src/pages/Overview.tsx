@@ -21,7 +21,7 @@ export function Overview() {
     refresh();
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [run.running, started]);
-  const list = jobs.data?.jobs.slice(0, 5) ?? [];
+  const list = jobs.data?.jobs ?? [];
   return (
     <>
       <div className="page-title">

@@ -21,7 +21,6 @@ import {
   DEFAULT_SETTINGS,
   defaultComparePick,
   emptyConversation,
-  errorMessage,
   exportFilename,
   failTurn,
   finishTurn,
@@ -42,7 +41,7 @@ import {
   stopTurn,
   urlStateFromParams,
 } from "../lib/conversation";
-import { truncateMiddle } from "../lib/format";
+import { errorMessage, truncateMiddle } from "../lib/format";
 import { replaceHash } from "../lib/route";
 import "./playground.css";
 
@@ -429,6 +428,14 @@ export function Playground({ params }: { params: URLSearchParams }) {
 
   const ids = { message: useId(), help: useId(), system: useId(), temp: useId(), topP: useId(), max: useId() };
 
+  // What both source pickers read and how they refresh it.
+  const pickerData = {
+    jobs,
+    models,
+    steps,
+    onStepsFocus: (id: string) => loadSteps(id, false),
+    onJobsFocus: () => refreshJobs(false),
+  };
   return (
     <div className="pg">
       <div className="page-title">
@@ -457,30 +464,8 @@ export function Playground({ params }: { params: URLSearchParams }) {
             </label>
           </div>
           <div className={`card-body pg-pickers${compare ? " two" : ""}`}>
-            <SourcePicker
-              suffix=""
-              pick={pickA}
-              onChange={setPickA}
-              jobs={jobs}
-              models={models}
-              steps={steps}
-              onStepsFocus={(id) => loadSteps(id, false)}
-              onJobsFocus={() => refreshJobs(false)}
-              showTitle={compare}
-            />
-            {compare && (
-              <SourcePicker
-                suffix=" B"
-                pick={pickB}
-                onChange={setPickB}
-                jobs={jobs}
-                models={models}
-                steps={steps}
-                onStepsFocus={(id) => loadSteps(id, false)}
-                onJobsFocus={() => refreshJobs(false)}
-                showTitle
-              />
-            )}
+            <SourcePicker suffix="" pick={pickA} onChange={setPickA} showTitle={compare} {...pickerData} />
+            {compare && <SourcePicker suffix=" B" pick={pickB} onChange={setPickB} showTitle {...pickerData} />}
           </div>
         </section>
 
