@@ -26,6 +26,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Chat with a model, or a model plus an adapter.
     Chat(ChatArgs),
+    /// Score a model, or a model plus an adapter, on a held-out dataset.
+    Eval(EvalArgs),
+    /// Export a model plus adapter for transformers, llama.cpp or Ollama.
+    Export(ExportArgs),
     /// Run Studio, the local web UI (and a backend if none is running).
     Dev(DevArgs),
     /// Scaffold a trainer project (a Cargo project using the arkor SDK).
@@ -176,7 +180,8 @@ pub struct TrainArgs {
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// A Hugging Face repo id, a local model directory, or arkor/tiny.
+    /// A Hugging Face repo id, a local model directory, a .gguf file, ollama:NAME[:TAG], or
+    /// arkor/tiny.
     #[arg(long, short)]
     pub model: String,
     /// A PEFT adapter directory (a run's final/ or any checkpoint-<step>/).
@@ -209,4 +214,62 @@ pub struct ChatArgs {
     /// Stop the reply at this string (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The base model: a Hugging Face repo id, a local model directory, a .gguf file,
+    /// ollama:NAME[:TAG], or arkor/tiny.
+    #[arg(long, short)]
+    pub model: String,
+    /// A PEFT adapter directory (a run's final/ or any checkpoint-<step>/); required for
+    /// gguf-lora, optional otherwise (the base model alone is exported).
+    #[arg(long, short)]
+    pub adapter: Option<PathBuf>,
+    /// hf (merged transformers directory), gguf (merged llama.cpp file), gguf-lora (the
+    /// adapter as a llama.cpp LoRA file) or ollama (a GGUF plus a Modelfile).
+    #[arg(long, short)]
+    pub format: String,
+    /// GGUF precision: f32, f16, bf16, q8_0 or q4_k_m.
+    #[arg(long, short, default_value = "f16")]
+    pub quant: String,
+    /// Where to write: a directory for hf and ollama, a file for gguf and gguf-lora. Must
+    /// not exist.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// The model's name in GGUF metadata and for `ollama create` (default: the output's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A system prompt for the Ollama Modelfile.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Run `ollama create` when ollama is on PATH (format ollama).
+    #[arg(long)]
+    pub install: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A Hugging Face repo id, a local model directory, or arkor/tiny.
+    #[arg(long, short)]
+    pub model: String,
+    /// A PEFT adapter directory (a run's final/ or any checkpoint-<step>/).
+    #[arg(long, short)]
+    pub adapter: Option<PathBuf>,
+    /// Held-out rows (.jsonl or .json; chat, prompt/completion or alpaca); each row's last
+    /// assistant message is the expected reply.
+    #[arg(long, short)]
+    pub data: PathBuf,
+    /// Most tokens per reply.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Write the full report (every row and reply) to this JSON file.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// System prompt, replacing each row's own.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Print one line per row instead of a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
 }

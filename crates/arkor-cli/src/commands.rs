@@ -12,6 +12,8 @@ mod auth;
 mod build;
 mod chat;
 mod dev;
+mod eval;
+mod export;
 mod init;
 mod jobs;
 mod server;
@@ -23,6 +25,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Train(args) => train::run(&global, args),
         Command::Chat(args) => chat::run(&global, args),
+        Command::Eval(args) => eval::run(&global, args),
+        Command::Export(args) => export::run(&global, args),
         Command::Dev(args) => dev::run(&global, args),
         Command::Init(args) => init::run(args),
         Command::Build(args) => build::run(args),
@@ -38,8 +42,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Turns a model reference (`arkor/tiny`, a local directory, a Hugging Face repo id)
-/// into a local model directory, downloading into the Hugging Face cache if needed.
+/// Turns a model reference (`arkor/tiny`, a local directory, a `.gguf` file, `ollama:NAME`,
+/// a Hugging Face repo id) into a local model directory, downloading into the Hugging Face
+/// cache or importing a GGUF if needed.
 pub fn resolve_model(global: &Global, model: &str) -> anyhow::Result<PathBuf> {
     arkor_server::resolve::model(&global.data_dir, &global.hub, model)
 }

@@ -44,6 +44,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A GGUF file is unreadable, truncated, or holds something arkor cannot import.
+    #[error("gguf {path}: {message}")]
+    Gguf {
+        /// The GGUF file.
+        path: PathBuf,
+        /// What was wrong, naming the metadata key or tensor.
+        message: String,
+    },
+
     /// A tensor in a weights or adapter file has the wrong name or shape.
     #[error("{path}: tensor {name}: {message}")]
     Tensor {

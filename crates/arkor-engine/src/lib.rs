@@ -14,6 +14,7 @@
 //! - [`data::prepare_dataset`] turns JSONL/Parquet rows into token sequences and a report;
 //! - [`train::train`] runs the training loop;
 //! - [`generate::generate`] samples a reply token by token;
+//! - [`eval::evaluate`] scores greedy replies against a held-out dataset;
 //! - [`tiny::ensure_tiny_model`] writes the built-in `arkor/tiny` model.
 
 pub mod cancel;
@@ -21,8 +22,11 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod event;
+pub mod export;
 pub mod generate;
+pub mod gguf;
 pub mod layers;
 pub mod lora;
 pub mod models;

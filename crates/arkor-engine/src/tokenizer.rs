@@ -225,6 +225,11 @@ impl TextTokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The chat template source (ChatML when the model ships none).
+    pub fn chat_template(&self) -> &str {
+        &self.template
+    }
+
     /// Renders `messages` with the model's chat template (ChatML when it has none).
     pub fn render_chat(
         &self,

@@ -1,4 +1,5 @@
-//! [`HubOptions`] and the one place this crate reads the environment.
+//! [`HubOptions`], the Ollama models directory, and the one place this crate reads the
+//! environment.
 
 use std::path::PathBuf;
 
@@ -56,4 +57,17 @@ impl HubOptions {
             progress: true,
         }
     }
+}
+
+/// Ollama's model store: `OLLAMA_MODELS`, else `$HOME/.ollama/models` (as `ollama serve`
+/// run by the user picks it; the Linux system service keeps its own store under
+/// `/usr/share/ollama/.ollama/models`, which needs `OLLAMA_MODELS` set to be found).
+#[allow(clippy::disallowed_methods)] // This is the configuration module.
+pub fn ollama_models_dir() -> PathBuf {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if let Some(dir) = var("OLLAMA_MODELS") {
+        return PathBuf::from(dir.trim());
+    }
+    let home = var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".ollama/models")
 }

@@ -8,15 +8,20 @@
 //! Online, the repo's file list is fetched first and only the files a model or dataset
 //! needs are downloaded. When offline (`HF_HUB_OFFLINE=1`) or when the hub cannot be
 //! reached, the cache alone is used; a missing file is then an error that says how to fix it.
+//!
+//! `ollama:NAME[:TAG]` references are resolved separately, read-only, against Ollama's local
+//! model store (see [`ollama`]).
 
 mod config;
+pub mod ollama;
 
 use std::path::{Path, PathBuf};
 
 use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 
-pub use config::HubOptions;
+pub use config::{HubOptions, ollama_models_dir};
+pub use ollama::{OllamaError, is_ollama_ref, resolve_ollama, resolve_ollama_from_env};
 
 /// Why a Hub id could not be resolved.
 #[derive(Debug, thiserror::Error)]

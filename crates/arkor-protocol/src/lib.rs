@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod event;
+pub mod export;
 pub mod inference;
 pub mod job;
 

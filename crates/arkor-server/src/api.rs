@@ -46,6 +46,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/events/stream", get(events::stream))
         .route("/v1/jobs/{id}/artifacts", get(jobs::artifacts))
+        .route("/v1/jobs/{id}/export", post(jobs::export))
+        .route("/v1/jobs/{id}/exports", get(jobs::exports))
         .route("/v1/jobs/{id}/artifacts/{*path}", get(jobs::download))
         .route("/v1/inference/chat", post(inference::chat))
         .layer(axum::middleware::from_fn(version_gate));

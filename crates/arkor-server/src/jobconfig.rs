@@ -184,18 +184,18 @@ pub fn to_train_config(name: &str, c: &JobConfig) -> Result<TrainConfig, FieldEr
 }
 
 fn check_model(model: &str) -> Result<(), FieldError> {
-    if model == TINY_MODEL_ID || arkor_hub::is_repo_id(model) {
-        return Ok(());
-    }
-    let p = Path::new(model);
-    if p.is_absolute() && p.join("config.json").is_file() {
+    let local = !arkor_hub::is_repo_id(model) && !arkor_hub::ollama::is_ollama_ref(model);
+    if crate::resolve::is_model_reference(model)
+        && (!local || model == TINY_MODEL_ID || Path::new(model).is_absolute())
+    {
         return Ok(());
     }
     Err(err(
         "model",
         format!(
-            "expected {TINY_MODEL_ID}, a Hugging Face model id (owner/name) or an absolute path \
-             to a model directory with config.json, got \"{model}\""
+            "expected {TINY_MODEL_ID}, a Hugging Face model id (owner/name), ollama:NAME[:TAG], \
+             or an absolute path to a model directory with config.json or to a .gguf file, got \
+             \"{model}\""
         ),
     ))
 }

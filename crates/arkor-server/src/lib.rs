@@ -23,6 +23,7 @@ use arkor_engine::device::DeviceChoice;
 use serde::{Deserialize, Serialize};
 
 pub mod api;
+pub mod exports;
 pub mod inference;
 pub mod jobconfig;
 pub mod resolve;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub local_paths: bool,
     /// `<data>/datasets`: uploads, one folder per organisation.
     pub datasets_dir: PathBuf,
+    /// Exports this backend is writing.
+    pub exports: Arc<exports::LiveExports>,
 }
 
 /// What `backend.json` says about the running backend.
@@ -197,6 +200,7 @@ impl Backend {
             keepalive: config.keepalive,
             local_paths: config.local_paths.unwrap_or(config.addr.ip().is_loopback()),
             datasets_dir: config.data_dir.join("datasets"),
+            exports: Arc::default(),
         });
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await

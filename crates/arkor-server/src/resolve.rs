@@ -1,6 +1,8 @@
-//! Model and dataset references to local files: `arkor/tiny`, a local path, or a Hugging
-//! Face repo id resolved through the standard HF cache (downloading when online). Shared
-//! by the worker, the inference service and `arkor train` / `arkor chat`.
+//! Model and dataset references to local files: `arkor/tiny`, a local directory, a `.gguf`
+//! file, `ollama:NAME[:TAG]` (a model in Ollama's local store), or a Hugging Face repo id
+//! resolved through the standard HF cache (downloading when online). GGUF files (and the
+//! Ollama models, which are GGUF blobs) are imported once into `<data dir>/models/gguf/`
+//! as Hugging Face directories. Shared by the worker, the inference service and the CLI.
 
 use std::path::{Path, PathBuf};
 
@@ -15,17 +17,50 @@ pub fn model(data_dir: &Path, hub: &arkor_hub::HubOptions, model: &str) -> anyho
             format!("failed to generate {TINY_MODEL_ID} in {}", data_dir.display())
         });
     }
+    if arkor_hub::ollama::is_ollama_ref(model) {
+        let blob = arkor_hub::ollama::resolve_ollama_from_env(model)?;
+        return import_gguf(data_dir, &blob, model);
+    }
     let local = PathBuf::from(model);
     if local.is_dir() {
         return Ok(local);
+    }
+    if is_gguf_path(model) {
+        if !local.is_file() {
+            bail!("model file {model} does not exist");
+        }
+        return import_gguf(data_dir, &local, model);
     }
     if arkor_hub::is_repo_id(model) {
         return Ok(arkor_hub::resolve_model(model, hub)?);
     }
     bail!(
-        "model \"{model}\" is not a local directory, {TINY_MODEL_ID}, or a Hugging Face repo id \
-         (owner/name)"
+        "model \"{model}\" is not a local directory, a .gguf file, ollama:NAME[:TAG], \
+         {TINY_MODEL_ID}, or a Hugging Face repo id (owner/name)"
     )
+}
+
+/// Whether `model` has the shape of a model reference this backend can resolve: the tiny
+/// model, a Hub id, `ollama:NAME`, a model directory with `config.json`, or an existing
+/// `.gguf` file (checked before a job is queued; resolving may still fail later).
+pub fn is_model_reference(model: &str) -> bool {
+    let p = Path::new(model);
+    model == TINY_MODEL_ID
+        || arkor_hub::is_repo_id(model)
+        || arkor_hub::ollama::is_ollama_ref(model)
+        || p.join("config.json").is_file()
+        || (is_gguf_path(model) && p.is_file())
+}
+
+/// Whether a model reference names a GGUF file.
+pub fn is_gguf_path(model: &str) -> bool {
+    Path::new(model).extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+fn import_gguf(data_dir: &Path, file: &Path, model: &str) -> anyhow::Result<PathBuf> {
+    let cache = data_dir.join("models").join("gguf");
+    arkor_engine::gguf::import(file, &cache)
+        .with_context(|| format!("failed to import {model} from {}", file.display()))
 }
 
 /// Whether a model can be loaded without the network.

@@ -6,7 +6,7 @@
 //! duplicate (see [`crate::api::events`]).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,7 +64,17 @@ impl Runner {
         })
     }
 
-    /// The job directory (checkpoints, `final/`, logs) of a job.
+    /// The `arkor` executable workers and exports run.
+    pub fn program(&self) -> &Path {
+        &self.config.worker.program
+    }
+
+    /// The data dir workers and exports are given.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// A job's directory: adapters, checkpoints, exports, the worker's log.
     pub fn job_dir(&self, job_id: &str) -> PathBuf {
         self.config.jobs_dir.join(job_id)
     }

@@ -30,6 +30,14 @@ pub enum ApiError {
         /// What failed.
         source: reqwest::Error,
     },
+    /// A downloaded file could not be written.
+    #[error("failed to write {path}: {source}")]
+    Write {
+        /// The destination.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 impl ApiError {
@@ -37,7 +45,7 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status { status, .. } => Some(*status),
-            ApiError::Network { .. } => None,
+            ApiError::Network { .. } | ApiError::Write { .. } => None,
         }
     }
 }
@@ -214,6 +222,61 @@ impl Client {
             req = req.header("Last-Event-ID", last);
         }
         self.send(req).await
+    }
+
+    /// `POST /v1/jobs/:id/export`: starts exporting the job's final adapter (or
+    /// `req.checkpoint_step`) as `req.format`; poll [`Client::list_exports`] until it ends.
+    pub async fn export_job(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+        req: &arkor_protocol::export::ExportRequest,
+    ) -> Result<arkor_protocol::export::ExportInfo, ApiError> {
+        self.json(
+            self.scoped(reqwest::Method::POST, &format!("/v1/jobs/{}/export", encode(id)), scope)
+                .json(req),
+        )
+        .await
+    }
+
+    /// `GET /v1/jobs/:id/exports`, newest first.
+    pub async fn list_exports(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+    ) -> Result<arkor_protocol::export::ExportList, ApiError> {
+        self.json(self.scoped(
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{}/exports", encode(id)),
+            scope,
+        ))
+        .await
+    }
+
+    /// `GET /v1/jobs/:id/artifacts/<pathname>`: one artifact or export file, streamed
+    /// into `dest`.
+    pub async fn download_artifact(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+        pathname: &str,
+        dest: &std::path::Path,
+    ) -> Result<u64, ApiError> {
+        let path: Vec<String> = pathname.split('/').map(encode).collect();
+        let url = format!("/v1/jobs/{}/artifacts/{}", encode(id), path.join("/"));
+        let mut response = self.send(self.scoped(reqwest::Method::GET, &url, scope)).await?;
+        let io = |source| ApiError::Write { path: dest.to_path_buf(), source };
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut written = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|source| ApiError::Network {
+            url: format!("{}{url}", self.base_url),
+            source,
+        })? {
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await.map_err(io)?;
+            written += chunk.len() as u64;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(io)?;
+        Ok(written)
     }
 
     /// `POST /v1/datasets`: uploads a dataset file to a remote backend.

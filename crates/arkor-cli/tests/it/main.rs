@@ -200,6 +200,8 @@ fn chat_errors_are_clear() {
     assert!(text(&out.stderr).contains("top_p"), "{}", text(&out.stderr));
 }
 
+mod eval;
+
 mod project;
 
 mod studio;

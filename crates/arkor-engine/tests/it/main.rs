@@ -1,7 +1,9 @@
 //! Engine integration tests: one binary, one module per topic.
 
 mod errors;
+mod export;
 mod generation;
+mod gguf;
 mod golden;
 mod gradients;
 mod training;

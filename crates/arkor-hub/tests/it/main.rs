@@ -1,8 +1,10 @@
 //! arkor-hub against a real HTTP server on loopback that speaks the parts of the Hugging
 //! Face Hub protocol hf-hub uses: repo info, and ranged `resolve` downloads with the
-//! `x-repo-commit` / `etag` / `content-range` headers.
+//! `x-repo-commit` / `etag` / `content-range` headers; and `ollama:` references against a
+//! fake Ollama model store in a temp dir (`ollama.rs`).
 
 mod fake_hub;
+mod ollama;
 
 use arkor_hub::{HubOptions, is_repo_id, resolve_dataset, resolve_model};
 use fake_hub::FakeHub;

@@ -75,10 +75,12 @@ pub async fn upload(
 /// On a backend that does not take local paths: the dataset must be one of the
 /// organisation's uploads and the model must not be a directory on the backend.
 pub fn check_remote_paths(state: &AppState, org_id: &str, config: &TrainConfig) -> ApiResult<()> {
-    if config.model != TINY_MODEL_ID && !arkor_hub::is_repo_id(&config.model) {
+    let installed =
+        arkor_hub::is_repo_id(&config.model) || arkor_hub::ollama::is_ollama_ref(&config.model);
+    if config.model != TINY_MODEL_ID && !installed {
         return Err(ApiError::bad_request(format!(
-            "invalid config.model: this backend does not load model directories from its disk; \
-             expected {TINY_MODEL_ID} or a Hugging Face model id, got \"{}\"",
+            "invalid config.model: this backend does not load model files from its disk; \
+             expected {TINY_MODEL_ID}, a Hugging Face model id or ollama:NAME, got \"{}\"",
             config.model
         )));
     }

@@ -129,13 +129,10 @@ fn adapter_target(state: &AppState, job: &Job, step: Option<u64>) -> ApiResult<T
 }
 
 fn base_target(model: &str) -> ApiResult<Target> {
-    let ok = model == TINY_MODEL_ID
-        || arkor_hub::is_repo_id(model)
-        || std::path::Path::new(model).join("config.json").is_file();
-    if !ok {
+    if !crate::resolve::is_model_reference(model) {
         return Err(ApiError::bad_request(format!(
             "invalid model \"{model}\": expected {TINY_MODEL_ID}, a Hugging Face model id, a local \
-             model directory, or a fine-tune id from GET /v1/models"
+             model directory or .gguf file, ollama:NAME[:TAG], or a fine-tune id from GET /v1/models"
         )));
     }
     Ok(Target { base_model: model.to_owned(), adapter_dir: None })

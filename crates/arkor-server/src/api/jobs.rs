@@ -1,10 +1,11 @@
-//! Jobs: submit, list, get, cancel, artifacts.
+//! Jobs: submit, list, get, cancel, artifacts, exports.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use arkor_protocol::error::ErrorCode;
 use arkor_protocol::event::StoredEvent;
+use arkor_protocol::export::{ExportInfo, ExportList, ExportRequest};
 use arkor_protocol::job::{
     ArtifactKind, ArtifactList, ArtifactSet, CreateJobRequest, Job, JobList, JobProgress,
     JobResponse, JobStatus, checkpoint_model_id, final_model_id,
@@ -206,35 +207,96 @@ pub fn checkpoint_steps(dir: &Path) -> Vec<u64> {
     steps
 }
 
+/// `POST /v1/jobs/:id/export`: starts an export of the final adapter or a checkpoint.
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath(id): UrlPath<String>,
+    JsonBody(req): JsonBody<ExportRequest>,
+) -> ApiResult<(StatusCode, Json<ExportInfo>)> {
+    let job = scoped_job(&state, &scope, &id).await?;
+    let dir = state.runner.job_dir(&id);
+    let valid = crate::exports::validate(&req, &dir).map_err(ApiError::bad_request)?;
+    let info = crate::exports::start(
+        &state.exports,
+        state.runner.program(),
+        state.runner.data_dir(),
+        &job.id,
+        &job.name,
+        &job.config.model,
+        &dir,
+        valid,
+    )
+    .map_err(ApiError::internal)?;
+    Ok((StatusCode::ACCEPTED, Json(info)))
+}
+
+/// `GET /v1/jobs/:id/exports`: the job's exports, newest first.
+pub async fn exports(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<ExportList>> {
+    scoped_job(&state, &scope, &id).await?;
+    let dir = state.runner.job_dir(&id);
+    let live = state.exports.clone();
+    let exports = tokio::task::spawn_blocking(move || crate::exports::list(&live, &id, &dir))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(ExportList { exports }))
+}
+
+/// Whether `path` names a file this route serves: `final/<file>`, `checkpoint-<step>/<file>`
+/// or `exports/<id>/<path inside the export>`; no hidden names, no `..`.
+fn downloadable(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let plain = |p: &&str| !p.is_empty() && !p.starts_with('.') && !p.contains('\\');
+    match parts.as_slice() {
+        [dir, file] => {
+            (*dir == "final"
+                || dir.strip_prefix("checkpoint-").is_some_and(|s| s.parse::<u64>().is_ok()))
+                && plain(file)
+        }
+        ["exports", id, rest @ ..] => {
+            plain(id)
+                && !rest.is_empty()
+                && rest.iter().all(plain)
+                && rest != [crate::exports::EXPORT_FILE]
+        }
+        _ => false,
+    }
+}
+
 pub async fn download(
     State(state): State<Arc<AppState>>,
     scope: Scope,
     UrlPath((id, path)): UrlPath<(String, String)>,
 ) -> ApiResult<Response> {
     scoped_job(&state, &scope, &id).await?;
-    let parts: Vec<&str> = path.split('/').collect();
-    let allowed = parts.len() == 2
-        && (parts[0] == "final"
-            || parts[0].strip_prefix("checkpoint-").is_some_and(|s| s.parse::<u64>().is_ok()))
-        && !parts[1].is_empty()
-        && !parts[1].starts_with('.')
-        && !parts[1].contains('\\');
-    if !allowed {
+    if !downloadable(&path) {
         return Err(ApiError::not_found(format!(
-            "artifact \"{path}\" not found: expected final/<file> or checkpoint-<step>/<file>"
+            "artifact \"{path}\" not found: expected final/<file>, checkpoint-<step>/<file> or \
+             exports/<id>/<file>"
         )));
     }
-    let file = state.runner.job_dir(&id).join(parts[0]).join(parts[1]);
-    let bytes = tokio::fs::read(&file)
-        .await
-        .map_err(|_| ApiError::not_found(format!("artifact \"{path}\" not found in job {id}")))?;
-    let disposition = format!("attachment; filename=\"{}\"", parts[1].replace('"', ""));
+    let file_path = state.runner.job_dir(&id).join(&path);
+    let not_found = || ApiError::not_found(format!("artifact \"{path}\" not found in job {id}"));
+    let file = tokio::fs::File::open(&file_path).await.map_err(|_| not_found())?;
+    let meta = file.metadata().await.map_err(|_| not_found())?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    let name = path.rsplit('/').next().unwrap_or("artifact");
+    let disposition = format!("attachment; filename=\"{}\"", name.replace('"', ""));
+    // Streamed: exports are hundreds of megabytes.
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
         ],
-        bytes,
+        body,
     )
         .into_response())
 }

@@ -1,0 +1,144 @@
+//! Tensor names and layouts between transformers and GGUF (`llama`, `qwen2`).
+//!
+//! llama.cpp's converter renames every tensor (`model.layers.3.self_attn.q_proj.weight`
+//! becomes `blk.3.attn_q.weight`) and, for the `llama` architecture only, permutes the rows
+//! of the Q and K projections within each head from transformers' "rotate half" pairs
+//! `(i, i + d/2)` to interleaved pairs `(2i, 2i + 1)`, the layout its rope kernel expects.
+//! Qwen2 files are not permuted. Import undoes the permutation, export re-applies it (also
+//! to the rows of LoRA B, which are output rows of the same projection).
+
+use candle_core::Tensor;
+
+use crate::Result;
+use crate::models::Family;
+
+/// `general.architecture` of a family.
+pub fn arch_name(family: Family) -> &'static str {
+    match family {
+        Family::Llama => "llama",
+        Family::Qwen2 => "qwen2",
+    }
+}
+
+/// transformers' `architectures` entry of a family.
+pub fn hf_architecture(family: Family) -> &'static str {
+    match family {
+        Family::Llama => "LlamaForCausalLM",
+        Family::Qwen2 => "Qwen2ForCausalLM",
+    }
+}
+
+/// Per-layer tensors: (GGUF name inside `blk.N.`, transformers name inside `model.layers.N.`).
+const LAYER: &[(&str, &str)] = &[
+    ("attn_norm", "input_layernorm"),
+    ("ffn_norm", "post_attention_layernorm"),
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+];
+
+/// Whole-model tensors: (GGUF, transformers), suffix `.weight` included.
+const GLOBAL: &[(&str, &str)] = &[
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+    ("output.weight", "lm_head.weight"),
+];
+
+/// The transformers name of a GGUF tensor, `None` for a name the families do not use.
+pub fn hf_name(gguf: &str) -> Option<String> {
+    if let Some((_, hf)) = GLOBAL.iter().find(|(g, _)| *g == gguf) {
+        return Some((*hf).to_owned());
+    }
+    let rest = gguf.strip_prefix("blk.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, suffix) = rest.split_once('.')?;
+    if suffix != "weight" && suffix != "bias" {
+        return None;
+    }
+    let (_, hf) = LAYER.iter().find(|(g, _)| *g == module)?;
+    Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+}
+
+/// The GGUF name of a transformers tensor, `None` for a name GGUF does not have.
+pub fn gguf_name(hf: &str) -> Option<String> {
+    if let Some((g, _)) = GLOBAL.iter().find(|(_, h)| *h == hf) {
+        return Some((*g).to_owned());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, suffix) = rest.rsplit_once('.')?;
+    let (g, _) = LAYER.iter().find(|(_, h)| *h == module)?;
+    Some(format!("blk.{layer}.{g}.{suffix}"))
+}
+
+/// The number of heads whose rows llama.cpp permutes in this tensor (`llama` architecture):
+/// Q with the query heads, K with the key/value heads; `None` for every other tensor.
+pub fn permuted_heads(hf: &str, heads: usize, kv_heads: usize) -> Option<usize> {
+    if hf.contains(".self_attn.q_proj.") {
+        Some(heads)
+    } else if hf.contains(".self_attn.k_proj.") {
+        Some(kv_heads)
+    } else {
+        None
+    }
+}
+
+/// GGUF rows to transformers rows: within each head, interleaved pairs back to halves.
+/// Works on weights `[out, in]`, biases `[out]` and LoRA B `[out, r]`.
+pub fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
+    let dims = w.dims().to_vec();
+    let (out, rest) = (dims[0], dims[1..].iter().product::<usize>());
+    Ok(w.reshape((heads, out / heads / 2, 2, rest))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
+}
+
+/// transformers rows to GGUF rows, the inverse of [`unpermute`].
+pub fn permute(w: &Tensor, heads: usize) -> Result<Tensor> {
+    let dims = w.dims().to_vec();
+    let (out, rest) = (dims[0], dims[1..].iter().product::<usize>());
+    Ok(w.reshape((heads, 2, out / heads / 2, rest))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for gguf in
+            ["token_embd.weight", "output.weight", "blk.12.attn_k.bias", "blk.0.ffn_down.weight"]
+        {
+            let hf = hf_name(gguf).unwrap();
+            assert_eq!(gguf_name(&hf).as_deref(), Some(gguf), "{hf}");
+        }
+        assert_eq!(
+            hf_name("blk.3.attn_q.weight").unwrap(),
+            "model.layers.3.self_attn.q_proj.weight"
+        );
+        assert_eq!(hf_name("rope_freqs.weight"), None);
+        assert_eq!(hf_name("blk.x.attn_q.weight"), None);
+    }
+
+    #[test]
+    fn permutation_matches_llama_cpp_row_map() {
+        // Two heads of width 4: gguf row h*4 + 2i + j holds hf row h*4 + j*2 + i.
+        let hf =
+            Tensor::arange(0f32, 8., &candle_core::Device::Cpu).unwrap().reshape((8, 1)).unwrap();
+        let gguf = permute(&hf, 2).unwrap();
+        let rows: Vec<f32> = gguf.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(rows, [0., 2., 1., 3., 4., 6., 5., 7.]);
+        let back = unpermute(&gguf, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(back, [0., 1., 2., 3., 4., 5., 6., 7.]);
+    }
+}

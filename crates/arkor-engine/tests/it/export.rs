@@ -1,0 +1,240 @@
+//! Exports checked by an independent runtime: llama.cpp (through `tools/llama-cpp/run.mjs`)
+//! must produce arkor's greedy tokens from a merged GGUF and from the base GGUF plus the
+//! exported LoRA GGUF; a merged `hf` export loads back with the same logits.
+
+use std::path::Path;
+
+use arkor_engine::cancel::CancelToken;
+use arkor_engine::config::TrainConfig;
+use arkor_engine::export::{ExportFormat, ExportRequest, Quant, export};
+use arkor_engine::generate::{SamplingParams, generate};
+use arkor_engine::lora::Adapter;
+use arkor_engine::models::Model;
+use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
+use arkor_engine::train::{TrainRequest, train};
+use arkor_test_support::check::assert_close;
+use arkor_test_support::fixtures::{QA, tiny_llama, tiny_qwen2, write_qa_dataset};
+use arkor_test_support::real::{llama_cpp, llama_cpp_script};
+use candle_core::{Device, Tensor};
+
+use crate::{load, prepare, quick_config};
+
+fn run_export(
+    model: &Model,
+    adapter: Option<&Adapter>,
+    format: ExportFormat,
+    quant: Quant,
+    out: &Path,
+) {
+    let req = ExportRequest {
+        model,
+        adapter,
+        format,
+        quant,
+        output: out,
+        name: "arkor-test",
+        system_prompt: None,
+    };
+    export(&req, &mut |_, _| {}).unwrap_or_else(|e| panic!("export {format:?} {quant:?}: {e}"));
+}
+
+/// Trains the tiny QA adapter (the answers are learned by heart, so greedy text is stable).
+fn trained_adapter(model_dir: &Path, tmp: &Path) -> Adapter {
+    let l = load(model_dir);
+    let config = TrainConfig { max_steps: Some(60), ..quick_config() };
+    let data = prepare(&l.tokenizer, &[write_qa_dataset(tmp, 12)], &config);
+    let out = tmp.join("run");
+    let req = TrainRequest {
+        model: &l.model,
+        data: &data,
+        config: &config,
+        output_dir: &out,
+        resume_from: None,
+    };
+    let outcome = train(&req, &mut |_| {}, &CancelToken::new()).unwrap();
+    Adapter::load(&outcome.final_dir.unwrap(), l.model.spec(), &Device::Cpu).unwrap()
+}
+
+/// arkor's greedy ids for `prompt` and llama.cpp's for the same prompt ids.
+#[allow(clippy::too_many_arguments)]
+pub fn greedy_both(
+    model: &Model,
+    adapter: Option<&Adapter>,
+    tokenizer: &TextTokenizer,
+    prompt: &[u32],
+    script: &Path,
+    gguf: &Path,
+    lora: Option<&Path>,
+    max_tokens: usize,
+) -> (Vec<u32>, Vec<u32>) {
+    let params = SamplingParams { temperature: 0.0, max_tokens, ..Default::default() };
+    let ours =
+        generate(model, adapter, tokenizer, prompt, &params, &CancelToken::new(), &mut |_| {})
+            .unwrap();
+    let ids = serde_json::to_string(prompt).unwrap();
+    let n = max_tokens.to_string();
+    let mut args =
+        vec!["greedy", "--model", gguf.to_str().unwrap(), "--prompt-ids", &ids, "--max-tokens", &n];
+    if let Some(lora) = lora {
+        args.extend(["--lora", lora.to_str().unwrap()]);
+    }
+    let answer = llama_cpp(script, &args);
+    let mut theirs: Vec<u32> = serde_json::from_value(answer["ids"].clone()).unwrap();
+    // llama.cpp reports the end-of-generation token it stopped at; arkor leaves it out.
+    if answer["stopped"] == "eog" {
+        theirs.pop();
+    }
+    (ours.tokens, theirs)
+}
+
+#[test]
+fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
+    let Some(script) = llama_cpp_script() else { return };
+    for fixture in [tiny_llama(), tiny_qwen2()] {
+        let tmp = tempfile::tempdir().unwrap();
+        let adapter = trained_adapter(fixture.path(), tmp.path());
+        let l = load(fixture.path());
+        let merged = tmp.path().join("merged-f32.gguf");
+        run_export(&l.model, Some(&adapter), ExportFormat::Gguf, Quant::F32, &merged);
+        let base = tmp.path().join("base-f32.gguf");
+        run_export(&l.model, None, ExportFormat::Gguf, Quant::F32, &base);
+        let lora = tmp.path().join("adapter.gguf");
+        run_export(&l.model, Some(&adapter), ExportFormat::GgufLora, Quant::F32, &lora);
+        for (q, a) in QA {
+            let messages = [ChatMessage { role: "user".into(), content: q.into() }];
+            let prompt = l
+                .tokenizer
+                .encode(&l.tokenizer.render_chat(&messages, true).unwrap(), false)
+                .unwrap();
+            let (ours, merged_ids) = greedy_both(
+                &l.model,
+                Some(&adapter),
+                &l.tokenizer,
+                &prompt,
+                &script,
+                &merged,
+                None,
+                24,
+            );
+            assert_eq!(l.tokenizer.decode(&ours, true).unwrap(), a, "arkor's answer to {q:?}");
+            assert_eq!(merged_ids, ours, "llama.cpp on the merged GGUF, {q:?}");
+            let (_, lora_ids) = greedy_both(
+                &l.model,
+                Some(&adapter),
+                &l.tokenizer,
+                &prompt,
+                &script,
+                &base,
+                Some(&lora),
+                24,
+            );
+            assert_eq!(lora_ids, ours, "llama.cpp on base + LoRA GGUF, {q:?}");
+        }
+    }
+}
+
+#[test]
+fn an_hf_export_loads_back_with_the_adapter_merged() {
+    let fixture = tiny_llama();
+    let tmp = tempfile::tempdir().unwrap();
+    let adapter = trained_adapter(fixture.path(), tmp.path());
+    let l = load(fixture.path());
+    let out = tmp.path().join("merged-hf");
+    run_export(&l.model, Some(&adapter), ExportFormat::Hf, Quant::F32, &out);
+    for f in ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"] {
+        assert!(out.join(f).is_file(), "{f} missing from the hf export");
+    }
+    let merged = Model::load(&out, &Device::Cpu).unwrap();
+    let ids = Tensor::new(&[[1u32, 5, 9, 77, 120, 3]], &Device::Cpu).unwrap();
+    let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_close(
+        &flat(merged.forward(&ids, None).unwrap()),
+        &flat(l.model.forward(&ids, Some(&adapter)).unwrap()),
+        1e-5,
+    );
+    // Nothing is overwritten: a second export to the same place fails and keeps the first.
+    let req = ExportRequest {
+        model: &l.model,
+        adapter: None,
+        format: ExportFormat::Hf,
+        quant: Quant::F32,
+        output: &out,
+        name: "x",
+        system_prompt: None,
+    };
+    let err = export(&req, &mut |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("already exists"), "{err}");
+    assert!(out.join("model.safetensors").is_file());
+}
+
+#[test]
+fn an_ollama_export_writes_a_gguf_and_a_chatml_modelfile() {
+    let fixture = tiny_llama();
+    let tmp = tempfile::tempdir().unwrap();
+    let l = load(fixture.path());
+    let out = tmp.path().join("ollama");
+    let req = ExportRequest {
+        model: &l.model,
+        adapter: None,
+        format: ExportFormat::Ollama,
+        quant: Quant::Q8_0,
+        output: &out,
+        name: "Triage Bot",
+        system_prompt: Some("You triage tickets."),
+    };
+    let report = export(&req, &mut |_, _| {}).unwrap();
+    let modelfile = std::fs::read_to_string(out.join("Modelfile")).unwrap();
+    expect_test::expect![[r#"
+        # Written by arkor export. Install with: ollama create triage-bot -f Modelfile
+        FROM ./model-q8_0.gguf
+        TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}
+        {{ .Content }}<|im_end|>
+        {{ end }}<|im_start|>assistant
+        """
+        SYSTEM """You triage tickets."""
+        PARAMETER stop "<|im_start|>"
+        PARAMETER stop "<|im_end|>"
+    "#]]
+    .assert_eq(&modelfile);
+    assert!(out.join("model-q8_0.gguf").is_file());
+    assert_eq!(
+        report.ollama_create.unwrap(),
+        format!("ollama create triage-bot -f {}", out.join("Modelfile").display())
+    );
+}
+
+#[test]
+fn llama_cpp_runs_smollm2_f32_and_f16_exports_like_arkor() {
+    let (Some(dir), Some(script)) = (crate::gguf::smollm2_dir(), llama_cpp_script()) else {
+        return;
+    };
+    let l = load(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let prompts = [
+        vec![ChatMessage { role: "user".into(), content: "Name three primary colours.".into() }],
+        vec![
+            ChatMessage { role: "system".into(), content: "You answer in one sentence.".into() },
+            ChatMessage { role: "user".into(), content: "Why is the sky blue?".into() },
+        ],
+    ];
+    for quant in [Quant::F32, Quant::F16] {
+        let file = tmp.path().join(format!("smollm2-{}.gguf", quant.name()));
+        run_export(&l.model, None, ExportFormat::Gguf, quant, &file);
+        for messages in &prompts {
+            let prompt = l
+                .tokenizer
+                .encode(&l.tokenizer.render_chat(messages, true).unwrap(), false)
+                .unwrap();
+            let (ours, theirs) =
+                greedy_both(&l.model, None, &l.tokenizer, &prompt, &script, &file, None, 24);
+            assert_eq!(
+                theirs,
+                ours,
+                "{quant:?}: llama.cpp said {:?}, arkor said {:?}",
+                l.tokenizer.decode(&theirs, false).unwrap(),
+                l.tokenizer.decode(&ours, false).unwrap()
+            );
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
+}
