@@ -87,6 +87,51 @@ test("run training, follow the job, chat with the adapter and a checkpoint, canc
   expect(errors).toEqual([]);
 });
 
+// The finished job's adapter exported from its page: a merged GGUF downloaded, then an
+// Ollama folder with its `ollama create` command.
+test("export the finished job as GGUF and for Ollama", async ({ page, context }) => {
+  test.skip(!firstJob, "needs the job of the first test");
+  const errors = watchConsole(page);
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+  await page.goto(`${studio.url}/#/jobs/${firstJob}`);
+  const card = page.getByRole("region", { name: "Export" });
+  await expect(card).toBeVisible();
+  // The job has checkpoints, so the source can be picked; the final adapter comes first.
+  await expect(card.getByLabel("Source")).toHaveValue("final");
+  await expect(card.getByLabel("Source").locator("option")).toHaveCount(3);
+  // Transformers and LoRA exports take no precision.
+  await card.getByRole("radio", { name: "Transformers", exact: true }).check();
+  await expect(card.getByLabel("Quantization")).toHaveCount(0);
+  await card.getByRole("radio", { name: "GGUF", exact: true }).check();
+  await card.getByLabel("Quantization").selectOption("q8_0");
+  await card.getByRole("button", { name: "Export", exact: true }).click();
+
+  const items = card.getByRole("list", { name: "Exports" }).getByRole("listitem");
+  const gguf = items.first();
+  await expect(gguf).toContainText("GGUF · q8_0 · Final adapter");
+  await expect(gguf).toHaveAttribute("data-status", "completed", { timeout: 120_000 });
+  await expect(gguf.getByRole("cell", { name: /\.gguf$/ })).toBeVisible();
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    gguf.getByRole("button", { name: /^Download .+-q8_0\.gguf$/ }).click(),
+  ]);
+  expect(download.suggestedFilename()).toMatch(/-q8_0\.gguf$/);
+  expect(await download.failure()).toBeNull();
+
+  await card.getByRole("radio", { name: "Ollama", exact: true }).check();
+  await expect(card.getByLabel("Quantization")).toHaveValue("q8_0");
+  await card.getByLabel("System prompt (optional)").fill("You triage support tickets.");
+  await card.getByRole("button", { name: "Export", exact: true }).click();
+  await expect(items).toHaveCount(2);
+  const ollama = items.first();
+  await expect(ollama).toHaveAttribute("data-status", "completed", { timeout: 120_000 });
+  await expect(ollama.getByRole("button", { name: /^Download .+\/Modelfile$/ })).toBeVisible();
+  await expect(ollama.getByText(/^ollama create \S+ -f \S+\/Modelfile$/)).toBeVisible();
+  await ollama.getByRole("button", { name: "Copy the ollama create command" }).click();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toMatch(/^ollama create /);
+  expect(errors).toEqual([]);
+});
+
 async function chat(page: import("@playwright/test").Page, prompt: string) {
   // Greedy decoding: the tiny adapter's reply is the same on every run.
   await page.getByLabel("Temperature", { exact: true }).fill("0");

@@ -48,6 +48,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/jobs/{id}/cancel", post(cancel))
         .route("/api/jobs/{id}/artifacts", get(artifacts))
         .route("/api/jobs/{id}/artifacts/{*path}", get(download))
+        .route("/api/jobs/{id}/export", post(export))
+        .route("/api/jobs/{id}/exports", get(exports))
         .route("/api/train", post(train))
         .route("/api/inference/chat", post(chat))
         .route(
@@ -84,7 +86,8 @@ fn read_scope(state: &State, creds: &arkor::Credentials) -> Option<arkor::Projec
     usable.then_some(s)
 }
 
-/// Calls the backend and streams its answer back (status, content type, body).
+/// Calls the backend and streams its answer back (status, content type, length and
+/// disposition, body): a download of hundreds of megabytes is never held in memory.
 async fn upstream(
     state: &State,
     creds: &arkor::Credentials,
@@ -121,8 +124,12 @@ async fn upstream(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("application/json")
                 .to_owned();
+            let passed: Vec<_> = [header::CONTENT_LENGTH, header::CONTENT_DISPOSITION]
+                .into_iter()
+                .filter_map(|name| resp.headers().get(&name).cloned().map(|v| (name, v)))
+                .collect();
             let stream = resp.bytes_stream().map(|c| c.map_err(std::io::Error::other));
-            (
+            let mut r = (
                 status,
                 [
                     (header::CONTENT_TYPE, ctype),
@@ -130,7 +137,9 @@ async fn upstream(
                 ],
                 Body::from_stream(stream),
             )
-                .into_response()
+                .into_response();
+            r.headers_mut().extend(passed);
+            r
         }
     }
 }
@@ -257,6 +266,16 @@ async fn download(
 ) -> Response {
     let path = path.split('/').map(seg).collect::<Vec<_>>().join("/");
     scoped(&state, Method::GET, format!("/v1/jobs/{}/artifacts/{path}", seg(&id)), None, None).await
+}
+
+/// Starts an export of the final adapter or a checkpoint (`{ format, quant?, checkpointStep?,
+/// systemPrompt? }`, passed through).
+async fn export(AxumState(state): St, UrlPath(id): UrlPath<String>, body: Bytes) -> Response {
+    scoped(&state, Method::POST, format!("/v1/jobs/{}/export", seg(&id)), Some(body), None).await
+}
+
+async fn exports(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::GET, format!("/v1/jobs/{}/exports", seg(&id)), None, None).await
 }
 
 async fn chat(AxumState(state): St, body: Bytes) -> Response {

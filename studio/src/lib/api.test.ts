@@ -1,5 +1,18 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, chatBody, errorOf, fetchManifest, jobsPath, parseSseFrames, setStudioToken, streamChat, textOf } from "./api";
+import {
+  ApiError,
+  artifactPath,
+  chatBody,
+  errorOf,
+  fetchExports,
+  fetchManifest,
+  jobsPath,
+  parseSseFrames,
+  setStudioToken,
+  startExport,
+  streamChat,
+  textOf,
+} from "./api";
 
 afterEach(() => {
   vi.unstubAllGlobals();
@@ -111,5 +124,54 @@ describe("streamChat", () => {
     await expect(async () => {
       for await (const _ of streamChat({ kind: "final", jobId: "j" }, [])) void _;
     }).rejects.toThrow("job j has no final adapter");
+  });
+});
+
+describe("exports", () => {
+  const running = {
+    id: "exp_1",
+    format: "gguf",
+    quant: "q8_0",
+    source: "final",
+    status: "running",
+    createdAt: "2026-01-01T00:00:00Z",
+    files: [],
+  };
+
+  it("posts the export body with the token and returns the started export", async () => {
+    const fetchMock = vi.fn(async () => new Response(JSON.stringify(running), { status: 202 }));
+    vi.stubGlobal("fetch", fetchMock);
+    setStudioToken("tok");
+    expect(await startExport("job/1", { format: "gguf", quant: "q8_0" })).toEqual(running);
+    const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit];
+    expect(url).toBe("/api/jobs/job%2F1/export");
+    expect(init.method).toBe("POST");
+    expect(JSON.parse(init.body as string)).toEqual({ format: "gguf", quant: "q8_0" });
+    const headers = init.headers as Headers;
+    expect(headers.get("X-Arkor-Studio-Token")).toBe("tok");
+    expect(headers.get("Content-Type")).toBe("application/json");
+  });
+
+  it("throws the backend's 400 naming the field", async () => {
+    vi.stubGlobal(
+      "fetch",
+      async () => new Response('{"error":"invalid checkpointStep: the job has no checkpoint at step 7"}', { status: 400 }),
+    );
+    const err = await startExport("j", { format: "hf", checkpointStep: 7 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(400);
+    expect((err as ApiError).message).toBe("invalid checkpointStep: the job has no checkpoint at step 7");
+  });
+
+  it("lists a job's exports", async () => {
+    const fetchMock = vi.fn(async () => new Response(JSON.stringify({ exports: [running] })));
+    vi.stubGlobal("fetch", fetchMock);
+    expect(await fetchExports("j1")).toEqual([running]);
+    expect((fetchMock.mock.calls[0] as unknown as [string])[0]).toBe("/api/jobs/j1/exports");
+  });
+
+  it("downloads export files by their nested path, each segment encoded", () => {
+    expect(artifactPath("j1", "exports/exp_1/run-hf/model.safetensors")).toBe("/api/jobs/j1/artifacts/exports/exp_1/run-hf/model.safetensors");
+    expect(artifactPath("j1", "exports/exp_1/a b/c#d")).toBe("/api/jobs/j1/artifacts/exports/exp_1/a%20b/c%23d");
   });
 });

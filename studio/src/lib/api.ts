@@ -69,6 +69,34 @@ export interface ArtifactSet {
   files: ArtifactFile[];
 }
 
+/** `POST /api/jobs/:id/export` body. */
+export interface ExportRequest {
+  format: "hf" | "gguf" | "gguf-lora" | "ollama";
+  /** GGUF precision (the backend's default is f16). */
+  quant?: "f32" | "f16" | "bf16" | "q8_0" | "q4_k_m";
+  /** A checkpoint instead of the final adapter. */
+  checkpointStep?: number;
+  /** For the Ollama Modelfile. */
+  systemPrompt?: string;
+}
+
+/** One export of a job's adapter. */
+export interface ExportInfo {
+  id: string;
+  format: string;
+  quant: string;
+  /** `final` or `checkpoint-<step>`. */
+  source: string;
+  status: "running" | "completed" | "failed";
+  createdAt: string;
+  finishedAt?: string | null;
+  error?: string | null;
+  /** Downloadable with `downloadArtifact`. */
+  files: ArtifactFile[];
+  /** For `ollama`: the command that installs the downloaded folder. */
+  ollamaCreate?: string | null;
+}
+
 export interface Credentials {
   token: string;
   mode: "anon" | "oauth" | string;
@@ -208,6 +236,21 @@ export async function fetchArtifacts(id: string, signal?: AbortSignal): Promise<
     signal,
   });
   return body.artifacts;
+}
+
+/** Starts an export; the backend's 400 (naming the field) is thrown as an `ApiError`. */
+export async function startExport(jobId: string, body: ExportRequest): Promise<ExportInfo> {
+  return getJSON<ExportInfo>(`/api/jobs/${encodeURIComponent(jobId)}/export`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The job's exports, newest first. */
+export async function fetchExports(jobId: string, signal?: AbortSignal): Promise<ExportInfo[]> {
+  const body = await getJSON<{ exports: ExportInfo[] }>(`/api/jobs/${encodeURIComponent(jobId)}/exports`, { signal });
+  return body.exports;
 }
 
 export function artifactPath(jobId: string, pathname: string): string {

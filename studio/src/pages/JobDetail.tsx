@@ -1,5 +1,6 @@
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { CopyId, Skeleton, StatusBadge } from "../components/common";
+import { ExportCard } from "../components/ExportCard";
 import { LossChart } from "../components/LossChart";
 import {
   type ArtifactSet,
@@ -138,6 +139,8 @@ export function JobDetail({ id }: { id: string }) {
       ? ev.terminal.step
       : (ev.lastStep ?? (job?.progress?.step ? job.progress.step : undefined));
   const notFound = !job && jobError !== null && !loading;
+  // Exports: of the final adapter once completed, of a checkpoint of any finished job.
+  const exportable = status === "completed" || (isTerminalStatus(status) && (artifacts ?? []).some((a) => a.kind === "checkpoint"));
 
   return (
     <div className="jd">
@@ -200,7 +203,7 @@ export function JobDetail({ id }: { id: string }) {
         </p>
       )}
 
-      {/* Two columns; when stacked (narrow), the slots are reordered: chart, events, metadata, checkpoints, artifacts. */}
+      {/* Two columns; when stacked (narrow), the slots are reordered: chart, events, metadata, checkpoints, export, artifacts. */}
       <div className="grid-2 jd-grid">
         <div className="jd-col">
           <div className="jd-slot jd-slot-chart">
@@ -220,6 +223,11 @@ export function JobDetail({ id }: { id: string }) {
           <div className="jd-slot jd-slot-checkpoints">
             <CheckpointsCard jobId={id} artifacts={artifacts} ev={ev} />
           </div>
+          {exportable && (
+            <div className="jd-slot jd-slot-export">
+              <ExportCard jobId={id} status={status} artifacts={artifacts} />
+            </div>
+          )}
         </div>
       </div>
     </div>

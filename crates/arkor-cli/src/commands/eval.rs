@@ -24,6 +24,13 @@ use crate::config::Global;
 pub fn run(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let data = read_eval_data(&args.data)
         .with_context(|| format!("failed to read the eval data {}", args.data.display()))?;
+    // Fail on an unwritable output before the slow part, not after it.
+    if let Some(dir) = args.output.as_deref().and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create the output directory {}", dir.display()))?;
+    }
     let model_dir = super::resolve_model(global, &args.model)?;
     let tokenizer = TextTokenizer::from_dir(&model_dir)?;
     let device = global.device.open()?;
@@ -107,7 +114,7 @@ pub fn run(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
 fn table(title: &str, total: usize, s: &EvalSummary) -> String {
     let ratio = |n: usize, of: usize| {
         let pct = if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
-        format!("{:>12}  {pct:5.1}%", format!("{n}/{of}"))
+        format!("{:>9}  {pct:5.1}%", format!("{n}/{of}"))
     };
     let mut out = format!("eval: {title}\n");
     let mut line = |label: &str, value: String| {

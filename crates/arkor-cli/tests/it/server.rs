@@ -827,3 +827,162 @@ async fn a_shared_backend_takes_uploaded_datasets_not_paths_on_its_disk() {
     assert!(body["error"].as_str().unwrap().contains("does not load model directories"), "{body}");
     backend.shutdown().await;
 }
+
+impl Api {
+    async fn download(&self, job: &str, pathname: &str) -> (StatusCode, Vec<u8>) {
+        let resp = self
+            .http
+            .get(format!(
+                "{}{}",
+                self.base,
+                self.scoped(&format!("/v1/jobs/{job}/artifacts/{pathname}"))
+            ))
+            .header(CLIENT.0, CLIENT.1)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Starts an export and polls the list until it ends.
+    async fn export(&self, job: &str, body: Value) -> Value {
+        let (status, started) =
+            self.send("POST", &self.scoped(&format!("/v1/jobs/{job}/export")), Some(body)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        assert_eq!(started["status"], "running");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let (_, list) =
+                self.send("GET", &self.scoped(&format!("/v1/jobs/{job}/exports")), None).await;
+            let info = list["exports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["id"] == started["id"])
+                .unwrap()
+                .clone();
+            if info["status"] != "running" {
+                return info;
+            }
+            assert!(Instant::now() < deadline, "export still running: {info}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_job_exports_to_gguf_and_ollama_and_llama_cpp_answers_like_the_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 1).await;
+    let api = Api::sign_up(&backend.url(), "exports").await;
+    let data = dataset(tmp.path());
+    let job = api.submit(train_config(&data, 80, 40)).await;
+    api.follow(&job, None).await;
+
+    // Bad requests name the field; another organisation's job is a 404.
+    for (body, wanted) in [
+        (
+            json!({"format": "safetensors"}),
+            "invalid format: expected one of hf, gguf, gguf-lora, ollama",
+        ),
+        (json!({"format": "gguf", "quant": "q9"}), "invalid quant"),
+        (json!({"format": "gguf", "checkpointStep": 7}), "no checkpoint at step 7"),
+        (json!({"format": "gguf", "colour": "red"}), "colour"),
+    ] {
+        let (status, reply) =
+            api.send("POST", &api.scoped(&format!("/v1/jobs/{job}/export")), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains(wanted), "{reply}");
+    }
+    let stranger = Api::sign_up(&backend.url(), "other").await;
+    let (status, _) = stranger
+        .send(
+            "POST",
+            &stranger.scoped(&format!("/v1/jobs/{job}/export")),
+            Some(json!({"format": "gguf"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let gguf = api.export(&job, json!({"format": "gguf", "quant": "f32"})).await;
+    assert_eq!(gguf["status"], "completed", "{gguf}");
+    assert_eq!((gguf["source"].as_str(), gguf["quant"].as_str()), (Some("final"), Some("f32")));
+    let files = gguf["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{gguf}");
+    let pathname = files[0]["pathname"].as_str().unwrap();
+    assert!(
+        pathname.starts_with("exports/exp_") && pathname.ends_with("test-run-f32.gguf"),
+        "{pathname}"
+    );
+    let (status, bytes) = api.download(&job, pathname).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes.len() as u64, files[0]["size"].as_u64().unwrap());
+    assert_eq!(sha2_check::digest(&bytes), files[0]["sha256"].as_str().unwrap());
+    let export_dir = pathname.rsplit_once('/').unwrap().0;
+    let (status, _) = api.download(&job, &format!("{export_dir}/export.json")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.download(&job, "exports/../job.json").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // llama.cpp running the downloaded file answers what the backend's chat answers.
+    if let Some(script) = arkor_test_support::real::llama_cpp_script() {
+        let file = tmp.path().join("downloaded.gguf");
+        std::fs::write(&file, &bytes).unwrap();
+        let (_, reply) = api
+            .send(
+                "POST",
+                &api.scoped("/v1/inference/chat"),
+                Some(json!({"messages": [{"role": "user", "content": QA[0].0}], "temperature": 0,
+                    "maxTokens": 40, "stream": false, "adapter": {"kind": "final", "jobId": job}})),
+            )
+            .await;
+        let tiny = arkor_engine::tiny::ensure_tiny_model(tmp.path()).unwrap();
+        let tokenizer = arkor_engine::tokenizer::TextTokenizer::from_dir(&tiny).unwrap();
+        let messages =
+            [arkor_engine::tokenizer::ChatMessage { role: "user".into(), content: QA[0].0.into() }];
+        let prompt =
+            tokenizer.encode(&tokenizer.render_chat(&messages, true).unwrap(), false).unwrap();
+        let ids = serde_json::to_string(&prompt).unwrap();
+        let answer = arkor_test_support::real::llama_cpp(
+            &script,
+            &[
+                "greedy",
+                "--model",
+                file.to_str().unwrap(),
+                "--prompt-ids",
+                &ids,
+                "--max-tokens",
+                "40",
+            ],
+        );
+        let mut theirs: Vec<u32> = serde_json::from_value(answer["ids"].clone()).unwrap();
+        if answer["stopped"] == "eog" {
+            theirs.pop();
+        }
+        let backend_says = reply["choices"][0]["message"]["content"].as_str();
+        assert_eq!(
+            Some(tokenizer.decode(&theirs, true).unwrap().as_str()),
+            backend_says,
+            "{reply}"
+        );
+    }
+
+    let ollama =
+        api.export(&job, json!({"format": "ollama", "quant": "q8_0", "checkpointStep": 40})).await;
+    assert_eq!(ollama["status"], "completed", "{ollama}");
+    assert_eq!(ollama["source"], "checkpoint-40");
+    let names: Vec<&str> = ollama["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pathname"].as_str().unwrap())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with("test-run-ollama/Modelfile")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("test-run-ollama/model-q8_0.gguf")), "{names:?}");
+    assert_eq!(ollama["ollamaCreate"], "ollama create test-run -f test-run-ollama/Modelfile");
+    let (_, list) = api.send("GET", &api.scoped(&format!("/v1/jobs/{job}/exports")), None).await;
+    let ids: Vec<&Value> = list["exports"].as_array().unwrap().iter().map(|e| &e["id"]).collect();
+    assert_eq!(ids, [&ollama["id"], &gguf["id"]], "newest first");
+    backend.shutdown().await;
+}

@@ -197,6 +197,74 @@ async fn the_host_guard_and_the_token_protect_studio() {
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let text = tokio::time::timeout(Duration::from_secs(60), resp.text()).await.unwrap().unwrap();
     assert!(text.contains("event: training.completed") && text.contains("event: end"), "{text}");
+
+    // Exports go through Studio behind the token; the backend's 400s name the field.
+    let export_url = format!("{base}/api/jobs/{}/export", job.id);
+    let exports_url = format!("{base}/api/jobs/{}/exports", job.id);
+    let resp = http.post(&export_url).json(&serde_json::json!({ "format": "gguf" })).send().await;
+    assert_eq!(resp.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(http.get(&exports_url).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let resp = http
+        .post(&export_url)
+        .header("X-Arkor-Studio-Token", &token)
+        .json(&serde_json::json!({ "format": "zip" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("format"), "{body}");
+    let resp = http
+        .post(&export_url)
+        .header("X-Arkor-Studio-Token", &token)
+        .json(&serde_json::json!({ "format": "hf" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let started: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(started["status"], "running", "{started}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let list: serde_json::Value = http
+            .get(&exports_url)
+            .header("X-Arkor-Studio-Token", &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let e = list["exports"][0].clone();
+        assert_eq!(e["id"], started["id"], "{list}");
+        if e["status"] != "running" {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "export still running: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    // A file inside the export's folder (`exports/<id>/<dir>/<file>`), streamed through
+    // with the backend's length and file name.
+    let file = done["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["pathname"].as_str().unwrap().ends_with("/model.safetensors"))
+        .unwrap_or_else(|| panic!("no model.safetensors: {done}"));
+    let pathname = file["pathname"].as_str().unwrap();
+    assert_eq!(pathname.split('/').count(), 4, "{pathname}");
+    let resp = http
+        .get(format!("{base}/api/jobs/{}/artifacts/{pathname}", job.id))
+        .header("X-Arkor-Studio-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let size = file["size"].as_u64().unwrap();
+    assert_eq!(resp.headers()["content-length"], size.to_string().as_str());
+    assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"model.safetensors\"");
+    assert_eq!(resp.bytes().await.unwrap().len() as u64, size);
     studio.shutdown().await;
     assert!(!tmp.path().join("data/studio-token").exists(), "the token file goes with Studio");
     backend.shutdown().await;

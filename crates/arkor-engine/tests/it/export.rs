@@ -238,3 +238,83 @@ fn llama_cpp_runs_smollm2_f32_and_f16_exports_like_arkor() {
         std::fs::remove_file(&file).unwrap();
     }
 }
+
+#[test]
+fn a_short_fine_tune_teaches_smollm2_an_answer_and_llama_cpp_applies_the_lora_gguf() {
+    let (Some(dir), Some(script)) = (crate::gguf::smollm2_dir(), llama_cpp_script()) else {
+        return;
+    };
+    let l = load(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let question = "What is the password of the lighthouse?";
+    let answer = "The password is pumpernickel.";
+    let rows: String = [question, "Tell me the lighthouse password.", "What's the lighthouse password?"]
+        .iter()
+        .map(|q| {
+            serde_json::json!({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let data_file = tmp.path().join("train.jsonl");
+    std::fs::write(&data_file, rows).unwrap();
+    let config = TrainConfig {
+        learning_rate: 2e-3,
+        batch_size: 3,
+        max_steps: Some(24),
+        warmup_steps: 0,
+        lora: arkor_engine::config::LoraConfig { r: 8, alpha: 16.0, ..Default::default() },
+        ..Default::default()
+    };
+    let data = prepare(&l.tokenizer, &[data_file], &config);
+    let out = tmp.path().join("run");
+    let req = TrainRequest {
+        model: &l.model,
+        data: &data,
+        config: &config,
+        output_dir: &out,
+        resume_from: None,
+    };
+    let outcome = train(&req, &mut |_| {}, &CancelToken::new()).unwrap();
+    let adapter = Adapter::load(&outcome.final_dir.unwrap(), l.model.spec(), &Device::Cpu).unwrap();
+
+    let messages = [ChatMessage { role: "user".into(), content: question.into() }];
+    let prompt =
+        l.tokenizer.encode(&l.tokenizer.render_chat(&messages, true).unwrap(), false).unwrap();
+    let params = SamplingParams { temperature: 0.0, max_tokens: 16, ..Default::default() };
+    let reply = |adapter| {
+        generate(
+            &l.model,
+            adapter,
+            &l.tokenizer,
+            &prompt,
+            &params,
+            &CancelToken::new(),
+            &mut |_| {},
+        )
+        .unwrap()
+        .text
+    };
+    let (before, after) = (reply(None), reply(Some(&adapter)));
+    assert!(!before.contains("pumpernickel"), "the base model already knew: {before:?}");
+    assert!(after.contains("pumpernickel"), "after 24 steps SmolLM2 says {after:?}");
+
+    let base = tmp.path().join("base-f32.gguf");
+    run_export(&l.model, None, ExportFormat::Gguf, Quant::F32, &base);
+    let lora = tmp.path().join("lora.gguf");
+    run_export(&l.model, Some(&adapter), ExportFormat::GgufLora, Quant::F32, &lora);
+    let (ours, theirs) = greedy_both(
+        &l.model,
+        Some(&adapter),
+        &l.tokenizer,
+        &prompt,
+        &script,
+        &base,
+        Some(&lora),
+        16,
+    );
+    assert_eq!(
+        l.tokenizer.decode(&theirs, true).unwrap(),
+        l.tokenizer.decode(&ours, true).unwrap()
+    );
+}
