@@ -149,9 +149,8 @@ fn write_report(path: &Path, report: &EvalReport) -> anyhow::Result<()> {
     std::fs::write(&tmp, json + "\n")
         .with_context(|| format!("failed to write the report {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
-        .map_err(|e| {
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
-            e
         })
         .with_context(|| format!("failed to write the report {}", path.display()))
 }

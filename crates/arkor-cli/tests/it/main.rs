@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod models;
 mod server;
 
 struct Env {
@@ -19,8 +20,13 @@ impl Env {
     }
 
     fn arkor(&self, args: &[&str]) -> Output {
+        self.arkor_with(args, &[])
+    }
+
+    fn arkor_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_arkor"))
             .args(args)
+            .envs(vars.iter().copied())
             .current_dir(self.path())
             .env("ARKOR_DATA_DIR", self.path().join("data-dir"))
             .env("HF_HUB_OFFLINE", "1")

@@ -123,7 +123,7 @@ fn eval_rows_split_at_the_last_assistant_message() {
 fn eval_system_override_replaces_or_prepends() {
     let user = ChatMessage { role: "user".into(), content: "Q".into() };
     let sys = |c: &str| ChatMessage { role: "system".into(), content: c.into() };
-    assert_eq!(with_system(&[user.clone()], Some("N")), [sys("N"), user.clone()]);
+    assert_eq!(with_system(std::slice::from_ref(&user), Some("N")), [sys("N"), user.clone()]);
     assert_eq!(with_system(&[sys("O"), user.clone()], Some("N")), [sys("N"), user.clone()]);
     assert_eq!(with_system(&[sys("O"), user.clone()], None), [sys("O"), user]);
 }
