@@ -80,6 +80,10 @@ pub struct InitArgs {
     /// Use the built-in arkor/tiny model instead of downloading SmolLM2-135M-Instruct.
     #[arg(long, env = "HF_HUB_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
+    /// The base model instead of SmolLM2-135M-Instruct: a supported Hugging Face id,
+    /// arkor/tiny, a local model directory, a .gguf file or ollama:NAME[:TAG].
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Args)]

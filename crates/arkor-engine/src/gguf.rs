@@ -244,10 +244,10 @@ impl GgufFile {
                 .tensor(&mut reader, name, &Device::Cpu)
                 .map_err(|e| self.fail(format!("tensor {name}: {e}")))?;
             let mut t = q.dequantize(&Device::Cpu)?;
-            if self.family == Family::Llama {
-                if let Some(n) = names::permuted_heads(&hf, heads, kv_heads) {
-                    t = names::unpermute(&t, n)?;
-                }
+            if self.family == Family::Llama
+                && let Some(n) = names::permuted_heads(&hf, heads, kv_heads)
+            {
+                t = names::unpermute(&t, n)?;
             }
             out.push((hf, t));
         }

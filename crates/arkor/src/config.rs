@@ -49,6 +49,22 @@ impl Model {
         Model(path.into().to_string_lossy().into_owned())
     }
 
+    /// A GGUF file on the backend's disk (`llama` or `qwen2` architecture: llama.cpp, LM
+    /// Studio and Ollama files), imported once by the backend. A relative path is made
+    /// absolute against the current directory.
+    pub fn gguf(path: impl Into<PathBuf>) -> Model {
+        let path = path.into();
+        let absolute = std::path::absolute(&path).unwrap_or(path);
+        Model(absolute.to_string_lossy().into_owned())
+    }
+
+    /// A model in the Ollama store of the backend's machine, `NAME[:TAG]` as `ollama pull`
+    /// takes it (the `ollama:` prefix is optional).
+    pub fn ollama(name: &str) -> Model {
+        let name = name.strip_prefix("ollama:").unwrap_or(name);
+        Model(format!("ollama:{name}"))
+    }
+
     /// The id sent to the backend.
     pub fn id(&self) -> &str {
         &self.0

@@ -63,15 +63,15 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     };
     let crate_name = crate_name(&name);
     let t = spec(args.template);
-    let offline = args.offline;
+    let model = base_model(args.model.as_deref(), args.offline)?;
     let files: Vec<(&str, String)> = vec![
         ("Cargo.toml", cargo_toml(&crate_name)),
         ("src/main.rs", MAIN_RS.to_owned()),
         ("src/arkor/mod.rs", MOD_RS.to_owned()),
-        ("src/arkor/trainer.rs", trainer_rs(&t, offline)?),
+        ("src/arkor/trainer.rs", trainer_rs(&t, &model)?),
         ("data/train.jsonl", t.train.to_owned()),
         ("data/heldout.jsonl", t.heldout.to_owned()),
-        ("README.md", readme(&name, &t, offline)),
+        ("README.md", readme(&name, &t, &model)),
     ];
     println!("Scaffolding {} ({} template) in {}", name, t.id, dir.display());
     let mut report = vec![];
@@ -188,7 +188,72 @@ pub fn project() -> ::arkor::Arkor {
 }
 "#;
 
-fn trainer_rs(t: &TemplateSpec, offline: bool) -> anyhow::Result<String> {
+/// The base model of a new project: the Rust expression the trainer names it with, how
+/// to show it, and whether it is the built-in tiny model (whose settings differ).
+struct BaseModel {
+    expr: String,
+    label: String,
+    tiny: bool,
+}
+
+fn base_model(model: Option<&str>, offline: bool) -> anyhow::Result<BaseModel> {
+    let tiny = || BaseModel {
+        expr: "Model::arkor_tiny()".to_owned(),
+        label: "arkor/tiny (built in, no download)".to_owned(),
+        tiny: true,
+    };
+    let Some(model) = model else {
+        return Ok(if offline {
+            tiny()
+        } else {
+            BaseModel {
+                expr: "Model::smollm2_135m_instruct()".to_owned(),
+                label: DEFAULT_MODEL.to_owned(),
+                tiny: false,
+            }
+        });
+    };
+    let real = |expr: String| BaseModel { expr, label: model.to_owned(), tiny: false };
+    if model == arkor::SUPPORTED_MODELS[0] {
+        return Ok(tiny());
+    }
+    if arkor::SUPPORTED_MODELS.contains(&model) {
+        return Ok(real(format!("Model::named({model:?}).expect(\"a supported model\")")));
+    }
+    if let Some(name) = model.strip_prefix("ollama:") {
+        return Ok(real(format!("Model::ollama({name:?})")));
+    }
+    let path = Path::new(model);
+    let absolute = || {
+        std::path::absolute(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| model.to_owned())
+    };
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        if !path.is_file() {
+            bail!("--model: {model} does not exist");
+        }
+        return Ok(BaseModel {
+            expr: format!("Model::gguf({:?})", absolute()),
+            label: absolute(),
+            tiny: false,
+        });
+    }
+    if path.join("config.json").is_file() {
+        return Ok(BaseModel {
+            expr: format!("Model::local_dir({:?})", absolute()),
+            label: absolute(),
+            tiny: false,
+        });
+    }
+    bail!(
+        "--model: expected a supported model ({}), a model directory with config.json, a .gguf \
+         file or ollama:NAME[:TAG], got \"{model}\"",
+        arkor::SUPPORTED_MODELS.join(", ")
+    )
+}
+
+fn trainer_rs(t: &TemplateSpec, base: &BaseModel) -> anyhow::Result<String> {
     // The checkpoints are asked the first held-out question.
     let first = t.heldout.lines().next().context("template has no held-out rows")?;
     let row: serde_json::Value = serde_json::from_str(first)?;
@@ -203,11 +268,8 @@ fn trainer_rs(t: &TemplateSpec, offline: bool) -> anyhow::Result<String> {
     let (Some(system), Some(question)) = (text("system"), text("user")) else {
         bail!("held-out row without a system and a user message");
     };
-    let (model, steps, lr, save) = if offline {
-        ("Model::arkor_tiny()", 300, "1e-2", 100)
-    } else {
-        ("Model::smollm2_135m_instruct()", 100, "2e-4", 25)
-    };
+    let model = &base.expr;
+    let (steps, lr, save) = if base.tiny { (300, "1e-2", 100) } else { (100, "2e-4", 25) };
     Ok(format!(
         r#"//! The {id} trainer: {label}.
 
@@ -283,8 +345,8 @@ fn message(role: &str, content: &str) -> ChatMessage {{
     ))
 }
 
-fn readme(name: &str, t: &TemplateSpec, offline: bool) -> String {
-    let model = if offline { "arkor/tiny (built in, no download)" } else { DEFAULT_MODEL };
+fn readme(name: &str, t: &TemplateSpec, base: &BaseModel) -> String {
+    let model = &base.label;
     format!(
         r#"# {name}
 

@@ -121,6 +121,32 @@ fn init_keeps_existing_files_and_is_idempotent() {
 }
 
 #[test]
+fn init_model_names_any_supported_base_model_and_refuses_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let trainer = |project: &str| {
+        std::fs::read_to_string(tmp.path().join(project).join("src/arkor/trainer.rs")).unwrap()
+    };
+    std::fs::write(tmp.path().join("base.gguf"), b"GGUF").unwrap();
+    let gguf = tmp.path().join("base.gguf").canonicalize().unwrap();
+    for (project, model, expected) in [
+        ("a", "ollama:smollm2:135m", "Model::ollama(\"smollm2:135m\")".to_owned()),
+        ("b", "Qwen/Qwen2.5-0.5B-Instruct", "Model::named(\"Qwen/Qwen2.5-0.5B-Instruct\")".to_owned()),
+        ("c", "base.gguf", format!("Model::gguf({:?})", gguf.display().to_string())),
+        ("d", "arkor/tiny", "Model::arkor_tiny()".to_owned()),
+    ] {
+        let out = arkor(tmp.path(), &data, &["init", project, "--model", model]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(trainer(project).contains(&expected), "{model}: {}", trainer(project));
+    }
+    assert!(trainer("d").contains(".learning_rate(1e-2)"), "tiny keeps its own settings");
+    let out = arkor(tmp.path(), &data, &["init", "e", "--model", "gpt-5"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--model: expected a supported model"), "{}", text(&out.stderr));
+    assert!(!tmp.path().join("e/src").exists(), "nothing is written for a bad --model");
+}
+
+#[test]
 fn init_build_start_trains_with_callbacks_then_a_bad_dataset_fails() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
