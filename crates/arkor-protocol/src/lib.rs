@@ -7,9 +7,9 @@
 pub mod auth;
 pub mod error;
 pub mod event;
-pub mod export;
 pub mod inference;
 pub mod job;
+pub mod tasks;
 
 /// The header every request must carry: `arkor/<version>`.
 pub const CLIENT_HEADER: &str = "x-arkor-client";

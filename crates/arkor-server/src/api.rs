@@ -48,6 +48,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}/artifacts", get(jobs::artifacts))
         .route("/v1/jobs/{id}/export", post(jobs::export))
         .route("/v1/jobs/{id}/exports", get(jobs::exports))
+        .route("/v1/jobs/{id}/eval", post(jobs::eval))
+        .route("/v1/jobs/{id}/evals", get(jobs::evals))
         .route("/v1/jobs/{id}/artifacts/{*path}", get(jobs::download))
         .route("/v1/inference/chat", post(inference::chat))
         .layer(axum::middleware::from_fn(version_gate));

@@ -1,25 +1,16 @@
-//! Exports of a job's adapter, run as `arkor export` child processes.
-//!
-//! An export is heavy (the whole base model is loaded, merged and maybe quantized), so like
-//! training it never runs in the backend process. Each export lives in
-//! `<job dir>/exports/<id>/`: `export.json` (its [`ExportInfo`], rewritten when it ends),
-//! `export.log` (the child's output) and the output itself (a file or a folder). The list
-//! is read back from disk, so it survives a backend restart; an export that was still
-//! running when its backend died is reported as failed.
+//! Exports of a job's adapter, run as `arkor export` child processes (see [`crate::tasks`]).
+//! Each lives in `<job dir>/exports/<id>/` next to its output (a file or a folder).
 
-use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arkor_engine::export::{ExportFormat, Quant, ollama_name};
-use arkor_protocol::export::{ExportInfo, ExportRequest, ExportStatus};
 use arkor_protocol::job::ArtifactFile;
+use arkor_protocol::tasks::{ExportInfo, ExportRequest, TaskStatus};
 
+use crate::tasks::{self, LiveTasks};
 use crate::util::{iso, new_id, now_ms};
-
-/// File in each export folder holding its [`ExportInfo`].
-pub const EXPORT_FILE: &str = "export.json";
 
 /// A request checked against the job: what to export and from where.
 pub struct ValidExport {
@@ -60,16 +51,11 @@ pub fn validate(req: &ExportRequest, job_dir: &Path) -> Result<ValidExport, Stri
     Ok(ValidExport { format, quant, source, system_prompt: req.system_prompt.clone() })
 }
 
-/// Exports being written by this backend, as `(job id, export id)`.
-#[derive(Default)]
-pub struct LiveExports(Mutex<HashSet<(String, String)>>);
-
 /// Starts an export in a child process and returns its record (status `running`).
 pub fn start(
-    live: &Arc<LiveExports>,
+    live: &Arc<LiveTasks>,
     program: &Path,
     data_dir: &Path,
-    job_id: &str,
     job_name: &str,
     base_model: &str,
     job_dir: &Path,
@@ -86,88 +72,48 @@ pub fn start(
         ExportFormat::Ollama => ("ollama", format!("{stem}-ollama")),
     };
     let info = ExportInfo {
-        id: id.clone(),
+        id,
         format: format_name.to_owned(),
         quant: req.quant.name().to_owned(),
         source: req.source.clone(),
-        status: ExportStatus::Running,
+        status: TaskStatus::Running,
         created_at: iso(now_ms()),
         finished_at: None,
         error: None,
         files: vec![],
         ollama_create: None,
     };
-    write_info(&dir, &info)?;
-    let log = std::fs::File::create(dir.join("export.log"))?;
-    let mut command = tokio::process::Command::new(program);
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("export")
-        .args([
-            "--model",
-            base_model,
-            "--format",
-            format_name,
-            "--quant",
-            req.quant.name(),
-            "--name",
-            &stem,
-        ])
-        .arg("--adapter")
-        .arg(job_dir.join(&req.source))
-        .arg("--output")
-        .arg(dir.join(&output))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true);
+    tasks::write_record(&dir, &info)?;
+    let mut args: Vec<OsString> = ["export", "--model", base_model, "--format", format_name]
+        .iter()
+        .chain(&["--quant", req.quant.name(), "--name", &stem, "--adapter"])
+        .map(OsString::from)
+        .collect();
+    args.push(job_dir.join(&req.source).into());
+    args.extend(["--output".into(), dir.join(&output).into_os_string()]);
     if let Some(system) = &req.system_prompt {
-        command.args(["--system", system]);
+        args.extend(["--system".into(), system.into()]);
     }
-    let mut child = command.spawn()?;
-    let key = (job_id.to_owned(), id);
-    live.0.lock().expect("live exports lock").insert(key.clone());
-    let (live, job_dir, mut done) = (live.clone(), job_dir.to_path_buf(), info.clone());
-    tokio::spawn(async move {
-        let status = child.wait().await;
-        let result = tokio::task::spawn_blocking(move || {
-            let dir = job_dir.join("exports").join(&done.id);
-            done.finished_at = Some(iso(now_ms()));
-            match status {
-                Ok(s) if s.success() => {
-                    done.status = ExportStatus::Completed;
-                    done.files = files_under(&job_dir, &dir.join(&output));
-                    if done.format == "ollama" {
-                        done.ollama_create =
-                            Some(format!("ollama create {stem} -f {output}/Modelfile"));
-                    }
-                }
-                other => {
-                    done.status = ExportStatus::Failed;
-                    let log = std::fs::read_to_string(dir.join("export.log")).unwrap_or_default();
-                    let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                    done.error = Some(match other {
-                        Ok(s) => format!("export exited with {s}: {}", last.trim()),
-                        Err(e) => format!("export could not be awaited: {e}"),
-                    });
+    let (mut done, job_dir, out_dir) = (info.clone(), job_dir.to_path_buf(), dir.clone());
+    tasks::spawn(live, program, data_dir, &dir, args, move |ended| {
+        done.finished_at = Some(iso(now_ms()));
+        match ended.error() {
+            None => {
+                done.status = TaskStatus::Completed;
+                done.files = files_under(&job_dir, &out_dir.join(&output));
+                if done.format == "ollama" {
+                    done.ollama_create =
+                        Some(format!("ollama create {stem} -f {output}/Modelfile"));
                 }
             }
-            write_info(&dir, &done)
-        })
-        .await;
-        if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
-            eprintln!("arkor: failed to record an export: {e}");
+            Some(error) => {
+                done.status = TaskStatus::Failed;
+                done.error = Some(format!("export {error}"));
+            }
         }
-        live.0.lock().expect("live exports lock").remove(&key);
-    });
+        done
+    })?;
     Ok(info)
-}
-
-fn write_info(dir: &Path, info: &ExportInfo) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{EXPORT_FILE}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(info)?)?;
-    std::fs::rename(tmp, dir.join(EXPORT_FILE))
 }
 
 /// Every file under `path` (a file or a folder), with paths relative to `root`.
@@ -189,28 +135,4 @@ fn files_under(root: &Path, path: &Path) -> Vec<ArtifactFile> {
             .filter(|f| Path::new(&f.pathname).file_name() == path.file_name())
             .collect()
     }
-}
-
-/// The job's exports, newest first; one marked running that this backend is not writing
-/// was interrupted by a restart and is reported as failed.
-pub fn list(live: &LiveExports, job_id: &str, job_dir: &Path) -> Vec<ExportInfo> {
-    let live = live.0.lock().expect("live exports lock").clone();
-    let mut out: Vec<ExportInfo> = std::fs::read_dir(job_dir.join("exports"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::read(e.path().join(EXPORT_FILE)).ok())
-                .filter_map(|bytes| serde_json::from_slice::<ExportInfo>(&bytes).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    for info in &mut out {
-        if info.status == ExportStatus::Running
-            && !live.contains(&(job_id.to_owned(), info.id.clone()))
-        {
-            info.status = ExportStatus::Failed;
-            info.error = Some("interrupted: the backend stopped while it ran".to_owned());
-        }
-    }
-    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    out
 }

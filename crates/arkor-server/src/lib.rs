@@ -23,12 +23,14 @@ use arkor_engine::device::DeviceChoice;
 use serde::{Deserialize, Serialize};
 
 pub mod api;
+pub mod evals;
 pub mod exports;
 pub mod inference;
 pub mod jobconfig;
 pub mod resolve;
 pub mod runner;
 pub mod store;
+pub mod tasks;
 mod util;
 pub mod worker;
 
@@ -83,8 +85,8 @@ pub struct AppState {
     pub local_paths: bool,
     /// `<data>/datasets`: uploads, one folder per organisation.
     pub datasets_dir: PathBuf,
-    /// Exports this backend is writing.
-    pub exports: Arc<exports::LiveExports>,
+    /// Exports and evaluations this backend is running.
+    pub tasks: Arc<tasks::LiveTasks>,
 }
 
 /// What `backend.json` says about the running backend.
@@ -200,7 +202,7 @@ impl Backend {
             keepalive: config.keepalive,
             local_paths: config.local_paths.unwrap_or(config.addr.ip().is_loopback()),
             datasets_dir: config.data_dir.join("datasets"),
-            exports: Arc::default(),
+            tasks: Arc::default(),
         });
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await

@@ -230,8 +230,8 @@ impl Client {
         &self,
         scope: &ProjectScope,
         id: &str,
-        req: &arkor_protocol::export::ExportRequest,
-    ) -> Result<arkor_protocol::export::ExportInfo, ApiError> {
+        req: &arkor_protocol::tasks::ExportRequest,
+    ) -> Result<arkor_protocol::tasks::ExportInfo, ApiError> {
         self.json(
             self.scoped(reqwest::Method::POST, &format!("/v1/jobs/{}/export", encode(id)), scope)
                 .json(req),
@@ -244,10 +244,39 @@ impl Client {
         &self,
         scope: &ProjectScope,
         id: &str,
-    ) -> Result<arkor_protocol::export::ExportList, ApiError> {
+    ) -> Result<arkor_protocol::tasks::ExportList, ApiError> {
         self.json(self.scoped(
             reqwest::Method::GET,
             &format!("/v1/jobs/{}/exports", encode(id)),
+            scope,
+        ))
+        .await
+    }
+
+    /// `POST /v1/jobs/:id/eval`: starts scoring the job's final adapter (or
+    /// `req.checkpoint_step`) on held-out rows; poll [`Client::list_evals`] until it ends.
+    pub async fn eval_job(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+        req: &arkor_protocol::tasks::EvalRequest,
+    ) -> Result<arkor_protocol::tasks::EvalInfo, ApiError> {
+        self.json(
+            self.scoped(reqwest::Method::POST, &format!("/v1/jobs/{}/eval", encode(id)), scope)
+                .json(req),
+        )
+        .await
+    }
+
+    /// `GET /v1/jobs/:id/evals`, newest first.
+    pub async fn list_evals(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+    ) -> Result<arkor_protocol::tasks::EvalList, ApiError> {
+        self.json(self.scoped(
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{}/evals", encode(id)),
             scope,
         ))
         .await

@@ -131,7 +131,11 @@ fn init_model_names_any_supported_base_model_and_refuses_the_rest() {
     let gguf = tmp.path().join("base.gguf").canonicalize().unwrap();
     for (project, model, expected) in [
         ("a", "ollama:smollm2:135m", "Model::ollama(\"smollm2:135m\")".to_owned()),
-        ("b", "Qwen/Qwen2.5-0.5B-Instruct", "Model::named(\"Qwen/Qwen2.5-0.5B-Instruct\")".to_owned()),
+        (
+            "b",
+            "Qwen/Qwen2.5-0.5B-Instruct",
+            "Model::named(\"Qwen/Qwen2.5-0.5B-Instruct\")".to_owned(),
+        ),
         ("c", "base.gguf", format!("Model::gguf({:?})", gguf.display().to_string())),
         ("d", "arkor/tiny", "Model::arkor_tiny()".to_owned()),
     ] {
@@ -142,7 +146,11 @@ fn init_model_names_any_supported_base_model_and_refuses_the_rest() {
     assert!(trainer("d").contains(".learning_rate(1e-2)"), "tiny keeps its own settings");
     let out = arkor(tmp.path(), &data, &["init", "e", "--model", "gpt-5"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("--model: expected a supported model"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--model: expected a supported model"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!tmp.path().join("e/src").exists(), "nothing is written for a bad --model");
 }
 

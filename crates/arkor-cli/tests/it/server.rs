@@ -872,7 +872,7 @@ impl Api {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_finished_job_exports_to_gguf_and_ollama_and_llama_cpp_answers_like_the_backend() {
+async fn a_finished_job_exports_to_gguf_and_ollama_and_evaluates_on_held_out_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let backend = start(tmp.path(), 1).await;
     let api = Api::sign_up(&backend.url(), "exports").await;
@@ -920,7 +920,7 @@ async fn a_finished_job_exports_to_gguf_and_ollama_and_llama_cpp_answers_like_th
     assert_eq!(bytes.len() as u64, files[0]["size"].as_u64().unwrap());
     assert_eq!(sha2_check::digest(&bytes), files[0]["sha256"].as_str().unwrap());
     let export_dir = pathname.rsplit_once('/').unwrap().0;
-    let (status, _) = api.download(&job, &format!("{export_dir}/export.json")).await;
+    let (status, _) = api.download(&job, &format!("{export_dir}/task.json")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = api.download(&job, "exports/../job.json").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -984,5 +984,45 @@ async fn a_finished_job_exports_to_gguf_and_ollama_and_llama_cpp_answers_like_th
     let (_, list) = api.send("GET", &api.scoped(&format!("/v1/jobs/{job}/exports")), None).await;
     let ids: Vec<&Value> = list["exports"].as_array().unwrap().iter().map(|e| &e["id"]).collect();
     assert_eq!(ids, [&ollama["id"], &gguf["id"]], "newest first");
+
+    // Evaluations: the final adapter recites its training answers; the report downloads.
+    let heldout = tmp.path().join("heldout.jsonl");
+    std::fs::copy(&data, &heldout).unwrap();
+    for (body, wanted) in [
+        (json!({"datasetPath": "heldout.jsonl"}), "invalid datasetPath: expected an absolute path"),
+        (json!({"datasetPath": heldout, "maxTokens": 0}), "invalid maxTokens"),
+        (json!({"datasetPath": heldout, "checkpointStep": 3}), "no checkpoint at step 3"),
+    ] {
+        let (status, reply) =
+            api.send("POST", &api.scoped(&format!("/v1/jobs/{job}/eval")), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains(wanted), "{reply}");
+    }
+    let (status, started) = api
+        .send(
+            "POST",
+            &api.scoped(&format!("/v1/jobs/{job}/eval")),
+            Some(json!({"datasetPath": heldout, "maxTokens": 40})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let done = loop {
+        let (_, list) = api.send("GET", &api.scoped(&format!("/v1/jobs/{job}/evals")), None).await;
+        let e = list["evals"][0].clone();
+        if e["status"] != "running" {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "eval still running: {e}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!((done["source"].as_str(), done["step"].as_u64()), (Some("final"), Some(80)));
+    assert_eq!(done["scores"]["rows"], 16);
+    assert!(done["scores"]["exactMatch"].as_u64().unwrap() >= 12, "{done}");
+    let (status, report) = api.download(&job, done["reportPathname"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(report["rows"].as_array().unwrap().len(), 16);
     backend.shutdown().await;
 }

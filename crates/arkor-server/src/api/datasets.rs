@@ -85,16 +85,39 @@ pub fn check_remote_paths(state: &AppState, org_id: &str, config: &TrainConfig) 
         )));
     }
     if let DatasetConfig::Jsonl { path, .. } = &config.dataset {
-        let uploads = state.datasets_dir.join(org_id);
-        let inside = path.parent().is_some_and(|p| p == uploads);
-        if !inside {
-            return Err(ApiError::bad_request(format!(
-                "invalid config.datasetSource.path: this backend reads only uploaded datasets; \
-                 upload the file with POST /v1/datasets and use the datasetSource it returns \
-                 (got {})",
-                path.display()
-            )));
-        }
+        check_uploaded(state, org_id, path, "config.datasetSource.path")?;
     }
     Ok(())
+}
+
+/// A dataset file a request names: on a shared backend only an upload of the caller's
+/// organisation, on a local one any absolute path.
+pub fn check_dataset_file(
+    state: &AppState,
+    org_id: &str,
+    path: &Path,
+    field: &str,
+) -> ApiResult<()> {
+    if !state.local_paths {
+        return check_uploaded(state, org_id, path, field);
+    }
+    if !path.is_absolute() || !path.is_file() {
+        return Err(ApiError::bad_request(format!(
+            "invalid {field}: expected an absolute path to an existing file, got {}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn check_uploaded(state: &AppState, org_id: &str, path: &Path, field: &str) -> ApiResult<()> {
+    let uploads = state.datasets_dir.join(org_id);
+    if path.parent().is_some_and(|p| p == uploads) && path.is_file() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "invalid {field}: this backend reads only uploaded datasets; upload the file with POST \
+         /v1/datasets and use the path it returns (got {})",
+        path.display()
+    )))
 }

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use arkor_protocol::error::ErrorCode;
 use arkor_protocol::event::StoredEvent;
-use arkor_protocol::export::{ExportInfo, ExportList, ExportRequest};
 use arkor_protocol::job::{
     ArtifactKind, ArtifactList, ArtifactSet, CreateJobRequest, Job, JobList, JobProgress,
     JobResponse, JobStatus, checkpoint_model_id, final_model_id,
+};
+use arkor_protocol::tasks::{
+    EvalInfo, EvalList, EvalRequest, ExportInfo, ExportList, ExportRequest,
 };
 use axum::Json;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -218,10 +220,9 @@ pub async fn export(
     let dir = state.runner.job_dir(&id);
     let valid = crate::exports::validate(&req, &dir).map_err(ApiError::bad_request)?;
     let info = crate::exports::start(
-        &state.exports,
+        &state.tasks,
         state.runner.program(),
         state.runner.data_dir(),
-        &job.id,
         &job.name,
         &job.config.model,
         &dir,
@@ -239,15 +240,56 @@ pub async fn exports(
 ) -> ApiResult<Json<ExportList>> {
     scoped_job(&state, &scope, &id).await?;
     let dir = state.runner.job_dir(&id);
-    let live = state.exports.clone();
-    let exports = tokio::task::spawn_blocking(move || crate::exports::list(&live, &id, &dir))
-        .await
-        .map_err(ApiError::internal)?;
+    let live = state.tasks.clone();
+    let exports =
+        tokio::task::spawn_blocking(move || crate::tasks::list(&live, &dir.join("exports")))
+            .await
+            .map_err(ApiError::internal)?;
     Ok(Json(ExportList { exports }))
 }
 
+/// `POST /v1/jobs/:id/eval`: starts scoring the final adapter or a checkpoint on held-out rows.
+pub async fn eval(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath(id): UrlPath<String>,
+    JsonBody(req): JsonBody<EvalRequest>,
+) -> ApiResult<(StatusCode, Json<EvalInfo>)> {
+    let job = scoped_job(&state, &scope, &id).await?;
+    let dir = state.runner.job_dir(&id);
+    let valid =
+        crate::evals::validate(&req, &dir, job.progress.step).map_err(ApiError::bad_request)?;
+    super::datasets::check_dataset_file(&state, &scope.org.id, &valid.dataset, "datasetPath")?;
+    let info = crate::evals::start(
+        &state.tasks,
+        state.runner.program(),
+        state.runner.data_dir(),
+        &job.config.model,
+        &dir,
+        valid,
+    )
+    .map_err(ApiError::internal)?;
+    Ok((StatusCode::ACCEPTED, Json(info)))
+}
+
+/// `GET /v1/jobs/:id/evals`: the job's evaluations, newest first.
+pub async fn evals(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<EvalList>> {
+    scoped_job(&state, &scope, &id).await?;
+    let dir = state.runner.job_dir(&id);
+    let live = state.tasks.clone();
+    let evals = tokio::task::spawn_blocking(move || crate::tasks::list(&live, &dir.join("evals")))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(EvalList { evals }))
+}
+
 /// Whether `path` names a file this route serves: `final/<file>`, `checkpoint-<step>/<file>`
-/// or `exports/<id>/<path inside the export>`; no hidden names, no `..`.
+/// `exports/<id>/<path inside the export>` or `evals/<id>/report.json` (never a task's
+/// record or log); no hidden names, no `..`.
 fn downloadable(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     let plain = |p: &&str| !p.is_empty() && !p.starts_with('.') && !p.contains('\\');
@@ -257,11 +299,12 @@ fn downloadable(path: &str) -> bool {
                 || dir.strip_prefix("checkpoint-").is_some_and(|s| s.parse::<u64>().is_ok()))
                 && plain(file)
         }
-        ["exports", id, rest @ ..] => {
+        ["exports" | "evals", id, rest @ ..] => {
             plain(id)
                 && !rest.is_empty()
                 && rest.iter().all(plain)
-                && rest != [crate::exports::EXPORT_FILE]
+                && rest != [crate::tasks::TASK_FILE]
+                && rest != [crate::tasks::LOG_FILE]
         }
         _ => false,
     }
@@ -275,8 +318,8 @@ pub async fn download(
     scoped_job(&state, &scope, &id).await?;
     if !downloadable(&path) {
         return Err(ApiError::not_found(format!(
-            "artifact \"{path}\" not found: expected final/<file>, checkpoint-<step>/<file> or \
-             exports/<id>/<file>"
+            "artifact \"{path}\" not found: expected final/<file>, checkpoint-<step>/<file>, \
+             exports/<id>/<file> or evals/<id>/report.json"
         )));
     }
     let file_path = state.runner.job_dir(&id).join(&path);
