@@ -110,7 +110,7 @@ test("export the finished job as GGUF and for Ollama", async ({ page, context })
   const gguf = items.first();
   await expect(gguf).toContainText("GGUF · q8_0 · Final adapter");
   await expect(gguf).toHaveAttribute("data-status", "completed", { timeout: 120_000 });
-  await expect(gguf.getByRole("cell", { name: /\.gguf$/ })).toBeVisible();
+  await expect(gguf.getByRole("cell", { name: /^[^ ]+-q8_0\.gguf$/ })).toBeVisible();
   const [download] = await Promise.all([
     page.waitForEvent("download"),
     gguf.getByRole("button", { name: /^Download .+-q8_0\.gguf$/ }).click(),

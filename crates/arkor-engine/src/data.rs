@@ -192,6 +192,55 @@ pub struct PreparedDataset {
     pub report: DatasetReport,
 }
 
+/// One row of a dataset file as a conversation, with where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationRow {
+    /// 1-based line (row number for JSON arrays and Parquet).
+    pub line: usize,
+    /// The row's messages (prompt/completion and alpaca rows become user + assistant).
+    pub messages: Vec<ChatMessage>,
+}
+
+/// Reads every row of one dataset file (JSONL, JSON or Parquet, in any shape but plain
+/// `text`) as a conversation. All malformed rows are reported at once, each with its file
+/// and line, in [`DataError::InvalidRows`].
+pub fn read_conversations(
+    path: &Path,
+    format: DatasetFormat,
+) -> Result<(DatasetFormat, Vec<ConversationRow>), DataError> {
+    let opts = PrepareOptions {
+        format,
+        max_length: usize::MAX,
+        train_on_responses_only: false,
+        eval_split: 0.0,
+        seed: 0,
+        max_rows: None,
+    };
+    let mut errors = vec![];
+    let (format, rows) = read_file(path, &opts, &mut errors)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (file, line, row) in rows {
+        match row {
+            Row::Chat(messages) => out.push(ConversationRow { line, messages }),
+            Row::Text(_) => errors.push(RowError {
+                file,
+                line,
+                message: "a `text` row has no conversation (expected `messages`, `prompt` + \
+                          `completion`, or `instruction` + `output`)"
+                    .to_owned(),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(DataError::InvalidRows(errors));
+    }
+    if out.is_empty() {
+        return Err(DataError::Empty(path.to_path_buf()));
+    }
+    Ok((format, out))
+}
+
 /// A parsed row.
 enum Row {
     Chat(Vec<ChatMessage>),

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cancel::CancelToken;
 use crate::data::{DataError, DatasetFormat, RowError};
@@ -263,218 +263,35 @@ fn last_user_message(messages: &[ChatMessage]) -> String {
     messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default()
 }
 
-/// Reads a `.jsonl` or `.json` file of conversations into evaluation rows.
+/// Reads a dataset file of conversations (JSONL, JSON or Parquet; chat, prompt/completion
+/// or alpaca rows) into evaluation rows: each row's prompt is everything before its last
+/// assistant message, and that message is the reference.
 ///
 /// Every malformed row, and every row without an assistant message, is reported with its
 /// file and line in one [`DataError::InvalidRows`].
 pub fn read_eval_data(path: &Path) -> Result<EvalData, DataError> {
-    if !path.is_file() {
-        return Err(DataError::Missing(path.to_path_buf()));
-    }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if !matches!(ext, "jsonl" | "ndjson" | "json") {
-        return Err(DataError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "unsupported extension (evaluation reads .jsonl or .json)",
-            ),
-        });
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    let values: Vec<(usize, Result<Value, String>)> = if ext == "json" {
-        match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Array(items)) => {
-                items.into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))).collect()
-            }
-            Ok(_) => vec![(1, Err("expected a JSON array of rows".to_owned()))],
-            Err(e) => vec![(e.line(), Err(format!("invalid JSON: {e}")))],
-        }
-    } else {
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                (i + 1, serde_json::from_str(l).map_err(|e| format!("invalid JSON: {e}")))
-            })
-            .collect()
-    };
-    let mut format = DatasetFormat::Auto;
+    let (format, rows) = crate::data::read_conversations(path, DatasetFormat::Auto)?;
     let mut cases = vec![];
     let mut errors = vec![];
-    for (line, value) in values {
-        match value.and_then(|v| parse_case(v, &mut format)) {
-            Ok((prompt, reference)) => cases.push(EvalCase { line, prompt, reference }),
-            Err(message) => errors.push(RowError { file: path.to_path_buf(), line, message }),
-        }
+    for row in rows {
+        let mut messages = row.messages;
+        let Some(last) = messages.iter().rposition(|m| m.role == "assistant") else {
+            errors.push(RowError {
+                file: path.to_path_buf(),
+                line: row.line,
+                message: "no assistant message: the reference is the row's last assistant message"
+                    .to_owned(),
+            });
+            continue;
+        };
+        messages.truncate(last + 1);
+        let reference = messages.pop().map(|m| m.content).unwrap_or_default();
+        cases.push(EvalCase { line: row.line, prompt: messages, reference });
     }
     if !errors.is_empty() {
         return Err(DataError::InvalidRows(errors));
     }
-    if cases.is_empty() {
-        return Err(DataError::Empty(path.to_path_buf()));
-    }
     Ok(EvalData { file: path.to_path_buf(), format, cases })
-}
-
-/// A row as (prompt, reference), detecting the file's format on its first good row.
-fn parse_case(
-    value: Value,
-    format: &mut DatasetFormat,
-) -> std::result::Result<(Vec<ChatMessage>, String), String> {
-    let Value::Object(obj) = value else {
-        return Err("expected a JSON object".to_owned());
-    };
-    if *format == DatasetFormat::Auto {
-        *format = detect(&obj).ok_or_else(|| {
-            format!(
-                "cannot tell the row format: expected a field `messages`, `prompt` + \
-                 `completion`, or `instruction` + `output`; got {}",
-                keys(&obj)
-            )
-        })?;
-    }
-    let mut messages = conversation(&obj, *format)?;
-    let Some(last) = messages.iter().rposition(|m| m.role == "assistant") else {
-        return Err(
-            "no assistant message: the reference is the row's last assistant message".to_owned()
-        );
-    };
-    messages.truncate(last + 1);
-    let reference = messages.pop().map(|m| m.content).unwrap_or_default();
-    Ok((messages, reference))
-}
-
-fn detect(obj: &Map<String, Value>) -> Option<DatasetFormat> {
-    if obj.contains_key("messages") {
-        Some(DatasetFormat::Chat)
-    } else if obj.contains_key("prompt") && obj.contains_key("completion") {
-        Some(DatasetFormat::PromptCompletion)
-    } else if obj.contains_key("instruction") && obj.contains_key("output") {
-        Some(DatasetFormat::Alpaca)
-    } else if obj.contains_key("text") {
-        Some(DatasetFormat::Text)
-    } else {
-        None
-    }
-}
-
-fn conversation(
-    obj: &Map<String, Value>,
-    format: DatasetFormat,
-) -> std::result::Result<Vec<ChatMessage>, String> {
-    let msg = |role: &str, content: String| ChatMessage { role: role.into(), content };
-    match format {
-        DatasetFormat::Auto => unreachable!("detected before parsing"),
-        DatasetFormat::Text => {
-            Err("a `text` row has no assistant reply to compare against; evaluation needs \
-                 `messages`, `prompt` + `completion`, or `instruction` + `output` rows"
-                .to_owned())
-        }
-        DatasetFormat::PromptCompletion => Ok(vec![
-            msg("user", text_field(obj, "prompt", "prompt")?),
-            msg("assistant", text_field(obj, "completion", "completion")?),
-        ]),
-        DatasetFormat::Alpaca => {
-            let instruction = text_field(obj, "instruction", "instruction")?;
-            let input = match obj.get("input") {
-                None | Some(Value::Null) => String::new(),
-                Some(_) => text_field(obj, "input", "input")?,
-            };
-            let prompt = if input.trim().is_empty() {
-                instruction
-            } else {
-                format!("{instruction}\n\n{input}")
-            };
-            Ok(vec![msg("user", prompt), msg("assistant", text_field(obj, "output", "output")?)])
-        }
-        DatasetFormat::Chat => {
-            let list = match obj.get("messages") {
-                Some(Value::Array(l)) => l,
-                Some(other) => {
-                    return Err(format!(
-                        "field `messages`: expected an array, got {}",
-                        describe(other)
-                    ));
-                }
-                None => {
-                    return Err(format!("missing field `messages` (the row has {})", keys(obj)));
-                }
-            };
-            list.iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let Value::Object(m) = m else {
-                        return Err(format!(
-                            "field `messages[{i}]`: expected an object, got {}",
-                            describe(m)
-                        ));
-                    };
-                    let role = match m.get("role") {
-                        Some(Value::String(r)) if ROLES.contains(&r.as_str()) => r,
-                        Some(Value::String(r)) => {
-                            return Err(format!(
-                                "field `messages[{i}].role`: expected one of system, user, \
-                                 assistant, tool, got \"{r}\""
-                            ));
-                        }
-                        Some(other) => {
-                            return Err(format!(
-                                "field `messages[{i}].role`: expected a string, got {}",
-                                describe(other)
-                            ));
-                        }
-                        None => return Err(format!("missing field `messages[{i}].role`")),
-                    };
-                    Ok(msg(role, text_field(m, "content", &format!("messages[{i}].content"))?))
-                })
-                .collect()
-        }
-    }
-}
-
-const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
-
-/// A string field, or text parts `[{"type": "text", "text": ...}]` joined.
-fn text_field(
-    obj: &Map<String, Value>,
-    field: &str,
-    path: &str,
-) -> std::result::Result<String, String> {
-    match obj.get(field) {
-        None => Err(format!("missing field `{path}`")),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                p.get("text").and_then(Value::as_str).ok_or_else(|| {
-                    format!(
-                        "field `{path}[{i}]`: expected a text part {{\"type\": \"text\", \"text\": ...}}"
-                    )
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map(|p| p.concat()),
-        Some(other) => Err(format!("field `{path}`: expected a string, got {}", describe(other))),
-    }
-}
-
-fn keys(obj: &Map<String, Value>) -> String {
-    let k: Vec<String> = obj.keys().map(|k| format!("`{k}`")).collect();
-    if k.is_empty() { "an empty object".to_owned() } else { format!("fields {}", k.join(", ")) }
-}
-
-fn describe(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

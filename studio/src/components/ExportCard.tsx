@@ -104,9 +104,12 @@ export function ExportCard({ jobId, status, artifacts }: { jobId: string; status
                   value={f.value}
                   checked={format === f.value}
                   onChange={() => setFormat(f.value)}
+                  aria-labelledby={`${ids}-fmt-${f.value}-name`}
                   aria-describedby={`${ids}-fmt-${f.value}`}
                 />
-                <span className="jd-ex-format-name">{f.label}</span>
+                <span className="jd-ex-format-name" id={`${ids}-fmt-${f.value}-name`}>
+                  {f.label}
+                </span>
                 <span className="jd-ex-format-desc" id={`${ids}-fmt-${f.value}`}>
                   {f.description}
                 </span>
