@@ -59,6 +59,9 @@ mod trainer;
 
 pub use arkor_protocol::inference::{AdapterRef, ChatMessage};
 pub use arkor_protocol::job::{ArtifactFile, Job, JobStatus};
+pub use arkor_protocol::tasks::{
+    EvalInfo, EvalRequest, EvalScores, ExportInfo, ExportRequest, KeyScore, TaskStatus,
+};
 pub use client::{ApiError, Client, ProjectScope, client_header};
 pub use config::{
     Dataset, DatasetFormat, Lora, Model, Optimizer, SUPPORTED_MODELS, Scheduler, TrainerConfigError,

@@ -12,6 +12,7 @@ use arkor_protocol::inference::{AdapterRef, ChatMessage};
 use arkor_protocol::job::{
     ArtifactFile, DatasetFormatSpec, DatasetSource, Job, JobConfig, JobStatus,
 };
+use arkor_protocol::tasks::{EvalInfo, EvalRequest, TaskStatus};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +58,14 @@ pub enum Error {
     /// The event stream broke mid-way.
     #[error("the event stream broke: {0}")]
     Stream(String),
+    /// An evaluation ran and failed (its message says why).
+    #[error("evaluation {id} failed: {message}")]
+    Eval {
+        /// The evaluation id.
+        id: String,
+        /// The backend's error.
+        message: String,
+    },
     /// Reading the local dataset for upload failed.
     #[error("failed to read the dataset {path}: {message}")]
     Dataset {
@@ -188,6 +197,64 @@ impl CheckpointContext {
             body["maxTokens"] = m.into();
         }
         body
+    }
+}
+
+impl CheckpointContext {
+    /// Scores this checkpoint on held-out rows (a JSONL/JSON/Parquet file of this machine,
+    /// uploaded when the backend is remote) and waits for the result: the backend answers
+    /// every row greedily and compares with its last assistant message (`POST
+    /// /v1/jobs/:id/eval`). Studio shows the scores on the job's page.
+    pub async fn evaluate(
+        &self,
+        dataset: impl AsRef<std::path::Path>,
+        max_tokens: Option<u32>,
+    ) -> Result<EvalInfo, Error> {
+        let (client, scope) = (&self.session.client, &self.session.scope);
+        let path = std::path::absolute(dataset.as_ref()).map_err(|e| Error::Dataset {
+            path: dataset.as_ref().to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let req = EvalRequest {
+            dataset_path: backend_path(&self.session, &path).await?,
+            checkpoint_step: Some(self.step),
+            max_tokens,
+            system_prompt: None,
+        };
+        let started = client.eval_job(scope, &self.job.id, &req).await?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let list = client.list_evals(scope, &self.job.id).await?;
+            let Some(info) = list.evals.into_iter().find(|e| e.id == started.id) else { continue };
+            match info.status {
+                TaskStatus::Running => {}
+                TaskStatus::Completed => return Ok(info),
+                TaskStatus::Failed => {
+                    return Err(Error::Eval {
+                        id: info.id,
+                        message: info.error.unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A path the backend can read: the local file itself when the backend runs on this
+/// machine, else the path of an upload of it.
+async fn backend_path(session: &Session, path: &std::path::Path) -> Result<String, Error> {
+    if is_loopback(session.client.base_url()) {
+        return Ok(path.to_string_lossy().into_owned());
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Dataset { path: path.to_path_buf(), message: e.to_string() })?;
+    let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match session.client.upload_dataset(&session.scope, &filename, bytes).await?.dataset_source {
+        DatasetSource::Jsonl { path } => Ok(path),
+        other => Err(Error::Dataset {
+            path: path.to_path_buf(),
+            message: format!("the backend stored the upload as {other:?}, not a file"),
+        }),
     }
 }
 
@@ -544,17 +611,7 @@ impl Trainer {
                     .cwd
                     .clone()
                     .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-                let path = cwd.join(path);
-                if is_loopback(session.client.base_url()) {
-                    return Ok(DatasetSource::Jsonl { path: path.to_string_lossy().into_owned() });
-                }
-                // A remote backend cannot read our disk: upload the file.
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| Error::Dataset { path: path.clone(), message: e.to_string() })?;
-                let filename =
-                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let up = session.client.upload_dataset(&session.scope, &filename, bytes).await?;
-                Ok(up.dataset_source)
+                Ok(DatasetSource::Jsonl { path: backend_path(&session, &cwd.join(path)).await? })
             }
         }
     }

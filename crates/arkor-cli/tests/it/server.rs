@@ -824,7 +824,10 @@ async fn a_shared_backend_takes_uploaded_datasets_not_paths_on_its_disk() {
         .send("POST", &api.scoped("/v1/jobs"), Some(json!({"name": "x", "config": config})))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("does not load model files from its disk"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("does not load model files from its disk"),
+        "{body}"
+    );
     // Nor GGUF files.
     let gguf = tmp.path().join("model.gguf");
     std::fs::write(&gguf, b"GGUF").unwrap();
@@ -833,7 +836,10 @@ async fn a_shared_backend_takes_uploaded_datasets_not_paths_on_its_disk() {
         .send("POST", &api.scoped("/v1/jobs"), Some(json!({"name": "x", "config": config})))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("does not load model files from its disk"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("does not load model files from its disk"),
+        "{body}"
+    );
     backend.shutdown().await;
 }
 

@@ -32,6 +32,8 @@ struct Fake {
     last_event_ids: Mutex<Vec<Option<String>>>,
     creates: Mutex<u32>,
     cancels: Mutex<u32>,
+    eval_bodies: Mutex<Vec<Value>>,
+    eval_polls: Mutex<u32>,
 }
 
 fn frame(id: u64, data: Value) -> String {
@@ -104,8 +106,21 @@ async fn serve(answers: Vec<Answer>) -> (String, Arc<Fake>) {
             }
         }
     }
+    async fn eval(State(f): State<Arc<Fake>>, axum::Json(body): axum::Json<Value>) -> Response {
+        f.eval_bodies.lock().unwrap().push(body);
+        (StatusCode::ACCEPTED, axum::Json(eval_record("running"))).into_response()
+    }
+    async fn evals(State(f): State<Arc<Fake>>) -> Response {
+        let mut polls = f.eval_polls.lock().unwrap();
+        *polls += 1;
+        // Running on the first poll, completed on the second.
+        let status = if *polls < 2 { "running" } else { "completed" };
+        axum::Json(json!({"evals": [eval_record(status)]})).into_response()
+    }
     let app = Router::new()
         .route("/v1/jobs", post(create))
+        .route("/v1/jobs/{id}/eval", post(eval))
+        .route("/v1/jobs/{id}/evals", get(evals))
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}/events/stream", get(stream))
         .with_state(fake.clone());
@@ -113,6 +128,16 @@ async fn serve(answers: Vec<Answer>) -> (String, Arc<Fake>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, fake)
+}
+
+fn eval_record(status: &str) -> Value {
+    let mut record = json!({"id": "eval_1", "source": "checkpoint-1", "step": 1, "dataset": "held.jsonl",
+        "status": status, "createdAt": "2026-11-23T00:00:00.000Z"});
+    if status == "completed" {
+        record["scores"] = json!({"rows": 4, "exactMatch": 3, "jsonRows": 0, "jsonValid": 0, "perKey": {},
+            "allKeysCorrect": 0, "elapsedSecs": 1.5, "tokensGenerated": 40});
+    }
+    record
 }
 
 fn connection(url: &str) -> Connection {
@@ -313,4 +338,40 @@ fn bad_settings_fail_at_construction() {
     let err =
         Trainer::builder(" ", Model::arkor_tiny(), Dataset::jsonl("d")).build().err().unwrap();
     assert_eq!(err.field, "name");
+}
+
+#[tokio::test]
+async fn a_checkpoint_callback_evaluates_the_checkpoint_and_gets_its_scores() {
+    let frames = vec![
+        frame(1, json!({"type": "training.started"})),
+        frame(2, json!({"type": "checkpoint.saved", "step": 1, "artifacts": []})),
+        completed(3),
+    ];
+    let (url, fake) = serve(vec![Answer::Frames(frames)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("held.jsonl");
+    std::fs::write(&held, "{}\n").unwrap();
+    let scores = Arc::new(Mutex::new(None));
+    let seen = scores.clone();
+    builder(&url)
+        .on_checkpoint(move |ctx| {
+            let (held, seen) = (held.clone(), seen.clone());
+            async move {
+                let info = ctx.evaluate(&held, Some(32)).await?;
+                *seen.lock().unwrap() = info.scores;
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let scores = scores.lock().unwrap().clone().expect("scores");
+    assert_eq!((scores.rows, scores.exact_match), (4, 3));
+    let body = fake.eval_bodies.lock().unwrap()[0].clone();
+    assert_eq!(body["checkpointStep"], 1);
+    assert_eq!(body["maxTokens"], 32);
+    assert_eq!(body["datasetPath"], dir.path().join("held.jsonl").to_str().unwrap());
+    assert_eq!(*fake.eval_polls.lock().unwrap(), 2, "polled until completed");
 }
