@@ -1,6 +1,6 @@
 // The main browser test: Studio on a project scaffolded from the triage template with
 // arkor/tiny, a real `arkor dev` with its embedded backend, Debian's Chromium.
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "@playwright/test";
 import { startStudio, type StudioProject, watchConsole } from "./studio";
@@ -129,6 +129,82 @@ test("export the finished job as GGUF and for Ollama", async ({ page, context })
   await expect(ollama.getByText(/^ollama create \S+ -f \S+\/Modelfile$/)).toBeVisible();
   await ollama.getByRole("button", { name: "Copy the ollama create command" }).click();
   expect(await page.evaluate(() => navigator.clipboard.readText())).toMatch(/^ollama create /);
+  expect(errors).toEqual([]);
+});
+
+// The finished job's final adapter evaluated from its page on the project's held-out rows
+// (the path Studio suggests), short replies so it is quick; the scores table, the best
+// adapter's link, the report and the chart's score marker.
+test("evaluate the finished job on the held-out rows", async ({ page }) => {
+  test.skip(!firstJob, "needs the job of the first test");
+  const errors = watchConsole(page);
+  await page.goto(`${studio.url}/#/jobs/${firstJob}`);
+  const card = page.getByRole("region", { name: "Evaluation" });
+  await expect(card).toBeVisible();
+  const dataset = card.getByLabel("Held-out dataset");
+  const heldout = join(realpathSync(studio.dir), "data/heldout.jsonl");
+  await expect(dataset).toHaveValue(heldout);
+  await expect(card.getByLabel("Adapter", { exact: true })).toHaveValue("final");
+  await expect(card.getByLabel("Adapter", { exact: true }).locator("option")).toHaveCount(3);
+  await expect(card.getByText("No evaluations yet")).toBeVisible();
+
+  // The backend's 400 names the field.
+  await dataset.fill("data/heldout.jsonl");
+  await card.getByRole("button", { name: "Evaluate", exact: true }).click();
+  await expect(card.getByRole("alert")).toContainText("datasetPath");
+
+  await dataset.fill(heldout);
+  await card.getByLabel("Max tokens").fill("16");
+  await card.getByRole("button", { name: "Evaluate", exact: true }).click();
+  await expect(card.getByRole("alert")).toHaveCount(0);
+  const row = card.getByRole("table", { name: "Evaluations" }).locator("tr[data-eval-id]").first();
+  await expect(row).toContainText("Final adapter · step 60");
+  await expect(row).toHaveAttribute("data-status", "completed", { timeout: 180_000 });
+  await expect(row.getByRole("cell", { name: "48", exact: true })).toBeVisible();
+  await expect(row.getByRole("cell", { name: /^\d+\.\d%$/ }).first()).toBeVisible();
+  // The only evaluated adapter is the best one, with its Playground link.
+  await expect(row).toHaveAttribute("data-best", "true");
+  await expect(row.getByText("Best", { exact: true })).toBeVisible();
+  await expect(row.getByRole("link", { name: "Open Final adapter · step 60 in Playground" })).toHaveAttribute(
+    "href",
+    `#/playground?adapter=${firstJob}`,
+  );
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    row.getByRole("button", { name: /^Download report/ }).click(),
+  ]);
+  expect(download.suggestedFilename()).toBe("report.json");
+  const report = JSON.parse(readFileSync((await download.path())!, "utf8")) as { rows?: unknown[] };
+  expect(Array.isArray(report.rows) ? report.rows.length : -1).toBe(48);
+  // The score is a marker on the loss chart.
+  await expect(page.getByRole("img", { name: "Loss curve" })).toHaveAttribute("data-scores", "1");
+  // Still there after a reload.
+  await page.reload();
+  await expect(card.locator("tr[data-eval-id]")).toHaveCount(1);
+  expect(errors).toEqual([]);
+});
+
+// A base model typed as "Other…" in the Playground (here the tiny model's directory), kept in
+// the URL across a reload.
+test("chat with a model typed as Other…", async ({ page }) => {
+  const errors = watchConsole(page);
+  await page.goto(`${studio.url}/#/playground`);
+  const base = page.getByLabel("Base model", { exact: true });
+  await expect(base).toBeEnabled();
+  await base.selectOption({ label: "Other…" });
+  const ref = page.getByLabel("Model reference", { exact: true });
+  await expect(ref).toHaveValue("");
+  await expect(page.getByRole("button", { name: "Send message" })).toBeDisabled();
+  await ref.fill("models/x.gguf");
+  await expect(page.getByText("Use the .gguf file's absolute path")).toBeVisible();
+  const dir = join(realpathSync(studio.home), "models/arkor-tiny-v1");
+  await ref.fill(dir);
+  await expect(page.getByText("A model directory (with config.json)")).toBeVisible();
+  await expect.poll(() => new URL(page.url()).hash).toBe(`#/playground?base=${encodeURIComponent(dir)}`);
+  await chat(page, "Hello?");
+  await page.reload();
+  await expect(page.getByLabel("Base model", { exact: true })).toHaveValue("__other__");
+  await expect(page.getByLabel("Model reference", { exact: true })).toHaveValue(dir);
   expect(errors).toEqual([]);
 });
 

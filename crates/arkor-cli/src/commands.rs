@@ -49,6 +49,34 @@ pub fn resolve_model(global: &Global, model: &str) -> anyhow::Result<PathBuf> {
     arkor_server::resolve::model(&global.data_dir, &global.hub, model)
 }
 
+/// A loaded base model (with its tokenizer) and, when given, an adapter on top of it.
+pub struct Loaded {
+    pub model: arkor_engine::models::Model,
+    pub tokenizer: arkor_engine::tokenizer::TextTokenizer,
+    pub adapter: Option<arkor_engine::lora::Adapter>,
+}
+
+/// Resolves and loads `model` and the optional adapter directory on the chosen device.
+pub fn load_model(
+    global: &Global,
+    model: &str,
+    adapter: Option<&std::path::Path>,
+) -> anyhow::Result<Loaded> {
+    use anyhow::Context;
+    let dir = resolve_model(global, model)?;
+    let tokenizer = arkor_engine::tokenizer::TextTokenizer::from_dir(&dir)?;
+    let device = global.device.open()?;
+    let model = arkor_engine::models::Model::load(&dir, &device)
+        .with_context(|| format!("failed to load the model {model}"))?;
+    let adapter = adapter
+        .map(|a| {
+            arkor_engine::lora::Adapter::load(a, model.spec(), &device)
+                .with_context(|| format!("failed to load the adapter {}", a.display()))
+        })
+        .transpose()?;
+    Ok(Loaded { model, tokenizer, adapter })
+}
+
 /// The local files of a dataset source.
 pub fn resolve_dataset(global: &Global, source: &DatasetConfig) -> anyhow::Result<Vec<PathBuf>> {
     arkor_server::resolve::dataset(&global.hub, source)

@@ -33,21 +33,8 @@ pub struct ValidEval {
 /// Checks the adapter and the numbers; the dataset path is checked by the caller (which
 /// knows whether this backend reads local paths).
 pub fn validate(req: &EvalRequest, job_dir: &Path, final_step: u64) -> Result<ValidEval, String> {
-    let (source, step) = match req.checkpoint_step {
-        Some(step) => (format!("checkpoint-{step}"), step),
-        None => ("final".to_owned(), final_step),
-    };
-    if !job_dir.join(&source).join("adapter_model.safetensors").is_file() {
-        return Err(match req.checkpoint_step {
-            Some(step) => {
-                format!("invalid checkpointStep: the job has no checkpoint at step {step}")
-            }
-            None => {
-                "the job has no final adapter yet (it must complete first, or give checkpointStep)"
-                    .to_owned()
-            }
-        });
-    }
+    let source = crate::tasks::adapter_source(job_dir, req.checkpoint_step)?;
+    let step = req.checkpoint_step.unwrap_or(final_step);
     let max_tokens = req.max_tokens.unwrap_or(256);
     if !(1..=4096).contains(&max_tokens) {
         return Err(format!("invalid maxTokens: expected 1-4096, got {max_tokens}"));

@@ -33,21 +33,7 @@ pub fn validate(req: &ExportRequest, job_dir: &Path) -> Result<ValidExport, Stri
     let quant = Quant::parse(quant_name).ok_or_else(|| {
         format!("invalid quant: expected one of {}, got \"{quant_name}\"", Quant::NAMES)
     })?;
-    let source = match req.checkpoint_step {
-        Some(step) => format!("checkpoint-{step}"),
-        None => "final".to_owned(),
-    };
-    if !job_dir.join(&source).join("adapter_model.safetensors").is_file() {
-        return Err(match req.checkpoint_step {
-            Some(step) => {
-                format!("invalid checkpointStep: the job has no checkpoint at step {step}")
-            }
-            None => {
-                "the job has no final adapter yet (it must complete first, or give checkpointStep)"
-                    .to_owned()
-            }
-        });
-    }
+    let source = crate::tasks::adapter_source(job_dir, req.checkpoint_step)?;
     Ok(ValidExport { format, quant, source, system_prompt: req.system_prompt.clone() })
 }
 

@@ -52,6 +52,20 @@ impl Ended {
     }
 }
 
+/// The adapter folder a task works on (`final`, or `checkpoint-<step>` when a step is
+/// given), checked to exist in the job directory; the error names the request field.
+pub fn adapter_source(job_dir: &Path, checkpoint_step: Option<u64>) -> Result<String, String> {
+    let source = checkpoint_step.map_or_else(|| "final".to_owned(), |s| format!("checkpoint-{s}"));
+    if job_dir.join(&source).join("adapter_model.safetensors").is_file() {
+        return Ok(source);
+    }
+    Err(match checkpoint_step {
+        Some(step) => format!("invalid checkpointStep: the job has no checkpoint at step {step}"),
+        None => "the job has no final adapter yet (it must complete first, or give checkpointStep)"
+            .to_owned(),
+    })
+}
+
 /// Writes `record` to `dir/task.json` (atomically).
 pub fn write_record<T: Serialize>(dir: &Path, record: &T) -> std::io::Result<()> {
     let tmp = dir.join(format!("{TASK_FILE}.tmp"));

@@ -42,6 +42,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/me", get(me))
         .route("/api/models", get(models))
         .route("/api/manifest", get(manifest))
+        .route("/api/project", get(project))
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{id}", get(job))
         .route("/api/jobs/{id}/events", get(events))
@@ -50,6 +51,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/jobs/{id}/artifacts/{*path}", get(download))
         .route("/api/jobs/{id}/export", post(export))
         .route("/api/jobs/{id}/exports", get(exports))
+        .route("/api/jobs/{id}/eval", post(eval))
+        .route("/api/jobs/{id}/evals", get(evals))
         .route("/api/train", post(train))
         .route("/api/inference/chat", post(chat))
         .route(
@@ -276,6 +279,23 @@ async fn export(AxumState(state): St, UrlPath(id): UrlPath<String>, body: Bytes)
 
 async fn exports(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
     scoped(&state, Method::GET, format!("/v1/jobs/{}/exports", seg(&id)), None, None).await
+}
+
+/// Starts an evaluation of the final adapter or a checkpoint on held-out rows
+/// (`{ datasetPath, checkpointStep?, maxTokens?, systemPrompt? }`, passed through).
+async fn eval(AxumState(state): St, UrlPath(id): UrlPath<String>, body: Bytes) -> Response {
+    scoped(&state, Method::POST, format!("/v1/jobs/{}/eval", seg(&id)), Some(body), None).await
+}
+
+async fn evals(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::GET, format!("/v1/jobs/{}/evals", seg(&id)), None, None).await
+}
+
+/// The project directory Studio runs in (the web UI suggests `<dir>/data/heldout.jsonl`).
+async fn project(AxumState(state): St) -> Response {
+    let dir = std::path::absolute(&state.config.project_dir)
+        .unwrap_or_else(|_| state.config.project_dir.clone());
+    axum::Json(json!({ "dir": dir.display().to_string() })).into_response()
 }
 
 async fn chat(AxumState(state): St, body: Bytes) -> Response {

@@ -37,6 +37,8 @@ export interface LossChartProps {
   name: string;
   /** Step progress for the stats line. */
   progress?: { step: number; totalSteps: number | null } | null;
+  /** Evaluation scores (0-100) drawn as markers on a percentage scale. */
+  scores?: readonly { step: number; pct: number; label: string }[];
 }
 
 const HEIGHT = 260;
@@ -206,7 +208,9 @@ async function svgToPngBlob(
   );
 }
 
-function LossChartImpl({ points, name, progress }: LossChartProps) {
+const NO_SCORES: NonNullable<LossChartProps["scores"]> = [];
+
+function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChartProps) {
   const uid = useId().replace(/[^A-Za-z0-9_-]/g, "");
   const wrapRef = useRef<HTMLDivElement>(null);
   const svgRef = useRef<SVGSVGElement>(null);
@@ -240,6 +244,9 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
   const hasEval = useMemo(() => points.some((p) => isNum(p.evalLoss)), [points]);
   const hasLr = useMemo(() => points.some((p) => isNum(p.learningRate)), [points]);
   const lrOn = showLr && hasLr;
+  const hasScores = scores.length > 0;
+  // The right axis: the learning rate when shown, else the scores' percentages.
+  const pctTicks = hasScores && !lrOn;
   const steps = useMemo(() => points.map((p) => p.step), [points]);
   const smoothed = useMemo(
     () => (smoothing > 0 ? ema(points.map((p) => p.loss), smoothing) : null),
@@ -247,7 +254,7 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
   );
 
   const x0 = PAD.left;
-  const x1 = width - (lrOn ? LR_PAD_RIGHT : PAD.right);
+  const x1 = width - (lrOn || pctTicks ? LR_PAD_RIGHT : PAD.right);
   const y0 = PAD.top;
   const y1 = HEIGHT - PAD.bottom;
 
@@ -289,6 +296,7 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
     const main = smoothed ? seriesXY((i) => smoothed[i], yAxis.scale) : raw;
     const ev = seriesXY((i) => points[i].evalLoss, yAxis.scale);
     const lrXY = lr ? seriesXY((i) => points[i].learningRate, lr.scale) : null;
+    const pctScale = linearScale([0, 100], [y1, y0]);
     return {
       xScale,
       yAxis,
@@ -301,9 +309,11 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
       evalPath: linePath(ev.xs, ev.ys),
       evalDots: ev.xs.map((x, i) => [x, ev.ys[i]] as [number, number]),
       lrPath: lrXY ? linePath(lrXY.xs, lrXY.ys) : "",
+      pctScale,
+      scoreDots: scores.map((p) => ({ ...p, x: xScale.map(p.step), y: pctScale.map(p.pct) })),
     };
     // xDomain is derived from zoom and full.
-  }, [points, steps, smoothed, logY, lrOn, zoom, full, x0, x1, y0, y1]);
+  }, [points, steps, smoothed, logY, lrOn, zoom, full, x0, x1, y0, y1, scores]);
 
   const hoverIdx = useMemo(() => {
     if (hoverStep === null) return -1;
@@ -366,6 +376,8 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
         legend.push({ label: smoothing > 0 ? "Training loss (smoothed)" : "Training loss", colorVar: "--accent", lineWidth: 2 });
       if (hasEval) legend.push({ label: "Eval loss", colorVar: "--pink", lineWidth: 2, dash: [5, 4] });
       if (lrOn) legend.push({ label: "Learning rate (right axis)", colorVar: "--muted", lineWidth: 1 });
+      if (hasScores)
+        legend.push({ label: `Evaluation score (%${pctTicks ? ", right axis" : ""})`, colorVar: "--green", lineWidth: 4, dash: [4, 14] });
       const blob = await svgToPngBlob(svg, width, HEIGHT, `${name} · loss${logY ? " (log scale)" : ""}`, legend);
       saveBlob(blob, `${safeFileName(name)}-loss.png`);
     } catch (e) {
@@ -469,6 +481,12 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
                 Learning rate (right axis)
               </li>
             )}
+            {hasScores && (
+              <li>
+                <span className="lc-sw-score" aria-hidden="true" />
+                Evaluation score (%{pctTicks ? ", right axis" : ""})
+              </li>
+            )}
           </ul>
         )}
 
@@ -485,6 +503,7 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
                 role="img"
                 aria-label="Loss curve"
                 data-points={points.length}
+                data-scores={scores.length}
                 width={width}
                 height={HEIGHT}
                 viewBox={`0 0 ${width} ${HEIGHT}`}
@@ -536,6 +555,19 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
                       </text>
                     );
                   })}
+                  {pctTicks &&
+                    [0, 25, 50, 75, 100].map((v) => (
+                      <text
+                        key={`pct${v}`}
+                        className="lc-tick lc-tick-lr"
+                        x={x1 + 6}
+                        y={geo.pctScale.map(v)}
+                        textAnchor="start"
+                        dominantBaseline="middle"
+                      >
+                        {v}%
+                      </text>
+                    ))}
                   <line className="lc-axis" x1={x0} x2={x1} y1={y1} y2={y1} />
                   {geo.xTicks.map((s) => {
                     const x = geo.xScale.map(s);
@@ -558,6 +590,21 @@ function LossChartImpl({ points, name, progress }: LossChartProps) {
                   {geo.evalPath && <path className="lc-eval" d={geo.evalPath} />}
                   {geo.evalDots.map(([x, y], i) => (
                     <circle key={`e${i}`} className="lc-eval-dot" cx={x} cy={y} r={2.5} />
+                  ))}
+                  {geo.scoreDots.map((d) => (
+                    <g key={`s${d.step}`} className="lc-score">
+                      <circle className="lc-score-dot" cx={d.x} cy={d.y} r={4.5}>
+                        <title>{`step ${d.step} · ${d.label}`}</title>
+                      </circle>
+                      <text
+                        className="lc-score-label"
+                        x={d.x}
+                        y={d.pct > 85 ? d.y + 14 : d.y - 8}
+                        textAnchor={d.x > x1 - 20 ? "end" : d.x < x0 + 20 ? "start" : "middle"}
+                      >
+                        {`${Math.round(d.pct)}%`}
+                      </text>
+                    </g>
                   ))}
                 </g>
 

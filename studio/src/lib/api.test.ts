@@ -4,11 +4,14 @@ import {
   artifactPath,
   chatBody,
   errorOf,
+  fetchEvals,
   fetchExports,
   fetchManifest,
+  fetchProjectDir,
   jobsPath,
   parseSseFrames,
   setStudioToken,
+  startEval,
   startExport,
   streamChat,
   textOf,
@@ -173,5 +176,53 @@ describe("exports", () => {
   it("downloads export files by their nested path, each segment encoded", () => {
     expect(artifactPath("j1", "exports/exp_1/run-hf/model.safetensors")).toBe("/api/jobs/j1/artifacts/exports/exp_1/run-hf/model.safetensors");
     expect(artifactPath("j1", "exports/exp_1/a b/c#d")).toBe("/api/jobs/j1/artifacts/exports/exp_1/a%20b/c%23d");
+  });
+});
+
+describe("evaluations", () => {
+  const running = {
+    id: "eval_1",
+    source: "checkpoint-20",
+    step: 20,
+    dataset: "heldout.jsonl",
+    status: "running",
+    createdAt: "2026-01-01T00:00:00Z",
+  };
+
+  it("posts the eval body with the token and returns the started evaluation", async () => {
+    const fetchMock = vi.fn(async () => new Response(JSON.stringify(running), { status: 202 }));
+    vi.stubGlobal("fetch", fetchMock);
+    setStudioToken("tok");
+    const body = { datasetPath: "/p/data/heldout.jsonl", checkpointStep: 20, maxTokens: 16 };
+    expect(await startEval("job/1", body)).toEqual(running);
+    const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit];
+    expect(url).toBe("/api/jobs/job%2F1/eval");
+    expect(init.method).toBe("POST");
+    expect(JSON.parse(init.body as string)).toEqual(body);
+    const headers = init.headers as Headers;
+    expect(headers.get("X-Arkor-Studio-Token")).toBe("tok");
+    expect(headers.get("Content-Type")).toBe("application/json");
+  });
+
+  it("throws the backend's 400 naming the field", async () => {
+    vi.stubGlobal("fetch", async () => new Response('{"error":"invalid maxTokens: expected 1-4096, got 0"}', { status: 400 }));
+    const err = await startEval("j", { datasetPath: "/x", maxTokens: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(400);
+    expect((err as ApiError).message).toBe("invalid maxTokens: expected 1-4096, got 0");
+  });
+
+  it("lists a job's evaluations and reads the project directory", async () => {
+    const fetchMock = vi.fn(async (url: string) =>
+      new Response(url === "/api/project" ? '{"dir":"/home/me/proj"}' : JSON.stringify({ evals: [running] })),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    expect(await fetchEvals("j1")).toEqual([running]);
+    expect((fetchMock.mock.calls[0] as unknown as [string])[0]).toBe("/api/jobs/j1/evals");
+    expect(await fetchProjectDir()).toBe("/home/me/proj");
+  });
+
+  it("downloads the report through the artifacts route", () => {
+    expect(artifactPath("j1", "evals/eval_1/report.json")).toBe("/api/jobs/j1/artifacts/evals/eval_1/report.json");
   });
 });

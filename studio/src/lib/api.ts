@@ -97,6 +97,52 @@ export interface ExportInfo {
   ollamaCreate?: string | null;
 }
 
+/** `POST /api/jobs/:id/eval` body. */
+export interface EvalRequest {
+  /** Held-out rows (JSONL): an absolute path on a local backend. */
+  datasetPath: string;
+  /** A checkpoint instead of the final adapter. */
+  checkpointStep?: number;
+  /** Most tokens per reply (the backend's default is 256). */
+  maxTokens?: number;
+  /** Replaces each row's own system prompt. */
+  systemPrompt?: string;
+}
+
+/** The totals of an evaluation. */
+export interface EvalScores {
+  rows: number;
+  /** Replies equal to the reference (after trimming). */
+  exactMatch: number;
+  /** Rows whose reference is a JSON object. */
+  jsonRows: number;
+  /** Of those, replies that are valid JSON. */
+  jsonValid: number;
+  perKey: Record<string, { correct: number; total: number }>;
+  /** JSON rows with a valid reply and every key right. */
+  allKeysCorrect: number;
+  elapsedSecs: number;
+  tokensGenerated: number;
+}
+
+/** One evaluation of a job's adapter. */
+export interface EvalInfo {
+  id: string;
+  /** `final` or `checkpoint-<step>`. */
+  source: string;
+  /** The training step of that adapter. */
+  step: number;
+  /** The rows' file name. */
+  dataset: string;
+  status: "running" | "completed" | "failed";
+  createdAt: string;
+  finishedAt?: string | null;
+  error?: string | null;
+  scores?: EvalScores | null;
+  /** Every row, reply and score; downloadable with `downloadArtifact`. */
+  reportPathname?: string | null;
+}
+
 export interface Credentials {
   token: string;
   mode: "anon" | "oauth" | string;
@@ -251,6 +297,27 @@ export async function startExport(jobId: string, body: ExportRequest): Promise<E
 export async function fetchExports(jobId: string, signal?: AbortSignal): Promise<ExportInfo[]> {
   const body = await getJSON<{ exports: ExportInfo[] }>(`/api/jobs/${encodeURIComponent(jobId)}/exports`, { signal });
   return body.exports;
+}
+
+/** Starts an evaluation; the backend's 400 (naming the field) is thrown as an `ApiError`. */
+export async function startEval(jobId: string, body: EvalRequest): Promise<EvalInfo> {
+  return getJSON<EvalInfo>(`/api/jobs/${encodeURIComponent(jobId)}/eval`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The job's evaluations, newest first. */
+export async function fetchEvals(jobId: string, signal?: AbortSignal): Promise<EvalInfo[]> {
+  const body = await getJSON<{ evals: EvalInfo[] }>(`/api/jobs/${encodeURIComponent(jobId)}/evals`, { signal });
+  return body.evals;
+}
+
+/** The project directory Studio runs in (absolute). */
+export async function fetchProjectDir(signal?: AbortSignal): Promise<string> {
+  const body = await getJSON<{ dir: string }>("/api/project", { signal });
+  return body.dir;
 }
 
 export function artifactPath(jobId: string, pathname: string): string {

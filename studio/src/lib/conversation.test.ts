@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   appendFragment,
+  baseChoice,
   buildExport,
+  chooseBase,
+  describeModelRef,
+  OTHER_BASE,
   clampSetting,
   clearConversation,
   DEFAULT_SETTINGS,
@@ -318,5 +322,51 @@ describe("picker resolution", () => {
     const lonely = resolvePick(null, { ...data, completed: [], ckptJobs: [] });
     expect(pickSource(defaultComparePick(lonely, data))).toEqual({ kind: "final", jobId: "c2" });
     expect(pickSource(defaultComparePick(lonely, { ...data, completed: [] }))).toEqual({ kind: "base", model: "arkor/tiny" });
+  });
+});
+
+describe("a typed base model (Other…)", () => {
+  const listed = ["arkor/tiny", "org/big"];
+  const data: PickData = { baseModels: listed, completed: [], ckptJobs: [] };
+
+  it("shows Other… for a model that is not listed, and keeps a typed value", () => {
+    const p = resolvePick(null, data);
+    expect(baseChoice(p, listed)).toBe("arkor/tiny");
+    const other = chooseBase(p, OTHER_BASE, listed);
+    expect(other).toMatchObject({ base: "", customBase: true });
+    expect(baseChoice(other, listed)).toBe(OTHER_BASE);
+    expect(pickSource(other)).toBeNull(); // Nothing typed yet: nothing to send.
+    // Typing a listed id keeps the text box (Other… stays chosen).
+    expect(baseChoice({ ...other, base: "org/big" }, listed)).toBe(OTHER_BASE);
+    const typed = { ...other, base: " /models/q.gguf " };
+    expect(pickSource(typed)).toEqual({ kind: "base", model: "/models/q.gguf" });
+    // Back to the list, then to Other… again: a typed (unlisted) model is kept.
+    expect(chooseBase(typed, "org/big", listed)).toMatchObject({ base: "org/big", customBase: false });
+    expect(chooseBase({ ...typed, customBase: false }, OTHER_BASE, listed).base).toBe(" /models/q.gguf ");
+  });
+
+  it("comes back from the URL as Other… with the reference typed", () => {
+    for (const model of ["/models/smollm2-q4_1.gguf", "ollama:llama3.2:1b", "/srv/models/qwen2"]) {
+      const state = { a: { kind: "base" as const, model }, compare: false, b: null };
+      const back = urlStateFromParams(new URLSearchParams(playgroundHash(state).split("?")[1]));
+      expect(back).toEqual(state);
+      const p = resolvePick(back.a, data);
+      expect(baseChoice(p, listed)).toBe(OTHER_BASE);
+      expect(p.customBase).toBe(true);
+      expect(pickSource(p)).toEqual({ kind: "base", model });
+    }
+    expect(resolvePick({ kind: "base", model: "org/big" }, data).customBase).toBeUndefined();
+  });
+
+  it("says what a reference is, and warns about ones the backend refuses", () => {
+    expect(describeModelRef("")).toMatchObject({ warn: false });
+    expect(describeModelRef("/models/a.GGUF")).toEqual({ text: "A GGUF file", warn: false });
+    expect(describeModelRef("models/a.gguf")).toMatchObject({ warn: true });
+    expect(describeModelRef("ollama:llama3.2:1b")).toMatchObject({ text: "An Ollama model from its local store", warn: false });
+    expect(describeModelRef("/srv/models/qwen2")).toMatchObject({ text: "A model directory (with config.json)", warn: false });
+    expect(describeModelRef("C:\\models\\qwen2")).toMatchObject({ warn: false });
+    expect(describeModelRef("Qwen/Qwen2.5-0.5B-Instruct")).toMatchObject({ text: "A Hugging Face model id", warn: false });
+    expect(describeModelRef("arkor/tiny").warn).toBe(false);
+    expect(describeModelRef("llama3")).toMatchObject({ warn: true });
   });
 });

@@ -298,6 +298,8 @@ export type SourceMode = ModelSource["kind"];
 export interface Pick {
   mode: SourceMode;
   base: string;
+  /** "Other…" is chosen: `base` is typed, not picked from the list. */
+  customBase?: boolean;
   adapterJob: string;
   ckptJob: string;
   ckptStep: number | null;
@@ -336,6 +338,7 @@ export function resolvePick(want: ModelSource | null, data: PickData): Pick {
   if (!want) return pick;
   if (want.kind === "base") {
     pick.base = want.model;
+    if (!data.baseModels.includes(want.model)) pick.customBase = true;
     return pick;
   }
   if (want.kind === "final") {
@@ -395,4 +398,38 @@ export function defaultComparePick(a: Pick, data: PickData): Pick {
   const match = data.completed.find((j) => j.config?.model === a.base) ?? data.completed[0];
   if (match) return { ...b, mode: "final", adapterJob: match.id };
   return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base models beyond the list: "Other…" and a typed reference
+
+/** The base model select's value for "Other…". */
+export const OTHER_BASE = "__other__";
+
+/** What the base model select shows: a listed model, or "Other…" for a typed one. */
+export function baseChoice(pick: Pick, baseModels: readonly string[]): string {
+  return pick.customBase || !baseModels.includes(pick.base) ? OTHER_BASE : pick.base;
+}
+
+/** The pick after choosing `value` in the base model select ("Other…" keeps a typed model). */
+export function chooseBase(pick: Pick, value: string, baseModels: readonly string[]): Pick {
+  if (value !== OTHER_BASE) return { ...pick, base: value, customBase: false };
+  return { ...pick, base: baseModels.includes(pick.base) ? "" : pick.base, customBase: true };
+}
+
+/**
+ * What a typed model reference is, as the backend reads it: a `.gguf` file or a model
+ * directory (absolute paths on the backend's machine), `ollama:NAME[:TAG]`, or a Hugging Face
+ * id. `warn` when the backend will refuse it.
+ */
+export function describeModelRef(raw: string): { text: string; warn: boolean } {
+  const ref = raw.trim();
+  const absolute = /^(\/|[A-Za-z]:[\\/]|\\\\)/.test(ref);
+  if (!ref) return { text: "A .gguf file or model directory (absolute path), ollama:NAME[:TAG], or a Hugging Face id", warn: false };
+  if (ref === DEFAULT_BASE_MODEL) return { text: "arkor's built-in tiny test model", warn: false };
+  if (/^ollama:./i.test(ref)) return { text: "An Ollama model from its local store", warn: false };
+  if (/\.gguf$/i.test(ref)) return absolute ? { text: "A GGUF file", warn: false } : { text: "Use the .gguf file's absolute path", warn: true };
+  if (absolute) return { text: "A model directory (with config.json)", warn: false };
+  if (/^[\w.-]+\/[\w.-]+$/.test(ref)) return { text: "A Hugging Face model id", warn: false };
+  return { text: "Expected an absolute path, ollama:NAME[:TAG] or owner/name", warn: true };
 }

@@ -1,16 +1,19 @@
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { CopyId, Skeleton, StatusBadge } from "../components/common";
+import { EvalCard } from "../components/EvalCard";
 import { ExportCard } from "../components/ExportCard";
 import { LossChart } from "../components/LossChart";
 import {
   type ArtifactSet,
   cancelJob,
   downloadArtifact,
+  type EvalInfo,
   eventsUrl,
   fetchArtifacts,
   fetchJob,
   type Job,
 } from "../lib/api";
+import { scorePoints } from "../lib/evals";
 import { errorMessage, formatBytes, formatClock, formatDateTime, formatDuration, jobDurationMs } from "../lib/format";
 import { useNow, usePolling } from "../lib/hooks";
 import { subscribeJobEvents } from "../lib/jobEvents";
@@ -103,6 +106,11 @@ export function JobDetail({ id }: { id: string }) {
     });
     return unsubscribe;
   }, [id, requestArtifacts]);
+
+  // ---- evaluation scores, for the chart's markers (the card loads and polls the list)
+  const [evals, setEvals] = useState<EvalInfo[]>([]);
+  useEffect(() => setEvals([]), [id]);
+  const scores = useMemo(() => scorePoints(evals), [evals]);
 
   // ---- cancel
   const [cancelling, setCancelling] = useState(false);
@@ -203,11 +211,12 @@ export function JobDetail({ id }: { id: string }) {
         </p>
       )}
 
-      {/* Two columns; when stacked (narrow), the slots are reordered: chart, events, metadata, checkpoints, export, artifacts. */}
+      {/* Two columns; when stacked (narrow), the slots are reordered: chart, events, metadata, checkpoints, export, artifacts.
+          The Evaluation card (a wide table) spans the page below them. */}
       <div className="grid-2 jd-grid">
         <div className="jd-col">
           <div className="jd-slot jd-slot-chart">
-            <LossChart points={ev.points} name={name} progress={progress} />
+            <LossChart points={ev.points} name={name} progress={progress} scores={scores} />
           </div>
           <div className="jd-slot jd-slot-events">
             <EventLog entries={ev.log} />
@@ -230,6 +239,7 @@ export function JobDetail({ id }: { id: string }) {
           )}
         </div>
       </div>
+      <EvalCard key={id} jobId={id} status={status} artifacts={artifacts} refreshKey={artifactsNonce} onEvals={setEvals} />
     </div>
   );
 }

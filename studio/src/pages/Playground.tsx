@@ -12,7 +12,9 @@ import {
 } from "../lib/api";
 import {
   appendFragment,
+  baseChoice,
   buildExport,
+  chooseBase,
   type ChatSettings,
   chatOptions,
   clampSetting,
@@ -20,6 +22,7 @@ import {
   type Conversation,
   DEFAULT_SETTINGS,
   defaultComparePick,
+  describeModelRef,
   emptyConversation,
   exportFilename,
   failTurn,
@@ -27,6 +30,7 @@ import {
   isStreaming,
   messagesToSend,
   normalizePick,
+  OTHER_BASE,
   paramsFromUrlState,
   type Pick,
   type PickData,
@@ -705,25 +709,33 @@ function SourcePicker({
               <option>Loading models…</option>
             </select>
           ) : baseIds.length > 0 ? (
-            <select id={id("base")} className="select" value={pick.base} onChange={(e) => onChange({ ...pick, base: e.target.value })}>
+            <select
+              id={id("base")}
+              className="select"
+              value={baseChoice(pick, baseIds)}
+              onChange={(e) => onChange(chooseBase(pick, e.target.value, baseIds))}
+            >
               {models.base.map((m) => (
                 <option key={m.id} value={m.id}>
                   {m.id}
                   {m.available_offline === false ? " (not downloaded)" : ""}
                 </option>
               ))}
-              {pick.base && !baseIds.includes(pick.base) && <option value={pick.base}>{pick.base}</option>}
+              <option value={OTHER_BASE}>Other…</option>
             </select>
           ) : (
-            <input
-              id={id("base")}
-              className="input"
-              value={pick.base}
-              spellCheck={false}
-              placeholder="org/model"
-              onChange={(e) => onChange({ ...pick, base: e.target.value })}
-            />
+            <ModelRefInput id={id("base")} label={null} value={pick.base} onChange={(base) => onChange({ ...pick, base })} />
           )}
+        </div>
+      )}
+      {pick.mode === "base" && !models.loading && baseIds.length > 0 && baseChoice(pick, baseIds) === OTHER_BASE && (
+        <div className="pg-field">
+          <ModelRefInput
+            id={id("other")}
+            label={`Model reference${suffix}`}
+            value={pick.base}
+            onChange={(base) => onChange({ ...pick, base, customBase: true })}
+          />
         </div>
       )}
 
@@ -813,6 +825,39 @@ function SourcePicker({
           </div>
         ))}
     </div>
+  );
+}
+
+/** A typed base model: a .gguf file, a model directory, `ollama:NAME[:TAG]` or a Hub id. */
+function ModelRefInput({
+  id,
+  label,
+  value,
+  onChange,
+}: {
+  id: string;
+  label: string | null;
+  value: string;
+  onChange: (v: string) => void;
+}) {
+  const hint = describeModelRef(value);
+  return (
+    <>
+      {label && <label htmlFor={id}>{label}</label>}
+      <input
+        id={id}
+        className="input mono"
+        value={value}
+        spellCheck={false}
+        autoComplete="off"
+        placeholder="/models/model.gguf or ollama:llama3.2:1b"
+        aria-describedby={`${id}-hint`}
+        onChange={(e) => onChange(e.target.value)}
+      />
+      <span id={`${id}-hint`} className={`pg-hint${hint.warn ? " pg-hint-error" : ""}`}>
+        {hint.text}
+      </span>
+    </>
   );
 }
 

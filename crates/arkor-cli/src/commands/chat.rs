@@ -18,18 +18,8 @@ use crate::args::ChatArgs;
 use crate::config::Global;
 
 pub fn run(global: &Global, args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let model_dir = super::resolve_model(global, &args.model)?;
-    let tokenizer = TextTokenizer::from_dir(&model_dir)?;
-    let device = global.device.open()?;
-    let model = Model::load(&model_dir, &device)
-        .with_context(|| format!("failed to load the model {}", args.model))?;
-    let adapter = match &args.adapter {
-        Some(dir) => Some(
-            Adapter::load(dir, model.spec(), &device)
-                .with_context(|| format!("failed to load the adapter {}", dir.display()))?,
-        ),
-        None => None,
-    };
+    let super::Loaded { model, tokenizer, adapter } =
+        super::load_model(global, &args.model, args.adapter.as_deref())?;
     let params = SamplingParams {
         max_tokens: args.max_tokens,
         temperature: args.temperature,

@@ -31,18 +31,8 @@ pub fn run(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create the output directory {}", dir.display()))?;
     }
-    let model_dir = super::resolve_model(global, &args.model)?;
-    let tokenizer = TextTokenizer::from_dir(&model_dir)?;
-    let device = global.device.open()?;
-    let model = Model::load(&model_dir, &device)
-        .with_context(|| format!("failed to load the model {}", args.model))?;
-    let adapter = match &args.adapter {
-        Some(dir) => Some(
-            Adapter::load(dir, model.spec(), &device)
-                .with_context(|| format!("failed to load the adapter {}", dir.display()))?,
-        ),
-        None => None,
-    };
+    let super::Loaded { model, tokenizer, adapter } =
+        super::load_model(global, &args.model, args.adapter.as_deref())?;
 
     let cancel = CancelToken::new();
     let on_signal = cancel.clone();

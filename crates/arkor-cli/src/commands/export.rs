@@ -29,17 +29,8 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
     if args.output.exists() {
         bail!("--output {} already exists; choose a new path", args.output.display());
     }
-    let model_dir = super::resolve_model(global, &args.model)?;
-    let device = global.device.open()?;
-    let model = Model::load(&model_dir, &device)
-        .with_context(|| format!("failed to load the model {}", args.model))?;
-    let adapter = match &args.adapter {
-        Some(dir) => Some(
-            Adapter::load(dir, model.spec(), &device)
-                .with_context(|| format!("failed to load the adapter {}", dir.display()))?,
-        ),
-        None => None,
-    };
+    let super::Loaded { model, adapter, .. } =
+        super::load_model(global, &args.model, args.adapter.as_deref())?;
     let name = args.name.clone().unwrap_or_else(|| {
         let stem = args.output.file_stem().and_then(|s| s.to_str()).unwrap_or("arkor-model");
         stem.to_owned()

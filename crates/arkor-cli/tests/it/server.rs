@@ -441,21 +441,7 @@ async fn train_stream_artifacts_and_chat_through_both_apis() {
         .find(|f| f["pathname"] == "final/adapter_model.safetensors")
         .unwrap()
         .clone();
-    let bytes = api
-        .http
-        .get(format!(
-            "{}{}",
-            api.base,
-            api.scoped(&format!("/v1/jobs/{job}/artifacts/final/adapter_model.safetensors"))
-        ))
-        .header(CLIENT.0, CLIENT.1)
-        .bearer_auth(&api.token)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let (_, bytes) = api.download(&job, "final/adapter_model.safetensors").await;
     assert_eq!(bytes.len() as u64, file["size"].as_u64().unwrap());
     use sha2_check::digest;
     assert_eq!(digest(&bytes), file["sha256"].as_str().unwrap());

@@ -265,6 +265,85 @@ async fn the_host_guard_and_the_token_protect_studio() {
     assert_eq!(resp.headers()["content-length"], size.to_string().as_str());
     assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"model.safetensors\"");
     assert_eq!(resp.bytes().await.unwrap().len() as u64, size);
+
+    // Evaluations too: behind the token, the backend's 400 naming the field, then one that
+    // completes with its scores and a downloadable report.
+    let eval_url = format!("{base}/api/jobs/{}/eval", job.id);
+    let evals_url = format!("{base}/api/jobs/{}/evals", job.id);
+    let heldout = tmp.path().join("heldout.jsonl");
+    let row = |q: &str, a: &str| {
+        serde_json::json!({ "messages": [
+            { "role": "user", "content": q },
+            { "role": "assistant", "content": a },
+        ] })
+        .to_string()
+    };
+    std::fs::write(&heldout, format!("{}\n{}\n", row("hi", "{\"a\": 1}"), row("yo", "hey"))).unwrap();
+    let body = serde_json::json!({ "datasetPath": heldout.display().to_string(), "maxTokens": 4 });
+    let resp = http.post(&eval_url).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(http.get(&evals_url).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        http.get(format!("{base}/api/project")).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let project: serde_json::Value = http
+        .get(format!("{base}/api/project"))
+        .header("X-Arkor-Studio-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(project["dir"], tmp.path().join("proj").display().to_string());
+    let resp = http
+        .post(&eval_url)
+        .header("X-Arkor-Studio-Token", &token)
+        .json(&serde_json::json!({ "datasetPath": heldout.display().to_string(), "maxTokens": 0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("maxTokens"), "{err}");
+    let resp =
+        http.post(&eval_url).header("X-Arkor-Studio-Token", &token).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let started: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(started["status"], "running", "{started}");
+    assert_eq!(started["source"], "final", "{started}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let list: serde_json::Value = http
+            .get(&evals_url)
+            .header("X-Arkor-Studio-Token", &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let e = list["evals"][0].clone();
+        assert_eq!(e["id"], started["id"], "{list}");
+        if e["status"] != "running" {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "eval still running: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["scores"]["rows"], 2, "{done}");
+    assert_eq!(done["scores"]["jsonRows"], 1, "{done}");
+    let report = done["reportPathname"].as_str().unwrap();
+    let resp = http
+        .get(format!("{base}/api/jobs/{}/artifacts/{report}", job.id))
+        .header("X-Arkor-Studio-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.json::<serde_json::Value>().await.is_ok(), "the report is JSON");
     studio.shutdown().await;
     assert!(!tmp.path().join("data/studio-token").exists(), "the token file goes with Studio");
     backend.shutdown().await;
