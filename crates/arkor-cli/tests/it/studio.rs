@@ -278,7 +278,8 @@ async fn the_host_guard_and_the_token_protect_studio() {
         ] })
         .to_string()
     };
-    std::fs::write(&heldout, format!("{}\n{}\n", row("hi", "{\"a\": 1}"), row("yo", "hey"))).unwrap();
+    std::fs::write(&heldout, format!("{}\n{}\n", row("hi", "{\"a\": 1}"), row("yo", "hey")))
+        .unwrap();
     let body = serde_json::json!({ "datasetPath": heldout.display().to_string(), "maxTokens": 4 });
     let resp = http.post(&eval_url).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
@@ -307,8 +308,13 @@ async fn the_host_guard_and_the_token_protect_studio() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let err: serde_json::Value = resp.json().await.unwrap();
     assert!(err["error"].as_str().unwrap().contains("maxTokens"), "{err}");
-    let resp =
-        http.post(&eval_url).header("X-Arkor-Studio-Token", &token).json(&body).send().await.unwrap();
+    let resp = http
+        .post(&eval_url)
+        .header("X-Arkor-Studio-Token", &token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let started: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(started["status"], "running", "{started}");
