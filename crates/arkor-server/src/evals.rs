@@ -33,7 +33,7 @@ pub struct ValidEval {
 /// Checks the adapter and the numbers; the dataset path is checked by the caller (which
 /// knows whether this backend reads local paths).
 pub fn validate(req: &EvalRequest, job_dir: &Path, final_step: u64) -> Result<ValidEval, String> {
-    let source = crate::tasks::adapter_source(job_dir, req.checkpoint_step)?;
+    let source = tasks::adapter_source(job_dir, req.checkpoint_step)?;
     let step = req.checkpoint_step.unwrap_or(final_step);
     let max_tokens = req.max_tokens.unwrap_or(256);
     if !(1..=4096).contains(&max_tokens) {

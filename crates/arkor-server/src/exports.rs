@@ -33,7 +33,7 @@ pub fn validate(req: &ExportRequest, job_dir: &Path) -> Result<ValidExport, Stri
     let quant = Quant::parse(quant_name).ok_or_else(|| {
         format!("invalid quant: expected one of {}, got \"{quant_name}\"", Quant::NAMES)
     })?;
-    let source = crate::tasks::adapter_source(job_dir, req.checkpoint_step)?;
+    let source = tasks::adapter_source(job_dir, req.checkpoint_step)?;
     Ok(ValidExport { format, quant, source, system_prompt: req.system_prompt.clone() })
 }
 

@@ -611,7 +611,7 @@ impl Trainer {
                     .cwd
                     .clone()
                     .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-                Ok(DatasetSource::Jsonl { path: backend_path(&session, &cwd.join(path)).await? })
+                Ok(DatasetSource::Jsonl { path: backend_path(session, &cwd.join(path)).await? })
             }
         }
     }

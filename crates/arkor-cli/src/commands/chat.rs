@@ -7,12 +7,9 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use arkor_engine::cancel::CancelToken;
 use arkor_engine::generate::{SamplingParams, chat};
-use arkor_engine::lora::Adapter;
-use arkor_engine::models::Model;
-use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
+use arkor_engine::tokenizer::ChatMessage;
 
 use crate::args::ChatArgs;
 use crate::config::Global;

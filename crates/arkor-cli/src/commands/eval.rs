@@ -13,9 +13,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use arkor_engine::cancel::CancelToken;
 use arkor_engine::eval::{EvalReport, EvalRequest, EvalSummary, evaluate, read_eval_data};
-use arkor_engine::lora::Adapter;
-use arkor_engine::models::Model;
-use arkor_engine::tokenizer::TextTokenizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::EvalArgs;

@@ -9,8 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use arkor_engine::export::{ExportFormat, ExportRequest, Quant, export, ollama_name};
-use arkor_engine::lora::Adapter;
-use arkor_engine::models::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::ExportArgs;
