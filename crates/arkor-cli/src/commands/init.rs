@@ -22,6 +22,9 @@ struct TemplateSpec {
     label: &'static str,
     train: &'static str,
     heldout: &'static str,
+    /// Steps, learning rate and checkpoint interval on a real model (measured on
+    /// SmolLM2-135M-Instruct: docs/dev/templates/README.md).
+    real: (u32, &'static str, u32),
 }
 
 fn spec(t: Template) -> TemplateSpec {
@@ -32,6 +35,7 @@ fn spec(t: Template) -> TemplateSpec {
             label: "support ticket triage: a ticket becomes JSON with category, urgency, summary and next action",
             train: include_str!("../../templates/triage/data/train.jsonl"),
             heldout: include_str!("../../templates/triage/data/heldout.jsonl"),
+            real: (120, "1e-3", 40),
         },
         Template::Translate => TemplateSpec {
             id: "translate",
@@ -39,6 +43,7 @@ fn spec(t: Template) -> TemplateSpec {
             label: "multilingual intake translation: a message in one of 9 languages becomes JSON with the English translation and the detected language",
             train: include_str!("../../templates/translate/data/train.jsonl"),
             heldout: include_str!("../../templates/translate/data/heldout.jsonl"),
+            real: (100, "2e-4", 25),
         },
         Template::Redaction => TemplateSpec {
             id: "redaction",
@@ -46,6 +51,7 @@ fn spec(t: Template) -> TemplateSpec {
             label: "PII redaction: free text becomes JSON with the redacted text, the number of redactions and their tags",
             train: include_str!("../../templates/redaction/data/train.jsonl"),
             heldout: include_str!("../../templates/redaction/data/heldout.jsonl"),
+            real: (100, "2e-4", 25),
         },
     }
 }
@@ -269,7 +275,7 @@ fn trainer_rs(t: &TemplateSpec, base: &BaseModel) -> anyhow::Result<String> {
         bail!("held-out row without a system and a user message");
     };
     let model = &base.expr;
-    let (steps, lr, save) = if base.tiny { (300, "1e-2", 100) } else { (100, "2e-4", 25) };
+    let (steps, lr, save) = if base.tiny { (300, "1e-2", 100) } else { t.real };
     Ok(format!(
         r#"//! The {id} trainer: {label}.
 
