@@ -202,12 +202,12 @@ pub struct ConversationRow {
 }
 
 /// Reads every row of one dataset file (JSONL, JSON or Parquet, in any shape but plain
-/// `text`) as a conversation. All malformed rows are reported at once, each with its file
-/// and line, in [`DataError::InvalidRows`].
+/// `text`) as a conversation: the good rows, and next to them every malformed row as a
+/// [`RowError`] with its file and line (an unreadable or empty file is an error).
 pub fn read_conversations(
     path: &Path,
     format: DatasetFormat,
-) -> Result<(DatasetFormat, Vec<ConversationRow>), DataError> {
+) -> Result<(DatasetFormat, Vec<ConversationRow>, Vec<RowError>), DataError> {
     let opts = PrepareOptions {
         format,
         max_length: usize::MAX,
@@ -231,14 +231,10 @@ pub fn read_conversations(
             }),
         }
     }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line);
-        return Err(DataError::InvalidRows(errors));
-    }
-    if out.is_empty() {
+    if out.is_empty() && errors.is_empty() {
         return Err(DataError::Empty(path.to_path_buf()));
     }
-    Ok((format, out))
+    Ok((format, out, errors))
 }
 
 /// A parsed row.

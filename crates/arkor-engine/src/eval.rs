@@ -270,9 +270,8 @@ fn last_user_message(messages: &[ChatMessage]) -> String {
 /// Every malformed row, and every row without an assistant message, is reported with its
 /// file and line in one [`DataError::InvalidRows`].
 pub fn read_eval_data(path: &Path) -> Result<EvalData, DataError> {
-    let (format, rows) = crate::data::read_conversations(path, DatasetFormat::Auto)?;
+    let (format, rows, mut errors) = crate::data::read_conversations(path, DatasetFormat::Auto)?;
     let mut cases = vec![];
-    let mut errors = vec![];
     for row in rows {
         let mut messages = row.messages;
         let Some(last) = messages.iter().rposition(|m| m.role == "assistant") else {
@@ -289,6 +288,7 @@ pub fn read_eval_data(path: &Path) -> Result<EvalData, DataError> {
         cases.push(EvalCase { line: row.line, prompt: messages, reference });
     }
     if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
         return Err(DataError::InvalidRows(errors));
     }
     Ok(EvalData { file: path.to_path_buf(), format, cases })
