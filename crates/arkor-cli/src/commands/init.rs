@@ -35,7 +35,7 @@ fn spec(t: Template) -> TemplateSpec {
             label: "support ticket triage: a ticket becomes JSON with category, urgency, summary and next action",
             train: include_str!("../../templates/triage/data/train.jsonl"),
             heldout: include_str!("../../templates/triage/data/heldout.jsonl"),
-            real: (120, "1e-3", 40),
+            real: (120, "2e-3", 40),
         },
         Template::Translate => TemplateSpec {
             id: "translate",
