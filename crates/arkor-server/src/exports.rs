@@ -115,10 +115,11 @@ fn files_under(root: &Path, path: &Path) -> Vec<ArtifactFile> {
         }
         out
     } else {
-        let parent = path.parent().unwrap_or(root);
-        crate::worker::artifact_files(root, parent)
-            .into_iter()
-            .filter(|f| Path::new(&f.pathname).file_name() == path.file_name())
-            .collect()
+        // One file: digest just it, not its neighbours (the task's record and log).
+        let Ok((size, sha256)) = crate::util::file_digest(path) else { return vec![] };
+        let Ok(rel) = path.strip_prefix(root) else { return vec![] };
+        let pathname =
+            rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        vec![ArtifactFile { pathname, size, sha256 }]
     }
 }
