@@ -274,46 +274,60 @@ impl<'a> Batches<'a> {
     }
 }
 
-/// A right-padded micro-batch.
+/// A micro-batch packed without padding: the rows' input tokens end to end.
+///
+/// The decoder runs each row as its own sequence ([`Model::hidden_states_packed`]), so
+/// the loss equals a right-padded batch's without computing padding; the LM head and the
+/// cross-entropy run only at positions whose target is trained.
 struct Batch {
+    /// `[total]` input ids (each row without its last token).
     inputs: Tensor,
+    /// Length of each row's inputs.
+    lens: Vec<usize>,
+    /// Indices into `inputs` whose next token is trained, with that token.
+    trained_at: Vec<u32>,
     targets: Vec<u32>,
-    weights: Vec<f32>,
     tokens: usize,
 }
 
 impl Batch {
     fn new(rows: &[&Example], device: &candle_core::Device) -> Result<Self> {
-        let len = rows.iter().map(|e| e.input_ids.len()).max().unwrap_or(2).max(2) - 1;
-        let mut inputs = Vec::with_capacity(rows.len() * len);
-        let mut targets = Vec::with_capacity(rows.len() * len);
-        let mut weights = Vec::with_capacity(rows.len() * len);
+        let mut inputs = vec![];
+        let (mut lens, mut trained_at, mut targets) = (vec![], vec![], vec![]);
         let mut tokens = 0;
         for e in rows {
-            let n = e.input_ids.len().saturating_sub(1);
+            // A row of one token still runs (one position, nothing trained) so a batch is
+            // never empty.
+            let n = e.input_ids.len().saturating_sub(1).max(1);
             tokens += e.input_ids.len();
-            for i in 0..len {
-                if i < n {
-                    inputs.push(e.input_ids[i]);
+            for i in 0..n {
+                if e.loss_mask.get(i + 1).copied().unwrap_or(false) {
+                    trained_at.push(inputs.len() as u32);
                     targets.push(e.input_ids[i + 1]);
-                    weights.push(if e.loss_mask[i + 1] { 1.0 } else { 0.0 });
-                } else {
-                    inputs.push(0);
-                    targets.push(0);
-                    weights.push(0.0);
                 }
+                inputs.push(e.input_ids.get(i).copied().unwrap_or(0));
             }
+            lens.push(n);
         }
-        let inputs = Tensor::from_vec(inputs, (rows.len(), len), device)?;
-        Ok(Self { inputs, targets, weights, tokens })
+        let inputs = Tensor::from_vec(inputs, lens.iter().sum::<usize>(), device)?;
+        Ok(Self { inputs, lens, trained_at, targets, tokens })
     }
 
     /// Sum of the token losses (a scalar tensor, differentiable w.r.t. the adapter).
     fn loss_sum(&self, model: &Model, adapter: &Adapter, mode: ForwardMode) -> Result<Tensor> {
-        let hidden = model.hidden_states(&self.inputs, Some(adapter), None, mode)?;
-        let (b, t, h) = hidden.dims3()?;
-        let logits = model.logits(&hidden.reshape((b * t, h))?)?;
-        Ok(layers::weighted_cross_entropy(&logits, &self.targets, &self.weights)?.sum_all()?)
+        let hidden = model.hidden_states_packed(&self.inputs, &self.lens, Some(adapter), mode)?;
+        if self.trained_at.is_empty() {
+            return Ok((hidden.sum_all()? * 0.0)?);
+        }
+        let hidden = if self.trained_at.len() == hidden.dim(0)? {
+            hidden
+        } else {
+            let idx = Tensor::new(self.trained_at.as_slice(), hidden.device())?;
+            hidden.index_select(&idx, 0)?
+        };
+        let logits = model.logits(&hidden)?;
+        let weights = vec![1.0; self.targets.len()];
+        Ok(layers::weighted_cross_entropy(&logits, &self.targets, &weights)?.sum_all()?)
     }
 }
 

@@ -192,16 +192,67 @@ impl Model {
         &self,
         ids: &Tensor,
         adapter: Option<&Adapter>,
+        cache: Option<&mut KvCache>,
+        mode: ForwardMode,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let x = self.run(
+            &ids.flatten_all()?,
+            Rows::Uniform { batch: b, seq: t },
+            adapter,
+            cache,
+            mode,
+        )?;
+        Ok(x.reshape((b, t, self.spec.hidden_size))?)
+    }
+
+    /// Runs the decoder on several sequences packed end to end without padding: `ids` is
+    /// `[total]` (u32), the concatenation of sequences of lengths `lens`, each starting at
+    /// position 0 and attending only to itself. Returns `[total, hidden]`.
+    ///
+    /// The result equals [`Model::hidden_states`] on the same rows right-padded into a
+    /// batch (up to float summation order), with no work spent on padding: every
+    /// projection runs once over the real tokens and attention runs per sequence.
+    pub fn hidden_states_packed(
+        &self,
+        ids: &Tensor,
+        lens: &[usize],
+        adapter: Option<&Adapter>,
+        mode: ForwardMode,
+    ) -> Result<Tensor> {
+        let total = ids.dim(0)?;
+        if lens.iter().sum::<usize>() != total || lens.contains(&0) {
+            return Err(candle_core::Error::Msg(format!(
+                "packed sequences of lengths {lens:?} do not add up to the {total} ids given"
+            ))
+            .into());
+        }
+        match lens {
+            [_] => self.run(ids, Rows::Uniform { batch: 1, seq: total }, adapter, None, mode),
+            _ if lens.iter().all(|l| *l == lens[0]) => {
+                let rows = Rows::Uniform { batch: lens.len(), seq: lens[0] };
+                self.run(ids, rows, adapter, None, mode)
+            }
+            _ => self.run(ids, Rows::Packed(lens), adapter, None, mode),
+        }
+    }
+
+    /// The decoder blocks over `ids` (`[tokens]`) laid out as `rows`; returns the final
+    /// normed hidden states `[tokens, hidden]`.
+    fn run(
+        &self,
+        ids: &Tensor,
+        rows: Rows<'_>,
+        adapter: Option<&Adapter>,
         mut cache: Option<&mut KvCache>,
         mode: ForwardMode,
     ) -> Result<Tensor> {
         let s = &self.spec;
-        let (b, t) = ids.dims2()?;
         let offset = cache.as_deref().map_or(0, KvCache::len);
         if let Some(c) = cache.as_deref_mut() {
             c.layers.resize(s.num_layers, None);
         }
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?;
+        let mut x = self.embed.index_select(ids, 0)?;
         let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
             let lin = &block.proj[p.index()];
             let mut y = layers::frozen_linear(x, &lin.weight)?;
@@ -222,34 +273,74 @@ impl Model {
             }
             Ok(y)
         };
-        let (nh, nkv, hd) = (s.num_heads, s.num_kv_heads, s.head_dim);
-        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
-            Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
-        };
         for (i, block) in self.blocks.iter().enumerate() {
             let h = layers::rms_norm(&x, &block.input_norm, s.rms_norm_eps)?;
-            let q = self.rope.apply(&heads(proj(&h, i, Proj::Q, block)?, nh)?, offset)?;
-            let mut k = self.rope.apply(&heads(proj(&h, i, Proj::K, block)?, nkv)?, offset)?;
-            let mut v = heads(proj(&h, i, Proj::V, block)?, nkv)?;
-            if let Some(c) = cache.as_deref_mut() {
-                if let Some((pk, pv)) = &c.layers[i] {
-                    k = Tensor::cat(&[pk, &k], 2)?;
-                    v = Tensor::cat(&[pv, &v], 2)?;
+            let q = proj(&h, i, Proj::Q, block)?;
+            let k = proj(&h, i, Proj::K, block)?;
+            let v = proj(&h, i, Proj::V, block)?;
+            let attn = match rows {
+                Rows::Uniform { batch, seq } => {
+                    let cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+                    self.attention(&q, &k, &v, batch, seq, offset, cache)?
                 }
-                c.layers[i] = Some((k.clone(), v.clone()));
-            }
-            let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
-            let scores = q.matmul(&k.t()?)?;
-            let probs = layers::causal_softmax(&scores, 1.0 / (hd as f64).sqrt(), offset)?;
-            let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
+                Rows::Packed(lens) => {
+                    let mut parts = Vec::with_capacity(lens.len());
+                    let mut start = 0;
+                    for &len in lens {
+                        let (q, k, v) = (
+                            q.narrow(0, start, len)?,
+                            k.narrow(0, start, len)?,
+                            v.narrow(0, start, len)?,
+                        );
+                        parts.push(self.attention(&q, &k, &v, 1, len, 0, None)?);
+                        start += len;
+                    }
+                    Tensor::cat(&parts, 0)?
+                }
+            };
             x = (x + proj(&attn, i, Proj::O, block)?)?;
             let h = layers::rms_norm(&x, &block.post_attention_norm, s.rms_norm_eps)?;
             let gate = proj(&h, i, Proj::Gate, block)?.silu()?;
             let up = proj(&h, i, Proj::Up, block)?;
             x = (x + proj(&(gate * up)?, i, Proj::Down, block)?)?;
         }
-        let x = layers::rms_norm(&x, &self.norm, s.rms_norm_eps)?;
-        Ok(x.reshape((b, t, s.hidden_size))?)
+        Ok(layers::rms_norm(&x, &self.norm, s.rms_norm_eps)?)
+    }
+
+    /// Causal self-attention of `batch` rows of `seq` new positions each, whose first
+    /// position is `offset`; `q`, `k`, `v` are the projections `[batch * seq, heads * hd]`.
+    /// With `cache`, the new keys and values are appended to the layer's cached ones.
+    /// Returns `[batch * seq, heads * hd]`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        batch: usize,
+        seq: usize,
+        offset: usize,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let s = &self.spec;
+        let (nh, nkv, hd) = (s.num_heads, s.num_kv_heads, s.head_dim);
+        let heads = |y: &Tensor, n: usize| -> Result<Tensor> {
+            Ok(y.reshape((batch, seq, n, hd))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = self.rope.apply(&heads(q, nh)?, offset)?;
+        let mut k = self.rope.apply(&heads(k, nkv)?, offset)?;
+        let mut v = heads(v, nkv)?;
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
+        let scores = q.matmul(&k.t()?)?;
+        let probs = layers::causal_softmax(&scores, 1.0 / (hd as f64).sqrt(), offset)?;
+        Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, nh * hd))?)
     }
 
     /// Projects hidden states (`[..., hidden]`) to vocabulary logits (`[..., vocab]`).
@@ -304,6 +395,15 @@ fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
     }
     let (b, nkv, t, d) = x.dims4()?;
     Ok(x.unsqueeze(2)?.broadcast_as((b, nkv, n_rep, t, d))?.reshape((b, nkv * n_rep, t, d))?)
+}
+
+/// How the tokens of a forward pass form sequences.
+#[derive(Clone, Copy, Debug)]
+enum Rows<'a> {
+    /// `batch` sequences of `seq` tokens each (padding included, if any).
+    Uniform { batch: usize, seq: usize },
+    /// Sequences of these lengths packed end to end, each starting at position 0.
+    Packed(&'a [usize]),
 }
 
 /// Inverted dropout with a mask drawn from `seed`.
