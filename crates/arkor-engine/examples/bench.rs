@@ -38,6 +38,10 @@ const BATCH: usize = 4;
 const SEQ: usize = 256;
 const PROMPT: usize = 16;
 
+/// The allocator the `arkor` binary uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     steps: usize,
     decode: usize,

@@ -13,7 +13,9 @@
 //! correct while the CPU path stays fast.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Shape, Storage, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Layout, Shape, Storage, Tensor,
+};
 use rayon::prelude::*;
 
 /// `x @ w^T` for a frozen weight `w` of shape `[out, in]`; `x` may have any leading dims.
@@ -82,6 +84,218 @@ impl CustomOp1 for FrozenLinear {
 
     fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad.matmul(&self.w)?))
+    }
+}
+
+/// `x W^T + scale * (x A^T) B^T`: a frozen weight `W [out, in]` with a LoRA pair
+/// `A [r, in]`, `B [out, r]`; `x` may have any leading dims.
+///
+/// On the CPU this is one op: the forward pass accumulates both products into one output
+/// buffer and keeps nothing but its inputs, and the backward pass returns the gradients of
+/// `x`, `A` and `B` (never of `W`). Composed of candle ops, the same computation would keep
+/// four `[rows, out]` intermediates per projection alive until the backward pass.
+pub fn lora_linear(
+    x: &Tensor,
+    w: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    scale: f64,
+) -> candle_core::Result<Tensor> {
+    let (out_dim, in_dim) = w.dims2()?;
+    let (r, a_in) = a.dims2()?;
+    if b.dims2()? != (out_dim, r) || a_in != in_dim {
+        candle_core::bail!(
+            "lora_linear: W {:?}, A {:?} and B {:?} do not fit together",
+            w.dims(),
+            a.dims(),
+            b.dims()
+        );
+    }
+    let on_cpu = x.device().is_cpu() && x.dtype() == DType::F32 && a.dtype() == DType::F32;
+    if !on_cpu {
+        let low = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&(b * scale)?.t()?)?;
+        return frozen_linear(x, w)? + low;
+    }
+    let dims = x.dims().to_vec();
+    let rows = x.elem_count() / in_dim.max(1);
+    let x2 = x.reshape((rows, in_dim))?.contiguous()?;
+    let y = x2.apply_op3(
+        &a.contiguous()?,
+        &b.contiguous()?,
+        LoraLinear { w: w.contiguous()?, scale: scale as f32 },
+    )?;
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("non-empty dims") = out_dim;
+    y.reshape(out_dims)
+}
+
+struct LoraLinear {
+    w: Tensor,
+    scale: f32,
+}
+
+/// A row-major view of a matrix for [`sgemm`]: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Mat { data, rows, cols, rs: cols, cs: 1 }
+    }
+
+    /// The transpose, without moving data.
+    fn t(self) -> Self {
+        Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+    }
+}
+
+/// `dst = (dst if accumulate) + alpha * lhs @ rhs` for a contiguous row-major `dst`, on
+/// candle's GEMM with its thread count.
+fn sgemm(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>, alpha: f32) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "sgemm: inner dimensions differ");
+    assert_eq!(dst.len(), m * n, "sgemm: destination size");
+    for x in [lhs, rhs] {
+        if x.rows > 0 && x.cols > 0 {
+            assert!((x.rows - 1) * x.rs + (x.cols - 1) * x.cs < x.data.len(), "sgemm: view");
+        }
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism =
+        if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: every index the kernel reads is inside `lhs.data` / `rhs.data` (checked
+    // above for the last element; strides are non-negative) and it writes exactly the
+    // `m * n` elements of the contiguous `dst`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+impl CustomOp3 for LoraLinear {
+    fn name(&self) -> &'static str {
+        "lora-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        as_: &CpuStorage,
+        al: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, in_dim) = xl.shape().dims2()?;
+        let (r, _) = al.shape().dims2()?;
+        let (out_dim, _) = bl.shape().dims2()?;
+        let x = Mat::new(f32_slice(xs, xl, "lora-linear")?, rows, in_dim);
+        let a = Mat::new(f32_slice(as_, al, "lora-linear")?, r, in_dim);
+        let b = Mat::new(f32_slice(bs, bl, "lora-linear")?, out_dim, r);
+        let (ws, wl) = self.w.storage_and_layout();
+        let Storage::Cpu(ws) = &*ws else {
+            candle_core::bail!("lora-linear: weight and input on different devices")
+        };
+        let w = Mat::new(f32_slice(ws, wl, "lora-linear")?, out_dim, in_dim);
+        let mut u = vec![0f32; rows * r];
+        sgemm(&mut u, false, x, a.t(), 1.0);
+        let mut y = vec![0f32; rows * out_dim];
+        sgemm(&mut y, false, x, w.t(), 1.0);
+        sgemm(&mut y, true, Mat::new(&u, rows, r), b.t(), self.scale);
+        Ok((CpuStorage::F32(y), Shape::from((rows, out_dim))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let scale = self.scale as f64;
+        // Detached: `A` and `B` are variables, and gradients built from tracked tensors
+        // would keep the whole backward graph alive inside the gradient store.
+        let (x, a, b, grad) = (x.detach(), a.detach(), b.detach(), grad.detach().contiguous()?);
+        let (x, a, b) = (&x, &a, &b);
+        // u = x A^T, g_u = scale * g B; dB = scale * g^T u, dA = g_u^T x,
+        // dx = g W + g_u A.
+        let u = x.matmul(&a.t()?)?;
+        let grad_u = (grad.matmul(b)? * scale)?;
+        let db = (grad.t()?.matmul(&u)? * scale)?;
+        let da = grad_u.t()?.matmul(x)?;
+        let dx = grad.apply_op2_no_bwd(&grad_u, &LoraInputGrad { w: &self.w, a })?;
+        Ok((Some(dx), Some(da), Some(db)))
+    }
+}
+
+/// `dx = g W + g_u A`, accumulated into one buffer.
+struct LoraInputGrad<'a> {
+    w: &'a Tensor,
+    a: &'a Tensor,
+}
+
+impl CustomOp2 for LoraInputGrad<'_> {
+    fn name(&self) -> &'static str {
+        "lora-linear-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        us: &CpuStorage,
+        ul: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, out_dim) = gl.shape().dims2()?;
+        let (_, r) = ul.shape().dims2()?;
+        let g = Mat::new(f32_slice(gs, gl, "lora-linear-bwd")?, rows, out_dim);
+        let gu = Mat::new(f32_slice(us, ul, "lora-linear-bwd")?, rows, r);
+        let in_dim = self.w.dim(1)?;
+        let mut dx = vec![0f32; rows * in_dim];
+        with_cpu_f32(self.w, "lora-linear-bwd", |w| {
+            sgemm(&mut dx, false, g, Mat::new(w, out_dim, in_dim), 1.0);
+            Ok(())
+        })?;
+        with_cpu_f32(self.a, "lora-linear-bwd", |a| {
+            sgemm(&mut dx, true, gu, Mat::new(a, r, in_dim), 1.0);
+            Ok(())
+        })?;
+        Ok((CpuStorage::F32(dx), Shape::from((rows, in_dim))))
     }
 }
 

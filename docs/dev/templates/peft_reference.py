@@ -267,6 +267,17 @@ _MISSING = object()
 # --------------------------------------------------------------------------------------
 
 
+def peak_rss_gib() -> float | None:
+    """This process's peak resident set (`VmHWM`), Linux only."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / (1024 * 1024)
+    except OSError:
+        pass
+    return None
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--template", default="triage",
@@ -507,7 +518,8 @@ def main() -> int:
                   "samples_per_second": rows_seen / train_seconds if args.steps else None},
         "timing": {"load_seconds": load_seconds, "train_seconds": train_seconds,
                    "eval_seconds": eval_seconds, "total_seconds": total_seconds,
-                   "threads": args.threads, "cpu_count": os.cpu_count()},
+                   "threads": args.threads, "cpu_count": os.cpu_count(),
+                   "peak_rss_gib": peak_rss_gib()},
         "eval": {"file": str(eval_file), "summary": summary, "rows": rows_out},
     }
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

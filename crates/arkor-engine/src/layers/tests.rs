@@ -115,3 +115,30 @@ fn frozen_linear_matches_matmul_and_skips_weight_gradient() {
     assert!(grads.get(w.as_tensor()).is_none(), "a frozen weight got a gradient");
     assert!(grads.get(x.as_tensor()).is_some());
 }
+
+#[test]
+fn lora_linear_matches_composed_ops_for_input_and_both_lora_matrices() {
+    let w = randn(&[12, 10], 20);
+    let x = randn(&[2, 7, 10], 21);
+    let (a, b) = (
+        Var::from_tensor(&randn(&[4, 10], 22)).unwrap(),
+        Var::from_tensor(&randn(&[12, 4], 23)).unwrap(),
+    );
+    let composed = |x: &Tensor| {
+        let low =
+            x.broadcast_matmul(&a.t().unwrap()).unwrap().broadcast_matmul(&b.t().unwrap()).unwrap();
+        (x.broadcast_matmul(&w.t().unwrap()).unwrap() + (low * 0.5).unwrap()).unwrap()
+    };
+    check(&x, |x| lora_linear(x, &w, &a, &b, 0.5).unwrap(), composed, 1e-4);
+    // The gradients of A and B, not only of the input.
+    let probe = randn(&[2, 7, 12], 24);
+    let ours = (lora_linear(&x, &w, &a, &b, 0.5).unwrap() * &probe).unwrap().sum_all().unwrap();
+    let reference = (composed(&x) * &probe).unwrap().sum_all().unwrap();
+    let (go, gr) = (ours.backward().unwrap(), reference.backward().unwrap());
+    assert!(go.get(&w).is_none(), "the frozen weight got a gradient");
+    for v in [&a, &b] {
+        let (o, r) = (go.get(v.as_tensor()).unwrap(), gr.get(v.as_tensor()).unwrap());
+        assert!(max_diff(o, r) < 1e-3, "LoRA gradient differs by {}", max_diff(o, r));
+        assert!(o.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+    }
+}

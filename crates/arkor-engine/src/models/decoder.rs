@@ -255,21 +255,25 @@ impl Model {
         let mut x = self.embed.index_select(ids, 0)?;
         let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
             let lin = &block.proj[p.index()];
-            let mut y = layers::frozen_linear(x, &lin.weight)?;
+            let pair = adapter.and_then(|a| a.pair(layer, p).map(|pair| (a, pair)));
+            let mut y = match (pair, mode) {
+                (Some((adapter, pair)), ForwardMode::Train { dropout_seed })
+                    if adapter.dropout() > 0.0 =>
+                {
+                    // Dropout applies to the adapter's input only, so the two products
+                    // see different inputs and stay separate.
+                    let seed = dropout_seed ^ ((layer as u64) << 8 | p.index() as u64) << 32;
+                    let xin = dropout(x, adapter.dropout(), seed)?;
+                    let low = xin.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
+                    (layers::frozen_linear(x, &lin.weight)? + (low * adapter.scale())?)?
+                }
+                (Some((adapter, pair)), _) => {
+                    layers::lora_linear(x, &lin.weight, &pair.a, &pair.b, adapter.scale())?
+                }
+                (None, _) => layers::frozen_linear(x, &lin.weight)?,
+            };
             if let Some(bias) = &lin.bias {
                 y = y.broadcast_add(bias)?;
-            }
-            if let Some(pair) = adapter.and_then(|a| a.pair(layer, p)) {
-                let adapter = adapter.expect("pair implies adapter");
-                let xin = match mode {
-                    ForwardMode::Train { dropout_seed } if adapter.dropout() > 0.0 => {
-                        let seed = dropout_seed ^ ((layer as u64) << 8 | p.index() as u64) << 32;
-                        dropout(x, adapter.dropout(), seed)?
-                    }
-                    _ => x.clone(),
-                };
-                let low = xin.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
-                y = (y + (low * adapter.scale())?)?;
             }
             Ok(y)
         };
