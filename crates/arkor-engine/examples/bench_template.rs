@@ -218,7 +218,7 @@ fn peak_rss_gib() -> Option<f64> {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut gguf = std::env::var_os("ARKOR_SMOLLM2_GGUF").map(PathBuf::from);
+    let mut gguf = None;
     let (mut template, mut steps, mut python) = ("triage".to_owned(), 20, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -239,6 +239,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let gguf = gguf
-        .ok_or("--gguf PATH (or ARKOR_SMOLLM2_GGUF) is required: SmolLM2-135M-Instruct's GGUF")?;
+        .ok_or("--gguf PATH is required: SmolLM2-135M-Instruct's GGUF")?;
     Ok(Args { gguf, template, steps, python })
 }
