@@ -12,13 +12,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc keeps freed tensor buffers for reuse; with the system allocator every large
-/// tensor is a fresh `mmap` whose pages the kernel zeroes on first touch, which cost about
-/// 15% of a training step (`docs/dev/performance.md`).
+/// The engine's allocator (`arkor_engine::alloc`): freed tensor buffers are reused.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: arkor_engine::alloc::Allocator = arkor_engine::alloc::Allocator;
 
 fn main() -> ExitCode {
+    arkor_engine::alloc::keep_freed_memory();
     let args = args::Cli::parse();
     match commands::run(args) {
         Ok(code) => code,

@@ -40,7 +40,7 @@ const PROMPT: usize = 16;
 
 /// The allocator the `arkor` binary uses.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: arkor_engine::alloc::Allocator = arkor_engine::alloc::Allocator;
 
 struct Args {
     steps: usize,
@@ -58,6 +58,7 @@ struct Row {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    arkor_engine::alloc::keep_freed_memory();
     let args = parse_args()?;
     let dir = tempfile::tempdir()?;
     let spec = TinySpec {

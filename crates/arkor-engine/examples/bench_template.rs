@@ -33,7 +33,7 @@ use arkor_engine::train::{TrainRequest, train};
 
 /// The allocator the `arkor` binary uses.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: arkor_engine::alloc::Allocator = arkor_engine::alloc::Allocator;
 
 struct Args {
     gguf: PathBuf,
@@ -53,6 +53,7 @@ struct Row {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    arkor_engine::alloc::keep_freed_memory();
     let start = Instant::now();
     let args = parse_args()?;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -238,7 +239,6 @@ fn parse_args() -> Result<Args, String> {
             }
         }
     }
-    let gguf = gguf
-        .ok_or("--gguf PATH is required: SmolLM2-135M-Instruct's GGUF")?;
+    let gguf = gguf.ok_or("--gguf PATH is required: SmolLM2-135M-Instruct's GGUF")?;
     Ok(Args { gguf, template, steps, python })
 }

@@ -17,6 +17,7 @@
 //! - [`eval::evaluate`] scores greedy replies against a held-out dataset;
 //! - [`tiny::ensure_tiny_model`] writes the built-in `arkor/tiny` model.
 
+pub mod alloc;
 pub mod cancel;
 pub mod config;
 pub mod data;

@@ -274,52 +274,87 @@ impl<'a> Batches<'a> {
     }
 }
 
-/// A micro-batch packed without padding: the rows' input tokens end to end.
+/// A micro-batch packed without padding: the rows' input tokens end to end, with the
+/// prefix they all share (typically the chat template's system prompt) stored once.
 ///
 /// The decoder runs each row as its own sequence ([`Model::hidden_states_packed`]), so
-/// the loss equals a right-padded batch's without computing padding; the LM head and the
-/// cross-entropy run only at positions whose target is trained.
+/// the loss equals a right-padded batch's without computing padding or the shared prefix
+/// more than once; the LM head and the cross-entropy run only at positions whose target is
+/// trained.
 struct Batch {
-    /// `[total]` input ids (each row without its last token).
+    /// `[total]` input ids: the shared prefix, then each row's remaining inputs.
     inputs: Tensor,
-    /// Length of each row's inputs.
+    /// Tokens every row's inputs start with, stored once at the front of `inputs`.
+    prefix: usize,
+    /// Length of each row's inputs after the prefix.
     lens: Vec<usize>,
-    /// Indices into `inputs` whose next token is trained, with that token.
+    /// Indices into `inputs` whose next token is trained (a prefix position may appear
+    /// once per row), with that token.
     trained_at: Vec<u32>,
     targets: Vec<u32>,
     tokens: usize,
 }
 
+/// Shorter shared prefixes are not worth a separate attention pass.
+const MIN_SHARED_PREFIX: usize = 16;
+
 impl Batch {
     fn new(rows: &[&Example], device: &candle_core::Device) -> Result<Self> {
-        let mut inputs = vec![];
+        // Each row's inputs are its ids without the last one; a row of one token still runs
+        // (one position, nothing trained) so a batch is never empty.
+        let row_inputs: Vec<Vec<u32>> = rows
+            .iter()
+            .map(|e| {
+                let n = e.input_ids.len().saturating_sub(1).max(1);
+                (0..n).map(|i| e.input_ids.get(i).copied().unwrap_or(0)).collect()
+            })
+            .collect();
+        let prefix = match &row_inputs[..] {
+            [] | [_] => 0,
+            [first, rest @ ..] => {
+                let common = rest.iter().fold(first.len(), |p, r| {
+                    p.min(first.iter().zip(r).take_while(|(a, b)| a == b).count())
+                });
+                // Every row keeps at least one token of its own.
+                let p = common.min(row_inputs.iter().map(|r| r.len() - 1).min().unwrap_or(0));
+                if p >= MIN_SHARED_PREFIX { p } else { 0 }
+            }
+        };
+        let mut inputs = row_inputs.first().map_or(vec![], |r| r[..prefix].to_vec());
         let (mut lens, mut trained_at, mut targets) = (vec![], vec![], vec![]);
         let mut tokens = 0;
-        for e in rows {
-            // A row of one token still runs (one position, nothing trained) so a batch is
-            // never empty.
-            let n = e.input_ids.len().saturating_sub(1).max(1);
+        for (e, ids) in rows.iter().zip(&row_inputs) {
             tokens += e.input_ids.len();
-            for i in 0..n {
+            let start = inputs.len();
+            for i in 0..ids.len() {
                 if e.loss_mask.get(i + 1).copied().unwrap_or(false) {
-                    trained_at.push(inputs.len() as u32);
+                    let at = if i < prefix { i } else { start + i - prefix };
+                    trained_at.push(at as u32);
                     targets.push(e.input_ids[i + 1]);
                 }
-                inputs.push(e.input_ids.get(i).copied().unwrap_or(0));
             }
-            lens.push(n);
+            inputs.extend_from_slice(&ids[prefix..]);
+            lens.push(ids.len() - prefix);
         }
-        let inputs = Tensor::from_vec(inputs, lens.iter().sum::<usize>(), device)?;
-        Ok(Self { inputs, lens, trained_at, targets, tokens })
+        let inputs = Tensor::from_vec(inputs, prefix + lens.iter().sum::<usize>(), device)?;
+        Ok(Self { inputs, prefix, lens, trained_at, targets, tokens })
     }
 
     /// Sum of the token losses (a scalar tensor, differentiable w.r.t. the adapter).
     fn loss_sum(&self, model: &Model, adapter: &Adapter, mode: ForwardMode) -> Result<Tensor> {
-        let hidden = model.hidden_states_packed(&self.inputs, &self.lens, Some(adapter), mode)?;
+        let hidden = model.hidden_states_packed(
+            &self.inputs,
+            self.prefix,
+            &self.lens,
+            Some(adapter),
+            mode,
+        )?;
         if self.trained_at.is_empty() {
             return Ok((hidden.sum_all()? * 0.0)?);
         }
-        let hidden = if self.trained_at.len() == hidden.dim(0)? {
+        let in_order = self.trained_at.len() == hidden.dim(0)?
+            && self.trained_at.iter().enumerate().all(|(i, at)| *at as usize == i);
+        let hidden = if in_order {
             hidden
         } else {
             let idx = Tensor::new(self.trained_at.as_slice(), hidden.device())?;

@@ -206,35 +206,41 @@ impl Model {
         Ok(x.reshape((b, t, self.spec.hidden_size))?)
     }
 
-    /// Runs the decoder on several sequences packed end to end without padding: `ids` is
-    /// `[total]` (u32), the concatenation of sequences of lengths `lens`, each starting at
-    /// position 0 and attending only to itself. Returns `[total, hidden]`.
+    /// Runs the decoder on several sequences packed end to end without padding and returns
+    /// `[total, hidden]`. `ids` is `[total]` (u32): first `shared_prefix` tokens that every
+    /// sequence starts with (stored once), then the rest of each sequence, of lengths
+    /// `lens`, one after the other. Each sequence attends only to the shared prefix and to
+    /// itself, with positions counted from the start of the prefix.
     ///
-    /// The result equals [`Model::hidden_states`] on the same rows right-padded into a
-    /// batch (up to float summation order), with no work spent on padding: every
-    /// projection runs once over the real tokens and attention runs per sequence.
+    /// The result equals [`Model::hidden_states`] on the full sequences right-padded into
+    /// a batch (up to float summation order), without work on padding and with the shared
+    /// prefix computed once: every projection runs once over the packed tokens and
+    /// attention runs per sequence. Gradients that reach the prefix sum over the sequences.
     pub fn hidden_states_packed(
         &self,
         ids: &Tensor,
+        shared_prefix: usize,
         lens: &[usize],
         adapter: Option<&Adapter>,
         mode: ForwardMode,
     ) -> Result<Tensor> {
         let total = ids.dim(0)?;
-        if lens.iter().sum::<usize>() != total || lens.contains(&0) {
+        if shared_prefix + lens.iter().sum::<usize>() != total || lens.contains(&0) {
             return Err(candle_core::Error::Msg(format!(
-                "packed sequences of lengths {lens:?} do not add up to the {total} ids given"
+                "packed sequences (prefix {shared_prefix}, then lengths {lens:?}) do not add up \
+                 to the {total} ids given"
             ))
             .into());
         }
-        match lens {
-            [_] => self.run(ids, Rows::Uniform { batch: 1, seq: total }, adapter, None, mode),
+        let rows = match lens {
+            _ if shared_prefix > 0 => Rows::Packed { prefix: shared_prefix, lens },
+            [_] => Rows::Uniform { batch: 1, seq: total },
             _ if lens.iter().all(|l| *l == lens[0]) => {
-                let rows = Rows::Uniform { batch: lens.len(), seq: lens[0] };
-                self.run(ids, rows, adapter, None, mode)
+                Rows::Uniform { batch: lens.len(), seq: lens[0] }
             }
-            _ => self.run(ids, Rows::Packed(lens), adapter, None, mode),
-        }
+            _ => Rows::Packed { prefix: 0, lens },
+        };
+        self.run(ids, rows, adapter, None, mode)
     }
 
     /// The decoder blocks over `ids` (`[tokens]`) laid out as `rows`; returns the final
@@ -287,16 +293,35 @@ impl Model {
                     let cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
                     self.attention(&q, &k, &v, batch, seq, offset, cache)?
                 }
-                Rows::Packed(lens) => {
-                    let mut parts = Vec::with_capacity(lens.len());
-                    let mut start = 0;
-                    for &len in lens {
-                        let (q, k, v) = (
+                Rows::Packed { prefix, lens } => {
+                    let part = |start: usize, len: usize| -> Result<[Tensor; 3]> {
+                        Ok([
                             q.narrow(0, start, len)?,
                             k.narrow(0, start, len)?,
                             v.narrow(0, start, len)?,
-                        );
-                        parts.push(self.attention(&q, &k, &v, 1, len, 0, None)?);
+                        ])
+                    };
+                    let mut parts = Vec::with_capacity(lens.len() + 1);
+                    // The prefix attends to itself; its keys and values then serve every
+                    // sequence as if cached.
+                    let mut prefix_kv = None;
+                    if prefix > 0 {
+                        let [q, k, v] = part(0, prefix)?;
+                        parts.push(self.attention(
+                            &q,
+                            &k,
+                            &v,
+                            1,
+                            prefix,
+                            0,
+                            Some(&mut prefix_kv),
+                        )?);
+                    }
+                    let mut start = prefix;
+                    for &len in lens {
+                        let [q, k, v] = part(start, len)?;
+                        let mut kv = prefix_kv.clone();
+                        parts.push(self.attention(&q, &k, &v, 1, len, prefix, Some(&mut kv))?);
                         start += len;
                     }
                     Tensor::cat(&parts, 0)?
@@ -406,8 +431,9 @@ fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
 enum Rows<'a> {
     /// `batch` sequences of `seq` tokens each (padding included, if any).
     Uniform { batch: usize, seq: usize },
-    /// Sequences of these lengths packed end to end, each starting at position 0.
-    Packed(&'a [usize]),
+    /// A prefix of `prefix` tokens shared by every sequence (0: none), then the rest of
+    /// each sequence, of these lengths, end to end.
+    Packed { prefix: usize, lens: &'a [usize] },
 }
 
 /// Inverted dropout with a mask drawn from `seed`.

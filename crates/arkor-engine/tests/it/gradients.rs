@@ -85,14 +85,48 @@ fn gradients_match_finite_differences() {
 }
 
 /// A batch of rows of different lengths is computed without padding (rows packed end to
-/// end, each attending only to itself); its loss and gradients must equal those of each
-/// row run on its own, weighted by the row's trained tokens.
+/// end, each attending only to itself, a prefix they all share computed once); its loss
+/// and gradients must equal those of each row run on its own, weighted by the row's
+/// trained tokens.
 #[test]
 fn rows_of_different_lengths_train_as_if_each_ran_alone() {
     let fixture = tiny_qwen2();
     let l = load(fixture.path());
     let dir = tempfile::tempdir().unwrap();
-    let data = prepare(&l.tokenizer, &[write_qa_dataset(dir.path(), 4)], &quick_config());
+    let plain = write_qa_dataset(dir.path(), 4);
+    // The same rows behind one long system prompt: the batch shares a prefix.
+    let system = "You are the support assistant of a small bakery. Answer in one short \
+                  sentence, politely, and never invent opening hours or prices.";
+    let prompted = dir.path().join("prompted.jsonl");
+    let rows: Vec<String> = std::fs::read_to_string(&plain)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let messages = row["messages"].as_array_mut().unwrap();
+            messages.insert(0, serde_json::json!({"role": "system", "content": system}));
+            row.to_string()
+        })
+        .collect();
+    std::fs::write(&prompted, rows.join("\n") + "\n").unwrap();
+    for (file, shared) in [(plain, false), (prompted, true)] {
+        let data = prepare(&l.tokenizer, &[file], &quick_config());
+        let common = data.train[1..].iter().fold(data.train[0].input_ids.len(), |p, e| {
+            p.min(
+                data.train[0]
+                    .input_ids
+                    .iter()
+                    .zip(&e.input_ids)
+                    .take_while(|(a, b)| a == b)
+                    .count(),
+            )
+        });
+        assert_eq!(common >= 16, shared, "shared prefix of {common} tokens");
+        check_rows_alone(&l, &data);
+    }
+}
+
+fn check_rows_alone(l: &crate::Loaded, data: &arkor_engine::data::PreparedDataset) {
     let lens: Vec<usize> = data.train.iter().map(|e| e.input_ids.len()).collect();
     assert!(lens.iter().any(|n| *n != lens[0]), "rows must differ in length: {lens:?}");
     let adapter = perturbed_adapter(&l);
