@@ -129,7 +129,7 @@ fn rows_of_different_lengths_train_as_if_each_ran_alone() {
 fn check_rows_alone(l: &crate::Loaded, data: &arkor_engine::data::PreparedDataset) {
     let lens: Vec<usize> = data.train.iter().map(|e| e.input_ids.len()).collect();
     assert!(lens.iter().any(|n| *n != lens[0]), "rows must differ in length: {lens:?}");
-    let adapter = perturbed_adapter(&l);
+    let adapter = perturbed_adapter(l);
     let trained =
         |e: &arkor_engine::data::Example| e.loss_mask.iter().skip(1).filter(|m| **m).count() as f64;
     let total: f64 = data.train.iter().map(trained).sum();
