@@ -146,7 +146,7 @@ fn run(
             let mode = ForwardMode::Train {
                 dropout_seed: config.seed ^ ((step * 64 + m) as u64 + 1) << 16,
             };
-            let sum = batch.loss_sum(model, &adapter, mode)?;
+            let sum = batch.loss_sum(model, &adapter, mode, true)?;
             let scaled = (&sum / trained.max(1) as f64)?;
             let store = scaled.backward()?;
             for (slot, (_, var)) in grads.iter_mut().zip(&vars) {
@@ -231,7 +231,8 @@ pub fn evaluate(
     for chunk in rows.chunks(batch_size.max(1)) {
         let refs: Vec<&Example> = chunk.iter().collect();
         let batch = Batch::new(&refs, model.device())?;
-        sum += batch.loss_sum(model, adapter, ForwardMode::Inference)?.to_scalar::<f32>()? as f64;
+        sum += batch.loss_sum(model, adapter, ForwardMode::Inference, false)?.to_scalar::<f32>()?
+            as f64;
         tokens += refs.iter().map(|e| trained_tokens(e)).sum::<usize>();
     }
     Ok(sum / tokens.max(1) as f64)
@@ -340,8 +341,15 @@ impl Batch {
         Ok(Self { inputs, prefix, lens, trained_at, targets, tokens })
     }
 
-    /// Sum of the token losses (a scalar tensor, differentiable w.r.t. the adapter).
-    fn loss_sum(&self, model: &Model, adapter: &Adapter, mode: ForwardMode) -> Result<Tensor> {
+    /// Sum of the token losses (a scalar tensor, differentiable w.r.t. the adapter when
+    /// `grad`).
+    fn loss_sum(
+        &self,
+        model: &Model,
+        adapter: &Adapter,
+        mode: ForwardMode,
+        grad: bool,
+    ) -> Result<Tensor> {
         let hidden = model.hidden_states_packed(
             &self.inputs,
             self.prefix,
@@ -360,9 +368,8 @@ impl Batch {
             let idx = Tensor::new(self.trained_at.as_slice(), hidden.device())?;
             hidden.index_select(&idx, 0)?
         };
-        let logits = model.logits(&hidden)?;
-        let weights = vec![1.0; self.targets.len()];
-        Ok(layers::weighted_cross_entropy(&logits, &self.targets, &weights)?.sum_all()?)
+        let losses = layers::linear_cross_entropy(&hidden, model.lm_head(), &self.targets, grad)?;
+        Ok(losses.sum_all()?)
     }
 }
 
@@ -432,7 +439,8 @@ pub fn adapter_gradients(
     let refs: Vec<&Example> = rows.iter().collect();
     let batch = Batch::new(&refs, model.device())?;
     let tokens: usize = refs.iter().map(|e| trained_tokens(e)).sum();
-    let loss = (batch.loss_sum(model, adapter, ForwardMode::Inference)? / tokens.max(1) as f64)?;
+    let loss =
+        (batch.loss_sum(model, adapter, ForwardMode::Inference, true)? / tokens.max(1) as f64)?;
     let store = loss.backward()?;
     Ok(adapter
         .vars()

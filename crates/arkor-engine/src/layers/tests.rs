@@ -142,3 +142,22 @@ fn lora_linear_matches_composed_ops_for_input_and_both_lora_matrices() {
         assert!(o.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
     }
 }
+
+#[test]
+fn linear_cross_entropy_matches_the_head_then_cross_entropy() {
+    // More rows than one block of logits, so the blocking is exercised.
+    let (rows, dim, vocab) = (CE_BLOCK_ROWS + 37, 8, 50);
+    let w = randn(&[vocab, dim], 30);
+    let targets: Vec<u32> = (0..rows as u32).map(|i| (i * 7) % vocab as u32).collect();
+    let ones = vec![1.0; rows];
+    check(
+        &randn(&[rows, dim], 31),
+        |x| linear_cross_entropy(x, &w, &targets, true).unwrap(),
+        |x| weighted_cross_entropy(&frozen_linear(x, &w).unwrap(), &targets, &ones).unwrap(),
+        1e-4,
+    );
+    let x = randn(&[rows, dim], 32);
+    let without_grad = linear_cross_entropy(&x, &w, &targets, false).unwrap();
+    let reference = weighted_cross_entropy(&frozen_linear(&x, &w).unwrap(), &targets, &ones);
+    assert!(max_diff(&without_grad, &reference.unwrap()) < 1e-4);
+}

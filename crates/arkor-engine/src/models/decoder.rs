@@ -372,6 +372,11 @@ impl Model {
         Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, nh * hd))?)
     }
 
+    /// The output projection `[vocab, hidden]` (the embedding matrix when tied).
+    pub fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
+
     /// Projects hidden states (`[..., hidden]`) to vocabulary logits (`[..., vocab]`).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         Ok(layers::frozen_linear(hidden, &self.lm_head)?)
