@@ -1,4 +1,4 @@
-"""PyTorch + PEFT side of `cargo run --release -p arkor-engine --example bench -- --python PY`.
+"""PyTorch + PEFT side of `cargo run --release -p arkor-engine --example bench_engine -- --python PY`.
 
 Loads the model directory the bench wrote, trains LoRA (r 16, alpha 16, all seven
 projections, AdamW) on random tokens at the same batch shape, then decodes greedily with

@@ -1,7 +1,7 @@
 //! Training and decode throughput at a real model's shape, against PyTorch in the same run.
 //!
 //! ```text
-//! cargo run --release -p arkor-engine --example bench -- [--steps N] [--decode N]
+//! cargo run --release -p arkor-engine --example bench_engine -- [--steps N] [--decode N]
 //!     [--layers N] [--device cpu|cuda] [--python PATH]
 //! ```
 //!
