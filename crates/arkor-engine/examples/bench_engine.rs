@@ -18,6 +18,9 @@
 //! same things with transformers + PEFT on the same model files, in a child process, and
 //! both rows are printed in one table. See `docs/dev/performance.md`.
 
+mod common;
+
+use common::peak_rss_gib;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -214,14 +217,6 @@ fn measure_torch(
         peak_gib: Some(num("peak_gib")?),
         decode_tok_s: num("decode_tok_s")?,
     })
-}
-
-/// Peak resident set of this process (`VmHWM`), Linux only.
-fn peak_rss_gib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / (1024.0 * 1024.0))
 }
 
 fn parse_args() -> Result<Args, String> {

@@ -18,6 +18,9 @@
 //! their longest row and logits at every position, as the PEFT and transformers docs do.
 //! Both rows are printed in one table. See `docs/dev/performance.md`.
 
+mod common;
+
+use common::peak_rss_gib;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -208,14 +211,6 @@ fn measure_peft(python: &str, args: &Args, repo: &Path) -> Result<Row, Box<dyn s
         final_loss: num(&["train", "final_loss"])?,
         peak_gib: num(&["timing", "peak_rss_gib"])?,
     })
-}
-
-/// Peak resident set of this process (`VmHWM`), Linux only.
-fn peak_rss_gib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / (1024.0 * 1024.0))
 }
 
 fn parse_args() -> Result<Args, String> {

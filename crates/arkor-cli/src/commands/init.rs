@@ -43,7 +43,7 @@ fn spec(t: Template) -> TemplateSpec {
             label: "multilingual intake translation: a message in one of 9 languages becomes JSON with the English translation and the detected language",
             train: include_str!("../../templates/translate/data/train.jsonl"),
             heldout: include_str!("../../templates/translate/data/heldout.jsonl"),
-            real: (100, "2e-4", 25),
+            real: (120, "2e-3", 40),
         },
         Template::Redaction => TemplateSpec {
             id: "redaction",
@@ -51,7 +51,7 @@ fn spec(t: Template) -> TemplateSpec {
             label: "PII redaction: free text becomes JSON with the redacted text, the number of redactions and their tags",
             train: include_str!("../../templates/redaction/data/train.jsonl"),
             heldout: include_str!("../../templates/redaction/data/heldout.jsonl"),
-            real: (100, "2e-4", 25),
+            real: (120, "2e-3", 40),
         },
     }
 }
