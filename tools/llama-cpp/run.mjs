@@ -20,6 +20,11 @@
 //          greedy-only, so it returns softmax over the full vocab. logprobs = log(p) =
 //          logits - logsumexp(logits) (f32; compare after subtracting each side's logsumexp).
 //
+//   node run.mjs speed    --model F.gguf --prompt-ids IDS --max-tokens N [--threads 1]
+//       -> {"prompt_tokens", "new_tokens", "prefill_tok_s", "decode_tok_s"}
+//          greedy like `greedy`, but never stops early (end-of-generation tokens are generated
+//          through); prefill = time to the first new token, decode = the tokens after it.
+//
 // IDS is a JSON array ("[1,2,3]") or a path to a file holding one. Setup: `npm ci` in this folder.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { readFileSync, existsSync } from "node:fs";
@@ -118,6 +123,27 @@ async function main() {
             out = { ids, stopped };
             break;
         }
+        case "speed": {
+            const prompt = readIds(need(opts, "prompt-ids"));
+            const maxTokens = Number(need(opts, "max-tokens"));
+            if (!Number.isInteger(maxTokens) || maxTokens < 2) fail("--max-tokens must be an integer >= 2");
+            const model = await loadModel(opts);
+            const seq = await makeSequence(model, opts, prompt.length + maxTokens + 8);
+            let n = 0, first = 0;
+            const start = performance.now();
+            for await (const _ of seq.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
+                n++;
+                if (n === 1) first = performance.now();
+                if (n >= maxTokens) break;
+            }
+            const end = performance.now();
+            out = {
+                prompt_tokens: prompt.length, new_tokens: n,
+                prefill_tok_s: prompt.length / ((first - start) / 1000),
+                decode_tok_s: (n - 1) / ((end - first) / 1000),
+            };
+            break;
+        }
         case "logits": {
             const prompt = readIds(need(opts, "prompt-ids"));
             const model = await loadModel(opts);
@@ -135,7 +161,7 @@ async function main() {
             break;
         }
         default:
-            fail(`unknown subcommand ${JSON.stringify(cmd)} (info | tokenize | greedy | logits)`);
+            fail(`unknown subcommand ${JSON.stringify(cmd)} (info | tokenize | greedy | speed | logits)`);
     }
     // Exit only after stdout is flushed (pipes are async in node; large outputs would be cut).
     process.stdout.write(JSON.stringify(out) + "\n", () => process.exit(0));

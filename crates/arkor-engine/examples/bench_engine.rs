@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p arkor-engine --example bench_engine -- [--steps N] [--decode N]
-//!     [--layers N] [--device cpu|cuda] [--python PATH]
+//!     [--layers N] [--device cpu|cuda] [--python PATH] [--llama-cpp SCRIPT]
 //! ```
 //!
 //! Writes a random model with SmolLM2-135M's shape (hidden 576, 30 layers, 9 heads, 3 kv
@@ -16,7 +16,9 @@
 //! With `--python PATH` (a Python with the versions in
 //! `tests/data/reference/requirements.txt`), `examples/bench_reference.py` measures the
 //! same things with transformers + PEFT on the same model files, in a child process, and
-//! both rows are printed in one table. See `docs/dev/performance.md`.
+//! both rows are printed in one table. With `--llama-cpp tools/llama-cpp/run.mjs`, the base
+//! model is also exported as an f32 GGUF and llama.cpp's prefill and decode speed on it is
+//! printed next to arkor's. See `docs/dev/performance.md`.
 
 mod common;
 
@@ -51,6 +53,7 @@ struct Args {
     layers: usize,
     device: DeviceChoice,
     python: Option<String>,
+    llama_cpp: Option<String>,
 }
 
 struct Row {
@@ -85,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(python) = &args.python {
         rows.push(measure_torch(python, dir.path(), &args)?);
     }
+    let llama_cpp = args.llama_cpp.clone();
     println!();
     println!(
         "model: SmolLM2-135M shape, {} layers, vocab {vocab}, fp32, device {:?}",
@@ -107,6 +111,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "| {:<28} | {:>15.1} | {:>14} | {:>16.1} |",
             r.name, r.train_tok_s, peak, r.decode_tok_s
         );
+    }
+    if let Some(script) = &llama_cpp {
+        measure_decode_vs_llama_cpp(&model, script, &args)?;
     }
     Ok(())
 }
@@ -174,19 +181,100 @@ fn measure_arkor(
     let peak_gib = peak_rss_gib();
 
     let adapter = Adapter::new(model.spec(), &LoraConfig::default(), "bench", 1, model.device())?;
-    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| i * 7 + 3).collect();
-    let mut cache = KvCache::new();
-    let mut ids = Tensor::new(prompt.as_slice(), model.device())?.unsqueeze(0)?;
     let start = Instant::now();
-    for _ in 0..args.decode {
-        let hidden =
-            model.hidden_states(&ids, Some(&adapter), Some(&mut cache), ForwardMode::Inference)?;
-        let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
-        let next = model.logits(&last)?.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?[0];
-        ids = Tensor::new(&[next], model.device())?.unsqueeze(0)?;
-    }
+    greedy(model, Some(&adapter), args.decode, &mut |_| {})?;
     let decode_tok_s = args.decode as f64 / start.elapsed().as_secs_f64();
     Ok(Row { name: "arkor (candle)".to_owned(), train_tok_s, peak_gib, decode_tok_s })
+}
+
+/// The bench's 16-token prompt.
+fn prompt() -> Vec<u32> {
+    (0..PROMPT as u32).map(|i| i * 7 + 3).collect()
+}
+
+/// Greedy decoding of `new` tokens after [`prompt`] with the KV cache; `on_token(i)` is
+/// called as token `i` is produced.
+fn greedy(
+    model: &Model,
+    adapter: Option<&Adapter>,
+    new: usize,
+    on_token: &mut dyn FnMut(usize),
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut cache = KvCache::new();
+    let mut ids = Tensor::new(prompt().as_slice(), model.device())?.unsqueeze(0)?;
+    for i in 0..new {
+        let hidden =
+            model.hidden_states(&ids, adapter, Some(&mut cache), ForwardMode::Inference)?;
+        let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
+        let next = model.logits(&last)?.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?[0];
+        on_token(i);
+        ids = Tensor::new(&[next], model.device())?.unsqueeze(0)?;
+    }
+    Ok(())
+}
+
+/// Prefill and decode tokens/s of the base model (no adapter), arkor and llama.cpp on the
+/// same weights exported as an f32 GGUF, both on all cores.
+fn measure_decode_vs_llama_cpp(
+    model: &Model,
+    script: &str,
+    args: &Args,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let mut first = None;
+    greedy(model, None, args.decode, &mut |i| {
+        if i == 0 {
+            first = Some(Instant::now());
+        }
+    })?;
+    let (end, first) = (Instant::now(), first.ok_or("no token decoded")?);
+    let arkor_prefill = PROMPT as f64 / (first - start).as_secs_f64();
+    let arkor_decode = (args.decode - 1) as f64 / (end - first).as_secs_f64();
+
+    let dir = tempfile::tempdir()?;
+    let gguf = dir.path().join("bench-f32.gguf");
+    let req = arkor_engine::export::ExportRequest {
+        model,
+        adapter: None,
+        format: arkor_engine::export::ExportFormat::Gguf,
+        quant: arkor_engine::export::Quant::F32,
+        output: &gguf,
+        name: "bench",
+        system_prompt: None,
+    };
+    arkor_engine::export::export(&req, &mut |_, _| {})?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!("running llama.cpp ({script}) on the same weights as an f32 GGUF...");
+    let output = Command::new("node")
+        .arg(script)
+        .arg("speed")
+        .arg("--model")
+        .arg(&gguf)
+        .args(["--prompt-ids", &serde_json::to_string(&prompt())?])
+        .args(["--max-tokens", &args.decode.to_string(), "--threads", &threads.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("llama.cpp failed ({})", output.status).into());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let num = |k: &str| v[k].as_f64().ok_or_else(|| format!("llama.cpp output lacks {k}: {v}"));
+    println!();
+    println!(
+        "decode, base model, f32 weights, {PROMPT}-token prompt, {} new tokens, {threads} threads:",
+        args.decode
+    );
+    println!();
+    println!("| {:<28} | {:>15} | {:>15} |", "engine", "prefill tok/s", "decode tok/s");
+    println!("|{:-<30}|{:->17}|{:->17}|", "", "", "");
+    println!("| {:<28} | {:>15.1} | {:>15.1} |", "arkor (candle)", arkor_prefill, arkor_decode);
+    println!(
+        "| {:<28} | {:>15.1} | {:>15.1} |",
+        "llama.cpp (node-llama-cpp)",
+        num("prefill_tok_s")?,
+        num("decode_tok_s")?
+    );
+    Ok(())
 }
 
 fn measure_torch(
@@ -220,8 +308,14 @@ fn measure_torch(
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args =
-        Args { steps: 3, decode: 128, layers: 30, device: DeviceChoice::Cpu, python: None };
+    let mut args = Args {
+        steps: 3,
+        decode: 128,
+        layers: 30,
+        device: DeviceChoice::Cpu,
+        python: None,
+        llama_cpp: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -231,6 +325,7 @@ fn parse_args() -> Result<Args, String> {
             "--decode" => args.decode = number(value()?)?.max(1),
             "--layers" => args.layers = number(value()?)?.max(1),
             "--python" => args.python = Some(value()?),
+            "--llama-cpp" => args.llama_cpp = Some(value()?),
             "--device" => {
                 args.device = match value()?.as_str() {
                     "cpu" => DeviceChoice::Cpu,
@@ -240,7 +335,7 @@ fn parse_args() -> Result<Args, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; expected --steps, --decode, --layers, --device, --python"
+                    "unknown argument {other:?}; expected --steps, --decode, --layers, --device, --python, --llama-cpp"
                 ));
             }
         }
