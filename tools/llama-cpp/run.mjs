@@ -82,6 +82,16 @@ async function makeSequence(model, opts, nCtx) {
     return context.getSequence();
 }
 
+// The prompt, token budget (at least `least`), model and sequence of `greedy` and `speed`.
+async function generation(opts, least) {
+    const prompt = readIds(need(opts, "prompt-ids"));
+    const maxTokens = Number(need(opts, "max-tokens"));
+    if (!Number.isInteger(maxTokens) || maxTokens < least) fail(`--max-tokens must be an integer >= ${least}`);
+    const model = await loadModel(opts);
+    const seq = await makeSequence(model, opts, prompt.length + maxTokens + 8);
+    return { prompt, maxTokens, model, seq };
+}
+
 async function main() {
     const { cmd, opts } = parseArgs(process.argv.slice(2));
     let out;
@@ -108,11 +118,7 @@ async function main() {
             break;
         }
         case "greedy": {
-            const prompt = readIds(need(opts, "prompt-ids"));
-            const maxTokens = Number(need(opts, "max-tokens"));
-            if (!Number.isInteger(maxTokens) || maxTokens < 1) fail("--max-tokens must be a positive integer");
-            const model = await loadModel(opts);
-            const seq = await makeSequence(model, opts, prompt.length + maxTokens + 8);
+            const { prompt, maxTokens, model, seq } = await generation(opts, 1);
             const ids = [];
             let stopped = "length";
             for await (const t of seq.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
@@ -124,11 +130,7 @@ async function main() {
             break;
         }
         case "speed": {
-            const prompt = readIds(need(opts, "prompt-ids"));
-            const maxTokens = Number(need(opts, "max-tokens"));
-            if (!Number.isInteger(maxTokens) || maxTokens < 2) fail("--max-tokens must be an integer >= 2");
-            const model = await loadModel(opts);
-            const seq = await makeSequence(model, opts, prompt.length + maxTokens + 8);
+            const { prompt, maxTokens, seq } = await generation(opts, 2);
             let n = 0, first = 0;
             const start = performance.now();
             for await (const _ of seq.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {

@@ -601,12 +601,10 @@ pub fn weighted_cross_entropy(
     weights: &[f32],
 ) -> candle_core::Result<Tensor> {
     let (rows, vocab) = logits.dims2()?;
-    if targets.len() != rows || weights.len() != rows {
-        candle_core::bail!("cross-entropy: {rows} rows but {} targets", targets.len());
+    if weights.len() != rows {
+        candle_core::bail!("cross-entropy: {rows} rows but {} weights", weights.len());
     }
-    if let Some(bad) = targets.iter().find(|t| **t as usize >= vocab) {
-        candle_core::bail!("cross-entropy: target id {bad} is outside the vocabulary of {vocab}");
-    }
+    check_targets(targets, rows, vocab)?;
     if logits.device().is_cpu() && logits.dtype() == DType::F32 {
         return logits
             .contiguous()?
@@ -618,6 +616,23 @@ pub fn weighted_cross_entropy(
     let picked = log_probs.gather(&idx, 1)?.squeeze(1)?;
     let w = Tensor::from_slice(weights, rows, device)?.to_dtype(logits.dtype())?;
     picked.neg()? * w
+}
+
+/// One target per row, each inside the vocabulary.
+fn check_targets(targets: &[u32], rows: usize, vocab: usize) -> candle_core::Result<()> {
+    if targets.len() != rows {
+        candle_core::bail!("cross-entropy: {rows} rows but {} targets", targets.len());
+    }
+    if let Some(bad) = targets.iter().find(|t| **t as usize >= vocab) {
+        candle_core::bail!("cross-entropy: target id {bad} is outside the vocabulary of {vocab}");
+    }
+    Ok(())
+}
+
+/// `(max, sum(exp(x - max)))` of a row of logits: `ln(sum) + max` is its log-sum-exp.
+fn max_and_exp_sum(x: &[f32]) -> (f32, f32) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    (max, x.iter().map(|v| (v - max).exp()).sum())
 }
 
 struct CrossEntropy {
@@ -638,9 +653,8 @@ impl CustomOp1 for CrossEntropy {
             if self.weights[i] == 0.0 {
                 return;
             }
-            let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-            let lse = x.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
-            *o = (lse - x[self.targets[i] as usize]) * self.weights[i];
+            let (max, sum) = max_and_exp_sum(x);
+            *o = (sum.ln() + max - x[self.targets[i] as usize]) * self.weights[i];
         });
         Ok((CpuStorage::F32(out), Shape::from(rows)))
     }
@@ -676,8 +690,7 @@ impl CustomOp2 for CrossEntropyBwd<'_> {
             if scale == 0.0 {
                 return;
             }
-            let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-            let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
+            let (max, sum) = max_and_exp_sum(x);
             let inv = scale / sum;
             for (o, x) in o.iter_mut().zip(x) {
                 *o = (x - max).exp() * inv;
@@ -708,12 +721,7 @@ pub fn linear_cross_entropy(
     if w_dim != dim {
         candle_core::bail!("linear_cross_entropy: hidden has {dim} features, the head {w_dim}");
     }
-    if targets.len() != rows {
-        candle_core::bail!("cross-entropy: {rows} rows but {} targets", targets.len());
-    }
-    if let Some(bad) = targets.iter().find(|t| **t as usize >= vocab) {
-        candle_core::bail!("cross-entropy: target id {bad} is outside the vocabulary of {vocab}");
-    }
+    check_targets(targets, rows, vocab)?;
     if !(hidden.device().is_cpu() && hidden.dtype() == DType::F32) {
         return weighted_cross_entropy(&frozen_linear(hidden, w)?, targets, &vec![1.0; rows]);
     }
@@ -761,11 +769,14 @@ impl CustomOp1 for LinearCrossEntropy {
                 block.par_chunks_mut(vocab).zip(losses.par_iter_mut()).zip(targets).for_each(
                     |((x, loss), &target)| {
                         let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-                        let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
-                        *loss = sum.ln() + max - x[target as usize];
+                        let picked = x[target as usize];
+                        // exp once, in place: the softmax numerators are the gradient's too.
+                        x.iter_mut().for_each(|v| *v = (*v - max).exp());
+                        let sum: f32 = x.iter().sum();
+                        *loss = sum.ln() + max - picked;
                         if self.with_grad {
                             let inv = 1.0 / sum;
-                            x.iter_mut().for_each(|v| *v = (*v - max).exp() * inv);
+                            x.iter_mut().for_each(|v| *v *= inv);
                             x[target as usize] -= 1.0;
                         }
                     },
