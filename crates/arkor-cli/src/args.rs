@@ -218,6 +218,21 @@ pub struct ChatArgs {
     /// Stop the reply at this string (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
+    /// Every reply is JSON valid against the JSON schema in this file.
+    #[arg(long, value_name = "FILE", group = "constraint")]
+    pub json_schema: Option<PathBuf>,
+    /// Every reply is one JSON object.
+    #[arg(long, group = "constraint")]
+    pub json: bool,
+    /// Every reply matches this regular expression (Rust regex syntax, whole reply).
+    #[arg(long, value_name = "REGEX", group = "constraint")]
+    pub regex: Option<String>,
+    /// Every reply is one of these comma-separated strings.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',', group = "constraint")]
+    pub choice: Vec<String>,
+    /// Every reply matches the Lark grammar (llguidance's dialect) in this file.
+    #[arg(long, value_name = "FILE", group = "constraint")]
+    pub grammar: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -432,7 +432,8 @@ fn detect(obj: &serde_json::Map<String, Value>) -> Option<DatasetFormat> {
     }
 }
 
-fn describe(v: &Value) -> &'static str {
+/// "a string", "an array", ...: a JSON value's kind for error messages.
+pub(crate) fn describe(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -73,6 +73,11 @@ pub enum Error {
         message: String,
     },
 
+    /// A response format, regex, choice list or grammar is invalid, or a constrained
+    /// reply could not go on.
+    #[error("constrained decoding: {0}")]
+    Constraint(String),
+
     /// The dataset could not be read or turned into training examples.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),

@@ -205,6 +205,7 @@ pub fn evaluate(
         repetition_penalty: 1.0,
         seed: 0,
         stop: vec![],
+        constraint: None,
     };
     let mut rows = Vec::with_capacity(req.data.cases.len());
     let mut cancelled = false;

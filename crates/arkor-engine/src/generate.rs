@@ -13,6 +13,7 @@ use candle_core::{D, Tensor};
 use rand::{Rng, SeedableRng};
 
 use crate::cancel::CancelToken;
+use crate::constrain::Constraint;
 use crate::lora::Adapter;
 use crate::models::{ForwardMode, KvCache, Model};
 use crate::tokenizer::{ChatMessage, TextTokenizer};
@@ -35,6 +36,8 @@ pub struct SamplingParams {
     pub seed: u64,
     /// Stop when the reply contains one of these strings (it is cut before the match).
     pub stop: Vec<String>,
+    /// Hold the reply to a JSON schema, regex, choice or grammar.
+    pub constraint: Option<Constraint>,
 }
 
 impl Default for SamplingParams {
@@ -47,6 +50,7 @@ impl Default for SamplingParams {
             repetition_penalty: 1.0,
             seed: 0,
             stop: vec![],
+            constraint: None,
         }
     }
 }
@@ -142,6 +146,10 @@ pub fn generate(
         ));
     }
     let eos = tokenizer.eos_token_ids();
+    let mut constraint = match &params.constraint {
+        Some(c) => Some(tokenizer.constrain(c, model.spec().vocab_size)?),
+        None => None,
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(params.seed);
     let mut cache = KvCache::new();
     let mut stream = tokenizer.decode_stream();
@@ -159,11 +167,17 @@ pub fn generate(
         let hidden =
             model.hidden_states(&ids, adapter, Some(&mut cache), ForwardMode::Inference)?;
         let last = hidden.narrow(1, next_input.len() - 1, 1)?;
-        let logits = model.logits(&last)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut logits = model.logits(&last)?.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(c) = &mut constraint {
+            c.mask(&mut logits)?;
+        }
         let id = sample(logits, &seen, params, &mut rng);
         if eos.contains(&id) {
             finish = FinishReason::Stop;
             break;
+        }
+        if let Some(c) = &mut constraint {
+            c.accept(id)?;
         }
         tokens.push(id);
         seen.push(id);
@@ -171,6 +185,12 @@ pub fn generate(
         if let Some(text) = stream.step(id)?
             && out.push(&text, on_text)
         {
+            finish = FinishReason::Stop;
+            break;
+        }
+        // A complete constrained reply that admits nothing more ends without asking the
+        // model for its end-of-sequence token.
+        if constraint.as_ref().is_some_and(|c| c.is_finished()) {
             finish = FinishReason::Stop;
             break;
         }
@@ -202,6 +222,11 @@ fn sample(mut logits: Vec<f32>, seen: &[u32], p: &SamplingParams, rng: &mut impl
     let t = p.temperature as f32;
     let mut cand: Vec<(u32, f32)> =
         logits.iter().enumerate().map(|(i, l)| (i as u32, l / t)).collect();
+    // Tokens a constraint forbids never compete (and are not sorted).
+    cand.retain(|c| c.1 > f32::NEG_INFINITY);
+    if cand.is_empty() {
+        return argmax(&logits);
+    }
     cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     if let Some(k) = p.top_k {
         cand.truncate(k.max(1));

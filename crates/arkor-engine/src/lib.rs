@@ -13,13 +13,15 @@
 //! - [`lora::Adapter`] creates, saves and loads PEFT-format LoRA adapters;
 //! - [`data::prepare_dataset`] turns JSONL/Parquet rows into token sequences and a report;
 //! - [`train::train`] runs the training loop;
-//! - [`generate::generate`] samples a reply token by token;
+//! - [`generate::generate`] samples a reply token by token, optionally held to a
+//!   [`constrain::Constraint`] (JSON schema, regex, choice, grammar);
 //! - [`eval::evaluate`] scores greedy replies against a held-out dataset;
 //! - [`tiny::ensure_tiny_model`] writes the built-in `arkor/tiny` model.
 
 pub mod alloc;
 pub mod cancel;
 pub mod config;
+pub mod constrain;
 pub mod data;
 pub mod device;
 pub mod error;

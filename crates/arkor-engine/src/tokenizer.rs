@@ -76,6 +76,8 @@ pub struct TextTokenizer {
     eos_token: Option<String>,
     eos_ids: Vec<u32>,
     pad_id: u32,
+    /// llguidance's view of the vocabulary, built on the first constrained reply.
+    grammars: std::sync::Mutex<Option<std::sync::Arc<crate::constrain::Grammars>>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -176,7 +178,16 @@ impl TextTokenizer {
             .and_then(|t| inner.token_to_id(&t))
             .or(eos_ids.first().copied())
             .unwrap_or(0);
-        Ok(Self { dir: dir.to_path_buf(), inner, template, bos_token, eos_token, eos_ids, pad_id })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            inner,
+            template,
+            bos_token,
+            eos_token,
+            eos_ids,
+            pad_id,
+            grammars: Default::default(),
+        })
     }
 
     /// Token ids of `text`; `add_special_tokens` applies the tokenizer's post-processor
@@ -259,6 +270,24 @@ impl TextTokenizer {
             eos_token => self.eos_token.clone().unwrap_or_default(),
         };
         env.get_template("chat").and_then(|t| t.render(ctx)).map_err(fail)
+    }
+
+    /// The constrained-decoding environment for a model with `n_vocab` logits, built once.
+    pub(crate) fn grammars(
+        &self,
+        n_vocab: usize,
+    ) -> crate::Result<std::sync::Arc<crate::constrain::Grammars>> {
+        let mut cached = self.grammars.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = cached.as_ref().filter(|g| g.n_vocab() == n_vocab) {
+            return Ok(g.clone());
+        }
+        let g = std::sync::Arc::new(crate::constrain::Grammars::new(
+            &self.inner,
+            &self.eos_ids,
+            n_vocab,
+        )?);
+        *cached = Some(g.clone());
+        Ok(g)
     }
 
     /// An incremental decoder for streaming generation.

@@ -23,6 +23,11 @@ pub enum ErrorCode {
     Unavailable,
     /// Something failed on the server; details are in its log.
     Internal,
+    /// A response format's JSON schema, a regex or a grammar is invalid (400).
+    InvalidSchema,
+    /// Tools were sent to a model whose chat template has no tool support, with
+    /// `toolChoice` `auto` (400).
+    ToolCallingNotConfigured,
 }
 
 /// The JSON body of every error response: the reference system's `{ "error": message }`

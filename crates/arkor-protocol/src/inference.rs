@@ -58,18 +58,80 @@ pub struct InferenceChatRequest {
     /// Sampling seed (arkor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// Tool definitions; rejected (arkor has no tool calling yet).
+    /// Tool definitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<serde_json::Value>,
-    /// Rejected with `tools`.
+    /// `auto`, `none`, `required` or a named function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<serde_json::Value>,
-    /// Only `{ "type": "text" }` is supported.
+    /// A [`ResponseFormat`] (kept as JSON so the backend can name a bad field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<serde_json::Value>,
-    /// Rejected (no constrained decoding yet).
+    /// [`StructuredOutputs`] (kept as JSON so the backend can name a bad field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structured_outputs: Option<serde_json::Value>,
+}
+
+/// `responseFormat` (OpenAI's `response_format`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid against a schema.
+    JsonSchema {
+        /// The schema and its name.
+        json_schema: JsonSchemaFormat,
+    },
+}
+
+/// The `json_schema` of a [`ResponseFormat::JsonSchema`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JsonSchemaFormat {
+    /// A name for the schema (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the schema describes (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON schema (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// Every object must set `additionalProperties: false` (else 400 `invalid_schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// `structuredOutputs` (vLLM's extension, snake_case keys): exactly one of `json`,
+/// `regex`, `choice`, `grammar` and `json_object`, plus whitespace options.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StructuredOutputs {
+    /// A JSON schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<serde_json::Value>,
+    /// A regular expression the whole reply matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// The reply is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<Vec<String>>,
+    /// A grammar in llguidance's Lark dialect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<String>,
+    /// Any JSON object (`true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_object: Option<bool>,
+    /// No whitespace between JSON tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_any_whitespace: Option<bool>,
+    /// Objects that do not say allow no keys besides their `properties`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_additional_properties: Option<bool>,
+    /// The whitespace allowed between JSON tokens, as a regex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whitespace_pattern: Option<String>,
 }
 
 /// `POST /v1/chat/completions` body (the subset arkor honours; other OpenAI keys are
@@ -101,6 +163,33 @@ pub struct ChatCompletionRequest {
     /// Stop strings: one or many.
     #[serde(default)]
     pub stop: Option<serde_json::Value>,
+    /// A [`ResponseFormat`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<serde_json::Value>,
+    /// [`StructuredOutputs`] (vLLM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_outputs: Option<serde_json::Value>,
+    /// vLLM's older spelling of `structured_outputs.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_json: Option<serde_json::Value>,
+    /// vLLM's older spelling of `structured_outputs.regex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_regex: Option<serde_json::Value>,
+    /// vLLM's older spelling of `structured_outputs.choice`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_choice: Option<serde_json::Value>,
+    /// vLLM's older spelling of `structured_outputs.grammar`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_grammar: Option<serde_json::Value>,
+    /// vLLM's older spelling of `structured_outputs.whitespace_pattern`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_whitespace_pattern: Option<serde_json::Value>,
+    /// Tool definitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<serde_json::Value>,
+    /// `auto`, `none`, `required` or a named function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 /// Token counts of a completion.

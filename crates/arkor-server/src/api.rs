@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::store::{self, StoreError};
 
 mod auth;
+mod constraint;
 mod datasets;
 pub mod events;
 mod inference;
@@ -74,7 +75,9 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let status = match code {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest
+            | ErrorCode::InvalidSchema
+            | ErrorCode::ToolCallingNotConfigured => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,

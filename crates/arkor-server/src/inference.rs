@@ -38,10 +38,24 @@ pub struct Finished {
     pub finish_reason: &'static str,
 }
 
+/// Why a generation failed.
+pub struct Failure {
+    pub message: String,
+    /// The request could not be served as asked (a grammar that does not compile against
+    /// the model's vocabulary): a 400, not a server fault.
+    pub invalid_constraint: bool,
+}
+
+impl Failure {
+    pub fn stopped() -> Failure {
+        Failure { message: "generation stopped".to_owned(), invalid_constraint: false }
+    }
+}
+
 /// A message from a generation: a piece of text, then exactly one end.
 pub enum Piece {
     Text(String),
-    Done(Result<Finished, String>),
+    Done(Result<Finished, Failure>),
 }
 
 /// Loads models on demand and keeps the last one.
@@ -118,7 +132,13 @@ impl Inference {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let result = me.generate(&target, &messages, &params, &tx);
-            let _ = tx.send(Piece::Done(result.map_err(|e| format!("{e:#}"))));
+            let _ = tx.send(Piece::Done(result.map_err(|e| Failure {
+                message: format!("{e:#}"),
+                invalid_constraint: matches!(
+                    e.downcast_ref::<arkor_engine::Error>(),
+                    Some(arkor_engine::Error::Constraint(_))
+                ),
+            })));
         });
         rx
     }

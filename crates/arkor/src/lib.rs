@@ -57,7 +57,9 @@ mod credentials;
 mod entry;
 mod trainer;
 
-pub use arkor_protocol::inference::{AdapterRef, ChatMessage};
+pub use arkor_protocol::inference::{
+    AdapterRef, ChatMessage, JsonSchemaFormat, ResponseFormat, StructuredOutputs,
+};
 pub use arkor_protocol::job::{ArtifactFile, Job, JobStatus};
 pub use arkor_protocol::tasks::{
     EvalInfo, EvalRequest, EvalScores, ExportInfo, ExportRequest, KeyScore, TaskStatus,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arkor_protocol::event::{EventKind, JobEvent};
-use arkor_protocol::inference::{AdapterRef, ChatMessage};
+use arkor_protocol::inference::{AdapterRef, ChatMessage, ResponseFormat, StructuredOutputs};
 use arkor_protocol::job::{
     ArtifactFile, DatasetFormatSpec, DatasetSource, Job, JobConfig, JobStatus,
 };
@@ -155,6 +155,14 @@ pub struct InferArgs {
     pub top_p: Option<f64>,
     /// New tokens at most.
     pub max_tokens: Option<u64>,
+    /// Text, any JSON object, or JSON valid against a schema.
+    pub response_format: Option<ResponseFormat>,
+    /// A JSON schema, regex, choice list or grammar (vLLM's extension).
+    pub structured_outputs: Option<StructuredOutputs>,
+    /// Tool definitions (OpenAI shape), forwarded as given.
+    pub tools: Option<serde_json::Value>,
+    /// `"auto"`, `"none"`, `"required"` or `{"type": "function", "function": {"name"}}`.
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 impl InferArgs {
@@ -195,6 +203,18 @@ impl CheckpointContext {
         }
         if let Some(m) = args.max_tokens {
             body["maxTokens"] = m.into();
+        }
+        if let Some(f) = &args.response_format {
+            body["responseFormat"] = serde_json::to_value(f).expect("formats serialise");
+        }
+        if let Some(s) = &args.structured_outputs {
+            body["structuredOutputs"] = serde_json::to_value(s).expect("constraints serialise");
+        }
+        if let Some(t) = &args.tools {
+            body["tools"] = t.clone();
+        }
+        if let Some(c) = &args.tool_choice {
+            body["toolChoice"] = c.clone();
         }
         body
     }

@@ -7,14 +7,42 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use arkor_engine::cancel::CancelToken;
+use arkor_engine::constrain::{Constraint, JsonWhitespace};
 use arkor_engine::generate::{SamplingParams, chat};
 use arkor_engine::tokenizer::ChatMessage;
 
 use crate::args::ChatArgs;
 use crate::config::Global;
 
+/// The constraint `--json-schema`, `--json`, `--regex`, `--choice` or `--grammar` asks for,
+/// checked before the model loads.
+fn constraint(args: &ChatArgs) -> anyhow::Result<Option<Constraint>> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))
+    };
+    let constraint = if let Some(path) = &args.json_schema {
+        let schema = serde_json::from_str(&read(path)?)
+            .with_context(|| format!("{}: not a JSON schema", path.display()))?;
+        Constraint::Json { schema, whitespace: JsonWhitespace::Bounded }
+    } else if args.json {
+        Constraint::json_object()
+    } else if let Some(rx) = &args.regex {
+        Constraint::Regex(rx.clone())
+    } else if !args.choice.is_empty() {
+        Constraint::Choice(args.choice.clone())
+    } else if let Some(path) = &args.grammar {
+        Constraint::Lark(read(path)?)
+    } else {
+        return Ok(None);
+    };
+    constraint.check()?;
+    Ok(Some(constraint))
+}
+
 pub fn run(global: &Global, args: ChatArgs) -> anyhow::Result<ExitCode> {
+    let constraint = constraint(&args)?;
     let super::Loaded { model, tokenizer, adapter } =
         super::load_model(global, &args.model, args.adapter.as_deref())?;
     let params = SamplingParams {
@@ -25,6 +53,7 @@ pub fn run(global: &Global, args: ChatArgs) -> anyhow::Result<ExitCode> {
         repetition_penalty: args.repetition_penalty,
         seed: args.seed,
         stop: args.stop.clone(),
+        constraint,
     };
     let mut history: Vec<ChatMessage> = args
         .system

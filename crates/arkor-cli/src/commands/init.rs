@@ -25,6 +25,9 @@ struct TemplateSpec {
     /// Steps, learning rate and checkpoint interval on a real model (measured on
     /// SmolLM2-135M-Instruct: docs/dev/templates/README.md).
     real: (u32, &'static str, u32),
+    /// The strict JSON schema of a reply; the checkpoint probe decodes with it, so every
+    /// probe reply parses whatever the checkpoint.
+    schema: &'static str,
 }
 
 fn spec(t: Template) -> TemplateSpec {
@@ -36,6 +39,7 @@ fn spec(t: Template) -> TemplateSpec {
             train: include_str!("../../templates/triage/data/train.jsonl"),
             heldout: include_str!("../../templates/triage/data/heldout.jsonl"),
             real: (120, "2e-3", 40),
+            schema: r#"{"type": "object", "additionalProperties": false, "required": ["category", "urgency", "summary", "nextAction"], "properties": {"category": {"type": "string", "enum": ["account", "billing", "bug", "feature_request", "integration", "security", "performance", "other"]}, "urgency": {"type": "string", "enum": ["low", "medium", "high"]}, "summary": {"type": "string", "maxLength": 160}, "nextAction": {"type": "string", "maxLength": 160}}}"#,
         },
         Template::Translate => TemplateSpec {
             id: "translate",
@@ -44,6 +48,7 @@ fn spec(t: Template) -> TemplateSpec {
             train: include_str!("../../templates/translate/data/train.jsonl"),
             heldout: include_str!("../../templates/translate/data/heldout.jsonl"),
             real: (120, "2e-3", 40),
+            schema: r#"{"type": "object", "additionalProperties": false, "required": ["translation", "detectedLanguage"], "properties": {"translation": {"type": "string", "maxLength": 300}, "detectedLanguage": {"type": "string", "enum": ["de", "en", "es", "fr", "it", "ja", "ko", "pt", "zh"]}}}"#,
         },
         Template::Redaction => TemplateSpec {
             id: "redaction",
@@ -52,6 +57,7 @@ fn spec(t: Template) -> TemplateSpec {
             train: include_str!("../../templates/redaction/data/train.jsonl"),
             heldout: include_str!("../../templates/redaction/data/heldout.jsonl"),
             real: (120, "2e-3", 40),
+            schema: r#"{"type": "object", "additionalProperties": false, "required": ["redactedText", "redactedCount", "tags"], "properties": {"redactedText": {"type": "string", "maxLength": 400}, "redactedCount": {"type": "integer", "minimum": 0, "maximum": 20}, "tags": {"type": "array", "maxItems": 20, "items": {"type": "string", "enum": ["ADDRESS", "CREDIT_CARD", "DATE_OF_BIRTH", "EMAIL", "ID_NUMBER", "IP_ADDRESS", "NAME", "PHONE"]}}}}"#,
         },
     }
 }
@@ -277,15 +283,21 @@ fn trainer_rs(t: &TemplateSpec, base: &BaseModel) -> anyhow::Result<String> {
     let model = &base.expr;
     let (steps, lr, save) = if base.tiny { (300, "1e-2", 100) } else { t.real };
     Ok(format!(
-        r#"//! The {id} trainer: {label}.
+        r##"//! The {id} trainer: {label}.
 
-use ::arkor::{{ChatMessage, Dataset, InferArgs, Lora, Model, Scheduler, Trainer}};
+use ::arkor::{{
+    ChatMessage, Dataset, InferArgs, JsonSchemaFormat, Lora, Model, ResponseFormat, Scheduler,
+    Trainer,
+}};
 
 /// The instruction every training row starts with.
 const SYSTEM: &str = {system:?};
 
 /// A held-out input (from data/heldout.jsonl) each checkpoint is asked.
 const PROBE: &str = {question:?};
+
+/// The shape of a reply; the probe decodes with it, so every reply parses.
+const SCHEMA: &str = r#"{schema}"#;
 
 pub fn trainer() -> Trainer {{
     Trainer::builder("{name}", {model}, Dataset::jsonl("data/train.jsonl"))
@@ -317,6 +329,14 @@ pub fn trainer() -> Trainer {{
                 messages: vec![message("system", SYSTEM), message("user", PROBE)],
                 temperature: Some(0.0),
                 max_tokens: Some(200),
+                response_format: Some(ResponseFormat::JsonSchema {{
+                    json_schema: JsonSchemaFormat {{
+                        name: Some("{id}".to_owned()),
+                        schema: serde_json::from_str(SCHEMA).ok(),
+                        strict: Some(true),
+                        ..JsonSchemaFormat::default()
+                    }},
+                }}),
                 ..InferArgs::default()
             }};
             // Never abort the run because a probe failed: report and go on.
@@ -344,10 +364,11 @@ pub fn trainer() -> Trainer {{
 fn message(role: &str, content: &str) -> ChatMessage {{
     ChatMessage {{ role: role.to_owned(), content: Some(content.to_owned()) }}
 }}
-"#,
+"##,
         id = t.id,
         label = t.label,
         name = t.trainer_name,
+        schema = t.schema,
     ))
 }
 

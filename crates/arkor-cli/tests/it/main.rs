@@ -204,10 +204,56 @@ fn chat_errors_are_clear() {
     );
     let out = env.arkor(&["chat", "--model", "arkor/tiny", "--top-p", "0", "--prompt", "hi"]);
     assert!(text(&out.stderr).contains("top_p"), "{}", text(&out.stderr));
+    let out = env.arkor(&["chat", "--model", "arkor/tiny", "--regex", "(open", "--prompt", "hi"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unclosed"), "{}", text(&out.stderr));
+    env.write("schema.json", "{\"type\": \"strin\"}");
+    let out = env.arkor(&[
+        "chat",
+        "--model",
+        "arkor/tiny",
+        "--json-schema",
+        "schema.json",
+        "--prompt",
+        "hi",
+    ]);
+    assert!(text(&out.stderr).contains("strin"), "{}", text(&out.stderr));
+    let out =
+        env.arkor(&["chat", "--model", "arkor/tiny", "--regex", "a", "--choice", "b", "-p", "hi"]);
+    assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn chat_holds_replies_to_a_schema_regex_or_choice() {
+    let env = Env::new();
+    let chat = |extra: &[&str]| {
+        let mut args =
+            vec!["chat", "--model", "arkor/tiny", "--temperature", "1", "--prompt", "Go."];
+        args.extend(extra);
+        let out = env.arkor(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim_end_matches('\n').to_owned()
+    };
+    for seed in ["1", "2", "3"] {
+        let reply = chat(&["--seed", seed, "--choice", "red,green,blue"]);
+        assert!(["red", "green", "blue"].contains(&reply.as_str()), "{reply}");
+        let reply = chat(&["--seed", seed, "--regex", "[0-9]{2}:[0-9]{2}"]);
+        assert!(reply.len() == 5 && reply.as_bytes()[2] == b':', "{reply}");
+    }
+    env.write(
+        "schema.json",
+        r#"{"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+            "additionalProperties": false}"#,
+    );
+    let reply = chat(&["--json-schema", "schema.json"]);
+    let value: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert!(value["ok"].is_boolean(), "{reply}");
 }
 
 mod eval;
 
 mod project;
+
+mod structured;
 
 mod studio;

@@ -16,7 +16,7 @@ fn worker() -> WorkerCommand {
     WorkerCommand { program: env!("CARGO_BIN_EXE_arkor").into(), args: vec!["__worker".into()] }
 }
 
-async fn start(data: &Path, max_jobs: usize) -> Backend {
+pub(crate) async fn start(data: &Path, max_jobs: usize) -> Backend {
     let mut config = ServerConfig::new(data.to_owned(), 0, worker());
     config.max_concurrent_jobs = max_jobs;
     config.cancel_grace = Duration::from_secs(10);
@@ -26,16 +26,16 @@ async fn start(data: &Path, max_jobs: usize) -> Backend {
 }
 
 /// A signed-in client scoped to one project.
-struct Api {
-    base: String,
+pub(crate) struct Api {
+    pub(crate) base: String,
     http: reqwest::Client,
-    token: String,
+    pub(crate) token: String,
     org: String,
     project: String,
 }
 
 impl Api {
-    async fn sign_up(base: &str, project: &str) -> Api {
+    pub(crate) async fn sign_up(base: &str, project: &str) -> Api {
         let http = reqwest::Client::new();
         let anon: Value = http
             .post(format!("{base}/v1/auth/anonymous"))
@@ -70,12 +70,17 @@ impl Api {
         format!("orgSlug={}&projectSlug={}", self.org, self.project)
     }
 
-    fn scoped(&self, path: &str) -> String {
+    pub(crate) fn scoped(&self, path: &str) -> String {
         let sep = if path.contains('?') { '&' } else { '?' };
         format!("{path}{sep}{}", self.scope())
     }
 
-    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let url = format!("{}{path}", self.base);
         let mut req = self
             .http

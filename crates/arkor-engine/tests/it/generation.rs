@@ -80,3 +80,90 @@ fn a_cancelled_generation_stops_at_once() {
         generate(&l.model, None, &l.tokenizer, &prompt, &params, &cancel, &mut |_| {}).unwrap();
     assert_eq!((out.finish_reason, out.tokens.len()), (FinishReason::Cancelled, 0));
 }
+
+/// The triage template's reply schema (strict, enums, bounded strings).
+fn triage_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object", "additionalProperties": false,
+        "required": ["category", "urgency", "summary"], "properties": {
+            "category": {"enum": ["account", "billing", "bug", "feature_request", "other"]},
+            "urgency": {"enum": ["low", "medium", "high"]},
+            "summary": {"type": "string", "maxLength": 80}}})
+}
+
+#[test]
+fn constrained_replies_of_random_models_follow_the_schema_and_stream_the_same_text() {
+    use arkor_engine::constrain::Constraint;
+    let schema = triage_schema();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for fixture in [tiny_llama(), tiny_qwen2()] {
+        let l = load(fixture.path());
+        let prompt = l.tokenizer.encode("Ticket: the app crashes on login", false).unwrap();
+        for seed in 0..6 {
+            let params = SamplingParams {
+                temperature: 1.0,
+                top_p: 1.0,
+                max_tokens: 200,
+                seed,
+                constraint: Some(Constraint::Json {
+                    schema: schema.clone(),
+                    whitespace: Default::default(),
+                }),
+                ..Default::default()
+            };
+            let mut streamed = String::new();
+            let out = generate(
+                &l.model,
+                None,
+                &l.tokenizer,
+                &prompt,
+                &params,
+                &CancelToken::new(),
+                &mut |t| streamed.push_str(t),
+            )
+            .unwrap();
+            let value: serde_json::Value = serde_json::from_str(&out.text)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}: {}", out.text));
+            assert!(validator.is_valid(&value), "seed {seed}: {value}");
+            assert_eq!(out.finish_reason, FinishReason::Stop);
+            assert_eq!(streamed, out.text);
+        }
+    }
+}
+
+#[test]
+fn smollm2_answers_the_triage_schema_with_valid_json_without_any_training() {
+    use arkor_engine::constrain::Constraint;
+    use arkor_engine::generate::chat;
+    use arkor_engine::tokenizer::ChatMessage;
+    let Some(dir) = crate::gguf::smollm2_dir() else { return };
+    let l = load(&dir);
+    let schema = triage_schema();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let ask = |ticket: &str, constraint: Option<Constraint>| {
+        let messages = [
+            ChatMessage {
+                role: "system".into(),
+                content: "Classify the support ticket as JSON with category, urgency and summary."
+                    .into(),
+            },
+            ChatMessage { role: "user".into(), content: ticket.into() },
+        ];
+        let params =
+            SamplingParams { temperature: 0.0, max_tokens: 80, constraint, ..Default::default() };
+        chat(&l.model, None, &l.tokenizer, &messages, &params, &CancelToken::new(), &mut |_| {})
+            .unwrap()
+    };
+    let ticket = "I was charged twice for my subscription this month, please refund one.";
+    let constrained = ask(
+        ticket,
+        Some(Constraint::Json { schema: schema.clone(), whitespace: Default::default() }),
+    );
+    let value: serde_json::Value = serde_json::from_str(&constrained.text)
+        .unwrap_or_else(|e| panic!("{e}: {}", constrained.text));
+    assert!(validator.is_valid(&value), "{value}");
+    // It ended on the model's own end of turn (<|im_end|>), not on the token budget.
+    assert_eq!(constrained.finish_reason, FinishReason::Stop, "{}", constrained.text);
+    // Without the schema the base model answers in prose.
+    let free = ask(ticket, None);
+    assert!(serde_json::from_str::<serde_json::Value>(&free.text).is_err(), "{}", free.text);
+}

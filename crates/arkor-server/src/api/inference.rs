@@ -19,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::constraint;
 use super::jobs::{checkpoint_steps, scoped_job};
 use super::{ApiError, ApiResult, Caller, JsonBody, Scope};
 use crate::AppState;
-use crate::inference::{Finished, Piece, Target};
+use crate::inference::{Failure, Finished, Piece, Target};
 use crate::store;
 use crate::util::{new_id, now_ms};
 
@@ -70,6 +71,7 @@ fn sampling(
     max_tokens: Option<u64>,
     seed: Option<u64>,
     stop: Vec<String>,
+    constraint: Option<arkor_engine::constrain::Constraint>,
 ) -> ApiResult<SamplingParams> {
     let p = SamplingParams {
         max_tokens: max_tokens.unwrap_or(256) as usize,
@@ -79,6 +81,7 @@ fn sampling(
         repetition_penalty: 1.0,
         seed: seed.unwrap_or_else(|| now_ms() as u64),
         stop,
+        constraint,
     };
     if !(p.temperature >= 0.0 && p.temperature <= 5.0) {
         return Err(ApiError::bad_request(format!(
@@ -143,18 +146,13 @@ pub async fn chat(
     scope: Scope,
     JsonBody(req): JsonBody<InferenceChatRequest>,
 ) -> ApiResult<Response> {
-    if req.tools.is_some() || req.tool_choice.is_some() {
-        return Err(ApiError::bad_request(
-            "tool_calling_not_configured: arkor's engine does not support tool calling yet",
-        ));
-    }
-    if req.structured_outputs.is_some()
-        || req.response_format.as_ref().is_some_and(|f| f["type"] != "text")
-    {
-        return Err(ApiError::bad_request(
-            "structured outputs are not supported yet: omit responseFormat/structuredOutputs",
-        ));
-    }
+    reject_tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
+    let constraint = constraint::parse(
+        req.response_format.as_ref(),
+        req.structured_outputs.as_ref(),
+        constraint::ARKOR,
+    )
+    .await?;
     let target = match (&req.adapter, &req.base_model) {
         (Some(_), Some(_)) | (None, None) => {
             return Err(ApiError::bad_request("expected exactly one of adapter and baseModel"));
@@ -179,7 +177,7 @@ pub async fn chat(
     let ask = Ask {
         target,
         messages: engine_messages(&req.messages)?,
-        params: sampling(req.temperature, req.top_p, req.max_tokens, req.seed, vec![])?,
+        params: sampling(req.temperature, req.top_p, req.max_tokens, req.seed, vec![], constraint)?,
         stream: req.stream.unwrap_or(true),
     };
     respond(&state, ask, model_name).await
@@ -190,6 +188,25 @@ pub async fn completions(
     Caller(user): Caller,
     JsonBody(req): JsonBody<ChatCompletionRequest>,
 ) -> ApiResult<Response> {
+    reject_tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
+    let guided = constraint::guided_as_structured([
+        ("guided_json", req.guided_json.as_ref()),
+        ("guided_regex", req.guided_regex.as_ref()),
+        ("guided_choice", req.guided_choice.as_ref()),
+        ("guided_grammar", req.guided_grammar.as_ref()),
+        ("guided_whitespace_pattern", req.guided_whitespace_pattern.as_ref()),
+    ]);
+    if guided.is_some() && req.structured_outputs.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid guided_*: send either structured_outputs or the older guided_* fields",
+        ));
+    }
+    let constraint = constraint::parse(
+        req.response_format.as_ref(),
+        req.structured_outputs.as_ref().or(guided.as_ref()),
+        constraint::OPENAI,
+    )
+    .await?;
     let target = match parse_model_id(&req.model) {
         Some((job_id, step)) => {
             let job = visible_job(&state, &user.id, job_id).await?;
@@ -213,10 +230,29 @@ pub async fn completions(
             req.max_completion_tokens.or(req.max_tokens),
             req.seed,
             stop,
+            constraint,
         )?,
         stream: req.stream.unwrap_or(false),
     };
     respond(&state, ask, req.model).await
+}
+
+/// Tools need a chat template with tool support and a tool-call parser; until arkor has
+/// them, `toolChoice: "none"` is the only way to send `tools`.
+fn reject_tools(
+    tools: Option<&serde_json::Value>,
+    choice: Option<&serde_json::Value>,
+) -> ApiResult<()> {
+    let tools = tools.filter(|t| !t.is_null());
+    let choice = choice.filter(|c| !c.is_null());
+    if tools.is_none() && choice.is_none() || choice.is_some_and(|c| c == "none") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        arkor_protocol::error::ErrorCode::ToolCallingNotConfigured,
+        "tool_calling_not_configured: tool calls are not configured for this model; send \
+         toolChoice \"none\" or no tools",
+    ))
 }
 
 async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult<Job> {
@@ -235,9 +271,14 @@ async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult
 /// before the first piece of text (a model that fails to load) are HTTP errors.
 async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Response> {
     let mut rx = state.inference.start(ask.target, ask.messages, ask.params);
-    let first = rx.recv().await.unwrap_or(Piece::Done(Err("generation stopped".to_owned())));
+    let first = rx.recv().await.unwrap_or(Piece::Done(Err(Failure::stopped())));
     if let Piece::Done(Err(e)) = &first {
-        return Err(ApiError::new(arkor_protocol::error::ErrorCode::Unavailable, e.clone()));
+        let code = if e.invalid_constraint {
+            arkor_protocol::error::ErrorCode::InvalidSchema
+        } else {
+            arkor_protocol::error::ErrorCode::Unavailable
+        };
+        return Err(ApiError::new(code, e.message.clone()));
     }
     let id = new_id("chatcmpl");
     let created = (now_ms() / 1000) as u64;
@@ -248,9 +289,9 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
             match piece {
                 Piece::Text(t) => text.push_str(&t),
                 Piece::Done(Ok(f)) => break f,
-                Piece::Done(Err(e)) => return Err(ApiError::internal(e)),
+                Piece::Done(Err(e)) => return Err(ApiError::internal(e.message)),
             }
-            piece = rx.recv().await.unwrap_or(Piece::Done(Err("generation stopped".to_owned())));
+            piece = rx.recv().await.unwrap_or(Piece::Done(Err(Failure::stopped())));
         };
         let usage = Usage {
             prompt_tokens: done.prompt_tokens as u64,
@@ -304,7 +345,7 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
                     break;
                 }
                 Piece::Done(Err(e)) => {
-                    let body = serde_json::json!({ "error": e });
+                    let body = serde_json::json!({ "error": e.message });
                     let _ =
                         tx.send(Ok(Event::default().event("error").data(body.to_string()))).await;
                     break;
