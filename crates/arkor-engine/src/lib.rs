@@ -35,6 +35,7 @@ pub mod lora;
 pub mod models;
 pub mod tiny;
 pub mod tokenizer;
+pub mod tools;
 pub mod train;
 
 pub use error::{Error, Result};

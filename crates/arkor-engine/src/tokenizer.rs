@@ -247,6 +247,18 @@ impl TextTokenizer {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
+        self.render_conversation(messages, None, add_generation_prompt)
+    }
+
+    /// Renders any serialisable list of messages (OpenAI shape: `tool_calls` with object
+    /// `arguments`, `tool_call_id`) with the template's `tools` variable set to `tools`
+    /// (OpenAI function tools) when given, as transformers' `apply_chat_template` does.
+    pub fn render_conversation<M: Serialize + ?Sized>(
+        &self,
+        messages: &M,
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String, TokenizerError> {
         let fail = |e: minijinja::Error| {
             let mut message = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -256,20 +268,23 @@ impl TextTokenizer {
             }
             TokenizerError::Template { dir: self.dir.clone(), message }
         };
-        let mut env = minijinja::Environment::new();
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
-        env.add_function("strftime_now", |format: String| -> String { strftime_now(&format) });
+        let mut env = template_env();
         env.add_template("chat", &self.template).map_err(fail)?;
         let ctx = minijinja::context! {
             messages => minijinja::value::Serde(messages),
+            tools => tools.map(minijinja::value::Serde),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.clone().unwrap_or_default(),
             eos_token => self.eos_token.clone().unwrap_or_default(),
         };
         env.get_template("chat").and_then(|t| t.render(ctx)).map_err(fail)
+    }
+
+    /// Whether the chat template reads the `tools` variable (it can show tools to the model).
+    pub fn template_uses_tools(&self) -> bool {
+        let env = template_env();
+        env.template_from_str(&self.template)
+            .is_ok_and(|t| t.undeclared_variables(false).contains("tools"))
     }
 
     /// The constrained-decoding environment for a model with `n_vocab` logits, built once.
@@ -294,6 +309,120 @@ impl TextTokenizer {
     pub fn decode_stream(&self) -> DecodeStream<'_> {
         DecodeStream { tokenizer: self, ids: vec![], prefix_len: 0 }
     }
+}
+
+/// minijinja set up like transformers' template environment: Python string methods,
+/// `raise_exception`, `strftime_now`, and a `tojson` that writes what Python's
+/// `json.dumps` writes (`", "` and `": "` separators, `indent`, `sort_keys`, non-ASCII
+/// kept), so tool schemas reach the model exactly as transformers renders them.
+fn template_env() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
+        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    });
+    env.add_function("strftime_now", |format: String| -> String { strftime_now(&format) });
+    env.add_filter("tojson", python_tojson);
+    env
+}
+
+fn python_tojson(
+    value: minijinja::Value,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<minijinja::Value, minijinja::Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+    let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(&value).map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+    })?;
+    let mut out = String::new();
+    python_dumps(
+        &json,
+        indent,
+        sort_keys.unwrap_or(false),
+        ensure_ascii.unwrap_or(false),
+        0,
+        &mut out,
+    );
+    Ok(minijinja::Value::from_safe_string(out))
+}
+
+/// Python's `json.dumps(value, indent=..., sort_keys=..., ensure_ascii=...)`.
+pub(crate) fn python_dumps(
+    v: &serde_json::Value,
+    indent: Option<usize>,
+    sort_keys: bool,
+    ensure_ascii: bool,
+    depth: usize,
+    out: &mut String,
+) {
+    use serde_json::Value;
+    let newline = |out: &mut String, depth: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * depth));
+        }
+    };
+    let item_sep = if indent.is_some() { "," } else { ", " };
+    match v {
+        Value::Array(items) if !items.is_empty() => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(item_sep);
+                }
+                newline(out, depth + 1);
+                python_dumps(item, indent, sort_keys, ensure_ascii, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push(']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if sort_keys {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            }
+            out.push('{');
+            for (i, (k, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(item_sep);
+                }
+                newline(out, depth + 1);
+                python_string(k, ensure_ascii, out);
+                out.push_str(": ");
+                python_dumps(item, indent, sort_keys, ensure_ascii, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push('}');
+        }
+        Value::String(s) => python_string(s, ensure_ascii, out),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn python_string(s: &str, ensure_ascii: bool, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (ensure_ascii && !c.is_ascii()) => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A date for templates that print today's date (Llama 3.x); days since the epoch are

@@ -3,14 +3,21 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A chat message (OpenAI shape; tool fields are accepted and ignored by arkor's engine).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A chat message (OpenAI shape).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
     /// Text (may be null on assistant tool-call messages).
     #[serde(default)]
     pub content: Option<String>,
+    /// An assistant's calls: `[{id, type: "function", function: {name, arguments}}]`, with
+    /// `arguments` a JSON string (OpenAI) or object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
+    /// The call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 /// Which adapter answers.
@@ -208,8 +215,11 @@ pub struct Usage {
 pub struct AssistantMessage {
     /// Always `assistant`.
     pub role: String,
-    /// The reply.
-    pub content: String,
+    /// The reply (null when the reply is only tool calls).
+    pub content: Option<String>,
+    /// The tool calls of the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 /// One choice of a completion.
@@ -249,6 +259,9 @@ pub struct Delta {
     /// New text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Tool calls, each whole: `[{index, id, type, function: {name, arguments}}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 /// One choice of a chunk.

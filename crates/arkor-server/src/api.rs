@@ -26,6 +26,7 @@ mod datasets;
 pub mod events;
 mod inference;
 mod jobs;
+mod tools;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1 << 20;

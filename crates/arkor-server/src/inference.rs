@@ -9,10 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use arkor_engine::cancel::CancelToken;
 use arkor_engine::device::DeviceChoice;
-use arkor_engine::generate::{FinishReason, SamplingParams, chat};
+use arkor_engine::generate::{FinishReason, SamplingParams, generate};
 use arkor_engine::lora::Adapter;
 use arkor_engine::models::Model;
-use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
+use arkor_engine::tokenizer::TextTokenizer;
+use arkor_engine::tools::{
+    Tool, ToolCall, ToolFormat, forced_call_grammar, hermes_system_prompt, parse_tool_calls,
+};
+use arkor_protocol::error::ErrorCode;
 use tokio::sync::mpsc;
 
 /// A base model ready to generate.
@@ -34,28 +38,83 @@ pub struct Target {
 pub struct Finished {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
-    /// `stop` or `length`.
+    /// `stop`, `length` or `tool_calls`.
     pub finish_reason: &'static str,
+    /// Tool calls read from the reply; then `content` is the text before them.
+    pub tool_calls: Vec<ToolCall>,
+    /// The reply text when tools were offered (it was not streamed as pieces).
+    pub content: Option<String>,
 }
 
 /// Why a generation failed.
 pub struct Failure {
     pub message: String,
-    /// The request could not be served as asked (a grammar that does not compile against
-    /// the model's vocabulary): a 400, not a server fault.
-    pub invalid_constraint: bool,
+    /// Set when the request could not be served as asked (a grammar that does not compile
+    /// against the model's vocabulary, tools for a model without tool support): a 400 with
+    /// this code, not a server fault.
+    pub code: Option<ErrorCode>,
 }
 
 impl Failure {
     pub fn stopped() -> Failure {
-        Failure { message: "generation stopped".to_owned(), invalid_constraint: false }
+        Failure { message: "generation stopped".to_owned(), code: None }
     }
 }
 
-/// A message from a generation: a piece of text, then exactly one end.
+/// How tools are used.
+pub enum ToolMode {
+    /// The model may call tools or answer (parsed from its native format).
+    Auto,
+    /// At least one call, forced by a grammar.
+    Required,
+    /// Exactly one call of this function, forced by a grammar.
+    Named(String),
+}
+
+/// The tools of a request, validated.
+pub struct ToolAsk {
+    pub tools: Vec<Tool>,
+    /// The OpenAI `tools` array, for the chat template.
+    pub json: serde_json::Value,
+    pub mode: ToolMode,
+}
+
+/// A conversation to answer: OpenAI-shaped messages (tool-call arguments as objects).
+pub struct Prompt {
+    pub messages: Vec<serde_json::Value>,
+    pub tools: Option<ToolAsk>,
+}
+
+/// The model cannot use tools freely.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "tool_calling_not_configured: the chat template of {0} has no tool support, so tool calls \
+     cannot be read from free replies; send toolChoice \"required\" or a named function (arkor \
+     then forces a call with a grammar), or \"none\""
+)]
+struct ToolsNotConfigured(String);
+
+/// A message from a generation: pieces of text (or, when the reply is read whole,
+/// progress marks), then exactly one end.
 pub enum Piece {
     Text(String),
+    Progress,
     Done(Result<Finished, Failure>),
+}
+
+/// Adds `text` to the conversation's system message (a new first message when it has none).
+fn add_system_text(messages: &mut Vec<serde_json::Value>, text: &str) {
+    match messages.first_mut() {
+        Some(first) if first["role"] == "system" => {
+            let current = first["content"].as_str().unwrap_or_default().to_owned();
+            first["content"] = if current.is_empty() {
+                text.into()
+            } else {
+                format!("{current}\n\n{text}").into()
+            };
+        }
+        _ => messages.insert(0, serde_json::json!({"role": "system", "content": text})),
+    }
 }
 
 /// Loads models on demand and keeps the last one.
@@ -125,19 +184,25 @@ impl Inference {
     pub fn start(
         self: &Arc<Self>,
         target: Target,
-        messages: Vec<ChatMessage>,
+        prompt: Prompt,
         params: SamplingParams,
     ) -> mpsc::UnboundedReceiver<Piece> {
         let (tx, rx) = mpsc::unbounded_channel();
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
-            let result = me.generate(&target, &messages, &params, &tx);
-            let _ = tx.send(Piece::Done(result.map_err(|e| Failure {
-                message: format!("{e:#}"),
-                invalid_constraint: matches!(
+            let result = me.generate(&target, prompt, params, &tx);
+            let _ = tx.send(Piece::Done(result.map_err(|e| {
+                let code = if e.downcast_ref::<ToolsNotConfigured>().is_some() {
+                    Some(ErrorCode::ToolCallingNotConfigured)
+                } else if matches!(
                     e.downcast_ref::<arkor_engine::Error>(),
                     Some(arkor_engine::Error::Constraint(_))
-                ),
+                ) {
+                    Some(ErrorCode::InvalidSchema)
+                } else {
+                    None
+                };
+                Failure { message: format!("{e:#}"), code }
             })));
         });
         rx
@@ -146,8 +211,8 @@ impl Inference {
     fn generate(
         &self,
         target: &Target,
-        messages: &[ChatMessage],
-        params: &SamplingParams,
+        mut prompt: Prompt,
+        mut params: SamplingParams,
         tx: &mpsc::UnboundedSender<Piece>,
     ) -> anyhow::Result<Finished> {
         let base = self.base(&target.base_model)?;
@@ -155,28 +220,75 @@ impl Inference {
             Some(dir) => Some(self.adapter(dir, &base)?),
             None => None,
         };
+        let tokenizer = &base.tokenizer;
+        // Tools: the template's own format, or Hermes taught by a system message when the
+        // template cannot show tools (only for forced calls).
+        let format = match &prompt.tools {
+            None => None,
+            Some(ask) => {
+                let native = tokenizer.tool_format();
+                if native.is_none() {
+                    if matches!(ask.mode, ToolMode::Auto) {
+                        return Err(ToolsNotConfigured(target.base_model.clone()).into());
+                    }
+                    add_system_text(&mut prompt.messages, &hermes_system_prompt(&ask.json));
+                }
+                let format = native.unwrap_or(ToolFormat::Hermes);
+                match &ask.mode {
+                    ToolMode::Auto => {}
+                    ToolMode::Required => {
+                        params.constraint = Some(forced_call_grammar(&ask.tools, format, false));
+                    }
+                    ToolMode::Named(name) => {
+                        let one: Vec<Tool> =
+                            ask.tools.iter().filter(|t| &t.name == name).cloned().collect();
+                        params.constraint = Some(forced_call_grammar(&one, format, true));
+                    }
+                }
+                Some(format)
+            }
+        };
+        let tools_json = prompt.tools.as_ref().map(|t| &t.json);
+        let text = tokenizer.render_conversation(&prompt.messages, tools_json, true)?;
+        let ids = tokenizer.encode(&text, false)?;
         let cancel = CancelToken::new();
         let mut on_text = |text: &str| {
-            if tx.send(Piece::Text(text.to_owned())).is_err() {
+            // With tools the reply is read whole before anything is sent.
+            let piece =
+                if format.is_some() { Piece::Progress } else { Piece::Text(text.to_owned()) };
+            if tx.send(piece).is_err() {
                 cancel.cancel();
             }
         };
-        let generation = chat(
+        let generation = generate(
             &base.model,
             adapter.as_deref(),
-            &base.tokenizer,
-            messages,
-            params,
+            tokenizer,
+            &ids,
+            &params,
             &cancel,
             &mut on_text,
         )?;
-        Ok(Finished {
+        let mut finished = Finished {
             prompt_tokens: generation.prompt_tokens,
             completion_tokens: generation.tokens.len(),
             finish_reason: match generation.finish_reason {
                 FinishReason::Length => "length",
                 FinishReason::Stop | FinishReason::Cancelled => "stop",
             },
-        })
+            tool_calls: vec![],
+            content: None,
+        };
+        if let (Some(format), Some(ask)) = (format, &prompt.tools) {
+            match parse_tool_calls(&generation.text, format, &ask.tools) {
+                Some((content, calls)) => {
+                    finished.content = content;
+                    finished.tool_calls = calls;
+                    finished.finish_reason = "tool_calls";
+                }
+                None => finished.content = Some(generation.text),
+            }
+        }
+        Ok(finished)
     }
 }

@@ -169,7 +169,11 @@ impl InferArgs {
     /// One user message.
     pub fn user(text: impl Into<String>) -> InferArgs {
         InferArgs {
-            messages: vec![ChatMessage { role: "user".to_owned(), content: Some(text.into()) }],
+            messages: vec![ChatMessage {
+                role: "user".to_owned(),
+                content: Some(text.into()),
+                ..ChatMessage::default()
+            }],
             ..InferArgs::default()
         }
     }

@@ -362,7 +362,7 @@ pub fn trainer() -> Trainer {{
 }}
 
 fn message(role: &str, content: &str) -> ChatMessage {{
-    ChatMessage {{ role: role.to_owned(), content: Some(content.to_owned()) }}
+    ChatMessage {{ role: role.to_owned(), content: Some(content.to_owned()), ..Default::default() }}
 }}
 "##,
         id = t.id,

@@ -325,3 +325,171 @@ async fn invalid_constraints_are_400s_naming_the_field() {
     let (text, _) = reply(&api, ask(json!({"structuredOutputs": {"choice": ["ok"]}}))).await;
     assert_eq!(text, "ok");
 }
+
+fn two_tools() -> Value {
+    json!([
+        {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+            "strict": true, "parameters": {"type": "object", "additionalProperties": false,
+                "required": ["city", "unit"], "properties": {
+                    "city": {"enum": ["Paris", "Tokyo", "Lima"]},
+                    "unit": {"enum": ["c", "f"]}}}}},
+        {"type": "function", "function": {"name": "set_alarm",
+            "parameters": {"type": "object", "additionalProperties": false, "required": ["hour"],
+                "properties": {"hour": {"type": "integer", "minimum": 0, "maximum": 23}}}}}
+    ])
+}
+
+/// The calls of a reply as (name, parsed arguments).
+fn calls_of(message: &Value) -> Vec<(String, Value)> {
+    message["tool_calls"]
+        .as_array()
+        .unwrap_or(&vec![])
+        .iter()
+        .map(|c| {
+            assert_eq!(c["type"], "function", "{c}");
+            assert!(c["id"].as_str().unwrap().starts_with("call_"), "{c}");
+            let args = c["function"]["arguments"].as_str().unwrap();
+            (
+                c["function"]["name"].as_str().unwrap().to_owned(),
+                serde_json::from_str(args).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_tool_calls_validate_and_stream_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 0).await;
+    let api = Api::sign_up(&backend.url(), "tools").await;
+    let tools = two_tools();
+    let schema_of = |name: &str| {
+        let t = tools.as_array().unwrap().iter().find(|t| t["function"]["name"] == name).unwrap();
+        jsonschema::validator_for(&t["function"]["parameters"]).unwrap()
+    };
+    let body = |choice: Value, seed: u64| {
+        ask(json!({"tools": tools, "toolChoice": choice, "seed": seed, "temperature": 1.0,
+            "maxTokens": 300}))
+    };
+    // required: at least one call, each to a known tool with valid arguments, on a model
+    // with random weights and no tool support in its template.
+    for seed in 0..8 {
+        let (status, r) = api
+            .send("POST", &api.scoped("/v1/inference/chat"), Some(body(json!("required"), seed)))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        let choice = &r["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls", "{r}");
+        let calls = calls_of(&choice["message"]);
+        assert!(!calls.is_empty(), "{r}");
+        for (name, args) in calls {
+            assert!(schema_of(&name).is_valid(&args), "seed {seed}: {name} {args}");
+        }
+    }
+    // A named function: exactly one call, to it.
+    let named = json!({"type": "function", "function": {"name": "set_alarm"}});
+    for seed in 0..4 {
+        let (_, r) = api
+            .send("POST", &api.scoped("/v1/inference/chat"), Some(body(named.clone(), seed)))
+            .await;
+        let calls = calls_of(&r["choices"][0]["message"]);
+        assert_eq!(calls.len(), 1, "{r}");
+        assert_eq!(calls[0].0, "set_alarm");
+        assert!(schema_of("set_alarm").is_valid(&calls[0].1), "{r}");
+    }
+    // none: the tools are ignored and the reply is text.
+    let (_, r) =
+        api.send("POST", &api.scoped("/v1/inference/chat"), Some(body(json!("none"), 1))).await;
+    assert!(r["choices"][0]["message"]["tool_calls"].is_null(), "{r}");
+    assert_ne!(r["choices"][0]["finish_reason"], "tool_calls");
+
+    // Streaming gives the same calls, each whole in one delta, then finish_reason.
+    let mut streaming = body(json!("required"), 3);
+    let (_, whole) =
+        api.send("POST", &api.scoped("/v1/inference/chat"), Some(streaming.clone())).await;
+    streaming["stream"] = true.into();
+    let (status, r) = api.send("POST", &api.scoped("/v1/inference/chat"), Some(streaming)).await;
+    assert_eq!(status, StatusCode::OK);
+    let chunks: Vec<Value> = r
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let streamed: Vec<Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .cloned()
+        .collect();
+    assert_eq!(
+        calls_of(&json!({"tool_calls": streamed})),
+        calls_of(&whole["choices"][0]["message"])
+    );
+    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
+
+    // A conversation that carries a call (arguments as a string, as OpenAI sends them) and
+    // its result renders and is answered; the OpenAI route takes tools too.
+    let history = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"c\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 21}"}
+    ]);
+    let (status, r) = api
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            Some(json!({"model": "arkor/tiny", "messages": history,
+            "tools": tools, "tool_choice": "required", "seed": 2, "max_tokens": 300})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
+
+    // Bad tool requests are 400s naming the field.
+    let cases = [
+        (json!({"tools": tools}), "tool_calling_not_configured", "no tool support"),
+        (
+            json!({"tools": tools, "toolChoice": "auto"}),
+            "tool_calling_not_configured",
+            "arkor/tiny",
+        ),
+        (
+            json!({"tools": tools, "toolChoice": {"type": "function", "function": {"name": "nope"}}}),
+            "bad_request",
+            "no tool named \"nope\"",
+        ),
+        (json!({"toolChoice": "required"}), "bad_request", "toolChoice: it needs tools"),
+        (json!({"tools": []}), "bad_request", "non-empty array"),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "bad name"}}]}),
+            "bad_request",
+            "tools[0].function.name",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "f", "strict": true,
+            "parameters": {"type": "object", "properties": {"x": {"type": "string"}}}}}]}),
+            "invalid_schema",
+            "tools[0].function.parameters",
+        ),
+        (
+            json!({"tools": tools, "toolChoice": "required", "responseFormat": {"type": "json_object"}}),
+            "bad_request",
+            "toolChoice",
+        ),
+        (json!({"messages": [{"role": "tool", "content": "x"}]}), "bad_request", "tool_call_id"),
+    ];
+    for (extra, code, needle) in cases {
+        for stream in [false, true] {
+            let mut b = ask(extra.clone());
+            b["stream"] = stream.into();
+            let (status, r) = api.send("POST", &api.scoped("/v1/inference/chat"), Some(b)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {r}");
+            assert_eq!(r["code"], code, "{extra}: {r}");
+            assert!(r["error"].as_str().unwrap().contains(needle), "{extra}: {r}");
+        }
+    }
+}

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use arkor_engine::generate::SamplingParams;
 use arkor_engine::tiny::TINY_MODEL_ID;
-use arkor_engine::tokenizer::ChatMessage as EngineMessage;
 use arkor_protocol::inference::{
     AdapterRef, AssistantMessage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
     ChatMessage, Choice, ChunkChoice, Delta, InferenceChatRequest, ModelInfo, ModelList, Usage,
@@ -21,9 +20,10 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::constraint;
 use super::jobs::{checkpoint_steps, scoped_job};
+use super::tools;
 use super::{ApiError, ApiResult, Caller, JsonBody, Scope};
 use crate::AppState;
-use crate::inference::{Failure, Finished, Piece, Target};
+use crate::inference::{Failure, Finished, Piece, Prompt, Target, ToolMode};
 use crate::store;
 use crate::util::{new_id, now_ms};
 
@@ -38,31 +38,29 @@ pub const KNOWN_BASE_MODELS: [&str; 4] = [
 /// What a request asks for, after validation.
 struct Ask {
     target: Target,
-    messages: Vec<EngineMessage>,
+    prompt: Prompt,
     params: SamplingParams,
     stream: bool,
 }
 
-fn engine_messages(messages: &[ChatMessage]) -> ApiResult<Vec<EngineMessage>> {
-    if messages.is_empty() {
-        return Err(ApiError::bad_request("invalid messages: expected at least one message"));
+/// The prompt of a request: its conversation and tools; tools that force a call cannot
+/// be combined with a response format.
+fn prompt(
+    messages: &[ChatMessage],
+    tools: Option<&serde_json::Value>,
+    tool_choice: Option<&serde_json::Value>,
+    constrained: bool,
+    names: (&str, &str),
+) -> ApiResult<Prompt> {
+    let tools = tools::parse(tools, tool_choice, names)?;
+    if constrained && tools.as_ref().is_some_and(|t| !matches!(t.mode, ToolMode::Auto)) {
+        return Err(ApiError::bad_request(format!(
+            "invalid {}: a forced tool call cannot be combined with a response format or \
+             structured outputs",
+            names.1
+        )));
     }
-    messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            if !["system", "user", "assistant"].contains(&m.role.as_str()) {
-                return Err(ApiError::bad_request(format!(
-                    "invalid messages[{i}].role \"{}\": expected system, user or assistant",
-                    m.role
-                )));
-            }
-            Ok(EngineMessage {
-                role: m.role.clone(),
-                content: m.content.clone().unwrap_or_default(),
-            })
-        })
-        .collect()
+    Ok(Prompt { messages: tools::conversation(messages)?, tools })
 }
 
 fn sampling(
@@ -146,13 +144,19 @@ pub async fn chat(
     scope: Scope,
     JsonBody(req): JsonBody<InferenceChatRequest>,
 ) -> ApiResult<Response> {
-    reject_tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
     let constraint = constraint::parse(
         req.response_format.as_ref(),
         req.structured_outputs.as_ref(),
         constraint::ARKOR,
     )
     .await?;
+    let prompt = prompt(
+        &req.messages,
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        constraint.is_some(),
+        ("tools", "toolChoice"),
+    )?;
     let target = match (&req.adapter, &req.base_model) {
         (Some(_), Some(_)) | (None, None) => {
             return Err(ApiError::bad_request("expected exactly one of adapter and baseModel"));
@@ -176,7 +180,7 @@ pub async fn chat(
     };
     let ask = Ask {
         target,
-        messages: engine_messages(&req.messages)?,
+        prompt,
         params: sampling(req.temperature, req.top_p, req.max_tokens, req.seed, vec![], constraint)?,
         stream: req.stream.unwrap_or(true),
     };
@@ -188,7 +192,6 @@ pub async fn completions(
     Caller(user): Caller,
     JsonBody(req): JsonBody<ChatCompletionRequest>,
 ) -> ApiResult<Response> {
-    reject_tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
     let guided = constraint::guided_as_structured([
         ("guided_json", req.guided_json.as_ref()),
         ("guided_regex", req.guided_regex.as_ref()),
@@ -207,6 +210,13 @@ pub async fn completions(
         constraint::OPENAI,
     )
     .await?;
+    let prompt = prompt(
+        &req.messages,
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        constraint.is_some(),
+        ("tools", "tool_choice"),
+    )?;
     let target = match parse_model_id(&req.model) {
         Some((job_id, step)) => {
             let job = visible_job(&state, &user.id, job_id).await?;
@@ -223,7 +233,7 @@ pub async fn completions(
     };
     let ask = Ask {
         target,
-        messages: engine_messages(&req.messages)?,
+        prompt,
         params: sampling(
             req.temperature,
             req.top_p,
@@ -235,24 +245,6 @@ pub async fn completions(
         stream: req.stream.unwrap_or(false),
     };
     respond(&state, ask, req.model).await
-}
-
-/// Tools need a chat template with tool support and a tool-call parser; until arkor has
-/// them, `toolChoice: "none"` is the only way to send `tools`.
-fn reject_tools(
-    tools: Option<&serde_json::Value>,
-    choice: Option<&serde_json::Value>,
-) -> ApiResult<()> {
-    let tools = tools.filter(|t| !t.is_null());
-    let choice = choice.filter(|c| !c.is_null());
-    if tools.is_none() && choice.is_none() || choice.is_some_and(|c| c == "none") {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        arkor_protocol::error::ErrorCode::ToolCallingNotConfigured,
-        "tool_calling_not_configured: tool calls are not configured for this model; send \
-         toolChoice \"none\" or no tools",
-    ))
 }
 
 async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult<Job> {
@@ -270,14 +262,10 @@ async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult
 /// Runs the generation and answers as one completion or as a stream of chunks. Errors
 /// before the first piece of text (a model that fails to load) are HTTP errors.
 async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Response> {
-    let mut rx = state.inference.start(ask.target, ask.messages, ask.params);
+    let mut rx = state.inference.start(ask.target, ask.prompt, ask.params);
     let first = rx.recv().await.unwrap_or(Piece::Done(Err(Failure::stopped())));
     if let Piece::Done(Err(e)) = &first {
-        let code = if e.invalid_constraint {
-            arkor_protocol::error::ErrorCode::InvalidSchema
-        } else {
-            arkor_protocol::error::ErrorCode::Unavailable
-        };
+        let code = e.code.unwrap_or(arkor_protocol::error::ErrorCode::Unavailable);
         return Err(ApiError::new(code, e.message.clone()));
     }
     let id = new_id("chatcmpl");
@@ -288,6 +276,7 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
         let done: Finished = loop {
             match piece {
                 Piece::Text(t) => text.push_str(&t),
+                Piece::Progress => {}
                 Piece::Done(Ok(f)) => break f,
                 Piece::Done(Err(e)) => return Err(ApiError::internal(e.message)),
             }
@@ -305,7 +294,16 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
             model,
             choices: vec![Choice {
                 index: 0,
-                message: AssistantMessage { role: "assistant".to_owned(), content: text },
+                message: AssistantMessage {
+                    role: "assistant".to_owned(),
+                    content: if done.tool_calls.is_empty() {
+                        Some(done.content.clone().unwrap_or(text))
+                    } else {
+                        done.content.clone()
+                    },
+                    tool_calls: (!done.tool_calls.is_empty())
+                        .then(|| done.tool_calls.iter().map(tools::openai_call).collect()),
+                },
                 finish_reason: done.finish_reason.to_owned(),
             }],
             usage,
@@ -324,7 +322,7 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
         let frame = |c: &ChatCompletionChunk| {
             Ok(Event::default().data(serde_json::to_string(c).expect("chunks serialise")))
         };
-        let role = Delta { role: Some("assistant".to_owned()), content: None };
+        let role = Delta { role: Some("assistant".to_owned()), ..Delta::default() };
         if tx.send(frame(&chunk(role, None))).await.is_err() {
             return;
         }
@@ -332,13 +330,37 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
         loop {
             match piece {
                 Piece::Text(t) => {
-                    let delta = Delta { role: None, content: Some(t) };
+                    let delta = Delta { content: Some(t), ..Delta::default() };
                     // A closed channel drops `rx`, which cancels the generation.
                     if tx.send(frame(&chunk(delta, None))).await.is_err() {
                         return;
                     }
                 }
+                Piece::Progress => {}
                 Piece::Done(Ok(f)) => {
+                    // A reply read whole (tools were offered): its text, then its calls.
+                    if let Some(content) = f.content.clone().filter(|c| !c.is_empty()) {
+                        let delta = Delta { content: Some(content), ..Delta::default() };
+                        if tx.send(frame(&chunk(delta, None))).await.is_err() {
+                            return;
+                        }
+                    }
+                    if !f.tool_calls.is_empty() {
+                        let calls = f
+                            .tool_calls
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| {
+                                let mut v = tools::openai_call(c);
+                                v["index"] = i.into();
+                                v
+                            })
+                            .collect();
+                        let delta = Delta { tool_calls: Some(calls), ..Delta::default() };
+                        if tx.send(frame(&chunk(delta, None))).await.is_err() {
+                            return;
+                        }
+                    }
                     let _ = tx
                         .send(frame(&chunk(Delta::default(), Some(f.finish_reason.to_owned()))))
                         .await;

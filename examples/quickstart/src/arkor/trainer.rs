@@ -22,6 +22,7 @@ pub fn trainer() -> Trainer {
                 messages: vec![ChatMessage {
                     role: "user".to_owned(),
                     content: Some("What is arkor?".to_owned()),
+                    ..ChatMessage::default()
                 }],
                 temperature: Some(0.0),
                 max_tokens: Some(40),
