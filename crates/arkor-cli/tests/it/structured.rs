@@ -33,24 +33,28 @@ async fn reply(api: &Api, body: Value) -> (String, String) {
 }
 
 /// The concatenated content deltas and the last finish reason of a streamed reply.
-async fn streamed(api: &Api, path: &str, mut body: Value) -> (String, String) {
-    body["stream"] = true.into();
-    let (status, r) = api.send("POST", path, Some(body)).await;
-    assert_eq!(status, StatusCode::OK, "{r}");
-    let chunks: Vec<Value> = r
-        .as_str()
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+async fn streamed(api: &Api, path: &str, body: Value) -> (String, String) {
+    let chunks = chunks(api, path, body).await;
     let text = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect::<String>();
     let finish = chunks.last().unwrap()["choices"][0]["finish_reason"].as_str().unwrap().to_owned();
     (text, finish)
+}
+
+/// The chunks of a streamed reply (`[DONE]` left out).
+async fn chunks(api: &Api, path: &str, mut body: Value) -> Vec<Value> {
+    body["stream"] = true.into();
+    let (status, r) = api.send("POST", path, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    r.as_str()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
 }
 
 fn triage_schema() -> Value {
@@ -404,20 +408,10 @@ async fn forced_tool_calls_validate_and_stream_whole() {
     assert_ne!(r["choices"][0]["finish_reason"], "tool_calls");
 
     // Streaming gives the same calls, each whole in one delta, then finish_reason.
-    let mut streaming = body(json!("required"), 3);
+    let streaming = body(json!("required"), 3);
     let (_, whole) =
         api.send("POST", &api.scoped("/v1/inference/chat"), Some(streaming.clone())).await;
-    streaming["stream"] = true.into();
-    let (status, r) = api.send("POST", &api.scoped("/v1/inference/chat"), Some(streaming)).await;
-    assert_eq!(status, StatusCode::OK);
-    let chunks: Vec<Value> = r
-        .as_str()
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = chunks(&api, &api.scoped("/v1/inference/chat"), streaming).await;
     let streamed: Vec<Value> = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())

@@ -111,3 +111,57 @@ fn civil_dates() {
     assert_eq!(civil_from_days(0), (1970, 1, 1));
     assert_eq!(civil_from_days(20_415), (2025, 11, 23));
 }
+
+#[test]
+fn tools_render_exactly_as_transformers_renders_them() {
+    let reference_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference/tools");
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reference_dir.join("tools_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let tools = &reference["tools"];
+    let mut checked = 0;
+    for (name, format) in [
+        ("hermes", crate::tools::ToolFormat::Hermes),
+        ("llama3", crate::tools::ToolFormat::Llama3Json),
+    ] {
+        let template =
+            std::fs::read_to_string(reference_dir.join(format!("{name}.jinja"))).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_byte_level_tokenizer(dir.path()).unwrap();
+        let cfg = serde_json::json!({"chat_template": template, "bos_token": "<|begin_of_text|>"});
+        std::fs::write(dir.path().join("tokenizer_config.json"), cfg.to_string()).unwrap();
+        let tok = TextTokenizer::from_dir(dir.path()).unwrap();
+        assert_eq!(tok.tool_format(), Some(format), "{name}");
+        for (conv, messages) in reference["conversations"].as_object().unwrap() {
+            for (key, tools) in [("tools", Some(tools)), ("no_tools", None)] {
+                let id = format!("{name}/{conv}/{key}");
+                let want = reference["rendered"][&id].as_str().unwrap();
+                let got = tok.render_conversation(messages, tools, true).unwrap();
+                assert_eq!(got, want, "{id}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 8);
+    // ChatML (arkor/tiny) cannot show tools.
+    assert_eq!(tiny().1.tool_format(), None);
+}
+
+#[test]
+fn tojson_writes_what_python_json_dumps_writes() {
+    let v = serde_json::json!({"b": [1, 2.5, {"x": null}], "a": "é \"q\" <&>\n", "e": [], "o": {}});
+    let dumps = |indent, sort, ascii| {
+        let mut out = String::new();
+        python_dumps(&v, indent, sort, ascii, 0, &mut out);
+        out
+    };
+    assert_eq!(
+        dumps(None, false, false),
+        r#"{"b": [1, 2.5, {"x": null}], "a": "é \"q\" <&>\n", "e": [], "o": {}}"#
+    );
+    assert_eq!(
+        dumps(Some(2), true, true),
+        "{\n  \"a\": \"\\u00e9 \\\"q\\\" <&>\\n\",\n  \"b\": [\n    1,\n    2.5,\n    {\n      \"x\": null\n    }\n  ],\n  \"e\": [],\n  \"o\": {}\n}"
+    );
+}
