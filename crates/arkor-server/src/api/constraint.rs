@@ -11,19 +11,29 @@ use serde_json::Value;
 
 use super::{ApiError, ApiResult};
 
-/// How a route spells the two fields.
+/// How a route spells the fields that shape a reply.
 #[derive(Clone, Copy)]
 pub struct Spelling {
     pub response_format: &'static str,
     pub structured_outputs: &'static str,
+    pub tools: &'static str,
+    pub tool_choice: &'static str,
 }
 
 /// `/v1/inference/chat` (camelCase, as the reference system).
-pub const ARKOR: Spelling =
-    Spelling { response_format: "responseFormat", structured_outputs: "structuredOutputs" };
+pub const ARKOR: Spelling = Spelling {
+    response_format: "responseFormat",
+    structured_outputs: "structuredOutputs",
+    tools: "tools",
+    tool_choice: "toolChoice",
+};
 /// `/v1/chat/completions` (OpenAI and vLLM).
-pub const OPENAI: Spelling =
-    Spelling { response_format: "response_format", structured_outputs: "structured_outputs" };
+pub const OPENAI: Spelling = Spelling {
+    response_format: "response_format",
+    structured_outputs: "structured_outputs",
+    tools: "tools",
+    tool_choice: "tool_choice",
+};
 
 fn invalid_schema(message: String) -> ApiError {
     ApiError::new(ErrorCode::InvalidSchema, message)
@@ -163,16 +173,16 @@ fn from_structured_outputs(v: &Value, name: &str) -> ApiResult<Constraint> {
 pub fn guided_as_structured(fields: [(&str, Option<&Value>); 5]) -> Option<Value> {
     let mut out = serde_json::Map::new();
     for (key, value) in fields {
-        if let Some(v) = value.filter(|v| !v.is_null()) {
-            let key = key.strip_prefix("guided_").unwrap_or(key);
-            let key = if key == "json" && v.is_string() { "json_string" } else { key };
-            out.insert(key.to_owned(), v.clone());
-        }
-    }
-    if let Some(Value::String(text)) = out.remove("json_string") {
-        // vLLM also takes the schema as a JSON string.
-        let parsed = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        out.insert("json".to_owned(), parsed);
+        let Some(v) = value.filter(|v| !v.is_null()) else { continue };
+        let key = key.strip_prefix("guided_").unwrap_or(key);
+        let v = match v {
+            // vLLM also takes the schema as a JSON string.
+            Value::String(text) if key == "json" => {
+                serde_json::from_str(text).unwrap_or_else(|_| v.clone())
+            }
+            _ => v.clone(),
+        };
+        out.insert(key.to_owned(), v);
     }
     (!out.is_empty()).then_some(Value::Object(out))
 }

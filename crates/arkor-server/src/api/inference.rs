@@ -43,24 +43,31 @@ struct Ask {
     stream: bool,
 }
 
-/// The prompt of a request: its conversation and tools; tools that force a call cannot
-/// be combined with a response format.
-fn prompt(
-    messages: &[ChatMessage],
-    tools: Option<&serde_json::Value>,
-    tool_choice: Option<&serde_json::Value>,
-    constrained: bool,
-    names: (&str, &str),
-) -> ApiResult<Prompt> {
-    let tools = tools::parse(tools, tool_choice, names)?;
-    if constrained && tools.as_ref().is_some_and(|t| !matches!(t.mode, ToolMode::Auto)) {
+/// The shaping fields of a request, as the route spells them.
+struct Shape<'a> {
+    messages: &'a [ChatMessage],
+    response_format: Option<&'a serde_json::Value>,
+    structured_outputs: Option<&'a serde_json::Value>,
+    tools: Option<&'a serde_json::Value>,
+    tool_choice: Option<&'a serde_json::Value>,
+}
+
+/// The constraint and the prompt of a request; tools that force a call cannot be combined
+/// with a response format.
+async fn shape(
+    req: Shape<'_>,
+    names: constraint::Spelling,
+) -> ApiResult<(Option<arkor_engine::constrain::Constraint>, Prompt)> {
+    let constraint = constraint::parse(req.response_format, req.structured_outputs, names).await?;
+    let tools = tools::parse(req.tools, req.tool_choice, (names.tools, names.tool_choice))?;
+    if constraint.is_some() && tools.as_ref().is_some_and(|t| !matches!(t.mode, ToolMode::Auto)) {
         return Err(ApiError::bad_request(format!(
             "invalid {}: a forced tool call cannot be combined with a response format or \
              structured outputs",
-            names.1
+            names.tool_choice
         )));
     }
-    Ok(Prompt { messages: tools::conversation(messages)?, tools })
+    Ok((constraint, Prompt { messages: tools::conversation(req.messages)?, tools }))
 }
 
 fn sampling(
@@ -144,19 +151,14 @@ pub async fn chat(
     scope: Scope,
     JsonBody(req): JsonBody<InferenceChatRequest>,
 ) -> ApiResult<Response> {
-    let constraint = constraint::parse(
-        req.response_format.as_ref(),
-        req.structured_outputs.as_ref(),
-        constraint::ARKOR,
-    )
-    .await?;
-    let prompt = prompt(
-        &req.messages,
-        req.tools.as_ref(),
-        req.tool_choice.as_ref(),
-        constraint.is_some(),
-        ("tools", "toolChoice"),
-    )?;
+    let shaping = Shape {
+        messages: &req.messages,
+        response_format: req.response_format.as_ref(),
+        structured_outputs: req.structured_outputs.as_ref(),
+        tools: req.tools.as_ref(),
+        tool_choice: req.tool_choice.as_ref(),
+    };
+    let (constraint, prompt) = shape(shaping, constraint::ARKOR).await?;
     let target = match (&req.adapter, &req.base_model) {
         (Some(_), Some(_)) | (None, None) => {
             return Err(ApiError::bad_request("expected exactly one of adapter and baseModel"));
@@ -204,19 +206,14 @@ pub async fn completions(
             "invalid guided_*: send either structured_outputs or the older guided_* fields",
         ));
     }
-    let constraint = constraint::parse(
-        req.response_format.as_ref(),
-        req.structured_outputs.as_ref().or(guided.as_ref()),
-        constraint::OPENAI,
-    )
-    .await?;
-    let prompt = prompt(
-        &req.messages,
-        req.tools.as_ref(),
-        req.tool_choice.as_ref(),
-        constraint.is_some(),
-        ("tools", "tool_choice"),
-    )?;
+    let shaping = Shape {
+        messages: &req.messages,
+        response_format: req.response_format.as_ref(),
+        structured_outputs: req.structured_outputs.as_ref().or(guided.as_ref()),
+        tools: req.tools.as_ref(),
+        tool_choice: req.tool_choice.as_ref(),
+    };
+    let (constraint, prompt) = shape(shaping, constraint::OPENAI).await?;
     let target = match parse_model_id(&req.model) {
         Some((job_id, step)) => {
             let job = visible_job(&state, &user.id, job_id).await?;
