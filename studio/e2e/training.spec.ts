@@ -209,6 +209,62 @@ test("chat with a model typed as Other…", async ({ page }) => {
   expect(errors).toEqual([]);
 });
 
+// Reply shaping: the triage project's reply schema is the Playground's default response format
+// and the tiny model's reply parses and validates; then a function the model must call comes back
+// as a card, the user types its result, and the model goes on; all of it survives a reload.
+test("the Playground holds replies to the project's JSON schema and shows tool calls as cards", async ({ page }) => {
+  const errors = watchConsole(page);
+  const schema = JSON.parse(readFileSync(join(studio.dir, "data/reply.schema.json"), "utf8"));
+  await page.goto(`${studio.url}/#/playground`);
+  await expect(page.getByLabel("Format", { exact: true })).toHaveValue("json_schema");
+  await expect(page.getByLabel("JSON schema", { exact: true })).toHaveValue(JSON.stringify(schema, null, 2));
+  await expect(page.getByText("The project's reply schema (data/reply.schema.json)")).toBeVisible();
+
+  // A broken schema is caught before sending, with where it broke.
+  const editor = page.getByLabel("JSON schema", { exact: true });
+  await editor.fill('{\n  "type": "object",\n  "properties": }');
+  await expect(page.getByRole("alert").filter({ hasText: "JSON schema: line 3, column 17" })).toBeVisible();
+  await page.getByRole("button", { name: "Use the project's schema" }).click();
+  await expect(editor).toHaveValue(JSON.stringify(schema, null, 2));
+
+  await page.getByLabel("Max tokens", { exact: true }).fill("1024");
+  await chat(page, "I was charged twice for my subscription.");
+  const reply = JSON.parse((await page.locator('[data-role="assistant"]').last().textContent()) ?? "");
+  expect(Object.keys(reply).sort()).toEqual([...schema.required].sort());
+  expect(schema.properties.category.enum).toContain(reply.category);
+  expect(schema.properties.urgency.enum).toContain(reply.urgency);
+  expect(reply.summary.length).toBeLessThanOrEqual(160);
+
+  // Tools: a function with one enum argument, always called.
+  await page.getByRole("button", { name: "Clear conversation" }).click();
+  await page.getByLabel("Format", { exact: true }).selectOption("text");
+  await page.getByRole("button", { name: "Add function" }).click();
+  await page.getByLabel("Function 1 parameters").fill(
+    JSON.stringify({ type: "object", properties: { city: { enum: ["Oslo", "Rome"] } }, required: ["city"], additionalProperties: false }),
+  );
+  await page.getByLabel("Tool choice", { exact: true }).selectOption("required");
+  await page.getByRole("textbox", { name: "Message" }).fill("What is the weather in Oslo?");
+  await page.getByRole("button", { name: "Send message" }).click();
+  const card = page.getByRole("group", { name: "Tool call get_weather" }).first();
+  await expect(card).toBeVisible({ timeout: 120_000 });
+  const args = JSON.parse((await card.getByLabel("Arguments of get_weather").textContent()) ?? "");
+  expect(["Oslo", "Rome"]).toContain(args.city);
+  await card.getByLabel("Result of get_weather").fill('{"temperature": 21}');
+  await card.getByRole("button", { name: "Send result" }).click();
+  await expect(page.locator('[data-role="tool"]')).toContainText('{"temperature": 21}');
+  await expect(page.locator('[data-role="assistant"]')).toHaveCount(2);
+  const second = page.locator('[data-role="assistant"]').last();
+  await expect(second).toHaveAttribute("aria-busy", "false", { timeout: 120_000 });
+  expect(await second.getAttribute("data-error")).toBeNull();
+
+  // The settings live in the URL: a reload keeps them.
+  await page.reload();
+  await expect(page.getByLabel("Format", { exact: true })).toHaveValue("text");
+  await expect(page.getByLabel("Function 1 name")).toHaveValue("get_weather");
+  await expect(page.getByLabel("Tool choice", { exact: true })).toHaveValue("required");
+  expect(errors).toEqual([]);
+});
+
 async function chat(page: import("@playwright/test").Page, prompt: string) {
   // Greedy decoding: the tiny adapter's reply is the same on every run.
   await page.getByLabel("Temperature", { exact: true }).fill("0");

@@ -292,11 +292,31 @@ async fn evals(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
 }
 
 /// The project directory Studio runs in (the web UI suggests `<dir>/data/heldout.jsonl`).
+/// The project folder, and the reply schema its Playground decodes with by default
+/// (`data/reply.schema.json`, written by the templates): `replySchema`, or `replySchemaError`
+/// saying what is wrong with the file.
 async fn project(AxumState(state): St) -> Response {
     let dir = std::path::absolute(&state.config.project_dir)
         .unwrap_or_else(|_| state.config.project_dir.clone());
-    axum::Json(json!({ "dir": dir.display().to_string() })).into_response()
+    let mut body = json!({ "dir": dir.display().to_string() });
+    let path = dir.join(REPLY_SCHEMA);
+    match tokio::fs::read_to_string(&path).await {
+        Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(schema) if schema.is_object() => body["replySchema"] = schema,
+            Ok(_) => {
+                body["replySchemaError"] =
+                    format!("{}: expected a JSON object (a JSON Schema)", path.display()).into()
+            }
+            Err(e) => body["replySchemaError"] = format!("{}: {e}", path.display()).into(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => body["replySchemaError"] = format!("{}: {e}", path.display()).into(),
+    }
+    axum::Json(body).into_response()
 }
+
+/// The project's reply schema, relative to the project folder.
+const REPLY_SCHEMA: &str = "data/reply.schema.json";
 
 async fn chat(AxumState(state): St, body: Bytes) -> Response {
     let c = match creds(&state).await {

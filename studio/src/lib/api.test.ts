@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   ApiError,
   artifactPath,
+  type ChatPiece,
   chatBody,
   errorOf,
   fetchEvals,
@@ -62,6 +63,17 @@ describe("chatBody", () => {
   it("names the source the backend's way", () => {
     expect(chatBody({ kind: "base", model: "arkor/tiny" }, msgs)).toEqual({ messages: msgs, stream: true, baseModel: "arkor/tiny" });
     expect(chatBody({ kind: "final", jobId: "j1" }, msgs).adapter).toEqual({ kind: "final", jobId: "j1" });
+    // Reply shaping goes as the backend spells it; tool choice only with tools.
+    const shaped = chatBody({ kind: "base", model: "m" }, msgs, {
+      responseFormat: { type: "json_object" },
+      structuredOutputs: { regex: "a+" },
+      toolChoice: "required",
+    });
+    expect(shaped.responseFormat).toEqual({ type: "json_object" });
+    expect(shaped.structuredOutputs).toEqual({ regex: "a+" });
+    expect("toolChoice" in shaped || "tools" in shaped).toBe(false);
+    const tools = [{ type: "function" as const, function: { name: "f" } }];
+    expect(chatBody({ kind: "base", model: "m" }, msgs, { tools, toolChoice: "required" })).toMatchObject({ tools, toolChoice: "required" });
     expect(chatBody({ kind: "checkpoint", jobId: "j1", step: 20 }, msgs, { temperature: 0, topP: 0.9, maxTokens: 5 })).toMatchObject({
       adapter: { kind: "checkpoint", jobId: "j1", step: 20 },
       temperature: 0,
@@ -110,14 +122,29 @@ describe("streamChat", () => {
         'data: {"choices":[{"delta":{"content":"ignored"}}]}\n\n',
       ]),
     );
-    const parts: string[] = [];
+    const parts: ChatPiece[] = [];
     for await (const t of streamChat({ kind: "base", model: "arkor/tiny" }, [{ role: "user", content: "hi" }])) parts.push(t);
     expect(parts).toEqual(["Hello", " world"]);
   });
 
+  it("yields tool calls whole, with their ids and JSON arguments", async () => {
+    const call = { index: 0, id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } };
+    vi.stubGlobal("fetch", async () =>
+      sseResponse([
+        'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n',
+        `data: ${JSON.stringify({ choices: [{ delta: { tool_calls: [call, { index: 1, function: {} }] } }] })}\n\n`,
+        'data: {"choices":[{"delta":{},"finish_reason":"tool_calls"}]}\n\n',
+        "data: [DONE]\n\n",
+      ]),
+    );
+    const parts: ChatPiece[] = [];
+    for await (const t of streamChat({ kind: "base", model: "arkor/tiny" }, [])) parts.push(t);
+    expect(parts).toEqual([{ toolCalls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } }] }]);
+  });
+
   it("throws the server's message on an error frame and on a non-2xx answer", async () => {
     vi.stubGlobal("fetch", async () => sseResponse(['data: {"choices":[{"delta":{"content":"a"}}]}\n\n', 'event: error\ndata: {"error":"model exploded"}\n\n']));
-    const got: string[] = [];
+    const got: ChatPiece[] = [];
     await expect(async () => {
       for await (const t of streamChat({ kind: "final", jobId: "j" }, [])) got.push(t);
     }).rejects.toThrow("model exploded");

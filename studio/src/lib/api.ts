@@ -162,16 +162,43 @@ export type ModelSource =
   | { kind: "final"; jobId: string }
   | { kind: "checkpoint"; jobId: string; step: number };
 
-export interface ChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
+/** A tool call as OpenAI writes it; `arguments` is JSON text. */
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
 }
+
+/** A message in the wire format (snake_case tool keys, as the backend and OpenAI spell them). */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  content: string | null;
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
+}
+
+/** A function the model may call: `parameters` is a JSON Schema object. */
+export interface ToolDefinition {
+  type: "function";
+  function: { name: string; description?: string; parameters?: Record<string, unknown> };
+}
+
+export type ToolChoice = "auto" | "none" | "required" | { type: "function"; function: { name: string } };
 
 export interface ChatOptions {
   temperature?: number;
   topP?: number;
   maxTokens?: number;
+  /** `{type: "json_object"}` or `{type: "json_schema", json_schema: {name, schema, strict}}`. */
+  responseFormat?: Record<string, unknown>;
+  /** vLLM's extension: exactly one of `regex`, `choice`, `grammar`, `json`, `json_object`. */
+  structuredOutputs?: Record<string, unknown>;
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
 }
+
+/** One piece of a streamed reply: text, or whole tool calls. */
+export type ChatPiece = string | { toolCalls: ToolCall[] };
 
 /** A non-2xx answer: the HTTP status and the server's `error` message. */
 export class ApiError extends Error {
@@ -314,10 +341,21 @@ export async function fetchEvals(jobId: string, signal?: AbortSignal): Promise<E
   return body.evals;
 }
 
+/** The project Studio runs in: its folder (absolute) and its reply schema (`data/reply.schema.json`). */
+export interface ProjectInfo {
+  dir: string;
+  replySchema?: Record<string, unknown>;
+  /** The schema file exists but is not a JSON object: what is wrong, with its path. */
+  replySchemaError?: string;
+}
+
+export async function fetchProject(signal?: AbortSignal): Promise<ProjectInfo> {
+  return getJSON<ProjectInfo>("/api/project", { signal });
+}
+
 /** The project directory Studio runs in (absolute). */
 export async function fetchProjectDir(signal?: AbortSignal): Promise<string> {
-  const body = await getJSON<{ dir: string }>("/api/project", { signal });
-  return body.dir;
+  return (await fetchProject(signal)).dir;
 }
 
 export function artifactPath(jobId: string, pathname: string): string {
@@ -391,6 +429,12 @@ export function chatBody(source: ModelSource, messages: ChatMessage[], options: 
   if (options.temperature !== undefined) body.temperature = options.temperature;
   if (options.topP !== undefined) body.topP = options.topP;
   if (options.maxTokens !== undefined) body.maxTokens = options.maxTokens;
+  if (options.responseFormat) body.responseFormat = options.responseFormat;
+  if (options.structuredOutputs) body.structuredOutputs = options.structuredOutputs;
+  if (options.tools?.length) {
+    body.tools = options.tools;
+    if (options.toolChoice) body.toolChoice = options.toolChoice;
+  }
   return body;
 }
 
@@ -423,15 +467,15 @@ export function parseSseFrames(buffer: string): { frames: { event: string; data:
 }
 
 /**
- * Streams a chat reply: yields text fragments as they arrive. Stops on `[DONE]` or `end`;
- * an `error` frame throws with its message.
+ * Streams a chat reply: yields text fragments as they arrive, and tool calls (each whole) as
+ * `{toolCalls}`. Stops on `[DONE]` or `end`; an `error` frame throws with its message.
  */
 export async function* streamChat(
   source: ModelSource,
   messages: ChatMessage[],
   options: ChatOptions = {},
   signal?: AbortSignal,
-): AsyncGenerator<string> {
+): AsyncGenerator<ChatPiece> {
   const res = await apiFetch("/api/inference/chat", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -464,6 +508,8 @@ export async function* streamChat(
         }
         const delta = textOf(f.data);
         if (delta) yield delta;
+        const calls = toolCallsOf(f.data);
+        if (calls.length) yield { toolCalls: calls };
       }
       if (done) return;
     }
@@ -480,6 +526,29 @@ export function textOf(data: string): string {
   } catch {
     return "";
   }
+}
+
+/** The tool calls of one streamed chunk (`choices[0].delta.tool_calls`), well-formed ones only. */
+export function toolCallsOf(data: string): ToolCall[] {
+  let calls: unknown;
+  try {
+    calls = (JSON.parse(data) as { choices?: { delta?: { tool_calls?: unknown } }[] }).choices?.[0]?.delta?.tool_calls;
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(calls)) return [];
+  const out: ToolCall[] = [];
+  for (const c of calls as { id?: unknown; function?: { name?: unknown; arguments?: unknown } }[]) {
+    const name = c?.function?.name;
+    if (typeof name !== "string") continue;
+    const args = c.function?.arguments;
+    out.push({
+      id: typeof c.id === "string" ? c.id : `call_${out.length}`,
+      type: "function",
+      function: { name, arguments: typeof args === "string" ? args : JSON.stringify(args ?? {}) },
+    });
+  }
+  return out;
 }
 
 /** One entry of the backend's model list (`GET /v1/models`). */

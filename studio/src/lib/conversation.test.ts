@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import {
+  answerToolCall,
   appendFragment,
+  appendPiece,
+  pendingToolCalls,
+  startContinuation,
   baseChoice,
   buildExport,
   chooseBase,
@@ -128,7 +132,7 @@ describe("messagesToSend", () => {
       { role: "user", content: "q4" },
     ]);
     for (const msg of m) expect(Object.keys(msg).sort()).toEqual(["content", "role"]);
-    expect(m.some((x) => x.content.startsWith("[error]"))).toBe(false);
+    expect(m.some((x) => x.content?.startsWith("[error]"))).toBe(false);
   });
 
   it("leaves out an empty stopped reply and a reply still streaming", () => {
@@ -368,5 +372,64 @@ describe("a typed base model (Other…)", () => {
     expect(describeModelRef("Qwen/Qwen2.5-0.5B-Instruct")).toMatchObject({ text: "A Hugging Face model id", warn: false });
     expect(describeModelRef("arkor/tiny").warn).toBe(false);
     expect(describeModelRef("llama3")).toMatchObject({ warn: true });
+  });
+});
+
+describe("tool calls in a conversation", () => {
+  const call = (id: string, name = "get_weather") => ({ id, type: "function" as const, function: { name, arguments: '{"city":"Oslo"}' } });
+
+  it("a reply with calls waits for a result per call, then continues without a user message", () => {
+    let { conv, assistantId } = startTurn(emptyConversation(), "Weather in Oslo and Rome?");
+    conv = appendPiece(conv, assistantId, { toolCalls: [call("c1"), call("c2")] });
+    conv = finishTurn(conv, assistantId);
+    expect(pendingToolCalls(conv).map((c) => c.id)).toEqual(["c1", "c2"]);
+    // Not a pending call: nothing changes.
+    expect(answerToolCall(conv, "nope", "x")).toBe(conv);
+    conv = answerToolCall(conv, "c1", '{"t": 3}');
+    expect(pendingToolCalls(conv).map((c) => c.id)).toEqual(["c2"]);
+    expect(answerToolCall(conv, "c1", "again")).toBe(conv);
+    conv = answerToolCall(conv, "c2", '{"t": 19}');
+    expect(pendingToolCalls(conv)).toEqual([]);
+    expect(messagesToSend(conv.bubbles, "sys", null)).toEqual([
+      { role: "system", content: "sys" },
+      { role: "user", content: "Weather in Oslo and Rome?" },
+      { role: "assistant", content: null, tool_calls: [call("c1"), call("c2")] },
+      { role: "tool", content: '{"t": 3}', tool_call_id: "c1" },
+      { role: "tool", content: '{"t": 19}', tool_call_id: "c2" },
+    ]);
+    const next = startContinuation(conv);
+    expect(next.conv.bubbles.at(-1)).toMatchObject({ role: "assistant", streaming: true });
+    expect(next.conv.bubbles).toHaveLength(conv.bubbles.length + 1);
+  });
+
+  it("calls nobody answered are dropped, with the question when nothing else is left", () => {
+    let { conv, assistantId } = startTurn(emptyConversation(), "q1");
+    conv = finishTurn(appendPiece(conv, assistantId, { toolCalls: [call("c1")] }), assistantId);
+    // The user asks something else instead: the unanswered call is no longer pending.
+    const t2 = startTurn(conv, "q2");
+    conv = finishTurn(appendPiece(t2.conv, t2.assistantId, "plain answer"), t2.assistantId);
+    expect(pendingToolCalls(conv)).toEqual([]);
+    expect(messagesToSend(conv.bubbles, "", "q3")).toEqual([
+      { role: "user", content: "q2" },
+      { role: "assistant", content: "plain answer" },
+      { role: "user", content: "q3" },
+    ]);
+  });
+
+  it("exports tool calls and results in the wire format", () => {
+    let { conv, assistantId } = startTurn(emptyConversation(), "q");
+    conv = finishTurn(appendPiece(conv, assistantId, { toolCalls: [call("c1")] }), assistantId);
+    conv = answerToolCall(conv, "c1", "sunny");
+    const out = buildExport({
+      now: new Date("2026-01-02T03:04:05Z"),
+      settings: { ...DEFAULT_SETTINGS, toolChoice: "required", tools: [{ type: "function", function: { name: "get_weather" } }] },
+      a: { source: { kind: "base", model: "arkor/tiny" }, conv },
+    });
+    expect(out.settings.toolChoice).toBe("required");
+    expect(out.messages).toEqual([
+      { role: "user", content: "q" },
+      { role: "assistant", content: "", tool_calls: [call("c1")] },
+      { role: "tool", content: "sunny", tool_call_id: "c1" },
+    ]);
   });
 });

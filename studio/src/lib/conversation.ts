@@ -1,15 +1,21 @@
 // Playground logic that needs no DOM: the conversation state and its streaming transitions,
 // the messages sent to the model, the export file, and the model source <-> URL params.
 
-import type { ChatMessage, ChatOptions, ModelSource } from "./api";
+import type { ChatMessage, ChatOptions, ChatPiece, ModelSource, ToolCall } from "./api";
+import { type OutputSettings, setOutputParams, setToolParams, type ToolSettings } from "./shaping";
 
 // ---------------------------------------------------------------------------------------------
 // Conversation state
 
 export interface Bubble {
   id: number;
-  role: "user" | "assistant";
+  role: "user" | "assistant" | "tool";
   content: string;
+  /** Assistant: the functions the model called (each whole). */
+  toolCalls?: ToolCall[];
+  /** Tool: the call this result answers, and its function's name. */
+  toolCallId?: string;
+  toolName?: string;
   /** The assistant reply is still arriving. */
   streaming?: boolean;
   /** The request failed: `content` is `[error] <message>`; never sent back to the model. */
@@ -64,6 +70,49 @@ export function appendFragment(conv: Conversation, id: number, fragment: string)
   return updateStreaming(conv, id, (b) => ({ ...b, content: b.content + fragment }));
 }
 
+/** Adds tool calls to a reply that is still streaming. */
+export function appendToolCalls(conv: Conversation, id: number, calls: ToolCall[]): Conversation {
+  if (calls.length === 0) return conv;
+  return updateStreaming(conv, id, (b) => ({ ...b, toolCalls: [...(b.toolCalls ?? []), ...calls] }));
+}
+
+/** Adds a streamed piece (text or tool calls) to a reply that is still streaming. */
+export function appendPiece(conv: Conversation, id: number, piece: ChatPiece): Conversation {
+  return typeof piece === "string" ? appendFragment(conv, id, piece) : appendToolCalls(conv, id, piece.toolCalls);
+}
+
+/** A reply that continues after tool results: an empty streaming assistant bubble, no user message. */
+export function startContinuation(conv: Conversation): { conv: Conversation; assistantId: number } {
+  const assistantId = conv.nextId;
+  return {
+    assistantId,
+    conv: { nextId: conv.nextId + 1, bubbles: [...conv.bubbles, { id: assistantId, role: "assistant", content: "", streaming: true }] },
+  };
+}
+
+/**
+ * The calls of the last reply still waiting for a result: those of the last assistant bubble
+ * when only tool results follow it (a new user message leaves them unanswered for good).
+ */
+export function pendingToolCalls(conv: Conversation): ToolCall[] {
+  let i = conv.bubbles.length - 1;
+  while (i >= 0 && conv.bubbles[i].role === "tool") i--;
+  const last = conv.bubbles[i];
+  if (!last || last.role !== "assistant" || last.streaming || last.error || !last.toolCalls?.length) return [];
+  const answered = new Set(conv.bubbles.slice(i + 1).map((b) => b.toolCallId));
+  return last.toolCalls.filter((c) => !answered.has(c.id));
+}
+
+/** The user's result for a pending call (anything else changes nothing). */
+export function answerToolCall(conv: Conversation, callId: string, content: string): Conversation {
+  const call = pendingToolCalls(conv).find((c) => c.id === callId);
+  if (!call) return conv;
+  return {
+    nextId: conv.nextId + 1,
+    bubbles: [...conv.bubbles, { id: conv.nextId, role: "tool", content, toolCallId: call.id, toolName: call.function.name }],
+  };
+}
+
 /** The reply ended normally. */
 export function finishTurn(conv: Conversation, id: number): Conversation {
   return updateStreaming(conv, id, ({ streaming: _s, ...b }) => b);
@@ -93,32 +142,45 @@ export function isStreaming(conv: Conversation): boolean {
 
 /**
  * The messages for the next request: the system prompt (when not blank), then the earlier
- * exchanges (role and content only), then the new user message. An exchange whose reply failed,
- * is still streaming, or is empty (stopped before any text) is left out together with the user
- * message it answered, so roles keep alternating and no `[error]` text reaches the model.
+ * exchanges, then the new user message (none when the reply continues after tool results).
+ * An exchange whose reply failed, is still streaming, or is empty (stopped before any text, or
+ * only tool calls nobody answered) is left out together with the user message it answered, so
+ * roles keep alternating and no `[error]` text reaches the model. A reply keeps only the tool
+ * calls that got a result, each followed by its `tool` message.
  */
-export function messagesToSend(history: Bubble[], systemPrompt: string, userText: string): ChatMessage[] {
+export function messagesToSend(history: Bubble[], systemPrompt: string, userText: string | null): ChatMessage[] {
+  const answered = new Set(history.filter((b) => b.role === "tool").map((b) => b.toolCallId));
   const out: ChatMessage[] = [];
   if (systemPrompt.trim()) out.push({ role: "system", content: systemPrompt });
+  const sent = new Set<string>();
   for (let i = 0; i < history.length; i++) {
     const b = history[i];
     if (b.role === "user") {
       const reply = history[i + 1];
-      if (reply && reply.role === "assistant" && !usable(reply)) {
+      if (reply && reply.role === "assistant" && !usable(reply, answered)) {
         i++; // Skip the failed exchange.
         continue;
       }
       out.push({ role: "user", content: b.content });
-    } else if (usable(b)) {
-      out.push({ role: "assistant", content: b.content });
+    } else if (b.role === "tool") {
+      if (b.toolCallId && sent.has(b.toolCallId)) out.push({ role: "tool", content: b.content, tool_call_id: b.toolCallId });
+    } else if (usable(b, answered)) {
+      const calls = (b.toolCalls ?? []).filter((c) => answered.has(c.id));
+      if (calls.length === 0) {
+        out.push({ role: "assistant", content: b.content });
+        continue;
+      }
+      for (const c of calls) sent.add(c.id);
+      out.push({ role: "assistant", content: b.content || null, tool_calls: calls });
     }
   }
-  out.push({ role: "user", content: userText });
+  if (userText !== null) out.push({ role: "user", content: userText });
   return out;
 }
 
-function usable(b: Bubble): boolean {
-  return !b.error && !b.streaming && b.content !== "";
+function usable(b: Bubble, answered: Set<string | undefined>): boolean {
+  if (b.error || b.streaming) return false;
+  return b.content !== "" || (b.toolCalls ?? []).some((c) => answered.has(c.id));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,16 +227,21 @@ export interface ExportedSource {
 }
 
 export interface ExportedMessage {
-  role: "user" | "assistant";
+  role: "user" | "assistant" | "tool";
   content: string;
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
   error?: true;
   stopped?: true;
 }
 
+/** The reply shaping of a request, as sent (`responseFormat`, `structuredOutputs`, `tools`, `toolChoice`). */
+export type ReplyShaping = { [K in "responseFormat" | "structuredOutputs" | "tools" | "toolChoice"]?: ChatOptions[K] };
+
 export interface ConversationExport {
   exportedAt: string;
   source: ExportedSource | null;
-  settings: ChatSettings;
+  settings: ChatSettings & ReplyShaping;
   messages: ExportedMessage[];
   /** Side by side only: the second column. */
   compare?: { source: ExportedSource | null; messages: ExportedMessage[] };
@@ -190,6 +257,8 @@ export function exportedSource(source: ModelSource | null, label?: string): Expo
 function exportedMessages(conv: Conversation): ExportedMessage[] {
   return conv.bubbles.map((b) => {
     const m: ExportedMessage = { role: b.role, content: b.content };
+    if (b.toolCalls?.length) m.tool_calls = b.toolCalls;
+    if (b.toolCallId) m.tool_call_id = b.toolCallId;
     if (b.error) m.error = true;
     if (b.stopped) m.stopped = true;
     return m;
@@ -198,7 +267,7 @@ function exportedMessages(conv: Conversation): ExportedMessage[] {
 
 export function buildExport(args: {
   now: Date;
-  settings: ChatSettings;
+  settings: ChatSettings & ReplyShaping;
   a: { source: ModelSource | null; label?: string; conv: Conversation };
   b?: { source: ModelSource | null; label?: string; conv: Conversation } | null;
 }): ConversationExport {
@@ -259,6 +328,10 @@ export interface PlaygroundUrlState {
   /** Side by side is on (even before B resolves). */
   compare: boolean;
   b: ModelSource | null;
+  /** The response format, written when it differs from `outputDefault` (see shaping.ts). */
+  output?: OutputSettings;
+  outputDefault?: OutputSettings;
+  tools?: ToolSettings;
 }
 
 export function urlStateFromParams(params: URLSearchParams): PlaygroundUrlState {
@@ -273,6 +346,8 @@ export function paramsFromUrlState(state: PlaygroundUrlState): URLSearchParams {
     p.set("compare", "1");
     setSourceParams(p, state.b, "b_");
   }
+  if (state.output && state.outputDefault) setOutputParams(p, state.output, state.outputDefault);
+  if (state.tools) setToolParams(p, state.tools);
   return p;
 }
 

@@ -4,14 +4,17 @@ import {
   fetchArtifacts,
   fetchJobs,
   fetchModels,
+  fetchProject,
   type Job,
   type ModelInfo,
   type ModelSource,
   saveBlob,
   streamChat,
+  type ToolCall,
 } from "../lib/api";
 import {
-  appendFragment,
+  answerToolCall,
+  appendPiece,
   baseChoice,
   buildExport,
   chooseBase,
@@ -32,8 +35,10 @@ import {
   normalizePick,
   OTHER_BASE,
   paramsFromUrlState,
+  pendingToolCalls,
   type Pick,
   type PickData,
+  type ReplyShaping,
   pickSource,
   playgroundHash,
   resolvePick,
@@ -41,12 +46,30 @@ import {
   settleStep,
   type SourceMode,
   sourceKey,
+  startContinuation,
   startTurn,
   stopTurn,
   urlStateFromParams,
 } from "../lib/conversation";
 import { errorMessage, truncateMiddle } from "../lib/format";
 import { replaceHash } from "../lib/route";
+import {
+  type Checked,
+  defaultOutput,
+  newTool,
+  OUTPUT_KINDS,
+  type OutputKind,
+  type OutputSettings,
+  outputFromParams,
+  outputOptions,
+  prettyArguments,
+  settleToolChoice,
+  TEXT_OUTPUT,
+  toolOptions,
+  type ToolSettings,
+  type ToolSpec,
+  toolsFromParams,
+} from "../lib/shaping";
 import "./playground.css";
 
 interface JobsState {
@@ -149,6 +172,13 @@ export function Playground({ params }: { params: URLSearchParams }) {
   const [temperature, setTemperature] = useState(String(DEFAULT_SETTINGS.temperature));
   const [topP, setTopP] = useState(String(DEFAULT_SETTINGS.topP));
   const [maxTokens, setMaxTokens] = useState(String(DEFAULT_SETTINGS.maxTokens));
+  // Reply shaping: the project's reply schema is the default response format (when it has one).
+  const [outputDefault, setOutputDefault] = useState<OutputSettings>(TEXT_OUTPUT);
+  const [output, setOutput] = useState<OutputSettings>(() => outputFromParams(params, TEXT_OUTPUT));
+  const [tools, setTools] = useState<ToolSettings>(() => toolsFromParams(params));
+  const [schemaFileError, setSchemaFileError] = useState<string | null>(null);
+  const outputDefaultRef = useRef(outputDefault);
+  outputDefaultRef.current = outputDefault;
 
   const mountedRef = useRef(true);
   const abortRef = useRef<AbortController | null>(null);
@@ -176,6 +206,13 @@ export function Playground({ params }: { params: URLSearchParams }) {
     topP: clampSetting("topP", topP),
     maxTokens: clampSetting("maxTokens", maxTokens),
   };
+  const outputCheck = outputOptions(output);
+  const toolCheck = toolOptions(tools);
+  const shaping: Checked<ReplyShaping> = !outputCheck.ok
+    ? outputCheck
+    : !toolCheck.ok
+      ? toolCheck
+      : { ok: true, value: { ...outputCheck.value, ...toolCheck.value } };
 
   useEffect(() => {
     mountedRef.current = true;
@@ -200,8 +237,15 @@ export function Playground({ params }: { params: URLSearchParams }) {
   useEffect(() => {
     const ctrl = new AbortController();
     void (async () => {
-      const [j, m] = await Promise.allSettled([loadJobLists(ctrl.signal), fetchModels(ctrl.signal)]);
+      const [j, m, p] = await Promise.allSettled([loadJobLists(ctrl.signal), fetchModels(ctrl.signal), fetchProject(ctrl.signal)]);
       if (ctrl.signal.aborted) return;
+      if (p.status === "fulfilled") {
+        const def = defaultOutput(p.value.replySchema);
+        setOutputDefault(def);
+        outputDefaultRef.current = def;
+        setOutput(outputFromParams(paramsRef.current, def));
+        setSchemaFileError(p.value.replySchemaError ?? null);
+      }
       const jobsState: JobsState =
         j.status === "fulfilled"
           ? { loading: false, error: null, ...j.value }
@@ -225,16 +269,19 @@ export function Playground({ params }: { params: URLSearchParams }) {
     if (!ready || streaming || paramsKey === lastParamsRef.current) return;
     lastParamsRef.current = paramsKey;
     seed(paramsRef.current, dataRef.current, jobsOkRef.current);
+    setOutput(outputFromParams(paramsRef.current, outputDefaultRef.current));
+    setTools(toolsFromParams(paramsRef.current));
   }, [paramsKey, ready, streaming, seed]);
 
-  // Write the chosen sources into the URL, so a reload keeps them.
+  // Write the chosen sources and the reply shaping into the URL, so a reload keeps them.
+  const shapeKey = JSON.stringify([output, outputDefault, tools]);
   useEffect(() => {
     if (!ready || !sourceA || (compare && !sourceB)) return;
-    const state = { a: sourceA, compare, b: sourceB };
+    const state = { a: sourceA, compare, b: sourceB, output, outputDefault, tools };
     lastParamsRef.current = paramsFromUrlState(state).toString();
     replaceHash(playgroundHash(state));
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [ready, keyA, keyB, compare]);
+  }, [ready, keyA, keyB, compare, shapeKey]);
 
   const stopStreams = useCallback(() => {
     abortRef.current?.abort();
@@ -347,14 +394,15 @@ export function Playground({ params }: { params: URLSearchParams }) {
   };
 
   // Sending.
-  const canSend = ready && !!sourceA && (!compare || !!sourceB);
+  const canSend = ready && !!sourceA && (!compare || !!sourceB) && shaping.ok;
   const send = async () => {
     const text = input.trim();
-    if (!text || busyRef.current || streaming || !sourceA || (compare && !sourceB)) return;
+    if (!text || busyRef.current || streaming || !sourceA || (compare && !sourceB) || !shaping.ok) return;
     busyRef.current = true;
     const ctrl = new AbortController();
     abortRef.current = ctrl;
     const opts = settings;
+    const shape = shaping.value;
     const columns: { source: ModelSource; conv: Conversation; set: typeof setConvA }[] = [
       { source: sourceA, conv: convA, set: setConvA },
     ];
@@ -363,7 +411,7 @@ export function Playground({ params }: { params: URLSearchParams }) {
     const runs = columns.map(({ source, conv, set }) => {
       const { conv: next, assistantId } = startTurn(conv, text);
       set(next);
-      return runReply(source, messagesToSend(conv.bubbles, opts.systemPrompt, text), opts, ctrl.signal, assistantId, set);
+      return runReply(source, messagesToSend(conv.bubbles, opts.systemPrompt, text), opts, shape, ctrl.signal, assistantId, set);
     });
     try {
       await Promise.allSettled(runs);
@@ -377,20 +425,46 @@ export function Playground({ params }: { params: URLSearchParams }) {
     source: ModelSource,
     messages: ReturnType<typeof messagesToSend>,
     opts: ChatSettings,
+    shape: ReplyShaping,
     signal: AbortSignal,
     id: number,
     set: typeof setConvA,
   ) => {
     try {
-      for await (const fragment of streamChat(source, messages, chatOptions(opts), signal)) {
+      for await (const piece of streamChat(source, messages, { ...chatOptions(opts), ...shape }, signal)) {
         if (!mountedRef.current) return;
-        set((c) => appendFragment(c, id, fragment));
+        set((c) => appendPiece(c, id, piece));
       }
       if (!mountedRef.current) return;
       set((c) => (signal.aborted ? stopTurn(c, id) : finishTurn(c, id)));
     } catch (e) {
       if (!mountedRef.current) return;
       set((c) => (signal.aborted ? stopTurn(c, id) : failTurn(c, id, errorMessage(e))));
+    }
+  };
+
+  // A result typed for a tool call; once every call of the reply has one, the model goes on.
+  const sendToolResult = async (column: "a" | "b", callId: string, result: string) => {
+    const source = column === "a" ? sourceA : sourceB;
+    const conv = column === "a" ? convA : convB;
+    const set = column === "a" ? setConvA : setConvB;
+    if (busyRef.current || streaming || !source || !shaping.ok) return;
+    const answered = answerToolCall(conv, callId, result);
+    if (answered === conv) return;
+    if (pendingToolCalls(answered).length > 0) {
+      set(answered);
+      return;
+    }
+    busyRef.current = true;
+    const ctrl = new AbortController();
+    abortRef.current = ctrl;
+    const { conv: next, assistantId } = startContinuation(answered);
+    set(next);
+    try {
+      await runReply(source, messagesToSend(answered.bubbles, settings.systemPrompt, null), settings, shaping.value, ctrl.signal, assistantId, set);
+    } finally {
+      if (abortRef.current === ctrl) abortRef.current = null;
+      busyRef.current = false;
     }
   };
 
@@ -407,7 +481,7 @@ export function Playground({ params }: { params: URLSearchParams }) {
   const exportConversation = () => {
     const out = buildExport({
       now: new Date(),
-      settings,
+      settings: shaping.ok ? { ...settings, ...shaping.value } : settings,
       a: { source: sourceA, label: labelA, conv: convA },
       b: compare ? { source: sourceB, label: labelB, conv: convB } : null,
     });
@@ -473,6 +547,7 @@ export function Playground({ params }: { params: URLSearchParams }) {
           </div>
         </section>
 
+        <div className="pg-side">
         <aside className="card pg-settings" aria-label="Generation settings">
           <details open>
             <summary className="card-head">
@@ -508,6 +583,15 @@ export function Playground({ params }: { params: URLSearchParams }) {
             </div>
           </details>
         </aside>
+        <ResponseFormatCard
+          output={output}
+          fallback={outputDefault}
+          check={outputCheck}
+          fileError={schemaFileError}
+          onChange={setOutput}
+        />
+        <ToolsCard tools={tools} check={toolCheck} onChange={(t) => setTools(settleToolChoice(t))} />
+        </div>
 
         <section className="card pg-chat" aria-labelledby="pg-chat-title">
           <div className="card-head">
@@ -522,8 +606,24 @@ export function Playground({ params }: { params: URLSearchParams }) {
             </button>
           </div>
           <div className={`pg-columns${compare ? " two" : ""}`}>
-            <ConversationLog conv={convA} name={compare ? "Conversation A" : "Conversation"} heading={compare ? `A · ${labelA || "no model yet"}` : null} label={labelA} />
-            {compare && <ConversationLog conv={convB} name="Conversation B" heading={`B · ${labelB || "no model yet"}`} label={labelB} />}
+            <ConversationLog
+              conv={convA}
+              name={compare ? "Conversation A" : "Conversation"}
+              heading={compare ? `A · ${labelA || "no model yet"}` : null}
+              label={labelA}
+              canAnswer={!streaming && shaping.ok}
+              onToolResult={(id, text) => void sendToolResult("a", id, text)}
+            />
+            {compare && (
+              <ConversationLog
+                conv={convB}
+                name="Conversation B"
+                heading={`B · ${labelB || "no model yet"}`}
+                label={labelB}
+                canAnswer={!streaming && shaping.ok}
+                onToolResult={(id, text) => void sendToolResult("b", id, text)}
+              />
+            )}
           </div>
           <form
             className="pg-composer"
@@ -556,7 +656,7 @@ export function Playground({ params }: { params: URLSearchParams }) {
                 type="submit"
                 className="btn primary"
                 disabled={streaming || !input.trim() || !canSend}
-                title={!canSend ? "Choose a model first" : undefined}
+                title={!shaping.ok ? shaping.error : !canSend ? "Choose a model first" : undefined}
               >
                 Send<span className="sr-only"> message</span>
               </button>
@@ -564,6 +664,11 @@ export function Playground({ params }: { params: URLSearchParams }) {
             <p id={ids.help} className="pg-help">
               Enter to send, Shift+Enter for a new line
             </p>
+            {!shaping.ok && (
+              <p className="pg-help pg-hint-error" role="alert">
+                Cannot send: {shaping.error}
+              </p>
+            )}
           </form>
         </section>
       </div>
@@ -866,12 +971,18 @@ function ConversationLog({
   name,
   heading,
   label,
+  canAnswer,
+  onToolResult,
 }: {
   conv: Conversation;
   name: string;
   heading: string | null;
   label: string;
+  /** Tool results can be sent now (nothing is streaming, the settings are valid). */
+  canAnswer: boolean;
+  onToolResult: (callId: string, result: string) => void;
 }) {
+  const pending = new Set(pendingToolCalls(conv).map((c) => c.id));
   const ref = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const count = useRef(0);
@@ -910,12 +1021,302 @@ function ConversationLog({
               data-stopped={b.stopped ? "true" : undefined}
               aria-busy={b.role === "assistant" ? (b.streaming ? "true" : "false") : undefined}
             >
-              <span className="pg-text">{b.content}</span>
+              {b.role === "tool" && <span className="pg-tool-label">Result of {b.toolName}</span>}
+              {(b.content || !b.toolCalls?.length) && <span className="pg-text">{b.content}</span>}
+              {b.toolCalls?.map((call) => (
+                <ToolCallCard
+                  key={call.id}
+                  call={call}
+                  waiting={pending.has(call.id)}
+                  canAnswer={canAnswer}
+                  onResult={(text) => onToolResult(call.id, text)}
+                />
+              ))}
               {b.streaming && <span className="pg-caret" aria-hidden="true" />}
             </div>
           ))
         )}
       </div>
     </div>
+  );
+}
+
+/** A tool call the model made: the function and its arguments, and a box for its result. */
+function ToolCallCard({
+  call,
+  waiting,
+  canAnswer,
+  onResult,
+}: {
+  call: ToolCall;
+  waiting: boolean;
+  canAnswer: boolean;
+  onResult: (text: string) => void;
+}) {
+  const [result, setResult] = useState("");
+  const id = useId();
+  const name = call.function.name;
+  return (
+    <div className="pg-toolcall" role="group" aria-label={`Tool call ${name}`} data-tool-call={name}>
+      <div className="pg-toolcall-head">
+        <span className="pg-toolcall-kind">Tool call</span>
+        <code>{name}</code>
+      </div>
+      <pre className="pg-toolcall-args" aria-label={`Arguments of ${name}`}>
+        {prettyArguments(call.function.arguments)}
+      </pre>
+      {waiting && (
+        <form
+          className="pg-toolcall-result"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (canAnswer) onResult(result);
+          }}
+        >
+          <label htmlFor={id}>Result of {name}</label>
+          <textarea
+            id={id}
+            className="textarea mono"
+            rows={2}
+            value={result}
+            placeholder='{"temperature": 21}'
+            onChange={(e) => setResult(e.target.value)}
+          />
+          <button type="submit" className="btn small primary" disabled={!canAnswer}>
+            Send result
+          </button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+/** Response format: text, JSON object, a JSON schema (edited here), a regex, a choice list or a grammar. */
+function ResponseFormatCard({
+  output,
+  fallback,
+  check,
+  fileError,
+  onChange,
+}: {
+  output: OutputSettings;
+  /** The page's default (the project's reply schema, else text). */
+  fallback: OutputSettings;
+  check: Checked<unknown>;
+  /** The project's reply schema file is broken: what is wrong. */
+  fileError: string | null;
+  onChange: (o: OutputSettings) => void;
+}) {
+  const uid = useId();
+  const id = (n: string) => `${uid}-${n}`;
+  const fromProject = fallback.kind === "json_schema";
+  const hint: Record<OutputKind, string> = {
+    text: "Free text, as the model writes it.",
+    json_object: "Any JSON object.",
+    json_schema:
+      fromProject && output.schema === fallback.schema
+        ? "The project's reply schema (data/reply.schema.json): every reply validates."
+        : "Every reply validates against this schema.",
+    regex: "The whole reply matches (Rust regex syntax).",
+    choice: "The reply is exactly one of these lines.",
+    grammar: "A Lark grammar (llguidance's dialect; start rule `start`).",
+  };
+  return (
+    <section className="card pg-settings" aria-labelledby={id("title")}>
+      <details open>
+        <summary className="card-head">
+          <h2 id={id("title")}>Response format</h2>
+        </summary>
+        <div className="card-body pg-shape-body">
+          <div className="pg-field">
+            <label htmlFor={id("kind")}>Format</label>
+            <select
+              id={id("kind")}
+              className="select"
+              value={output.kind}
+              onChange={(e) => {
+                const kind = e.target.value as OutputKind;
+                const schema = kind === "json_schema" && !output.schema.trim() ? fallback.schema : output.schema;
+                onChange({ ...output, kind, schema });
+              }}
+            >
+              {OUTPUT_KINDS.map((k) => (
+                <option key={k.value} value={k.value}>
+                  {k.label}
+                </option>
+              ))}
+            </select>
+          </div>
+          {output.kind === "json_schema" && (
+            <>
+              <div className="pg-field">
+                <label htmlFor={id("schema")}>JSON schema</label>
+                <textarea
+                  id={id("schema")}
+                  className="textarea mono pg-code"
+                  rows={10}
+                  spellCheck={false}
+                  value={output.schema}
+                  placeholder='{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"], "additionalProperties": false}'
+                  onChange={(e) => onChange({ ...output, schema: e.target.value })}
+                />
+              </div>
+              <label className="pg-check">
+                <input type="checkbox" checked={output.strict} onChange={(e) => onChange({ ...output, strict: e.target.checked })} />
+                Strict (every object closes additionalProperties)
+              </label>
+              {fromProject && output.schema !== fallback.schema && (
+                <button type="button" className="btn small" onClick={() => onChange({ ...output, schema: fallback.schema })}>
+                  Use the project's schema
+                </button>
+              )}
+            </>
+          )}
+          {output.kind === "regex" && (
+            <div className="pg-field">
+              <label htmlFor={id("regex")}>Regex</label>
+              <input
+                id={id("regex")}
+                className="input mono"
+                spellCheck={false}
+                value={output.regex}
+                placeholder="\d{3}-\d{4}"
+                onChange={(e) => onChange({ ...output, regex: e.target.value })}
+              />
+            </div>
+          )}
+          {output.kind === "choice" && (
+            <div className="pg-field">
+              <label htmlFor={id("choices")}>Choices</label>
+              <textarea
+                id={id("choices")}
+                className="textarea pg-code"
+                rows={4}
+                value={output.choices}
+                placeholder={"yes\nno"}
+                onChange={(e) => onChange({ ...output, choices: e.target.value })}
+              />
+            </div>
+          )}
+          {output.kind === "grammar" && (
+            <div className="pg-field">
+              <label htmlFor={id("grammar")}>Grammar</label>
+              <textarea
+                id={id("grammar")}
+                className="textarea mono pg-code"
+                rows={8}
+                spellCheck={false}
+                value={output.grammar}
+                placeholder={'start: "yes" | "no"'}
+                onChange={(e) => onChange({ ...output, grammar: e.target.value })}
+              />
+            </div>
+          )}
+          {check.ok ? (
+            <span className="pg-hint">{hint[output.kind]}</span>
+          ) : (
+            <span className="pg-hint pg-hint-error">{check.error}</span>
+          )}
+          {fileError && <span className="pg-hint pg-hint-error">Project reply schema not used: {fileError}</span>}
+        </div>
+      </details>
+    </section>
+  );
+}
+
+/** Functions the model may call (JSON-schema arguments), and whether it must. */
+function ToolsCard({
+  tools,
+  check,
+  onChange,
+}: {
+  tools: ToolSettings;
+  check: Checked<unknown>;
+  onChange: (t: ToolSettings) => void;
+}) {
+  const uid = useId();
+  const id = (n: string) => `${uid}-${n}`;
+  const edit = (i: number, patch: Partial<ToolSpec>) =>
+    onChange({ ...tools, tools: tools.tools.map((t, k) => (k === i ? { ...t, ...patch } : t)) });
+  return (
+    <section className="card pg-settings" aria-labelledby={id("title")}>
+      <details open>
+        <summary className="card-head">
+          <h2 id={id("title")}>Tools</h2>
+          {tools.tools.length > 0 && <span className="badge">{tools.tools.length}</span>}
+        </summary>
+        <div className="card-body pg-shape-body">
+          {tools.tools.length === 0 && <span className="pg-hint">No functions: the model answers in text.</span>}
+          {tools.tools.map((t, i) => (
+            <fieldset key={i} className="pg-tool">
+              <legend>Function {i + 1}</legend>
+              <div className="pg-field">
+                <label htmlFor={id(`name${i}`)}>Name</label>
+                <input
+                  id={id(`name${i}`)}
+                  className="input mono"
+                  aria-label={`Function ${i + 1} name`}
+                  spellCheck={false}
+                  value={t.name}
+                  onChange={(e) => edit(i, { name: e.target.value })}
+                />
+              </div>
+              <div className="pg-field">
+                <label htmlFor={id(`desc${i}`)}>Description</label>
+                <input
+                  id={id(`desc${i}`)}
+                  className="input"
+                  aria-label={`Function ${i + 1} description`}
+                  value={t.description}
+                  onChange={(e) => edit(i, { description: e.target.value })}
+                />
+              </div>
+              <div className="pg-field">
+                <label htmlFor={id(`params${i}`)}>Parameters (JSON schema)</label>
+                <textarea
+                  id={id(`params${i}`)}
+                  className="textarea mono pg-code"
+                  aria-label={`Function ${i + 1} parameters`}
+                  rows={6}
+                  spellCheck={false}
+                  value={t.parameters}
+                  onChange={(e) => edit(i, { parameters: e.target.value })}
+                />
+              </div>
+              <button
+                type="button"
+                className="btn small danger"
+                aria-label={`Remove function ${i + 1}`}
+                onClick={() => onChange({ ...tools, tools: tools.tools.filter((_, k) => k !== i) })}
+              >
+                Remove
+              </button>
+            </fieldset>
+          ))}
+          <button type="button" className="btn small" onClick={() => onChange({ ...tools, tools: [...tools.tools, newTool(tools.tools)] })}>
+            Add function
+          </button>
+          {tools.tools.length > 0 && (
+            <div className="pg-field">
+              <label htmlFor={id("choice")}>Tool choice</label>
+              <select id={id("choice")} className="select" value={tools.choice} onChange={(e) => onChange({ ...tools, choice: e.target.value })}>
+                <option value="auto">auto: the model decides</option>
+                <option value="required">required: always call one</option>
+                <option value="none">none: never call</option>
+                {tools.tools
+                  .map((t) => t.name.trim())
+                  .filter((n, k, all) => n && all.indexOf(n) === k)
+                  .map((n) => (
+                    <option key={n} value={`function:${n}`}>
+                      always call {n}
+                    </option>
+                  ))}
+              </select>
+            </div>
+          )}
+          {!check.ok && <span className="pg-hint pg-hint-error">{check.error}</span>}
+        </div>
+      </details>
+    </section>
   );
 }

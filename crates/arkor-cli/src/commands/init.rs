@@ -83,6 +83,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         ("src/arkor/trainer.rs", trainer_rs(&t, &model)?),
         ("data/train.jsonl", t.train.to_owned()),
         ("data/heldout.jsonl", t.heldout.to_owned()),
+        ("data/reply.schema.json", reply_schema(&t)),
         ("README.md", readme(&name, &t, &model)),
     ];
     println!("Scaffolding {} ({} template) in {}", name, t.id, dir.display());
@@ -296,8 +297,9 @@ const SYSTEM: &str = {system:?};
 /// A held-out input (from data/heldout.jsonl) each checkpoint is asked.
 const PROBE: &str = {question:?};
 
-/// The shape of a reply; the probe decodes with it, so every reply parses.
-const SCHEMA: &str = r#"{schema}"#;
+/// The shape of a reply (the JSON Schema every reply in data/train.jsonl follows); the probe
+/// decodes with it, so every reply parses. Studio's Playground uses the same file by default.
+const SCHEMA: &str = include_str!("../../data/reply.schema.json");
 
 pub fn trainer() -> Trainer {{
     Trainer::builder("{name}", {model}, Dataset::jsonl("data/train.jsonl"))
@@ -368,8 +370,14 @@ fn message(role: &str, content: &str) -> ChatMessage {{
         id = t.id,
         label = t.label,
         name = t.trainer_name,
-        schema = t.schema,
     ))
+}
+
+/// `data/reply.schema.json`: the template's reply schema, pretty-printed for people to edit.
+fn reply_schema(t: &TemplateSpec) -> String {
+    let schema: serde_json::Value =
+        serde_json::from_str(t.schema).expect("template schemas are JSON");
+    serde_json::to_string_pretty(&schema).expect("a JSON value serialises") + "\n"
 }
 
 fn readme(name: &str, t: &TemplateSpec, base: &BaseModel) -> String {
@@ -395,6 +403,7 @@ arkor dev      # Studio's local server on http://localhost:4000 (its web UI is n
 - `src/arkor/mod.rs`: registers the project's trainers.
 - `src/main.rs`: hands control to arkor.
 - `data/train.jsonl`: training rows (chat format); `data/heldout.jsonl`: rows kept out of training, to check the result.
+- `data/reply.schema.json`: the JSON Schema of a reply; the checkpoint probe and Studio's Playground decode with it.
 - `.arkor/`: local state (project scope, build output); not committed.
 "#,
         id = t.id,

@@ -109,6 +109,12 @@ fn init_keeps_existing_files_and_is_idempotent() {
         trainer.contains("\"redaction-run\"") && trainer.contains("Model::arkor_tiny()"),
         "{trainer}"
     );
+    // The reply schema the trainer's probe includes and the Playground defaults to.
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(proj.join("data/reply.schema.json")).unwrap())
+            .unwrap();
+    assert_eq!(schema["properties"]["tags"]["items"]["enum"][0], "ADDRESS", "{schema}");
+    assert!(trainer.contains("include_str!(\"../../data/reply.schema.json\")"), "{trainer}");
 
     let before = snapshot(&proj);
     let out =

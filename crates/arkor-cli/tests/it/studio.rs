@@ -298,6 +298,24 @@ async fn the_host_guard_and_the_token_protect_studio() {
         .await
         .unwrap();
     assert_eq!(project["dir"], tmp.path().join("proj").display().to_string());
+    assert!(project.get("replySchema").is_none(), "{project}");
+    // The Playground's default reply schema comes from the project's data/reply.schema.json;
+    // a broken file is reported with its path, not served.
+    let project_json = async |http: &reqwest::Client| -> serde_json::Value {
+        let req = http.get(format!("{base}/api/project")).header("X-Arkor-Studio-Token", &token);
+        req.send().await.unwrap().json().await.unwrap()
+    };
+    let schema_file = tmp.path().join("proj/data/reply.schema.json");
+    std::fs::create_dir_all(schema_file.parent().unwrap()).unwrap();
+    std::fs::write(&schema_file, "{\"type\": \"object\",\n  \"properties\": }").unwrap();
+    let project = project_json(&http).await;
+    assert!(project.get("replySchema").is_none(), "{project}");
+    let err = project["replySchemaError"].as_str().unwrap();
+    assert!(err.contains("reply.schema.json") && err.contains("line 2"), "{err}");
+    std::fs::write(&schema_file, r#"{"type": "object", "required": ["a"]}"#).unwrap();
+    let project = project_json(&http).await;
+    assert_eq!(project["replySchema"]["required"][0], "a", "{project}");
+    assert!(project.get("replySchemaError").is_none(), "{project}");
     let resp = http
         .post(&eval_url)
         .header("X-Arkor-Studio-Token", &token)
