@@ -158,6 +158,10 @@ pub struct ServerArgs {
     /// Seconds a cancelled job gets to stop before its worker is killed.
     #[arg(long, default_value_t = 30)]
     pub cancel_grace: u64,
+    /// Also serve endpoint SLUG on the host SLUG.DOMAIN (behind a reverse proxy or a
+    /// wildcard DNS name); endpoints are always at <backend>/endpoints/SLUG/v1.
+    #[arg(long, value_name = "DOMAIN", env = "ARKOR_ENDPOINT_DOMAIN")]
+    pub endpoint_domain: Option<String>,
 }
 
 #[derive(Debug, Args)]

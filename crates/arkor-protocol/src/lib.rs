@@ -5,6 +5,7 @@
 //! snake_case on the OpenAI-compatible ones.
 
 pub mod auth;
+pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod inference;

@@ -12,7 +12,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::{HeaderMap, StatusCode, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -23,9 +23,11 @@ use crate::store::{self, StoreError};
 mod auth;
 mod constraint;
 mod datasets;
+mod endpoints;
 pub mod events;
 mod inference;
 mod jobs;
+mod serve;
 mod tools;
 
 /// Largest accepted request body.
@@ -54,15 +56,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}/evals", get(jobs::evals))
         .route("/v1/jobs/{id}/artifacts/{*path}", get(jobs::download))
         .route("/v1/inference/chat", post(inference::chat))
+        .route("/v1/endpoints", get(endpoints::list).post(endpoints::create))
+        .route(
+            "/v1/endpoints/{id}",
+            get(endpoints::get).patch(endpoints::update).delete(endpoints::delete),
+        )
+        .route("/v1/endpoints/{id}/keys", get(endpoints::list_keys).post(endpoints::create_key))
+        .route("/v1/endpoints/{id}/keys/{key_id}", delete(endpoints::revoke_key))
+        .route("/v1/endpoints/{id}/requests", get(endpoints::requests))
         .layer(axum::middleware::from_fn(version_gate));
+    // Called by OpenAI clients: no version gate.
     let openai = Router::new()
         .route("/v1/models", get(inference::models))
-        .route("/v1/chat/completions", post(inference::completions));
-    gated
+        .route("/v1/chat/completions", post(inference::completions))
+        .route("/endpoints/{slug}/v1/models", get(serve::models))
+        .route("/endpoints/{slug}/v1/chat/completions", post(serve::completions));
+    let domain = state.endpoint_domain.clone();
+    let app = gated
         .merge(openai)
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .with_state(state);
+    match domain {
+        // Endpoint hosts are rewritten before routing, so around the whole router.
+        Some(domain) => Router::new().fallback_service(app).layer(
+            axum::middleware::from_fn_with_state(Arc::<str>::from(domain), serve::host_rewrite),
+        ),
+        None => app,
+    }
 }
 
 /// An error answer: status, code and a message for the user.

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     /// model directory). Default: only when bound to loopback; a shared backend takes
     /// uploaded datasets (`POST /v1/datasets`) and Hub ids only.
     pub local_paths: Option<bool>,
+    /// Serve endpoint `<slug>` on the host `<slug>.<domain>` too (`--endpoint-domain`).
+    pub endpoint_domain: Option<String>,
 }
 
 impl ServerConfig {
@@ -71,6 +73,7 @@ impl ServerConfig {
             keepalive: Duration::from_secs(15),
             device: DeviceChoice::Auto,
             local_paths: None,
+            endpoint_domain: None,
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct AppState {
     pub datasets_dir: PathBuf,
     /// Exports and evaluations this backend is running.
     pub tasks: Arc<tasks::LiveTasks>,
+    /// See [`ServerConfig::endpoint_domain`] (lowercase, no leading dot).
+    pub endpoint_domain: Option<String>,
 }
 
 /// What `backend.json` says about the running backend.
@@ -203,6 +208,11 @@ impl Backend {
             local_paths: config.local_paths.unwrap_or(config.addr.ip().is_loopback()),
             datasets_dir: config.data_dir.join("datasets"),
             tasks: Arc::default(),
+            endpoint_domain: config
+                .endpoint_domain
+                .as_deref()
+                .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty()),
         });
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await

@@ -14,6 +14,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::util::{iso, now_ms};
 
+mod endpoints;
+pub use endpoints::*;
+
 /// Migrations, applied in order; never edit one that has shipped, add a new one.
 const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
@@ -43,6 +46,26 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL REFERENCES jobs(id),
         type TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);
     CREATE INDEX job_events_by_job ON job_events (job_id, id);",
+    // 2: endpoints, their API keys (hashed) and their request log.
+    "CREATE TABLE endpoints (
+        id TEXT PRIMARY KEY, slug TEXT NOT NULL UNIQUE,
+        org_id TEXT NOT NULL REFERENCES orgs(id), project_id TEXT NOT NULL REFERENCES projects(id),
+        target TEXT NOT NULL, auth_mode TEXT NOT NULL, enabled INTEGER NOT NULL,
+        retention_mode TEXT NOT NULL, retention_days INTEGER,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+    CREATE INDEX endpoints_by_project ON endpoints (project_id, created_at);
+    CREATE TABLE endpoint_keys (
+        id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+        label TEXT NOT NULL, prefix TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+        enabled INTEGER NOT NULL, created_at INTEGER NOT NULL, last_used_at INTEGER);
+    CREATE INDEX endpoint_keys_by_endpoint ON endpoint_keys (endpoint_id, created_at);
+    CREATE TABLE endpoint_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL, status INTEGER NOT NULL, latency_ms INTEGER NOT NULL,
+        prompt_tokens INTEGER, completion_tokens INTEGER, key_id TEXT,
+        request_body TEXT, response_body TEXT);
+    CREATE INDEX endpoint_requests_by_endpoint ON endpoint_requests (endpoint_id, id);",
 ];
 
 /// A store error: SQLite failed or a stored value no longer parses.

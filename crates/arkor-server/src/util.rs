@@ -24,6 +24,13 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex(&bytes))
 }
 
+/// `2 * n` lowercase hex chars from `n` random bytes.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill(&mut bytes[..]);
+    hex(&bytes)
+}
+
 /// A bearer token: `ark_` + 64 hex chars (32 random bytes).
 pub fn new_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();

@@ -17,6 +17,7 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
         config.max_concurrent_jobs = args.max_jobs;
         config.cancel_grace = Duration::from_secs(args.cancel_grace);
         config.device = global.device;
+        config.endpoint_domain = args.endpoint_domain.clone();
         if !args.host.is_loopback() {
             eprintln!(
                 "warning: listening on {}: anyone who can reach this address and holds a token \

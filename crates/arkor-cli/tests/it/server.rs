@@ -10,18 +10,23 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const CLIENT: (&str, &str) = ("X-Arkor-Client", "arkor/0.0.0");
+pub(crate) const CLIENT: (&str, &str) = ("X-Arkor-Client", "arkor/0.0.0");
 
 fn worker() -> WorkerCommand {
     WorkerCommand { program: env!("CARGO_BIN_EXE_arkor").into(), args: vec!["__worker".into()] }
 }
 
 pub(crate) async fn start(data: &Path, max_jobs: usize) -> Backend {
+    start_with(data, |c| c.max_concurrent_jobs = max_jobs).await
+}
+
+/// A backend on a free port with test timings, after `tweak` edits its config.
+pub(crate) async fn start_with(data: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Backend {
     let mut config = ServerConfig::new(data.to_owned(), 0, worker());
-    config.max_concurrent_jobs = max_jobs;
     config.cancel_grace = Duration::from_secs(10);
     config.keepalive = Duration::from_millis(500);
     config.device = arkor_engine::device::DeviceChoice::Cpu;
+    tweak(&mut config);
     Backend::start(config).await.unwrap()
 }
 
@@ -96,7 +101,7 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn submit(&self, config: Value) -> String {
+    pub(crate) async fn submit(&self, config: Value) -> String {
         let (status, body) = self
             .send(
                 "POST",
@@ -139,7 +144,11 @@ impl Api {
     }
 
     /// Follows the stream to `end`; returns the non-ping frames.
-    async fn follow(&self, job: &str, last: Option<&str>) -> Vec<(String, String, Value)> {
+    pub(crate) async fn follow(
+        &self,
+        job: &str,
+        last: Option<&str>,
+    ) -> Vec<(String, String, Value)> {
         let mut stream = self.events(job, last).await;
         let mut out = vec![];
         let deadline = Instant::now() + Duration::from_secs(240);
@@ -157,14 +166,14 @@ impl Api {
 }
 
 /// 8 question/answer pairs, 4 copies each: small enough for arkor/tiny to memorise.
-const QA: [(&str, &str); 4] = [
+pub(crate) const QA: [(&str, &str); 4] = [
     ("What is arkor?", "A Rust tool to fine-tune LLMs locally."),
     ("Who trained you?", "You did, with arkor."),
     ("What colour is the sky?", "Blue, on a clear day."),
     ("Name a prime number.", "Seven."),
 ];
 
-fn dataset(dir: &Path) -> PathBuf {
+pub(crate) fn dataset(dir: &Path) -> PathBuf {
     let rows: String = (0..16)
         .map(|i| {
             let (q, a) = QA[i % QA.len()];
@@ -178,7 +187,7 @@ fn dataset(dir: &Path) -> PathBuf {
     path
 }
 
-fn train_config(data: &Path, max_steps: u64, save_steps: u64) -> Value {
+pub(crate) fn train_config(data: &Path, max_steps: u64, save_steps: u64) -> Value {
     json!({
         "model": "arkor/tiny",
         "datasetSource": {"type": "jsonl", "path": data},

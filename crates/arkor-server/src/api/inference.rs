@@ -107,7 +107,7 @@ fn sampling(
 }
 
 /// The adapter directory of a job's final adapter or checkpoint, with its base model.
-fn adapter_target(state: &AppState, job: &Job, step: Option<u64>) -> ApiResult<Target> {
+pub(super) fn adapter_target(state: &AppState, job: &Job, step: Option<u64>) -> ApiResult<Target> {
     let dir = state.runner.job_dir(&job.id);
     let adapter_dir = match step {
         None => {
@@ -136,7 +136,7 @@ fn adapter_target(state: &AppState, job: &Job, step: Option<u64>) -> ApiResult<T
     Ok(Target { base_model: job.config.model.clone(), adapter_dir: Some(adapter_dir) })
 }
 
-fn base_target(model: &str) -> ApiResult<Target> {
+pub(super) fn base_target(model: &str) -> ApiResult<Target> {
     if !crate::resolve::is_model_reference(model) {
         return Err(ApiError::bad_request(format!(
             "invalid model \"{model}\": expected {TINY_MODEL_ID}, a Hugging Face model id, a local \
@@ -186,13 +186,34 @@ pub async fn chat(
         params: sampling(req.temperature, req.top_p, req.max_tokens, req.seed, vec![], constraint)?,
         stream: req.stream.unwrap_or(true),
     };
-    respond(&state, ask, model_name).await
+    respond(&state, ask, model_name, None).await
 }
 
 pub async fn completions(
     State(state): State<Arc<AppState>>,
     Caller(user): Caller,
     JsonBody(req): JsonBody<ChatCompletionRequest>,
+) -> ApiResult<Response> {
+    let target = match parse_model_id(&req.model) {
+        Some((job_id, step)) => {
+            let job = visible_job(&state, &user.id, job_id).await?;
+            adapter_target(&state, &job, step)
+        }
+        None => base_target(&req.model),
+    };
+    let model = req.model.clone();
+    complete(&state, req, target, model, None).await
+}
+
+/// Answers an OpenAI chat completion request for `target` (already resolved, or why not:
+/// reported after the request's own fields are checked), naming `model` in the answer.
+/// `on_end` hears how it ended (see [`respond`]).
+pub(super) async fn complete(
+    state: &Arc<AppState>,
+    req: ChatCompletionRequest,
+    target: ApiResult<Target>,
+    model: String,
+    on_end: Option<OnEnd>,
 ) -> ApiResult<Response> {
     let guided = constraint::guided_as_structured([
         ("guided_json", req.guided_json.as_ref()),
@@ -214,13 +235,7 @@ pub async fn completions(
         tool_choice: req.tool_choice.as_ref(),
     };
     let (constraint, prompt) = shape(shaping, constraint::OPENAI).await?;
-    let target = match parse_model_id(&req.model) {
-        Some((job_id, step)) => {
-            let job = visible_job(&state, &user.id, job_id).await?;
-            adapter_target(&state, &job, step)?
-        }
-        None => base_target(&req.model)?,
-    };
+    let target = target?;
     let stop = match &req.stop {
         None | Some(serde_json::Value::Null) => vec![],
         Some(serde_json::Value::String(s)) => vec![s.clone()],
@@ -241,7 +256,7 @@ pub async fn completions(
         )?,
         stream: req.stream.unwrap_or(false),
     };
-    respond(&state, ask, req.model).await
+    respond(state, ask, model, on_end).await
 }
 
 async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult<Job> {
@@ -256,15 +271,38 @@ async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult
     found.ok_or_else(|| ApiError::not_found(format!("model for job {job_id} not found")))
 }
 
+/// How an answer ended: its status (499 when the client went away mid-stream), tokens, and
+/// what was sent (the completion's JSON, or a stream's text and tool calls).
+pub(super) struct Ended {
+    pub status: u16,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub response: Option<String>,
+}
+
+/// Called once when an answer has been sent whole (endpoints log their requests with it).
+pub(super) type OnEnd = Box<dyn FnOnce(Ended) + Send>;
+
 /// Runs the generation and answers as one completion or as a stream of chunks. Errors
-/// before the first piece of text (a model that fails to load) are HTTP errors.
-async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Response> {
+/// before the first piece of text (a model that fails to load) are HTTP errors, which the
+/// caller reports; `on_end` hears about every answer that got that far.
+async fn respond(
+    state: &Arc<AppState>,
+    ask: Ask,
+    model: String,
+    mut on_end: Option<OnEnd>,
+) -> ApiResult<Response> {
     let mut rx = state.inference.start(ask.target, ask.prompt, ask.params);
     let first = rx.recv().await.unwrap_or(Piece::Done(Err(Failure::stopped())));
     if let Piece::Done(Err(e)) = &first {
         let code = e.code.unwrap_or(arkor_protocol::error::ErrorCode::Unavailable);
         return Err(ApiError::new(code, e.message.clone()));
     }
+    let mut end = move |ended: Ended| {
+        if let Some(f) = on_end.take() {
+            f(ended);
+        }
+    };
     let id = new_id("chatcmpl");
     let created = (now_ms() / 1000) as u64;
     if !ask.stream {
@@ -284,7 +322,7 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
             completion_tokens: done.completion_tokens as u64,
             total_tokens: (done.prompt_tokens + done.completion_tokens) as u64,
         };
-        return Ok(Json(ChatCompletion {
+        let completion = ChatCompletion {
             id,
             object: "chat.completion".to_owned(),
             created,
@@ -304,8 +342,16 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
                 finish_reason: done.finish_reason.to_owned(),
             }],
             usage,
-        })
-        .into_response());
+        };
+        let body = serde_json::to_string(&completion).expect("completions serialise");
+        end(Ended {
+            status: 200,
+            prompt_tokens: Some(completion.usage.prompt_tokens),
+            completion_tokens: Some(completion.usage.completion_tokens),
+            response: Some(body.clone()),
+        });
+        let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+        return Ok((json, body).into_response());
     }
     let (tx, out) = mpsc::channel::<Result<Event, Infallible>>(64);
     tokio::spawn(async move {
@@ -319,31 +365,41 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
         let frame = |c: &ChatCompletionChunk| {
             Ok(Event::default().data(serde_json::to_string(c).expect("chunks serialise")))
         };
+        // What the client got, for `on_end`: the text, then any tool calls.
+        let mut sent = String::new();
+        let gone = |sent: String| Ended {
+            status: 499,
+            prompt_tokens: None,
+            completion_tokens: None,
+            response: Some(sent),
+        };
         let role = Delta { role: Some("assistant".to_owned()), ..Delta::default() };
         if tx.send(frame(&chunk(role, None))).await.is_err() {
-            return;
+            return end(gone(sent));
         }
         let mut piece = first;
         loop {
             match piece {
                 Piece::Text(t) => {
+                    sent.push_str(&t);
                     let delta = Delta { content: Some(t), ..Delta::default() };
                     // A closed channel drops `rx`, which cancels the generation.
                     if tx.send(frame(&chunk(delta, None))).await.is_err() {
-                        return;
+                        return end(gone(sent));
                     }
                 }
                 Piece::Progress => {}
                 Piece::Done(Ok(f)) => {
                     // A reply read whole (tools were offered): its text, then its calls.
                     if let Some(content) = f.content.clone().filter(|c| !c.is_empty()) {
+                        sent.push_str(&content);
                         let delta = Delta { content: Some(content), ..Delta::default() };
                         if tx.send(frame(&chunk(delta, None))).await.is_err() {
-                            return;
+                            return end(gone(sent));
                         }
                     }
                     if !f.tool_calls.is_empty() {
-                        let calls = f
+                        let calls: Vec<serde_json::Value> = f
                             .tool_calls
                             .iter()
                             .enumerate()
@@ -353,26 +409,47 @@ async fn respond(state: &Arc<AppState>, ask: Ask, model: String) -> ApiResult<Re
                                 v
                             })
                             .collect();
+                        sent.push_str(&serde_json::Value::from(calls.clone()).to_string());
                         let delta = Delta { tool_calls: Some(calls), ..Delta::default() };
                         if tx.send(frame(&chunk(delta, None))).await.is_err() {
-                            return;
+                            return end(gone(sent));
                         }
                     }
                     let _ = tx
                         .send(frame(&chunk(Delta::default(), Some(f.finish_reason.to_owned()))))
                         .await;
+                    end(Ended {
+                        status: 200,
+                        prompt_tokens: Some(f.prompt_tokens as u64),
+                        completion_tokens: Some(f.completion_tokens as u64),
+                        response: Some(sent),
+                    });
                     break;
                 }
                 Piece::Done(Err(e)) => {
                     let body = serde_json::json!({ "error": e.message });
                     let _ =
                         tx.send(Ok(Event::default().event("error").data(body.to_string()))).await;
+                    end(Ended {
+                        status: 500,
+                        prompt_tokens: None,
+                        completion_tokens: None,
+                        response: Some(format!("{sent}\n[error] {}", e.message)),
+                    });
                     break;
                 }
             }
             piece = match rx.recv().await {
                 Some(p) => p,
-                None => break,
+                None => {
+                    end(Ended {
+                        status: 500,
+                        prompt_tokens: None,
+                        completion_tokens: None,
+                        response: Some(format!("{sent}\n[error] the generation ended early")),
+                    });
+                    break;
+                }
             };
         }
         let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
