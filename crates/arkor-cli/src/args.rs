@@ -47,6 +47,9 @@ pub enum Command {
     /// List, inspect, cancel and follow the project's jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Deploy fine-tunes as OpenAI-compatible endpoints with API keys.
+    #[command(subcommand)]
+    Endpoints(EndpointsCommand),
     /// Run the training backend (the HTTP API that the SDK, the CLI and Studio use).
     Server(ServerArgs),
     /// Run one training job for the backend (internal).
@@ -142,6 +145,92 @@ pub enum JobsCommand {
     Cancel { id: String },
     /// Print a job's events (all so far, then live until it ends).
     Logs { id: String },
+}
+
+/// What an endpoint serves (for `create`, one of `--job` and `--base-model`).
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Serve this job's final adapter (or, with --step, one of its checkpoints).
+    #[arg(long, conflicts_with = "base_model")]
+    pub job: Option<String>,
+    /// With --job: the checkpoint's step.
+    #[arg(long, requires = "job")]
+    pub step: Option<u64>,
+    /// Serve a base model alone (arkor/tiny, a Hub id, a .gguf file, ollama:NAME).
+    #[arg(long)]
+    pub base_model: Option<String>,
+}
+
+/// Who may call an endpoint and what its request log keeps.
+#[derive(Debug, Args)]
+pub struct EndpointSettings {
+    /// `fixed_api_key` (the default: calls need a key) or `none`.
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// Request log: `days` (with --retention-days), `unlimited` or `disabled` (no bodies).
+    #[arg(long)]
+    pub retention: Option<String>,
+    /// With --retention days: how many days of requests to keep.
+    #[arg(long)]
+    pub retention_days: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointsCommand {
+    /// The project's endpoints with their URLs and figures.
+    List,
+    /// Create an endpoint.
+    Create {
+        /// 2-50 characters of a-z, 0-9 and -: the endpoint is served at .../endpoints/SLUG/v1.
+        slug: String,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        settings: EndpointSettings,
+    },
+    /// One endpoint in full (by slug or id).
+    Show { endpoint: String },
+    /// Change an endpoint's target, access, retention or state.
+    Update {
+        endpoint: String,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        settings: EndpointSettings,
+        /// Serve requests again.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Answer 404 until enabled again.
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Delete an endpoint with its keys and request log.
+    Delete { endpoint: String },
+    /// An endpoint's API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// An endpoint's newest requests.
+    Requests {
+        endpoint: String,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// The endpoint's keys (never their plaintext).
+    List { endpoint: String },
+    /// Issue a key; its plaintext is printed once and never again.
+    Create {
+        endpoint: String,
+        /// What the key is for (1-80 characters).
+        #[arg(long)]
+        label: String,
+    },
+    /// Revoke a key: refused from the next request on.
+    Revoke { endpoint: String, key: String },
 }
 
 #[derive(Debug, Args)]

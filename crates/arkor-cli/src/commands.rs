@@ -12,6 +12,7 @@ mod auth;
 mod build;
 mod chat;
 mod dev;
+mod endpoints;
 mod eval;
 mod export;
 mod init;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout(args) => auth::logout(&global, args),
         Command::Whoami => auth::whoami(&global),
         Command::Jobs(cmd) => jobs::run(&global, cmd),
+        Command::Endpoints(cmd) => endpoints::run(&global, cmd),
         Command::Server(args) => server::run(&global, args),
         Command::Worker(args) => {
             Ok(arkor_server::worker::main(&args.job_dir, &global.data_dir, global.device))

@@ -1,6 +1,11 @@
 //! The HTTP client of the backend's `/v1` API.
 
 use arkor_protocol::auth::{AnonymousResponse, Me, Project, ProjectList, ProjectResponse};
+use arkor_protocol::endpoint::{
+    CreateDeploymentInput, CreateDeploymentKeyInput, CreateDeploymentKeyResult, DeploymentDto,
+    DeploymentEnvelope, DeploymentKeyDto, DeploymentKeyEnvelope, DeploymentKeyList, DeploymentList,
+    EndpointRequestDto, EndpointRequestList, UpdateDeploymentInput,
+};
 use arkor_protocol::job::{Job, JobConfig, JobResponse};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -222,6 +227,110 @@ impl Client {
             req = req.header("Last-Event-ID", last);
         }
         self.send(req).await
+    }
+
+    /// `GET /v1/endpoints`: the project's endpoints, oldest first.
+    pub async fn list_deployments(
+        &self,
+        scope: &ProjectScope,
+    ) -> Result<Vec<DeploymentDto>, ApiError> {
+        let r: DeploymentList =
+            self.json(self.scoped(reqwest::Method::GET, "/v1/endpoints", scope)).await?;
+        Ok(r.deployments)
+    }
+
+    /// `GET /v1/endpoints/:id`.
+    pub async fn get_deployment(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+    ) -> Result<DeploymentDto, ApiError> {
+        let path = format!("/v1/endpoints/{}", encode(id));
+        let r: DeploymentEnvelope =
+            self.json(self.scoped(reqwest::Method::GET, &path, scope)).await?;
+        Ok(r.deployment)
+    }
+
+    /// `POST /v1/endpoints`.
+    pub async fn create_deployment(
+        &self,
+        scope: &ProjectScope,
+        input: &CreateDeploymentInput,
+    ) -> Result<DeploymentDto, ApiError> {
+        let req = self.scoped(reqwest::Method::POST, "/v1/endpoints", scope).json(input);
+        let r: DeploymentEnvelope = self.json(req).await?;
+        Ok(r.deployment)
+    }
+
+    /// `PATCH /v1/endpoints/:id` (only the fields set).
+    pub async fn update_deployment(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+        input: &UpdateDeploymentInput,
+    ) -> Result<DeploymentDto, ApiError> {
+        let path = format!("/v1/endpoints/{}", encode(id));
+        let r: DeploymentEnvelope =
+            self.json(self.scoped(reqwest::Method::PATCH, &path, scope).json(input)).await?;
+        Ok(r.deployment)
+    }
+
+    /// `DELETE /v1/endpoints/:id`, with its keys and request log.
+    pub async fn delete_deployment(&self, scope: &ProjectScope, id: &str) -> Result<(), ApiError> {
+        let path = format!("/v1/endpoints/{}", encode(id));
+        self.send(self.scoped(reqwest::Method::DELETE, &path, scope)).await?;
+        Ok(())
+    }
+
+    /// `GET /v1/endpoints/:id/keys` (never the plaintexts).
+    pub async fn list_deployment_keys(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+    ) -> Result<Vec<DeploymentKeyDto>, ApiError> {
+        let path = format!("/v1/endpoints/{}/keys", encode(id));
+        let r: DeploymentKeyList =
+            self.json(self.scoped(reqwest::Method::GET, &path, scope)).await?;
+        Ok(r.keys)
+    }
+
+    /// `POST /v1/endpoints/:id/keys`: the new key's plaintext is in this answer only.
+    pub async fn create_deployment_key(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+        label: &str,
+    ) -> Result<CreateDeploymentKeyResult, ApiError> {
+        let path = format!("/v1/endpoints/{}/keys", encode(id));
+        let body = CreateDeploymentKeyInput { label: label.to_owned() };
+        let r: DeploymentKeyEnvelope =
+            self.json(self.scoped(reqwest::Method::POST, &path, scope).json(&body)).await?;
+        Ok(r.key)
+    }
+
+    /// `DELETE /v1/endpoints/:id/keys/:keyId`: refused from the next request on.
+    pub async fn revoke_deployment_key(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+        key_id: &str,
+    ) -> Result<(), ApiError> {
+        let path = format!("/v1/endpoints/{}/keys/{}", encode(id), encode(key_id));
+        self.send(self.scoped(reqwest::Method::DELETE, &path, scope)).await?;
+        Ok(())
+    }
+
+    /// `GET /v1/endpoints/:id/requests`: the newest `limit` logged requests.
+    pub async fn list_deployment_requests(
+        &self,
+        scope: &ProjectScope,
+        id: &str,
+        limit: u32,
+    ) -> Result<Vec<EndpointRequestDto>, ApiError> {
+        let path = format!("/v1/endpoints/{}/requests", encode(id));
+        let req = self.scoped(reqwest::Method::GET, &path, scope).query(&[("limit", limit)]);
+        let r: EndpointRequestList = self.json(req).await?;
+        Ok(r.requests)
     }
 
     /// `POST /v1/jobs/:id/export`: starts exporting the job's final adapter (or

@@ -57,6 +57,10 @@ mod credentials;
 mod entry;
 mod trainer;
 
+pub use arkor_protocol::endpoint::{
+    AuthMode, CreateDeploymentInput, CreateDeploymentKeyResult, DeploymentDto, DeploymentKeyDto,
+    DeploymentStats, DeploymentTarget, EndpointRequestDto, RetentionMode, UpdateDeploymentInput,
+};
 pub use arkor_protocol::inference::{
     AdapterRef, ChatMessage, JsonSchemaFormat, ResponseFormat, StructuredOutputs,
 };

@@ -9,6 +9,15 @@ use crate::args::JobsCommand;
 use crate::config::Global;
 
 pub fn run(global: &Global, command: JobsCommand) -> anyhow::Result<ExitCode> {
+    in_project(global, async |client, scope| run_on(client, scope, command).await)
+}
+
+/// Runs `f` with a client of the project's backend (the login's, or this data dir's local
+/// one, started for the call when none runs) and the project's scope from `.arkor/state.json`.
+pub(crate) fn in_project(
+    global: &Global,
+    f: impl AsyncFnOnce(&Client, &ProjectScope) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
     let Some(creds) = arkor::read_credentials(&arkor::credentials_path(&global.data_dir))? else {
         bail!("not logged in: run `arkor login` or `arkor start` first");
     };
@@ -25,7 +34,7 @@ pub fn run(global: &Global, command: JobsCommand) -> anyhow::Result<ExitCode> {
             arkor::CredentialsKind::Anonymous => super::server::local_backend(global).await?,
         };
         let client = Client::new(&url, Some(creds.token));
-        let result = run_on(&client, &scope, command).await;
+        let result = f(&client, &scope).await;
         if let Some(b) = embedded {
             b.shutdown().await;
         }

@@ -319,3 +319,115 @@ async fn endpoints_serve_a_fine_tune_behind_keys() {
     assert_eq!(status, StatusCode::CREATED);
     backend.shutdown().await;
 }
+
+/// `arkor endpoints` against a backend the CLI is logged in to.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_manages_endpoints_and_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start_with(&tmp.path().join("backend"), |_| {}).await;
+    let base = backend.url();
+    let api = Api::sign_up(&base, "proj").await;
+    let (proj, data) = (tmp.path().join("proj"), tmp.path().join("cli"));
+    std::fs::create_dir_all(proj.join(".arkor")).unwrap();
+    let state = json!({"orgSlug": api.org, "projectSlug": api.project, "projectId": ""});
+    std::fs::write(proj.join(".arkor/state.json"), state.to_string()).unwrap();
+    let cli = |args: Vec<String>| {
+        let (proj, data) = (proj.clone(), data.clone());
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_arkor"))
+                    .args(&args)
+                    .current_dir(&proj)
+                    .env("ARKOR_DATA_DIR", &data)
+                    .env("HF_HUB_OFFLINE", "1")
+                    .env_remove("ARKOR_BACKEND_URL")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.success(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+    let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let (ok, _, err) = cli(vec![
+        "login".into(),
+        "--token".into(),
+        api.token.clone(),
+        "--url".into(),
+        base.clone(),
+    ])
+    .await;
+    assert!(ok, "{err}");
+
+    // The backend's validation messages, and the CLI's own for a missing target.
+    let (ok, _, err) = cli(args("endpoints create Bad --base-model arkor/tiny")).await;
+    assert!(!ok && err.contains("invalid slug \"Bad\""), "{err}");
+    let (ok, _, err) = cli(args("endpoints create demo")).await;
+    assert!(!ok && err.contains("--job JOB_ID"), "{err}");
+    let (ok, _, err) =
+        cli(args("endpoints create demo --base-model arkor/tiny --retention days")).await;
+    assert!(!ok && err.contains("runRetentionDays"), "{err}");
+
+    let (ok, out, err) =
+        cli(args("endpoints create demo --base-model arkor/tiny --auth none")).await;
+    assert!(ok, "{err}");
+    let url = format!("{base}/endpoints/demo/v1");
+    assert!(out.contains(&format!("OpenAI base URL: {url}")), "{out}");
+    let (ok, out, _) = cli(args("endpoints list")).await;
+    assert!(
+        ok && out.contains("demo")
+            && out.contains("enabled")
+            && out.contains("base model arkor/tiny"),
+        "{out}"
+    );
+    let chat = format!("{url}/chat/completions");
+    let (status, _) = call(&chat, None, None, &question("hi")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Keys: printed once, then listed by prefix; revoked at once.
+    let (ok, _, err) = cli(args("endpoints update demo --auth fixed_api_key")).await;
+    assert!(ok, "{err}");
+    let (ok, key, err) = cli(args("endpoints keys create demo --label ci")).await;
+    assert!(ok && err.contains("cannot be shown again"), "{err}");
+    let key = key.trim().to_owned();
+    let (status, _) = call(&chat, None, Some(("x-api-key", &key)), &question("hi")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (ok, listed, _) = cli(args("endpoints keys list demo")).await;
+    assert!(
+        ok && listed.contains("active") && listed.contains("ci") && !listed.contains(&key),
+        "{listed}"
+    );
+    let key_id = listed.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let (ok, _, err) = cli(args(&format!("endpoints keys revoke demo {key_id}"))).await;
+    assert!(ok, "{err}");
+    let (status, _) = call(&chat, None, Some(("x-api-key", &key)), &question("hi")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let requests = loop {
+        let (ok, out, _) = cli(args("endpoints requests demo")).await;
+        assert!(ok);
+        if out.lines().count() == 4 || Instant::now() > deadline {
+            break out;
+        }
+    };
+    let statuses: Vec<&str> =
+        requests.lines().skip(1).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(statuses, ["401", "200", "200"], "{requests}");
+
+    // Disabled, then deleted.
+    let (ok, _, _) = cli(args("endpoints update demo --disable")).await;
+    assert!(ok);
+    let (status, _) = call(&chat, None, Some(("x-api-key", &key)), &question("hi")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (ok, _, err) = cli(args("endpoints update demo")).await;
+    assert!(!ok && err.contains("nothing to change"), "{err}");
+    let (ok, _, _) = cli(args("endpoints delete demo")).await;
+    assert!(ok);
+    let (_, out, _) = cli(args("endpoints list")).await;
+    assert!(out.contains("No endpoints yet"), "{out}");
+    let (ok, _, err) = cli(args("endpoints show demo")).await;
+    assert!(!ok && err.contains("no endpoint \"demo\""), "{err}");
+    backend.shutdown().await;
+}

@@ -35,8 +35,8 @@ pub(crate) struct Api {
     pub(crate) base: String,
     http: reqwest::Client,
     pub(crate) token: String,
-    org: String,
-    project: String,
+    pub(crate) org: String,
+    pub(crate) project: String,
 }
 
 impl Api {
