@@ -1,5 +1,6 @@
 // The main browser test: Studio on a project scaffolded from the triage template with
 // arkor/tiny, a real `arkor dev` with its embedded backend, Debian's Chromium.
+import { execSync } from "node:child_process";
 import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "@playwright/test";
@@ -7,6 +8,7 @@ import { startStudio, type StudioProject, watchConsole } from "./studio";
 
 let studio: StudioProject;
 let firstJob = "";
+let deployed = "";
 
 test.describe.configure({ mode: "serial" });
 
@@ -129,6 +131,56 @@ test("export the finished job as GGUF and for Ollama", async ({ page, context })
   await expect(ollama.getByText(/^ollama create \S+ -f \S+\/Modelfile$/)).toBeVisible();
   await ollama.getByRole("button", { name: "Copy the ollama create command" }).click();
   expect(await page.evaluate(() => navigator.clipboard.readText())).toMatch(/^ollama create /);
+  expect(errors).toEqual([]);
+});
+
+// Deploy the finished job from its page, issue a key (shown once), copy the cURL quick start
+// and run it, revoke the key, and the same request is refused.
+test("deploy the finished job as an endpoint with a key, then revoke it", async ({ page, context }) => {
+  test.skip(!firstJob, "needs the job of the first test");
+  const errors = watchConsole(page);
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+  await page.goto(`${studio.url}/#/jobs/${firstJob}`);
+  await page.getByRole("button", { name: "Deploy", exact: true }).click();
+  await expect(page).toHaveURL(/#\/endpoints\/ep_/);
+  deployed = new URL(page.url()).hash.replace("#/endpoints/", "");
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText(/-[0-9a-f]{6}$/);
+  await expect(page.getByText("Final adapter (job")).toBeVisible();
+
+  // A key, shown once.
+  await page.getByLabel("Key label").fill("e2e");
+  await page.getByRole("button", { name: "Issue key" }).click();
+  const shown = page.getByRole("alert").filter({ hasText: "Copy this key now. It cannot be shown again." });
+  await expect(shown).toBeVisible();
+  const key = (await shown.getByLabel("New API key").textContent()) ?? "";
+  expect(key).toMatch(/^ark_live_[0-9a-f]{48}$/);
+  await page.getByRole("button", { name: "I've saved it" }).click();
+  await expect(shown).toHaveCount(0);
+  await expect(page.getByText(key)).toHaveCount(0);
+  await expect(page.getByRole("list", { name: "API keys" })).toContainText(key.slice(0, 17));
+
+  // The quick start, copied as the user would, runs from a shell with the key filled in.
+  await page.getByRole("button", { name: "Copy quick start" }).click();
+  const snippet = await page.evaluate(() => navigator.clipboard.readText());
+  expect(snippet).toMatch(/^curl http:\/\/127\.0\.0\.1:\d+\/endpoints\/[^/]+\/v1\/chat\/completions/);
+  const run = () =>
+    execSync(`${snippet.replace("YOUR_API_KEY", key)} -s -w '\\n%{http_code}'`, { shell: "/bin/bash", encoding: "utf8", timeout: 120_000 });
+  const [body, status] = run().trim().split(/\n(?=\d{3}$)/);
+  expect(status).toBe("200");
+  expect(JSON.parse(body).choices[0].message.role).toBe("assistant");
+  await expect(page.locator('[data-figure="requests"]')).toHaveText("1", { timeout: 10_000 });
+  await expect(page.getByRole("table", { name: "Request log" })).toContainText("e2e");
+
+  // Revoked: refused at once.
+  page.once("dialog", (d) => void d.accept());
+  await page.getByRole("button", { name: "Revoke key e2e" }).click();
+  await expect(page.getByRole("list", { name: "API keys" }).getByText("revoked")).toBeVisible();
+  expect(run().trim().split("\n").pop()).toBe("401");
+
+  // Listed on the Endpoints page with its figures.
+  await page.getByRole("link", { name: "Endpoints", exact: true }).first().click();
+  await expect(page.getByRole("heading", { name: "Endpoints", level: 1 })).toBeVisible();
+  await expect(page.locator("tr[data-endpoint]")).toHaveCount(1);
   expect(errors).toEqual([]);
 });
 
@@ -312,6 +364,8 @@ test("every page fits 1280 and 800 px in light and dark", async ({ page }) => {
     ["jobs", "/#/jobs"],
     ["job", `/#/jobs/${firstJob}`],
     ["playground", `/#/playground?adapter=${firstJob}`],
+    ["endpoints", "/#/endpoints"],
+    ...(deployed ? [["endpoint", `/#/endpoints/${deployed}`] as [string, string]] : []),
   ];
   for (const theme of ["light", "dark"]) {
     await page.goto(`${studio.url}/`);

@@ -4,6 +4,7 @@ import { type Credentials, fetchCredentials } from "./lib/api";
 import { errorMessage } from "./lib/format";
 import { useHash } from "./lib/hooks";
 import { parseRoute } from "./lib/route";
+import { EndpointDetail, Endpoints } from "./pages/Endpoints";
 import { JobDetail } from "./pages/JobDetail";
 import { Jobs } from "./pages/Jobs";
 import { Overview } from "./pages/Overview";
@@ -83,7 +84,7 @@ function IdentityChip() {
 export function App() {
   const hash = useHash();
   const route = parseRoute(hash);
-  const tab = route.page === "job" ? "jobs" : route.page;
+  const tab = route.page === "job" ? "jobs" : route.page === "endpoint" ? "endpoints" : route.page;
   useEffect(() => {
     document.title = "Arkor Studio";
   }, []);
@@ -108,6 +109,7 @@ export function App() {
           {navLink("#/", "Overview", "overview")}
           {navLink("#/jobs", "Jobs", "jobs")}
           {navLink("#/playground", "Playground", "playground")}
+          {navLink("#/endpoints", "Endpoints", "endpoints")}
         </nav>
       </header>
       <main className="main">
@@ -115,6 +117,8 @@ export function App() {
         {route.page === "jobs" && <Jobs />}
         {route.page === "job" && <JobDetail key={route.id} id={route.id} />}
         {route.page === "playground" && <Playground params={route.params} />}
+        {route.page === "endpoints" && <Endpoints />}
+        {route.page === "endpoint" && <EndpointDetail key={route.id} id={route.id} />}
       </main>
     </>
   );

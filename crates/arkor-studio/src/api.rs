@@ -55,6 +55,14 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/jobs/{id}/evals", get(evals))
         .route("/api/train", post(train))
         .route("/api/inference/chat", post(chat))
+        .route("/api/deployments", get(deployments).post(create_deployment))
+        .route(
+            "/api/deployments/{id}",
+            get(deployment).patch(update_deployment).delete(delete_deployment),
+        )
+        .route("/api/deployments/{id}/keys", get(deployment_keys).post(create_deployment_key))
+        .route("/api/deployments/{id}/keys/{key}", axum::routing::delete(revoke_deployment_key))
+        .route("/api/deployments/{id}/requests", get(deployment_requests))
         .route(
             "/api/{*rest}",
             any(|| async { error(StatusCode::NOT_FOUND, "unknown Studio API route") }),
@@ -291,10 +299,89 @@ async fn evals(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
     scoped(&state, Method::GET, format!("/v1/jobs/{}/evals", seg(&id)), None, None).await
 }
 
-/// The project directory Studio runs in (the web UI suggests `<dir>/data/heldout.jsonl`).
-/// The project folder, and the reply schema its Playground decodes with by default
-/// (`data/reply.schema.json`, written by the templates): `replySchema`, or `replySchemaError`
-/// saying what is wrong with the file.
+/// The project's endpoints; before the project has a scope, none (`scopeMissing`).
+async fn deployments(AxumState(state): St) -> Response {
+    let c = match creds(&state).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(scope) = read_scope(&state, &c) else {
+        return axum::Json(json!({ "deployments": [], "scopeMissing": true })).into_response();
+    };
+    upstream(&state, &c, Method::GET, "/v1/endpoints", &scope_query(&scope), None, None).await
+}
+
+/// Creates an endpoint; an anonymous identity gets its project scope first (as a training
+/// run would create it).
+async fn create_deployment(AxumState(state): St, body: Bytes) -> Response {
+    let c = match creds(&state).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let client = arkor::Client::new(&c.base_url, Some(c.token.clone()));
+    let scope = match read_scope(&state, &c) {
+        Some(s) => s,
+        None => match arkor::ensure_project_state(&state.config.project_dir, &c, &client).await {
+            Ok(s) => arkor::ProjectState {
+                org_slug: s.org_slug,
+                project_slug: s.project_slug,
+                project_id: String::new(),
+            },
+            Err(e @ arkor::ScopeError::ProjectStateMismatch { .. }) => {
+                return error(StatusCode::CONFLICT, e.to_string());
+            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+    };
+    upstream(&state, &c, Method::POST, "/v1/endpoints", &scope_query(&scope), Some(body), None)
+        .await
+}
+
+async fn deployment(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::GET, format!("/v1/endpoints/{}", seg(&id)), None, None).await
+}
+
+async fn update_deployment(
+    AxumState(state): St,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    scoped(&state, Method::PATCH, format!("/v1/endpoints/{}", seg(&id)), Some(body), None).await
+}
+
+async fn delete_deployment(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::DELETE, format!("/v1/endpoints/{}", seg(&id)), None, None).await
+}
+
+async fn deployment_keys(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::GET, format!("/v1/endpoints/{}/keys", seg(&id)), None, None).await
+}
+
+async fn create_deployment_key(
+    AxumState(state): St,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1/endpoints/{}/keys", seg(&id));
+    scoped(&state, Method::POST, path, Some(body), None).await
+}
+
+async fn revoke_deployment_key(
+    AxumState(state): St,
+    UrlPath((id, key)): UrlPath<(String, String)>,
+) -> Response {
+    let path = format!("/v1/endpoints/{}/keys/{}", seg(&id), seg(&key));
+    scoped(&state, Method::DELETE, path, None, None).await
+}
+
+async fn deployment_requests(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    let path = format!("/v1/endpoints/{}/requests", seg(&id));
+    scoped(&state, Method::GET, path, None, None).await
+}
+
+/// The project folder (the web UI suggests `<dir>/data/heldout.jsonl`), and the reply schema
+/// its Playground decodes with by default (`data/reply.schema.json`, written by the templates):
+/// `replySchema`, or `replySchemaError` saying what is wrong with the file.
 async fn project(AxumState(state): St) -> Response {
     let dir = std::path::absolute(&state.config.project_dir)
         .unwrap_or_else(|_| state.config.project_dir.clone());

@@ -1,10 +1,13 @@
-// Hash routes: `#/`, `#/jobs`, `#/jobs/<id>`, `#/playground?adapter=<id>&step=<n>`.
+// Hash routes: `#/`, `#/jobs`, `#/jobs/<id>`, `#/playground?adapter=<id>&step=<n>`, `#/endpoints`,
+// `#/endpoints/<id>`.
 
 export type Route =
   | { page: "overview" }
   | { page: "jobs" }
   | { page: "job"; id: string }
-  | { page: "playground"; params: URLSearchParams };
+  | { page: "playground"; params: URLSearchParams }
+  | { page: "endpoints" }
+  | { page: "endpoint"; id: string };
 
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#/, "").replace(/^\/+/, "");
@@ -21,6 +24,14 @@ export function parseRoute(hash: string): Route {
     }
   }
   if (parts[0] === "playground" && parts.length === 1) return { page: "playground", params };
+  if (parts[0] === "endpoints" && parts.length === 1) return { page: "endpoints" };
+  if (parts[0] === "endpoints" && parts.length === 2 && parts[1]) {
+    try {
+      return { page: "endpoint", id: decodeURIComponent(parts[1]) };
+    } catch {
+      return { page: "overview" };
+    }
+  }
   return { page: "overview" };
 }
 

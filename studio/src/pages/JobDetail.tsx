@@ -35,7 +35,9 @@ import {
   sortArtifactSets,
   terminalStatusOf,
 } from "../lib/jobView";
+import { createDeployment, slugForJob } from "../lib/endpoints";
 import { playgroundHref } from "../lib/route";
+import { endpointHref } from "./Endpoints";
 import "./jobdetail.css";
 
 
@@ -173,6 +175,7 @@ export function JobDetail({ id }: { id: string }) {
             {cancelling ? "Cancelling…" : "Cancel job"}
           </button>
         )}
+        {status === "completed" && <DeployButton jobId={id} name={name} />}
         {status === "completed" && (
           <a className="btn primary" href={playgroundHref(id)}>
             Open in Playground
@@ -520,5 +523,38 @@ function ArtifactsCard({
         })}
       </div>
     </section>
+  );
+}
+
+/** Creates an endpoint (with a key required) for the job's final adapter and opens it. */
+function DeployButton({ jobId, name }: { jobId: string; name: string }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const deploy = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const d = await createDeployment({
+        slug: slugForJob(name, jobId),
+        target: { kind: "adapter", adapter: { kind: "final", jobId } },
+        authMode: "fixed_api_key",
+      });
+      window.location.hash = endpointHref(d.id);
+    } catch (e) {
+      setError(errorMessage(e));
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      {error && (
+        <span className="ep-error" role="alert">
+          Deploy failed: {error}
+        </span>
+      )}
+      <button type="button" className="btn" onClick={() => void deploy()} disabled={busy}>
+        {busy ? "Deploying…" : "Deploy"}
+      </button>
+    </>
   );
 }
