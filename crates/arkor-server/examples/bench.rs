@@ -3,7 +3,8 @@
 //! ```text
 //! cargo build --release -p arkor-cli
 //! cargo run --release -p arkor-server --example bench -- [--jobs 10000] [--subscribers 100]
-//!     [--events 2000] [--arkor target/release/arkor]
+//!     [--events 2000] [--arkor target/release/arkor] [--only endpoints] [--clients 1,4,16]
+//!     [--gguf SMOLLM2.gguf]
 //! ```
 //!
 //! 1. `GET /v1/jobs` (first page of 50, a status filter, a name search) with `--jobs`
@@ -14,6 +15,12 @@
 //!    got every event exactly once, in order.
 //! 3. `POST /v1/jobs` to the first `training.log` of a real `arkor/tiny` job with the
 //!    real worker (`--arkor`): median of 3.
+//! 4. Endpoints under load (`--only endpoints` runs just this): two `arkor/tiny` adapters
+//!    trained on different answers plus the base model, each behind an endpoint; 1, 4 and 16
+//!    concurrent clients (`--clients`) send greedy requests round-robin over the endpoints:
+//!    requests/s, p50/p99 latency, and every reply compared with what that endpoint answers
+//!    alone. `--gguf SMOLLM2.gguf` adds a SmolLM2-135M base-model endpoint to the same load.
+//!    Then 20 endpoints on the one base: the process's peak RSS before and after calling each.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,12 +35,18 @@ struct Args {
     subscribers: usize,
     events: usize,
     arkor: PathBuf,
+    only_endpoints: bool,
+    clients: Vec<usize>,
+    gguf: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let tmp = tempfile::tempdir()?;
+    if args.only_endpoints {
+        return endpoints(&args, tmp.path()).await;
+    }
 
     // 1. Listing latency with a paused queue.
     let mut config = ServerConfig::new(tmp.path().join("list"), 0, fake_worker(0));
@@ -174,7 +187,157 @@ async fn main() -> anyhow::Result<()> {
         first_log.get(first_log.len() / 2).map_or(f64::NAN, Duration::as_secs_f64),
         first_log.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect::<Vec<_>>().join(", ")
     );
+    endpoints(&args, tmp.path()).await
+}
+
+/// Section 4: endpoints under concurrent load.
+async fn endpoints(args: &Args, tmp: &std::path::Path) -> anyhow::Result<()> {
+    let worker = WorkerCommand { program: args.arkor.clone(), args: vec!["__worker".into()] };
+    let mut config = ServerConfig::new(tmp.join("endpoints"), 0, worker);
+    config.device = arkor_engine::device::DeviceChoice::Cpu;
+    let backend = Backend::start(config).await?;
+    let api = Api::sign_up(&backend.url()).await?;
+    const QUESTIONS: [&str; 4] =
+        ["What is arkor?", "Who trained you?", "What colour is the sky?", "Name a prime."];
+    let mut endpoints: Vec<(String, Value)> = vec![];
+    // Two adapters that answer the same questions differently.
+    for (name, answer) in [("a", "Alpha says hello."), ("b", "Bravo, at your service.")] {
+        let rows: String = (0..16)
+            .map(|i| {
+                json!({"messages": [{"role": "user", "content": QUESTIONS[i % 4]},
+                    {"role": "assistant", "content": format!("{answer} ({})", i % 4)}]})
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        let data = tmp.join(format!("{name}.jsonl"));
+        std::fs::write(&data, rows)?;
+        let config = json!({"model": "arkor/tiny", "datasetSource": {"type": "jsonl", "path": data},
+            "maxSteps": 120, "learningRate": 0.01, "loraR": 16, "loraAlpha": 32, "batchSize": 4,
+            "warmupSteps": 5});
+        let job = api.post("/v1/jobs", json!({"name": name, "config": config})).await?;
+        let id = job["job"]["id"].as_str().unwrap_or_default().to_owned();
+        eprintln!("training adapter {name} ({id})...");
+        let mut stream = api.stream(&id).await?;
+        while let Some(ev) = stream.next().await {
+            if ev.event == "end" {
+                break;
+            }
+        }
+        endpoints.push((
+            name.to_owned(),
+            json!({"kind": "adapter", "adapter": {"kind": "final", "jobId": id}}),
+        ));
+    }
+    endpoints.push(("base".to_owned(), json!({"kind": "base_model", "baseModel": "arkor/tiny"})));
+    if let Some(gguf) = &args.gguf {
+        endpoints.push(("smollm2".to_owned(), json!({"kind": "base_model", "baseModel": gguf})));
+    }
+    for (slug, target) in &endpoints {
+        api.post("/v1/endpoints", json!({"slug": slug, "target": target, "authMode": "none"}))
+            .await?;
+    }
+    let (http, base) = (reqwest::Client::new(), backend.url());
+    let ask = move |slug: String, q: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let body = json!({"messages": [{"role": "user", "content": q}], "temperature": 0,
+                "max_tokens": 24});
+            let t = Instant::now();
+            let resp = http
+                .post(format!("{base}/endpoints/{slug}/v1/chat/completions"))
+                .json(&body)
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status().is_success(), "{slug}: {}", resp.status());
+            let v: Value = resp.json().await?;
+            let text =
+                v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned();
+            anyhow::Ok((t.elapsed(), text))
+        }
+    };
+    // What each endpoint answers alone (this also loads every model and adapter).
+    let mut alone = std::collections::HashMap::new();
+    for (slug, _) in &endpoints {
+        for q in QUESTIONS {
+            alone.insert((slug.clone(), q), ask(slug.clone(), q).await?.1);
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = alone.values().collect();
+    let mut table = vec![];
+    for &clients in &args.clients {
+        let per_client = 48 / clients.min(48) + 2;
+        let started = Instant::now();
+        let mut tasks = vec![];
+        for c in 0..clients {
+            let (slugs, ask) =
+                (endpoints.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), ask.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut out = vec![];
+                for r in 0..per_client {
+                    let slug = slugs[(c + r) % slugs.len()].clone();
+                    let q = QUESTIONS[(c * 7 + r) % QUESTIONS.len()];
+                    let (took, text) = ask(slug.clone(), q).await?;
+                    out.push((slug, q, took, text));
+                }
+                anyhow::Ok(out)
+            }));
+        }
+        let mut times = vec![];
+        let mut mixed = 0;
+        for t in tasks {
+            for (slug, q, took, text) in t.await?? {
+                mixed += usize::from(alone[&(slug, q)] != text);
+                times.push(took);
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        times.sort();
+        let pick = |p: usize| times[(times.len() * p).div_ceil(100).max(1) - 1].as_secs_f64() * 1e3;
+        table.push((clients, times.len(), times.len() as f64 / secs, pick(50), pick(99), mixed));
+    }
+    // 20 endpoints on the one tiny base: two adapters and the base model, alternating.
+    let before = peak_rss_mib();
+    for i in 0..20 {
+        let target = &endpoints[i % 3].1;
+        let slug = format!("many-{i}");
+        api.post("/v1/endpoints", json!({"slug": slug, "target": target, "authMode": "none"}))
+            .await?;
+        ask(slug, QUESTIONS[i % 4]).await?;
+    }
+    let after = peak_rss_mib();
+    backend.shutdown().await;
+
+    println!();
+    println!(
+        "endpoints under load: {} endpoints ({}), greedy, 24 new tokens at most; {} distinct          replies alone",
+        endpoints.len(),
+        endpoints.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", "),
+        distinct.len()
+    );
+    println!(
+        "| {:>7} | {:>8} | {:>9} | {:>9} | {:>9} | {:>22} |",
+        "clients", "requests", "req/s", "p50 ms", "p99 ms", "replies unlike alone"
+    );
+    println!("|{:->9}|{:->10}|{:->11}|{:->11}|{:->11}|{:->24}|", "", "", "", "", "", "");
+    for (clients, n, rate, p50, p99, mixed) in table {
+        println!("| {clients:>7} | {n:>8} | {rate:>9.1} | {p50:>9.1} | {p99:>9.1} | {mixed:>22} |");
+    }
+    println!(
+        "20 more endpoints on the tiny base (2 adapters and the base, alternating), each called          once: peak RSS {before:.0} MiB -> {after:.0} MiB"
+    );
     Ok(())
+}
+
+/// This process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// A worker that sleeps a second, then prints `n` log events and a completion.
@@ -264,17 +427,31 @@ fn parse_args() -> anyhow::Result<Args> {
         subscribers: 100,
         events: 2_000,
         arkor: root.join("target/release/arkor"),
+        only_endpoints: false,
+        clients: vec![1, 4, 16],
+        gguf: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--only" {
+            let part = it.next().unwrap_or_default();
+            anyhow::ensure!(part == "endpoints", "--only takes `endpoints`, got {part:?}");
+            args.only_endpoints = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
         match flag.as_str() {
             "--jobs" => args.jobs = value.parse()?,
             "--subscribers" => args.subscribers = value.parse()?,
             "--events" => args.events = value.parse()?,
             "--arkor" => args.arkor = value.into(),
+            "--gguf" => args.gguf = Some(value.into()),
+            "--clients" => {
+                args.clients = value.split(',').map(str::parse).collect::<Result<_, _>>()?
+            }
             other => anyhow::bail!(
-                "unknown argument {other}; expected --jobs, --subscribers, --events, --arkor"
+                "unknown argument {other}; expected --jobs, --subscribers, --events, --arkor, \
+                 --only endpoints, --clients 1,4,16, --gguf"
             ),
         }
     }

@@ -318,20 +318,9 @@ async fn create_deployment(AxumState(state): St, body: Bytes) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let client = arkor::Client::new(&c.base_url, Some(c.token.clone()));
-    let scope = match read_scope(&state, &c) {
-        Some(s) => s,
-        None => match arkor::ensure_project_state(&state.config.project_dir, &c, &client).await {
-            Ok(s) => arkor::ProjectState {
-                org_slug: s.org_slug,
-                project_slug: s.project_slug,
-                project_id: String::new(),
-            },
-            Err(e @ arkor::ScopeError::ProjectStateMismatch { .. }) => {
-                return error(StatusCode::CONFLICT, e.to_string());
-            }
-            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-        },
+    let scope = match ensured_scope(&state, &c).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     upstream(&state, &c, Method::POST, "/v1/endpoints", &scope_query(&scope), Some(body), None)
         .await
@@ -410,20 +399,33 @@ async fn chat(AxumState(state): St, body: Bytes) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let client = arkor::Client::new(&c.base_url, Some(c.token.clone()));
-    let scope = match arkor::ensure_project_state(&state.config.project_dir, &c, &client).await {
-        Ok(s) => arkor::ProjectState {
-            org_slug: s.org_slug,
-            project_slug: s.project_slug,
-            project_id: String::new(),
-        },
-        Err(e @ arkor::ScopeError::ProjectStateMismatch { .. }) => {
-            return error(StatusCode::CONFLICT, e.to_string());
-        }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let scope = match ensured_scope(&state, &c).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     upstream(&state, &c, Method::POST, "/v1/inference/chat", &scope_query(&scope), Some(body), None)
         .await
+}
+
+/// The project's scope, created first for an anonymous identity (as a training run would):
+/// 409 when the state file belongs to another identity, 400 when a token login has none.
+async fn ensured_scope(
+    state: &State,
+    c: &arkor::Credentials,
+) -> Result<arkor::ProjectState, Response> {
+    let client = arkor::Client::new(&c.base_url, Some(c.token.clone()));
+    match arkor::ensure_project_state(&state.config.project_dir, c, &client).await {
+        Ok(s) => Ok(arkor::ProjectState {
+            org_slug: s.org_slug,
+            project_slug: s.project_slug,
+            project_id: String::new(),
+        }),
+        Err(e @ arkor::ScopeError::ProjectStateMismatch { .. }) => {
+            Err(error(StatusCode::CONFLICT, e.to_string()))
+        }
+        Err(e @ arkor::ScopeError::NoState) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
 }
 
 /// Percent-encodes a path segment.

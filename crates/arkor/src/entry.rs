@@ -136,6 +136,10 @@ impl Arkor {
         watch.abort();
         let result = result.map_err(RunError::Trainer)?;
         println!("Job {} finished with status={}", result.job.id, result.job.status.as_str());
+        if let Some(d) = trainer.deploy_final(&result.job).await.map_err(RunError::Trainer)? {
+            let url = d.url.unwrap_or_else(|| format!("<backend>/endpoints/{}/v1", d.slug));
+            println!("Endpoint {} serves this job's final adapter: {url}", d.slug);
+        }
         Ok(result)
     }
 

@@ -80,7 +80,7 @@ pub use credentials::{
 pub use entry::{Arkor, Manifest, ManifestTrainer, RunError};
 pub use tokio_util::sync::CancellationToken;
 pub use trainer::{
-    BoxError, CancelledContext, CheckpointContext, CompletedContext, Connection, Error,
+    BoxError, CancelledContext, CheckpointContext, CompletedContext, Connection, Deploy, Error,
     FailedContext, InferArgs, JobEvents, LogContext, StartedContext, Trainer, TrainerBuilder,
     TrainingResult, backoff,
 };

@@ -7,6 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arkor_protocol::endpoint::{
+    AuthMode, CreateDeploymentInput, DeploymentDto, DeploymentTarget, UpdateDeploymentInput,
+};
 use arkor_protocol::event::{EventKind, JobEvent};
 use arkor_protocol::inference::{AdapterRef, ChatMessage, ResponseFormat, StructuredOutputs};
 use arkor_protocol::job::{
@@ -358,9 +361,30 @@ struct Inner {
     config: JobConfig,
     callbacks: Callbacks,
     connection: Connection,
+    deploy: Option<Deploy>,
     abort: CancellationToken,
     session: tokio::sync::OnceCell<Arc<Session>>,
     job: tokio::sync::OnceCell<Job>,
+}
+
+/// An endpoint a trainer's final adapter is deployed to when a run completes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deploy {
+    slug: String,
+    auth_mode: AuthMode,
+}
+
+impl Deploy {
+    /// The endpoint with this slug (2-50 of `a-z 0-9 -`), calls needing an API key.
+    pub fn endpoint(slug: impl Into<String>) -> Deploy {
+        Deploy { slug: slug.into(), auth_mode: AuthMode::FixedApiKey }
+    }
+
+    /// Who may call it when it is created (an existing endpoint keeps its setting).
+    pub fn auth_mode(mut self, auth_mode: AuthMode) -> Deploy {
+        self.auth_mode = auth_mode;
+        self
+    }
 }
 
 /// A training job described in Rust. Cheap to clone; clones share the submitted job.
@@ -377,6 +401,7 @@ pub struct TrainerBuilder {
     config: JobConfig,
     callbacks: Callbacks,
     connection: Connection,
+    deploy: Option<Deploy>,
     abort: CancellationToken,
 }
 
@@ -517,6 +542,14 @@ impl TrainerBuilder {
         self
     }
 
+    /// Serve the final adapter at this endpoint when a run completes: `arkor start` (and
+    /// [`Arkor::run`](crate::Arkor::run)) create the endpoint, or point the existing one with
+    /// this slug at the new adapter.
+    pub fn deploy(mut self, deploy: Deploy) -> Self {
+        self.deploy = Some(deploy);
+        self
+    }
+
     /// Checks the settings and returns the trainer.
     pub fn build(self) -> Result<Trainer, TrainerConfigError> {
         crate::config::validate(&self.name, &self.config)?;
@@ -528,6 +561,7 @@ impl TrainerBuilder {
                 config: self.config,
                 callbacks: self.callbacks,
                 connection: self.connection,
+                deploy: self.deploy,
                 abort: self.abort,
                 session: tokio::sync::OnceCell::new(),
                 job: tokio::sync::OnceCell::new(),
@@ -547,6 +581,7 @@ impl Trainer {
             config,
             callbacks: Callbacks::default(),
             connection: Connection::default(),
+            deploy: None,
             abort: CancellationToken::new(),
         }
     }
@@ -638,6 +673,36 @@ impl Trainer {
                 Ok(DatasetSource::Jsonl { path: backend_path(session, &cwd.join(path)).await? })
             }
         }
+    }
+
+    /// With [`TrainerBuilder::deploy`] and a completed job: creates the endpoint, or points
+    /// the project's endpoint with that slug at this job's final adapter. `None` otherwise.
+    pub async fn deploy_final(&self, job: &Job) -> Result<Option<DeploymentDto>, Error> {
+        let Some(deploy) = &self.inner.deploy else { return Ok(None) };
+        if job.status != JobStatus::Completed {
+            return Ok(None);
+        }
+        let session = self.session().await?;
+        let (client, scope) = (&session.client, &session.scope);
+        let target =
+            DeploymentTarget::Adapter { adapter: AdapterRef::Final { job_id: job.id.clone() } };
+        let existing = client.list_deployments(scope).await?;
+        let dto = match existing.into_iter().find(|d| d.slug == deploy.slug) {
+            Some(d) => {
+                let update = UpdateDeploymentInput { target: Some(target), ..Default::default() };
+                client.update_deployment(scope, &d.id, &update).await?
+            }
+            None => {
+                let create = CreateDeploymentInput {
+                    slug: deploy.slug.clone(),
+                    target: Some(target),
+                    auth_mode: Some(deploy.auth_mode.as_str().to_owned()),
+                    ..Default::default()
+                };
+                client.create_deployment(scope, &create).await?
+            }
+        };
+        Ok(Some(dto))
     }
 
     /// Asks the backend to stop the job; a no-op before [`Trainer::start`].

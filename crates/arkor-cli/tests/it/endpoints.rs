@@ -431,3 +431,48 @@ async fn the_cli_manages_endpoints_and_keys() {
     assert!(!ok && err.contains("no endpoint \"demo\""), "{err}");
     backend.shutdown().await;
 }
+
+/// A trainer that asks to be deployed: each completed run points the endpoint at its adapter.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trainer_deploys_its_final_adapter_when_it_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start_with(&tmp.path().join("backend"), |_| {}).await;
+    let api = Api::sign_up(&backend.url(), "sdk").await;
+    let data = dataset(tmp.path());
+    let trainer = |steps: u64| {
+        let connection = arkor::Connection {
+            base_url: Some(backend.url()),
+            token: Some(api.token.clone()),
+            scope: Some(arkor::ProjectScope {
+                org_slug: api.org.clone(),
+                project_slug: api.project.clone(),
+            }),
+            cwd: Some(tmp.path().to_owned()),
+            ..arkor::Connection::default()
+        };
+        arkor::Trainer::builder("qa", arkor::Model::arkor_tiny(), arkor::Dataset::jsonl(&data))
+            .lora(arkor::Lora::new(16, 32.0))
+            .max_steps(steps)
+            .learning_rate(1e-2)
+            .batch_size(4)
+            .warmup_steps(5)
+            .connection(connection)
+            .deploy(arkor::Deploy::endpoint("qa-bot").auth_mode(arkor::AuthMode::None))
+            .build()
+            .unwrap()
+    };
+    let first = arkor::Arkor::new().trainer(trainer(120)).run(None).await.unwrap();
+    let url = format!("{}/endpoints/qa-bot/v1/chat/completions", backend.url());
+    let (status, reply) = call(&url, None, None, &question(QA[1].0)).await;
+    assert_eq!((status, answer(&reply)), (StatusCode::OK, QA[1].1));
+    // A second run moves the same endpoint to its own adapter.
+    let second = arkor::Arkor::new().trainer(trainer(2)).run(None).await.unwrap();
+    assert_ne!(first.job.id, second.job.id);
+    let (_, list) = api.send("GET", &api.scoped("/v1/endpoints"), None).await;
+    let deployments = list["deployments"].as_array().unwrap();
+    assert_eq!(deployments.len(), 1, "{list}");
+    assert_eq!(deployments[0]["target"]["adapter"]["jobId"], second.job.id.as_str());
+    let (_, reply) = call(&url, None, None, &question(QA[1].0)).await;
+    assert_ne!(answer(&reply), QA[1].1, "two steps have not learned the answers");
+    backend.shutdown().await;
+}
