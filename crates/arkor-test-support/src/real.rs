@@ -49,3 +49,42 @@ pub fn llama_cpp(script: &std::path::Path, args: &[&str]) -> serde_json::Value {
         panic!("llama.cpp harness printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
     })
 }
+
+/// A folder holding the `openai` Python package (`ARKOR_OPENAI_PYTHON`; `.ci/run` fills it
+/// with `pip install --target DIR openai==3.63.0`).
+pub fn openai_python() -> Option<PathBuf> {
+    fixture("ARKOR_OPENAI_PYTHON", "a folder with the openai Python package (pip install --target)")
+}
+
+/// One chat completion through the official OpenAI Python client
+/// (`tools/openai-python/client.py`): `request` is the keyword arguments of
+/// `chat.completions.create`. Returns `{status, content, tool_calls, finish_reason}` or
+/// `{status, error}`.
+pub fn openai_python_chat(
+    pythonpath: &std::path::Path,
+    base_url: &str,
+    key: &str,
+    request: &serde_json::Value,
+    stream: bool,
+) -> serde_json::Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tools/openai-python/client.py");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script).args([base_url, key, &request.to_string()]).env("PYTHONPATH", pythonpath);
+    if stream {
+        cmd.arg("--stream");
+    }
+    let out = cmd.output().expect("run python3");
+    assert!(
+        out.status.success(),
+        "the OpenAI Python client failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the OpenAI Python client printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}

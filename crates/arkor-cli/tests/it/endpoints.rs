@@ -271,6 +271,32 @@ async fn endpoints_serve_a_fine_tune_behind_keys() {
     let (_, listed) = alice.send("GET", &keys, None).await;
     assert!(listed["keys"][0]["lastUsedAt"].is_string(), "{listed}");
 
+    // The official OpenAI Python client, plain and streaming; a wrong key is a 401 there too.
+    let python = arkor_test_support::real::openai_python();
+    let py_chat = |key: String, stream: bool| {
+        let (py, url) = (python.clone().unwrap(), format!("{base}/endpoints/triage/v1"));
+        let req = json!({"model": "ignored", "messages": [{"role": "user", "content": QA[2].0}],
+            "temperature": 0, "max_tokens": 40});
+        tokio::task::spawn_blocking(move || {
+            arkor_test_support::real::openai_python_chat(&py, &url, &key, &req, stream)
+        })
+    };
+    let python_calls = if python.is_some() {
+        for stream in [false, true] {
+            let r = py_chat(key.clone(), stream).await.unwrap();
+            assert_eq!(
+                (r["status"].as_u64(), r["content"].as_str()),
+                (Some(200), Some(QA[2].1)),
+                "{r}"
+            );
+        }
+        let r = py_chat("ark_live_wrong".into(), false).await.unwrap();
+        assert_eq!(r["status"], 401, "{r}");
+        3
+    } else {
+        0
+    };
+
     // Revoked: the next request is refused.
     let key_id = issued["key"]["id"].as_str().unwrap();
     let (status, _) = alice
@@ -279,6 +305,11 @@ async fn endpoints_serve_a_fine_tune_behind_keys() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let err = openai.chat().create(request.clone()).await.unwrap_err();
     assert!(err.to_string().contains("revoked"), "{err}");
+    if python.is_some() {
+        let r = py_chat(key.clone(), false).await.unwrap();
+        assert_eq!(r["status"], 401, "{r}");
+    }
+    let python_calls = python_calls + usize::from(python.is_some());
     let (_, listed) = alice.send("GET", &keys, None).await;
     assert_eq!(listed["keys"][0]["enabled"], false);
 
@@ -293,7 +324,8 @@ async fn endpoints_serve_a_fine_tune_behind_keys() {
     let (status, ep) = patch(json!({"authMode": "none", "runRetentionMode": "disabled"})).await;
     assert_eq!(status, StatusCode::OK, "{ep}");
     assert_eq!(ep["deployment"]["runRetentionDays"], Value::Null);
-    assert!(log_of(&alice, &id, 9).await.iter().all(|r| r.get("requestBody").is_none()));
+    let logged = log_of(&alice, &id, 9 + python_calls).await;
+    assert!(logged.iter().all(|r| r.get("requestBody").is_none()));
     let (status, reply) = call(&url, None, None, &question(QA[0].0)).await;
     assert_eq!((status, answer(&reply)), (StatusCode::OK, QA[0].1));
     let (status, _) =

@@ -242,6 +242,38 @@ async fn constrained_replies_always_match() {
     let answer = client.chat().create(request).await.unwrap();
     let text = answer.choices[0].message.content.clone().unwrap();
     assert!(validator.is_valid(&serde_json::from_str(&text).unwrap()), "{text}");
+
+    // The official OpenAI Python client: response_format, then a forced tool call.
+    if let Some(py) = arkor_test_support::real::openai_python() {
+        let (url, token) = (format!("{}/v1", api.base), api.token.clone());
+        let weather = json!({"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object", "additionalProperties": false, "required": ["city"],
+                "properties": {"city": {"enum": ["Oslo", "Rome"]}}}}});
+        let base_req = json!({"model": "arkor/tiny", "temperature": 1.0, "seed": 5,
+            "max_tokens": 200, "messages": [{"role": "user", "content": "Classify this."}]});
+        let mut with_format = base_req.clone();
+        with_format["response_format"] = json!({"type": "json_schema",
+            "json_schema": {"name": "triage", "schema": triage_schema(), "strict": true}});
+        let mut with_tool = base_req.clone();
+        with_tool["tools"] = json!([weather]);
+        with_tool["tool_choice"] = json!({"type": "function", "function": {"name": "get_weather"}});
+        let results = tokio::task::spawn_blocking(move || {
+            [(with_format, false), (with_tool.clone(), false), (with_tool, true)].map(|(r, s)| {
+                arkor_test_support::real::openai_python_chat(&py, &url, &token, &r, s)
+            })
+        })
+        .await
+        .unwrap();
+        let text = results[0]["content"].as_str().unwrap_or_else(|| panic!("{}", results[0]));
+        assert!(validator.is_valid(&serde_json::from_str(text).unwrap()), "{text}");
+        for r in &results[1..] {
+            assert_eq!(r["finish_reason"], "tool_calls", "{r}");
+            let call = &r["tool_calls"][0];
+            assert_eq!(call["name"], "get_weather", "{r}");
+            let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+            assert!(["Oslo", "Rome"].contains(&args["city"].as_str().unwrap()), "{r}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
