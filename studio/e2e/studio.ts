@@ -101,7 +101,8 @@ export async function startStudio(opts: { template?: string; steps?: number; sav
           });
         });
       }
-      rmSync(root, { recursive: true, force: true });
+      // A build the Overview started may still be writing its last files: retry a little.
+      rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     },
   };
 }
