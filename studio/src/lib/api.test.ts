@@ -139,7 +139,10 @@ describe("streamChat", () => {
     );
     const parts: ChatPiece[] = [];
     for await (const t of streamChat({ kind: "base", model: "arkor/tiny" }, [])) parts.push(t);
-    expect(parts).toEqual([{ toolCalls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } }] }]);
+    expect(parts).toEqual([
+      { toolCalls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } }] },
+      { finish: "tool_calls" },
+    ]);
   });
 
   it("throws the server's message on an error frame and on a non-2xx answer", async () => {

@@ -197,8 +197,8 @@ export interface ChatOptions {
   toolChoice?: ToolChoice;
 }
 
-/** One piece of a streamed reply: text, or whole tool calls. */
-export type ChatPiece = string | { toolCalls: ToolCall[] };
+/** One piece of a streamed reply: text, whole tool calls, or why it ended (`stop`, `length`, `tool_calls`). */
+export type ChatPiece = string | { toolCalls: ToolCall[] } | { finish: string };
 
 /** A non-2xx answer: the HTTP status and the server's `error` message. */
 export class ApiError extends Error {
@@ -510,6 +510,8 @@ export async function* streamChat(
         if (delta) yield delta;
         const calls = toolCallsOf(f.data);
         if (calls.length) yield { toolCalls: calls };
+        const finish = finishOf(f.data);
+        if (finish) yield { finish };
       }
       if (done) return;
     }
@@ -525,6 +527,16 @@ export function textOf(data: string): string {
     return v.choices?.[0]?.delta?.content ?? "";
   } catch {
     return "";
+  }
+}
+
+/** The finish reason of one streamed chunk (`choices[0].finish_reason`), if any. */
+export function finishOf(data: string): string | null {
+  try {
+    const v = JSON.parse(data) as { choices?: { finish_reason?: string | null }[] };
+    return v.choices?.[0]?.finish_reason ?? null;
+  } catch {
+    return null;
   }
 }
 

@@ -416,6 +416,15 @@ describe("tool calls in a conversation", () => {
     ]);
   });
 
+  it("a reply cut at max tokens says so, in the page and the export", () => {
+    let { conv, assistantId } = startTurn(emptyConversation(), "q");
+    conv = appendPiece(conv, assistantId, '{"a": "xxx');
+    conv = finishTurn(appendPiece(conv, assistantId, { finish: "length" }), assistantId);
+    expect(conv.bubbles[1]).toMatchObject({ content: '{"a": "xxx', finish: "length" });
+    const out = buildExport({ now: new Date(0), settings: DEFAULT_SETTINGS, a: { source: null, conv } });
+    expect(out.messages[1]).toEqual({ role: "assistant", content: '{"a": "xxx', truncated: true });
+  });
+
   it("exports tool calls and results in the wire format", () => {
     let { conv, assistantId } = startTurn(emptyConversation(), "q");
     conv = finishTurn(appendPiece(conv, assistantId, { toolCalls: [call("c1")] }), assistantId);

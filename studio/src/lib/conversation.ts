@@ -22,6 +22,8 @@ export interface Bubble {
   error?: boolean;
   /** The user stopped the reply: `content` is what had arrived. */
   stopped?: boolean;
+  /** Why the model stopped, when the server said (`length`: cut at max tokens). */
+  finish?: string;
 }
 
 export interface Conversation {
@@ -78,7 +80,9 @@ export function appendToolCalls(conv: Conversation, id: number, calls: ToolCall[
 
 /** Adds a streamed piece (text or tool calls) to a reply that is still streaming. */
 export function appendPiece(conv: Conversation, id: number, piece: ChatPiece): Conversation {
-  return typeof piece === "string" ? appendFragment(conv, id, piece) : appendToolCalls(conv, id, piece.toolCalls);
+  if (typeof piece === "string") return appendFragment(conv, id, piece);
+  if ("toolCalls" in piece) return appendToolCalls(conv, id, piece.toolCalls);
+  return updateStreaming(conv, id, (b) => ({ ...b, finish: piece.finish }));
 }
 
 /** A reply that continues after tool results: an empty streaming assistant bubble, no user message. */
@@ -233,6 +237,8 @@ export interface ExportedMessage {
   tool_call_id?: string;
   error?: true;
   stopped?: true;
+  /** The reply was cut at the max tokens limit. */
+  truncated?: true;
 }
 
 /** The reply shaping of a request, as sent (`responseFormat`, `structuredOutputs`, `tools`, `toolChoice`). */
@@ -261,6 +267,7 @@ function exportedMessages(conv: Conversation): ExportedMessage[] {
     if (b.toolCallId) m.tool_call_id = b.toolCallId;
     if (b.error) m.error = true;
     if (b.stopped) m.stopped = true;
+    if (b.finish === "length") m.truncated = true;
     return m;
   });
 }

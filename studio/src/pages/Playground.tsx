@@ -1019,6 +1019,7 @@ function ConversationLog({
               data-role={b.role}
               data-error={b.error ? "true" : undefined}
               data-stopped={b.stopped ? "true" : undefined}
+              data-finish={b.finish}
               aria-busy={b.role === "assistant" ? (b.streaming ? "true" : "false") : undefined}
             >
               {b.role === "tool" && <span className="pg-tool-label">Result of {b.toolName}</span>}
