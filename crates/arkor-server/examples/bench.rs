@@ -201,7 +201,7 @@ async fn endpoints(args: &Args, tmp: &std::path::Path) -> anyhow::Result<()> {
         ["What is arkor?", "Who trained you?", "What colour is the sky?", "Name a prime."];
     let mut endpoints: Vec<(String, Value)> = vec![];
     // Two adapters that answer the same questions differently.
-    for (name, answer) in [("a", "Alpha says hello."), ("b", "Bravo, at your service.")] {
+    for (name, answer) in [("alpha", "Alpha says hello."), ("bravo", "Bravo, at your service.")] {
         let rows: String = (0..16)
             .map(|i| {
                 json!({"messages": [{"role": "user", "content": QUESTIONS[i % 4]},
@@ -256,85 +256,103 @@ async fn endpoints(args: &Args, tmp: &std::path::Path) -> anyhow::Result<()> {
             anyhow::Ok((t.elapsed(), text))
         }
     };
-    // What each endpoint answers alone (this also loads every model and adapter).
-    let mut alone = std::collections::HashMap::new();
-    for (slug, _) in &endpoints {
-        for q in QUESTIONS {
-            alone.insert((slug.clone(), q), ask(slug.clone(), q).await?.1);
-        }
+    // One group per base model: the inference service keeps one base loaded, so endpoints on
+    // different bases would reload it by turns.
+    let mut groups = vec![("arkor/tiny (alpha, bravo, base)", vec!["alpha", "bravo", "base"])];
+    if args.gguf.is_some() {
+        groups.push(("SmolLM2-135M-Instruct (smollm2)", vec!["smollm2"]));
     }
-    let distinct: std::collections::HashSet<&String> = alone.values().collect();
     let mut table = vec![];
-    for &clients in &args.clients {
-        let per_client = 48 / clients.min(48) + 2;
-        let started = Instant::now();
-        let mut tasks = vec![];
-        for c in 0..clients {
-            let (slugs, ask) =
-                (endpoints.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), ask.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut out = vec![];
-                for r in 0..per_client {
-                    let slug = slugs[(c + r) % slugs.len()].clone();
-                    let q = QUESTIONS[(c * 7 + r) % QUESTIONS.len()];
-                    let (took, text) = ask(slug.clone(), q).await?;
-                    out.push((slug, q, took, text));
-                }
-                anyhow::Ok(out)
-            }));
-        }
-        let mut times = vec![];
-        let mut mixed = 0;
-        for t in tasks {
-            for (slug, q, took, text) in t.await?? {
-                mixed += usize::from(alone[&(slug, q)] != text);
-                times.push(took);
+    let mut memory = String::new();
+    for (g, (label, slugs)) in groups.iter().enumerate() {
+        // What each endpoint answers alone (this also loads the model and the adapters).
+        let mut alone = std::collections::HashMap::new();
+        for slug in slugs {
+            for q in QUESTIONS {
+                alone.insert((slug.to_string(), q), ask(slug.to_string(), q).await?.1);
             }
         }
-        let secs = started.elapsed().as_secs_f64();
-        times.sort();
-        let pick = |p: usize| times[(times.len() * p).div_ceil(100).max(1) - 1].as_secs_f64() * 1e3;
-        table.push((clients, times.len(), times.len() as f64 / secs, pick(50), pick(99), mixed));
+        let distinct = alone.values().collect::<std::collections::HashSet<_>>().len();
+        for &clients in &args.clients {
+            let per_client = 48 / clients.min(48) + 2;
+            let started = Instant::now();
+            let mut tasks = vec![];
+            for c in 0..clients {
+                let (slugs, ask) = (slugs.clone(), ask.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut out = vec![];
+                    for r in 0..per_client {
+                        let slug = slugs[(c + r) % slugs.len()].to_owned();
+                        let q = QUESTIONS[(c * 7 + r) % QUESTIONS.len()];
+                        let (took, text) = ask(slug.clone(), q).await?;
+                        out.push((slug, q, took, text));
+                    }
+                    anyhow::Ok(out)
+                }));
+            }
+            let mut times = vec![];
+            let mut mixed = 0;
+            for t in tasks {
+                for (slug, q, took, text) in t.await?? {
+                    mixed += usize::from(alone[&(slug, q)] != text);
+                    times.push(took);
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            times.sort();
+            let pick =
+                |p: usize| times[(times.len() * p).div_ceil(100).max(1) - 1].as_secs_f64() * 1e3;
+            let rate = times.len() as f64 / secs;
+            table.push((*label, distinct, clients, times.len(), rate, pick(50), pick(99), mixed));
+        }
+        if g == 0 {
+            // 20 more endpoints on the tiny base: the two adapters and the base, alternating.
+            let before = rss_mib("VmRSS:");
+            for i in 0..20 {
+                let target = &endpoints[i % 3].1;
+                let slug = format!("many-{i}");
+                let body = json!({"slug": slug, "target": target, "authMode": "none"});
+                api.post("/v1/endpoints", body).await?;
+                ask(slug, QUESTIONS[i % 4]).await?;
+            }
+            memory = format!(
+                "20 more endpoints on the tiny base (its 2 adapters and the base, alternating), \
+                 each called once: RSS {before:.0} MiB -> {:.0} MiB",
+                rss_mib("VmRSS:")
+            );
+        }
     }
-    // 20 endpoints on the one tiny base: two adapters and the base model, alternating.
-    let before = peak_rss_mib();
-    for i in 0..20 {
-        let target = &endpoints[i % 3].1;
-        let slug = format!("many-{i}");
-        api.post("/v1/endpoints", json!({"slug": slug, "target": target, "authMode": "none"}))
-            .await?;
-        ask(slug, QUESTIONS[i % 4]).await?;
-    }
-    let after = peak_rss_mib();
+    let peak = rss_mib("VmHWM:");
     backend.shutdown().await;
 
     println!();
     println!(
-        "endpoints under load: {} endpoints ({}), greedy, 24 new tokens at most; {} distinct          replies alone",
-        endpoints.len(),
-        endpoints.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", "),
-        distinct.len()
+        "endpoints under load: greedy replies of at most 24 tokens, round-robin over a group's endpoints"
     );
     println!(
-        "| {:>7} | {:>8} | {:>9} | {:>9} | {:>9} | {:>22} |",
-        "clients", "requests", "req/s", "p50 ms", "p99 ms", "replies unlike alone"
+        "| {:<32} | {:>8} | {:>7} | {:>8} | {:>7} | {:>8} | {:>8} | {:>12} |",
+        "endpoints", "distinct", "clients", "requests", "req/s", "p50 ms", "p99 ms", "unlike alone"
     );
-    println!("|{:->9}|{:->10}|{:->11}|{:->11}|{:->11}|{:->24}|", "", "", "", "", "", "");
-    for (clients, n, rate, p50, p99, mixed) in table {
-        println!("| {clients:>7} | {n:>8} | {rate:>9.1} | {p50:>9.1} | {p99:>9.1} | {mixed:>22} |");
+    println!(
+        "|{:-<34}|{:->10}|{:->9}|{:->10}|{:->9}|{:->10}|{:->10}|{:->14}|",
+        "", "", "", "", "", "", "", ""
+    );
+    for (label, distinct, clients, n, rate, p50, p99, mixed) in table {
+        println!(
+            "| {label:<32} | {distinct:>8} | {clients:>7} | {n:>8} | {rate:>7.1} | {p50:>8.1} | \
+             {p99:>8.1} | {mixed:>12} |"
+        );
     }
-    println!(
-        "20 more endpoints on the tiny base (2 adapters and the base, alternating), each called          once: peak RSS {before:.0} MiB -> {after:.0} MiB"
-    );
+    println!("{memory}; peak RSS of the backend process {peak:.0} MiB");
     Ok(())
 }
 
-/// This process's peak resident set (VmHWM), in MiB.
-fn peak_rss_mib() -> f64 {
+/// A line of /proc/self/status (`VmRSS:` now, `VmHWM:` the peak), in MiB.
+fn rss_mib(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let line = s.lines().find(|l| l.starts_with(key))?;
             line.split_whitespace().nth(1)?.parse::<f64>().ok()
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
@@ -391,7 +409,8 @@ impl Api {
             .json(&body)
             .send()
             .await?;
-        anyhow::ensure!(resp.status().is_success(), "POST {path}: {}", resp.status());
+        let status = resp.status();
+        anyhow::ensure!(status.is_success(), "POST {path}: {status}: {}", resp.text().await?);
         Ok(resp.json().await?)
     }
 
