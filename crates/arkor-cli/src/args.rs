@@ -251,6 +251,10 @@ pub struct ServerArgs {
     /// wildcard DNS name); endpoints are always at <backend>/endpoints/SLUG/v1.
     #[arg(long, value_name = "DOMAIN", env = "ARKOR_ENDPOINT_DOMAIN")]
     pub endpoint_domain: Option<String>,
+    /// Base models kept loaded at once for chat and endpoints (each costs its weights in
+    /// memory); a request for another base evicts the least recently used.
+    #[arg(long, default_value_t = 2, env = "ARKOR_MAX_LOADED_MODELS")]
+    pub max_loaded_models: usize,
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,8 @@
 //!    trained on different answers plus the base model, each behind an endpoint; 1, 4 and 16
 //!    concurrent clients (`--clients`) send greedy requests round-robin over the endpoints:
 //!    requests/s, p50/p99 latency, and every reply compared with what that endpoint answers
-//!    alone. `--gguf SMOLLM2.gguf` adds a SmolLM2-135M base-model endpoint to the same load.
+//!    alone. `--gguf SMOLLM2.gguf` adds a SmolLM2-135M base-model endpoint, alone and mixed
+//!    with a tiny adapter's endpoint.
 //!    Then 20 endpoints on the one base: the process's peak RSS before and after calling each.
 
 use std::path::PathBuf;
@@ -256,11 +257,13 @@ async fn endpoints(args: &Args, tmp: &std::path::Path) -> anyhow::Result<()> {
             anyhow::Ok((t.elapsed(), text))
         }
     };
-    // One group per base model: the inference service keeps one base loaded, so endpoints on
-    // different bases would reload it by turns.
+    // One group per base model, then the two bases mixed (the backend keeps the two most
+    // recently used bases loaded; with one it would reload them by turns).
     let mut groups = vec![("arkor/tiny (alpha, bravo, base)", vec!["alpha", "bravo", "base"])];
     if args.gguf.is_some() {
         groups.push(("SmolLM2-135M-Instruct (smollm2)", vec!["smollm2"]));
+        // Two bases at once (the backend keeps two loaded by default).
+        groups.push(("both bases (alpha, smollm2)", vec!["alpha", "smollm2"]));
     }
     let mut table = vec![];
     let mut memory = String::new();

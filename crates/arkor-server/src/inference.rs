@@ -117,13 +117,16 @@ fn add_system_text(messages: &mut Vec<serde_json::Value>, text: &str) {
     }
 }
 
-/// Loads models on demand and keeps the last one.
+/// Loads models on demand and keeps the most recently used ones (`max_models`).
 pub struct Inference {
     data_dir: PathBuf,
     hub: arkor_hub::HubOptions,
     device: DeviceChoice,
-    loaded: Mutex<Option<Arc<Loaded>>>,
-    adapters: Mutex<HashMap<PathBuf, Arc<Adapter>>>,
+    /// Loaded base models, most recently used last.
+    loaded: Mutex<Vec<Arc<Loaded>>>,
+    max_models: usize,
+    /// Adapters by directory, with the base model each was loaded for.
+    adapters: Mutex<HashMap<PathBuf, (Arc<Adapter>, Arc<Model>)>>,
     /// Serialises model loads so two requests do not load the same model twice.
     loading: Mutex<()>,
 }
@@ -132,12 +135,20 @@ pub struct Inference {
 const ADAPTER_CACHE: usize = 16;
 
 impl Inference {
-    pub fn new(data_dir: PathBuf, hub: arkor_hub::HubOptions, device: DeviceChoice) -> Self {
+    /// Keeps up to `max_models` base models loaded (at least one): requests for bases beyond
+    /// that evict the least recently used one.
+    pub fn new(
+        data_dir: PathBuf,
+        hub: arkor_hub::HubOptions,
+        device: DeviceChoice,
+        max_models: usize,
+    ) -> Self {
         Inference {
             data_dir,
             hub,
             device,
-            loaded: Mutex::new(None),
+            loaded: Mutex::new(Vec::new()),
+            max_models: max_models.max(1),
             adapters: Mutex::new(HashMap::new()),
             loading: Mutex::new(()),
         }
@@ -150,10 +161,13 @@ impl Inference {
 
     fn base(&self, reference: &str) -> anyhow::Result<Arc<Loaded>> {
         let _guard = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-            && l.reference == reference
         {
-            return Ok(l.clone());
+            let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = loaded.iter().position(|l| l.reference == reference) {
+                let l = loaded.remove(i);
+                loaded.push(l.clone());
+                return Ok(l);
+            }
         }
         let dir = crate::resolve::model(&self.data_dir, &self.hub, reference)?;
         let device = self.device.open()?;
@@ -162,13 +176,24 @@ impl Inference {
             model: Arc::new(Model::load(&dir, &device)?),
             tokenizer: Arc::new(TextTokenizer::from_dir(&dir)?),
         });
-        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded.clone());
-        self.adapters.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut all = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() >= self.max_models {
+            // Evict the least recently used base and the adapters loaded on it (requests
+            // already running keep their `Arc`s).
+            let gone = all.remove(0);
+            self.adapters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, a| !Arc::ptr_eq(&a.1, &gone.model));
+        }
+        all.push(loaded.clone());
         Ok(loaded)
     }
 
     fn adapter(&self, dir: &Path, base: &Loaded) -> anyhow::Result<Arc<Adapter>> {
-        if let Some(a) = self.adapters.lock().unwrap_or_else(|p| p.into_inner()).get(dir) {
+        if let Some((a, m)) = self.adapters.lock().unwrap_or_else(|p| p.into_inner()).get(dir)
+            && Arc::ptr_eq(m, &base.model)
+        {
             return Ok(a.clone());
         }
         let a = Arc::new(Adapter::load(dir, base.model.spec(), base.model.device())?);
@@ -176,7 +201,7 @@ impl Inference {
         if cache.len() >= ADAPTER_CACHE {
             cache.clear();
         }
-        cache.insert(dir.to_owned(), a.clone());
+        cache.insert(dir.to_owned(), (a.clone(), base.model.clone()));
         Ok(a)
     }
 
@@ -290,5 +315,42 @@ impl Inference {
             }
         }
         Ok(finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arkor_engine::device::DeviceChoice;
+
+    use super::Inference;
+
+    #[test]
+    fn the_least_recently_used_base_model_goes_first() {
+        let data = tempfile::tempdir().unwrap();
+        let (llama, qwen) = (
+            arkor_test_support::fixtures::tiny_llama(),
+            arkor_test_support::fixtures::tiny_qwen2(),
+        );
+        let (l, q) = (llama.path().display().to_string(), qwen.path().display().to_string());
+        let hub = arkor_hub::HubOptions {
+            endpoint: "http://127.0.0.1:9".into(),
+            cache_dir: data.path().join("hub"),
+            token: None,
+            offline: true,
+            progress: false,
+        };
+        let inference = Inference::new(data.path().to_owned(), hub, DeviceChoice::Cpu, 2);
+        let tiny = inference.base("arkor/tiny").unwrap();
+        let first_llama = inference.base(&l).unwrap();
+        // Two bases fit: both stay loaded (the same model, not a reload).
+        assert!(Arc::ptr_eq(&inference.base("arkor/tiny").unwrap().model, &tiny.model));
+        assert!(Arc::ptr_eq(&inference.base(&l).unwrap().model, &first_llama.model));
+        // A third evicts the least recently used (arkor/tiny, used before the llama).
+        inference.base(&q).unwrap();
+        assert!(Arc::ptr_eq(&inference.base(&l).unwrap().model, &first_llama.model));
+        assert!(!Arc::ptr_eq(&inference.base("arkor/tiny").unwrap().model, &tiny.model));
+        assert_eq!(inference.loaded.lock().unwrap().len(), 2);
     }
 }

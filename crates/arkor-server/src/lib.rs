@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub local_paths: Option<bool>,
     /// Serve endpoint `<slug>` on the host `<slug>.<domain>` too (`--endpoint-domain`).
     pub endpoint_domain: Option<String>,
+    /// Base models kept loaded for chat and endpoints at once (least recently used goes).
+    pub max_loaded_models: usize,
 }
 
 impl ServerConfig {
@@ -74,6 +76,7 @@ impl ServerConfig {
             device: DeviceChoice::Auto,
             local_paths: None,
             endpoint_domain: None,
+            max_loaded_models: 2,
         }
     }
 }
@@ -199,6 +202,7 @@ impl Backend {
             config.data_dir.clone(),
             arkor_hub::HubOptions { progress: false, ..arkor_hub::HubOptions::from_env() },
             config.device,
+            config.max_loaded_models,
         ));
         let state = Arc::new(AppState {
             store,

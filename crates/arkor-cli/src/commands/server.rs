@@ -18,6 +18,7 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
         config.cancel_grace = Duration::from_secs(args.cancel_grace);
         config.device = global.device;
         config.endpoint_domain = args.endpoint_domain.clone();
+        config.max_loaded_models = args.max_loaded_models;
         if !args.host.is_loopback() {
             eprintln!(
                 "warning: listening on {}: anyone who can reach this address and holds a token \
