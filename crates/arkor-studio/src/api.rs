@@ -314,16 +314,7 @@ async fn deployments(AxumState(state): St) -> Response {
 /// Creates an endpoint; an anonymous identity gets its project scope first (as a training
 /// run would create it).
 async fn create_deployment(AxumState(state): St, body: Bytes) -> Response {
-    let c = match creds(&state).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let scope = match ensured_scope(&state, &c).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    upstream(&state, &c, Method::POST, "/v1/endpoints", &scope_query(&scope), Some(body), None)
-        .await
+    post_ensured(&state, "/v1/endpoints", body).await
 }
 
 async fn deployment(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
@@ -395,16 +386,21 @@ async fn project(AxumState(state): St) -> Response {
 const REPLY_SCHEMA: &str = "data/reply.schema.json";
 
 async fn chat(AxumState(state): St, body: Bytes) -> Response {
-    let c = match creds(&state).await {
+    post_ensured(&state, "/v1/inference/chat", body).await
+}
+
+/// POSTs `body` to the backend's `path` in the project's scope, creating the scope first
+/// for an anonymous identity.
+async fn post_ensured(state: &State, path: &str, body: Bytes) -> Response {
+    let c = match creds(state).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let scope = match ensured_scope(&state, &c).await {
+    let scope = match ensured_scope(state, &c).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    upstream(&state, &c, Method::POST, "/v1/inference/chat", &scope_query(&scope), Some(body), None)
-        .await
+    upstream(state, &c, Method::POST, path, &scope_query(&scope), Some(body), None).await
 }
 
 /// The project's scope, created first for an anonymous identity (as a training run would):

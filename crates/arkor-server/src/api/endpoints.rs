@@ -158,7 +158,16 @@ pub fn endpoint_url(state: &AppState, headers: &HeaderMap, slug: &str) -> Option
 async fn dto(state: &AppState, headers: &HeaderMap, row: EndpointRow) -> ApiResult<DeploymentDto> {
     let id = row.id.clone();
     let stats = state.store.call(move |c| store::stats_of(c, &id)).await?;
-    Ok(DeploymentDto {
+    Ok(dto_with(state, headers, row, stats))
+}
+
+fn dto_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    row: EndpointRow,
+    stats: arkor_protocol::endpoint::DeploymentStats,
+) -> DeploymentDto {
+    DeploymentDto {
         url: endpoint_url(state, headers, &row.slug),
         id: row.id,
         slug: row.slug,
@@ -174,7 +183,7 @@ async fn dto(state: &AppState, headers: &HeaderMap, row: EndpointRow) -> ApiResu
         created_at: iso(row.created_at),
         updated_at: iso(row.updated_at),
         stats,
-    })
+    }
 }
 
 /// The endpoint `id` if it belongs to the scope's project.
@@ -191,11 +200,18 @@ pub async fn list(
     headers: HeaderMap,
 ) -> ApiResult<Json<DeploymentList>> {
     let project = scope.project.id.clone();
-    let rows = state.store.call(move |c| store::endpoints_of_project(c, &project)).await?;
-    let mut deployments = Vec::with_capacity(rows.len());
-    for row in rows {
-        deployments.push(dto(&state, &headers, row).await?);
-    }
+    // The rows and their figures in one trip to the database.
+    let rows = state
+        .store
+        .call(move |c| {
+            let rows = store::endpoints_of_project(c, &project)?;
+            rows.into_iter()
+                .map(|r| Ok((store::stats_of(c, &r.id)?, r)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    let deployments =
+        rows.into_iter().map(|(stats, row)| dto_with(&state, &headers, row, stats)).collect();
     Ok(Json(DeploymentList { deployments }))
 }
 

@@ -207,14 +207,27 @@ pub async fn completions(
 
 /// Answers an OpenAI chat completion request for `target` (already resolved, or why not:
 /// reported after the request's own fields are checked), naming `model` in the answer.
-/// `on_end` hears how it ended (see [`respond`]).
+/// `on_end` hears how it ended, refusals included (see [`respond`]).
 pub(super) async fn complete(
     state: &Arc<AppState>,
     req: ChatCompletionRequest,
     target: ApiResult<Target>,
     model: String,
-    on_end: Option<OnEnd>,
+    mut on_end: Option<OnEnd>,
 ) -> ApiResult<Response> {
+    match completion_ask(req, target).await {
+        Ok(ask) => respond(state, ask, model, on_end).await,
+        Err(e) => {
+            if let Some(f) = on_end.take() {
+                f(Ended::failed(&e));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A chat completion request, validated into what to generate.
+async fn completion_ask(req: ChatCompletionRequest, target: ApiResult<Target>) -> ApiResult<Ask> {
     let guided = constraint::guided_as_structured([
         ("guided_json", req.guided_json.as_ref()),
         ("guided_regex", req.guided_regex.as_ref()),
@@ -243,7 +256,7 @@ pub(super) async fn complete(
             ApiError::bad_request("invalid stop: expected a string or an array of strings")
         })?,
     };
-    let ask = Ask {
+    Ok(Ask {
         target,
         prompt,
         params: sampling(
@@ -255,8 +268,7 @@ pub(super) async fn complete(
             constraint,
         )?,
         stream: req.stream.unwrap_or(false),
-    };
-    respond(state, ask, model, on_end).await
+    })
 }
 
 async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult<Job> {
@@ -280,12 +292,25 @@ pub(super) struct Ended {
     pub response: Option<String>,
 }
 
-/// Called once when an answer has been sent whole (endpoints log their requests with it).
+impl Ended {
+    /// A refusal: its status and message, no tokens.
+    pub fn failed(e: &ApiError) -> Ended {
+        Ended {
+            status: e.status.as_u16(),
+            prompt_tokens: None,
+            completion_tokens: None,
+            response: Some(e.message.clone()),
+        }
+    }
+}
+
+/// Called once when an answer has been sent whole or refused (endpoints log their requests
+/// with it).
 pub(super) type OnEnd = Box<dyn FnOnce(Ended) + Send>;
 
 /// Runs the generation and answers as one completion or as a stream of chunks. Errors
-/// before the first piece of text (a model that fails to load) are HTTP errors, which the
-/// caller reports; `on_end` hears about every answer that got that far.
+/// before the first piece of text (a model that fails to load) are HTTP errors; `on_end`
+/// hears about every answer, those errors included.
 async fn respond(
     state: &Arc<AppState>,
     ask: Ask,
@@ -296,7 +321,11 @@ async fn respond(
     let first = rx.recv().await.unwrap_or(Piece::Done(Err(Failure::stopped())));
     if let Piece::Done(Err(e)) = &first {
         let code = e.code.unwrap_or(arkor_protocol::error::ErrorCode::Unavailable);
-        return Err(ApiError::new(code, e.message.clone()));
+        let e = ApiError::new(code, e.message.clone());
+        if let Some(f) = on_end.take() {
+            f(Ended::failed(&e));
+        }
+        return Err(e);
     }
     let mut end = move |ended: Ended| {
         if let Some(f) = on_end.take() {

@@ -124,15 +124,6 @@ fn logger(
     }
 }
 
-fn failed(status: u16, e: &ApiError) -> Ended {
-    Ended {
-        status,
-        prompt_tokens: None,
-        completion_tokens: None,
-        response: Some(e.message.clone()),
-    }
-}
-
 pub async fn completions(
     State(state): State<Arc<AppState>>,
     UrlPath(slug): UrlPath<String>,
@@ -148,7 +139,7 @@ pub async fn completions(
         Ok(k) => k,
         Err(e) => {
             // Refused callers are logged without their body.
-            logger(&state, &endpoint, None, None)(failed(e.status.as_u16(), &e));
+            logger(&state, &endpoint, None, None)(Ended::failed(&e));
             return e.into_response();
         }
     };
@@ -156,29 +147,15 @@ pub async fn completions(
     let req = match parse_request(&body) {
         Ok(r) => r,
         Err(e) => {
-            log(failed(e.status.as_u16(), &e));
+            log(Ended::failed(&e));
             return e.into_response();
         }
     };
     let target = target(&state, &endpoint).await;
-    // `log` goes to the answer (it runs when the answer is sent whole) or, when the request
-    // fails before an answer starts, runs here.
-    let shared = Arc::new(std::sync::Mutex::new(Some(log)));
-    let for_answer = shared.clone();
-    let on_end: OnEnd = Box::new(move |ended| {
-        if let Some(f) = for_answer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            f(ended);
-        }
-    });
-    match complete(&state, req, target, endpoint.slug.clone(), Some(on_end)).await {
-        Ok(response) => response,
-        Err(e) => {
-            if let Some(f) = shared.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                f(failed(e.status.as_u16(), &e));
-            }
-            e.into_response()
-        }
-    }
+    let on_end: OnEnd = Box::new(log);
+    complete(&state, req, target, endpoint.slug.clone(), Some(on_end))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The body as a chat completion request; `model` may be missing (the endpoint pins it).
