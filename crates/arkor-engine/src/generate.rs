@@ -13,10 +13,10 @@ use candle_core::{D, Tensor};
 use rand::{Rng, SeedableRng};
 
 use crate::cancel::CancelToken;
-use crate::constrain::Constraint;
+use crate::constrain::{Constraint, ConstraintState};
 use crate::lora::Adapter;
-use crate::models::{ForwardMode, KvCache, Model};
-use crate::tokenizer::{ChatMessage, TextTokenizer};
+use crate::models::{KvCache, Model};
+use crate::tokenizer::{ChatMessage, DecodeStream, TextTokenizer};
 use crate::{Error, Result};
 
 /// Decoding settings.
@@ -131,77 +131,184 @@ pub fn generate(
     cancel: &CancelToken,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Generation> {
-    params.validate()?;
-    if prompt_ids.is_empty() {
-        return Err(Error::config("prompt", "the prompt encodes to no tokens"));
-    }
-    let max_positions = model.spec().max_position_embeddings;
-    if prompt_ids.len() >= max_positions {
-        return Err(Error::config(
-            "prompt",
-            format!(
-                "{} prompt tokens exceed the model's {max_positions} positions",
-                prompt_ids.len()
-            ),
-        ));
-    }
-    let eos = tokenizer.eos_token_ids();
-    let mut constraint = match &params.constraint {
-        Some(c) => Some(tokenizer.constrain(c, model.spec().vocab_size)?),
-        None => None,
-    };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(params.seed);
-    let mut cache = KvCache::new();
-    let mut stream = tokenizer.decode_stream();
-    let mut seen: Vec<u32> = prompt_ids.to_vec();
-    let mut out = StopFilter::new(&params.stop);
-    let mut tokens = vec![];
-    let mut next_input = prompt_ids.to_vec();
-    let mut finish = FinishReason::Length;
-    while tokens.len() < params.max_tokens && cache.len() + next_input.len() <= max_positions {
+    let mut seq = Sequence::new(model, tokenizer, prompt_ids, params.clone())?;
+    while seq.wants_step() {
         if cancel.is_cancelled() {
-            finish = FinishReason::Cancelled;
+            seq.cancel();
             break;
         }
-        let ids = Tensor::new(next_input.as_slice(), model.device())?.unsqueeze(0)?;
-        let hidden =
-            model.hidden_states(&ids, adapter, Some(&mut cache), ForwardMode::Inference)?;
-        let last = hidden.narrow(1, next_input.len() - 1, 1)?;
-        let mut logits = model.logits(&last)?.flatten_all()?.to_vec1::<f32>()?;
-        if let Some(c) = &mut constraint {
+        let logits = next_logits(model, &mut [(&mut seq, adapter)])?;
+        if let Some(logits) = logits.into_iter().next()
+            && seq.accept(logits, on_text)?
+        {
+            break;
+        }
+    }
+    seq.finish(on_text)
+}
+
+/// One generation in progress: its cache, sampler, constraint and text so far.
+///
+/// [`generate`] steps one alone; a caller serving several at once steps them together
+/// with [`next_logits`] (one forward pass for all of them) and feeds each its row with
+/// [`Sequence::accept`]. Each sequence's reply is the same either way, up to float
+/// summation order.
+pub struct Sequence<'t> {
+    params: SamplingParams,
+    max_positions: usize,
+    eos: Vec<u32>,
+    constraint: Option<ConstraintState>,
+    rng: rand::rngs::StdRng,
+    cache: KvCache,
+    stream: DecodeStream<'t>,
+    seen: Vec<u32>,
+    out: StopFilter,
+    tokens: Vec<u32>,
+    /// Tokens the next forward pass runs: the prompt, then each sampled token.
+    pending: Vec<u32>,
+    prompt_tokens: usize,
+    /// Set once the sequence has ended.
+    finish: Option<FinishReason>,
+}
+
+impl<'t> Sequence<'t> {
+    /// Checks the prompt and settings and compiles the constraint; runs nothing yet.
+    pub fn new(
+        model: &Model,
+        tokenizer: &'t TextTokenizer,
+        prompt_ids: &[u32],
+        params: SamplingParams,
+    ) -> Result<Self> {
+        params.validate()?;
+        if prompt_ids.is_empty() {
+            return Err(Error::config("prompt", "the prompt encodes to no tokens"));
+        }
+        let max_positions = model.spec().max_position_embeddings;
+        if prompt_ids.len() >= max_positions {
+            return Err(Error::config(
+                "prompt",
+                format!(
+                    "{} prompt tokens exceed the model's {max_positions} positions",
+                    prompt_ids.len()
+                ),
+            ));
+        }
+        let constraint = match &params.constraint {
+            Some(c) => Some(tokenizer.constrain(c, model.spec().vocab_size)?),
+            None => None,
+        };
+        Ok(Sequence {
+            max_positions,
+            eos: tokenizer.eos_token_ids().to_vec(),
+            constraint,
+            rng: rand::rngs::StdRng::seed_from_u64(params.seed),
+            cache: KvCache::new(),
+            stream: tokenizer.decode_stream(),
+            seen: prompt_ids.to_vec(),
+            out: StopFilter::new(params.stop.clone()),
+            tokens: vec![],
+            pending: prompt_ids.to_vec(),
+            prompt_tokens: prompt_ids.len(),
+            finish: None,
+            params,
+        })
+    }
+
+    /// Whether the sequence needs another forward pass; false once it ended or reached
+    /// `max_tokens` or the model's positions (then it ends for length).
+    pub fn wants_step(&mut self) -> bool {
+        if self.finish.is_none()
+            && (self.tokens.len() >= self.params.max_tokens
+                || self.cache.len() + self.pending.len() > self.max_positions)
+        {
+            self.finish = Some(FinishReason::Length);
+        }
+        self.finish.is_none()
+    }
+
+    /// Ends the sequence as cancelled.
+    pub fn cancel(&mut self) {
+        self.finish.get_or_insert(FinishReason::Cancelled);
+    }
+
+    /// Takes the logits of the sequence's last position after a forward pass, picks the
+    /// next token and passes any new text to `on_text`; returns true when the sequence
+    /// ended (EOS, a stop string, or a complete constrained reply).
+    pub fn accept(&mut self, mut logits: Vec<f32>, on_text: &mut dyn FnMut(&str)) -> Result<bool> {
+        if let Some(c) = &mut self.constraint {
             c.mask(&mut logits)?;
         }
-        let id = sample(logits, &seen, params, &mut rng);
-        if eos.contains(&id) {
-            finish = FinishReason::Stop;
-            break;
+        let id = sample(logits, &self.seen, &self.params, &mut self.rng);
+        if self.eos.contains(&id) {
+            self.finish = Some(FinishReason::Stop);
+            return Ok(true);
         }
-        if let Some(c) = &mut constraint {
+        if let Some(c) = &mut self.constraint {
             c.accept(id)?;
         }
-        tokens.push(id);
-        seen.push(id);
-        next_input = vec![id];
-        if let Some(text) = stream.step(id)?
-            && out.push(&text, on_text)
+        self.tokens.push(id);
+        self.seen.push(id);
+        self.pending = vec![id];
+        if let Some(text) = self.stream.step(id)?
+            && self.out.push(&text, on_text)
         {
-            finish = FinishReason::Stop;
-            break;
+            self.finish = Some(FinishReason::Stop);
+            return Ok(true);
         }
         // A complete constrained reply that admits nothing more ends without asking the
         // model for its end-of-sequence token.
-        if constraint.as_ref().is_some_and(|c| c.is_finished()) {
-            finish = FinishReason::Stop;
-            break;
+        if self.constraint.as_ref().is_some_and(|c| c.is_finished()) {
+            self.finish = Some(FinishReason::Stop);
+            return Ok(true);
         }
+        Ok(false)
     }
-    if !out.stopped
-        && let Some(text) = stream.flush()?
-    {
-        out.push(&text, on_text);
+
+    /// Releases the text held back for stop strings and returns the reply.
+    pub fn finish(mut self, on_text: &mut dyn FnMut(&str)) -> Result<Generation> {
+        if !self.out.stopped
+            && let Some(text) = self.stream.flush()?
+        {
+            self.out.push(&text, on_text);
+        }
+        let text = self.out.finish(on_text);
+        Ok(Generation {
+            text,
+            tokens: self.tokens,
+            prompt_tokens: self.prompt_tokens,
+            finish_reason: self.finish.unwrap_or(FinishReason::Length),
+        })
     }
-    let text = out.finish(on_text);
-    Ok(Generation { text, tokens, prompt_tokens: prompt_ids.len(), finish_reason: finish })
+}
+
+/// Runs one forward pass over the pending tokens of every sequence (each with its adapter,
+/// or none) and returns each sequence's next-token logits, in order. The frozen weights are
+/// read once for the whole batch, which is what makes serving concurrent requests this way
+/// faster than one after the other.
+pub fn next_logits(
+    model: &Model,
+    batch: &mut [(&mut Sequence<'_>, Option<&Adapter>)],
+) -> Result<Vec<Vec<f32>>> {
+    let mut ids = Vec::new();
+    let mut lens = Vec::with_capacity(batch.len());
+    for (seq, _) in batch.iter() {
+        ids.extend_from_slice(&seq.pending);
+        lens.push(seq.pending.len());
+    }
+    let adapters: Vec<Option<&Adapter>> = batch.iter().map(|(_, a)| *a).collect();
+    let mut caches: Vec<&mut KvCache> = batch.iter_mut().map(|(s, _)| &mut s.cache).collect();
+    let ids = Tensor::new(ids.as_slice(), model.device())?;
+    let hidden = model.hidden_states_cached(&ids, &lens, &mut caches, &adapters)?;
+    // Each sequence's last row.
+    let mut last = Vec::with_capacity(lens.len());
+    let mut end = 0;
+    for len in &lens {
+        end += len;
+        last.push((end - 1) as u32);
+    }
+    let last = Tensor::new(last.as_slice(), model.device())?;
+    let hidden = hidden.index_select(&last, 0)?;
+    Ok(model.logits(&hidden)?.to_vec2::<f32>()?)
 }
 
 /// Picks the next token from raw logits.
@@ -268,15 +375,15 @@ fn argmax(v: &[f32]) -> u32 {
 }
 
 /// Withholds text that might begin a stop string and cuts the reply at the first match.
-struct StopFilter<'a> {
-    stops: &'a [String],
+struct StopFilter {
+    stops: Vec<String>,
     text: String,
     emitted: usize,
     stopped: bool,
 }
 
-impl<'a> StopFilter<'a> {
-    fn new(stops: &'a [String]) -> Self {
+impl StopFilter {
+    fn new(stops: Vec<String>) -> Self {
         Self { stops, text: String::new(), emitted: 0, stopped: false }
     }
 
@@ -309,7 +416,7 @@ impl<'a> StopFilter<'a> {
     /// Length of the longest suffix of the text that is a proper prefix of a stop string.
     fn held_back(&self) -> usize {
         let mut hold = 0;
-        for s in self.stops {
+        for s in &self.stops {
             for (i, _) in s.char_indices().skip(1) {
                 if self.text.ends_with(&s[..i]) {
                     hold = hold.max(i);
@@ -358,7 +465,7 @@ mod tests {
 
     fn run_filter(stops: &[&str], pieces: &[&str]) -> (Vec<String>, String, bool) {
         let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
-        let mut f = StopFilter::new(&stops);
+        let mut f = StopFilter::new(stops);
         let mut seen = vec![];
         let mut stopped = false;
         for p in pieces {

@@ -1,15 +1,18 @@
-//! The inference service: one base model in memory, LoRA adapters applied per request.
+//! The inference service: base models in memory, LoRA adapters applied per request.
 //!
-//! Generation runs on a blocking thread and streams text pieces through a channel; when
-//! the receiver goes away (the client disconnected) the generation is cancelled.
+//! A request is prepared on a blocking thread (model and adapter loaded, prompt rendered),
+//! then joins its base model's decode batch (`batch.rs`), which streams text pieces through
+//! a channel; when the receiver goes away (the client disconnected) the generation is
+//! cancelled.
+
+mod batch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use arkor_engine::cancel::CancelToken;
 use arkor_engine::device::DeviceChoice;
-use arkor_engine::generate::{FinishReason, SamplingParams, generate};
+use arkor_engine::generate::{FinishReason, Generation, SamplingParams};
 use arkor_engine::lora::Adapter;
 use arkor_engine::models::Model;
 use arkor_engine::tokenizer::TextTokenizer;
@@ -24,6 +27,8 @@ struct Loaded {
     reference: String,
     model: Arc<Model>,
     tokenizer: Arc<TextTokenizer>,
+    /// Its decode thread, which every request on this base joins.
+    batcher: batch::Batcher,
 }
 
 /// What to answer with.
@@ -171,10 +176,13 @@ impl Inference {
         }
         let dir = crate::resolve::model(&self.data_dir, &self.hub, reference)?;
         let device = self.device.open()?;
+        let model = Arc::new(Model::load(&dir, &device)?);
+        let tokenizer = Arc::new(TextTokenizer::from_dir(&dir)?);
         let loaded = Arc::new(Loaded {
             reference: reference.to_owned(),
-            model: Arc::new(Model::load(&dir, &device)?),
-            tokenizer: Arc::new(TextTokenizer::from_dir(&dir)?),
+            batcher: batch::Batcher::start(model.clone(), tokenizer.clone())?,
+            model,
+            tokenizer,
         });
         let mut all = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if all.len() >= self.max_models {
@@ -215,31 +223,22 @@ impl Inference {
         let (tx, rx) = mpsc::unbounded_channel();
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
-            let result = me.generate(&target, prompt, params, &tx);
-            let _ = tx.send(Piece::Done(result.map_err(|e| {
-                let code = if e.downcast_ref::<ToolsNotConfigured>().is_some() {
-                    Some(ErrorCode::ToolCallingNotConfigured)
-                } else if matches!(
-                    e.downcast_ref::<arkor_engine::Error>(),
-                    Some(arkor_engine::Error::Constraint(_))
-                ) {
-                    Some(ErrorCode::InvalidSchema)
-                } else {
-                    None
-                };
-                Failure { message: format!("{e:#}"), code }
-            })));
+            if let Err(e) = me.submit(&target, prompt, params, &tx) {
+                let _ = tx.send(Piece::Done(Err(failure(e))));
+            }
         });
         rx
     }
 
-    fn generate(
+    /// Loads what the request needs, renders its prompt and hands it to the base model's
+    /// decode batch.
+    fn submit(
         &self,
         target: &Target,
         mut prompt: Prompt,
         mut params: SamplingParams,
         tx: &mpsc::UnboundedSender<Piece>,
-    ) -> anyhow::Result<Finished> {
+    ) -> anyhow::Result<()> {
         let base = self.base(&target.base_model)?;
         let adapter = match &target.adapter_dir {
             Some(dir) => Some(self.adapter(dir, &base)?),
@@ -276,46 +275,62 @@ impl Inference {
         let tools_json = prompt.tools.as_ref().map(|t| &t.json);
         let text = tokenizer.render_conversation(&prompt.messages, tools_json, true)?;
         let ids = tokenizer.encode(&text, false)?;
-        let cancel = CancelToken::new();
-        let mut on_text = |text: &str| {
+        let tools = prompt.tools.map(|t| t.tools).unwrap_or_default();
+        let text_tx = tx.clone();
+        let on_text = Box::new(move |text: &str| {
             // With tools the reply is read whole before anything is sent.
             let piece =
                 if format.is_some() { Piece::Progress } else { Piece::Text(text.to_owned()) };
-            if tx.send(piece).is_err() {
-                cancel.cancel();
-            }
-        };
-        let generation = generate(
-            &base.model,
-            adapter.as_deref(),
-            tokenizer,
-            &ids,
-            &params,
-            &cancel,
-            &mut on_text,
-        )?;
-        let mut finished = Finished {
-            prompt_tokens: generation.prompt_tokens,
-            completion_tokens: generation.tokens.len(),
-            finish_reason: match generation.finish_reason {
-                FinishReason::Length => "length",
-                FinishReason::Stop | FinishReason::Cancelled => "stop",
-            },
-            tool_calls: vec![],
-            content: None,
-        };
-        if let (Some(format), Some(ask)) = (format, &prompt.tools) {
-            match parse_tool_calls(&generation.text, format, &ask.tools) {
-                Some((content, calls)) => {
-                    finished.content = content;
-                    finished.tool_calls = calls;
-                    finished.finish_reason = "tool_calls";
-                }
-                None => finished.content = Some(generation.text),
-            }
-        }
-        Ok(finished)
+            text_tx.send(piece).is_ok()
+        });
+        let done_tx = tx.clone();
+        let done = Box::new(move |result: anyhow::Result<Generation>| {
+            let result = result.map(|g| finished(g, format, &tools)).map_err(failure);
+            let _ = done_tx.send(Piece::Done(result));
+        });
+        base.batcher.submit(batch::Job { ids, params, adapter, on_text, done });
+        Ok(())
     }
+}
+
+/// The end of a reply, with the tool calls read from it when tools were offered.
+fn finished(generation: Generation, format: Option<ToolFormat>, tools: &[Tool]) -> Finished {
+    let mut finished = Finished {
+        prompt_tokens: generation.prompt_tokens,
+        completion_tokens: generation.tokens.len(),
+        finish_reason: match generation.finish_reason {
+            FinishReason::Length => "length",
+            FinishReason::Stop | FinishReason::Cancelled => "stop",
+        },
+        tool_calls: vec![],
+        content: None,
+    };
+    if let Some(format) = format {
+        match parse_tool_calls(&generation.text, format, tools) {
+            Some((content, calls)) => {
+                finished.content = content;
+                finished.tool_calls = calls;
+                finished.finish_reason = "tool_calls";
+            }
+            None => finished.content = Some(generation.text),
+        }
+    }
+    finished
+}
+
+/// A failed request as the API reports it: a 400 code for what the client asked wrongly.
+fn failure(e: anyhow::Error) -> Failure {
+    let code = if e.downcast_ref::<ToolsNotConfigured>().is_some() {
+        Some(ErrorCode::ToolCallingNotConfigured)
+    } else if matches!(
+        e.downcast_ref::<arkor_engine::Error>(),
+        Some(arkor_engine::Error::Constraint(_))
+    ) {
+        Some(ErrorCode::InvalidSchema)
+    } else {
+        None
+    };
+    Failure { message: format!("{e:#}"), code }
 }
 
 #[cfg(test)]

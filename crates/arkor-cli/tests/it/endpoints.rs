@@ -328,6 +328,41 @@ async fn endpoints_serve_a_fine_tune_behind_keys() {
     assert!(logged.iter().all(|r| r.get("requestBody").is_none()));
     let (status, reply) = call(&url, None, None, &question(QA[0].0)).await;
     assert_eq!((status, answer(&reply)), (StatusCode::OK, QA[0].1));
+
+    // Concurrent requests on one base share its decode batch, the fine-tune's and the
+    // base's mixed: each still gets what it gets alone.
+    let (status, _) = create(
+        &alice,
+        json!({"slug": "plain", "target": {"kind": "base_model", "baseModel": "arkor/tiny"}, "authMode": "none"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let plain_url = format!("{base}/endpoints/plain/v1/chat/completions");
+    let mut plain_alone = vec![];
+    for (q, _) in QA {
+        let (status, reply) = call(&plain_url, None, None, &question(q)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        plain_alone.push(answer(&reply).to_owned());
+    }
+    let mut asks = vec![];
+    for round in 0..3 {
+        for i in 0..QA.len() {
+            asks.push((url.clone(), i, true));
+            asks.push((plain_url.clone(), (i + round) % QA.len(), false));
+        }
+    }
+    let replies =
+        futures_util::future::join_all(asks.into_iter().map(|(u, i, tuned)| async move {
+            let (status, reply) = call(&u, None, None, &question(QA[i].0)).await;
+            (status, reply, i, tuned)
+        }))
+        .await;
+    for (status, reply, i, tuned) in replies {
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        let alone = if tuned { QA[i].1 } else { plain_alone[i].as_str() };
+        assert_eq!(answer(&reply), alone, "tuned: {tuned}, question {i}");
+    }
+
     let (status, _) =
         patch(json!({"target": {"kind": "base_model", "baseModel": "arkor/tiny"}})).await;
     assert_eq!(status, StatusCode::OK);

@@ -196,14 +196,65 @@ impl Model {
         mode: ForwardMode,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        let mut caches: Vec<&mut KvCache> = cache.into_iter().collect();
         let x = self.run(
             &ids.flatten_all()?,
             Rows::Uniform { batch: b, seq: t },
-            adapter,
-            cache,
+            RowAdapters::Same(adapter),
+            &mut caches,
             mode,
         )?;
         Ok(x.reshape((b, t, self.spec.hidden_size))?)
+    }
+
+    /// Runs independent sequences in one pass, each continuing its own cache with its own
+    /// adapter (or none), and returns `[total, hidden]`. `ids` is `[total]` (u32): the new
+    /// tokens of each sequence, of lengths `lens`, one after the other; `caches[i]` and
+    /// `adapters[i]` belong to sequence `i`.
+    ///
+    /// This is how concurrent generations share a step: every frozen projection runs once
+    /// over all the rows (the weights are read once for the whole batch), each adapter's
+    /// low-rank product runs over its own rows, and attention runs per sequence on its cache.
+    /// Each sequence's result equals [`Model::hidden_states`] on it alone, up to float
+    /// summation order.
+    pub fn hidden_states_cached(
+        &self,
+        ids: &Tensor,
+        lens: &[usize],
+        caches: &mut [&mut KvCache],
+        adapters: &[Option<&Adapter>],
+    ) -> Result<Tensor> {
+        let total = ids.dim(0)?;
+        if lens.iter().sum::<usize>() != total
+            || lens.contains(&0)
+            || caches.len() != lens.len()
+            || adapters.len() != lens.len()
+        {
+            return Err(candle_core::Error::Msg(format!(
+                "{} sequences of lengths {lens:?} with {} caches and {} adapters do not match \
+                 the {total} ids given",
+                lens.len(),
+                caches.len(),
+                adapters.len()
+            ))
+            .into());
+        }
+        if let ([len], [adapter]) = (lens, adapters) {
+            let x = self.run(
+                ids,
+                Rows::Uniform { batch: 1, seq: *len },
+                RowAdapters::Same(*adapter),
+                caches,
+                ForwardMode::Inference,
+            )?;
+            return Ok(x);
+        }
+        let adapters = if adapters.iter().all(|a| same_adapter(*a, adapters[0])) {
+            RowAdapters::Same(adapters[0])
+        } else {
+            RowAdapters::PerSequence(adapters)
+        };
+        self.run(ids, Rows::Separate { lens }, adapters, caches, ForwardMode::Inference)
     }
 
     /// Runs the decoder on several sequences packed end to end without padding and returns
@@ -240,27 +291,43 @@ impl Model {
             }
             _ => Rows::Packed { prefix: 0, lens },
         };
-        self.run(ids, rows, adapter, None, mode)
+        self.run(ids, rows, RowAdapters::Same(adapter), &mut [], mode)
     }
 
     /// The decoder blocks over `ids` (`[tokens]`) laid out as `rows`; returns the final
     /// normed hidden states `[tokens, hidden]`.
+    /// `caches`: none, or one for `Rows::Uniform` (its rows continue it); one per sequence
+    /// for `Rows::Separate`.
     fn run(
         &self,
         ids: &Tensor,
         rows: Rows<'_>,
-        adapter: Option<&Adapter>,
-        mut cache: Option<&mut KvCache>,
+        adapters: RowAdapters<'_>,
+        caches: &mut [&mut KvCache],
         mode: ForwardMode,
     ) -> Result<Tensor> {
         let s = &self.spec;
-        let offset = cache.as_deref().map_or(0, KvCache::len);
-        if let Some(c) = cache.as_deref_mut() {
+        let offsets: Vec<usize> = caches.iter().map(|c| c.len()).collect();
+        for c in caches.iter_mut() {
             c.layers.resize(s.num_layers, None);
         }
         let mut x = self.embed.index_select(ids, 0)?;
         let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
             let lin = &block.proj[p.index()];
+            let adapter = match (adapters, rows) {
+                (RowAdapters::Same(adapter), _) => adapter,
+                (RowAdapters::PerSequence(list), Rows::Separate { lens }) => {
+                    let y = layers::frozen_linear(x, &lin.weight)?;
+                    let mut y = add_lora_per_sequence(x, y, lens, list, layer, p)?;
+                    if let Some(bias) = &lin.bias {
+                        y = y.broadcast_add(bias)?;
+                    }
+                    return Ok(y);
+                }
+                (RowAdapters::PerSequence(_), _) => {
+                    unreachable!("adapters per sequence come only with separate sequences")
+                }
+            };
             let pair = adapter.and_then(|a| a.pair(layer, p).map(|pair| (a, pair)));
             let mut y = match (pair, mode) {
                 (Some((adapter, pair)), ForwardMode::Train { dropout_seed })
@@ -288,19 +355,27 @@ impl Model {
             let q = proj(&h, i, Proj::Q, block)?;
             let k = proj(&h, i, Proj::K, block)?;
             let v = proj(&h, i, Proj::V, block)?;
+            let part = |start: usize, len: usize| -> Result<[Tensor; 3]> {
+                Ok([q.narrow(0, start, len)?, k.narrow(0, start, len)?, v.narrow(0, start, len)?])
+            };
             let attn = match rows {
                 Rows::Uniform { batch, seq } => {
-                    let cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+                    let offset = offsets.first().copied().unwrap_or(0);
+                    let cache = caches.first_mut().map(|c| &mut c.layers[i]);
                     self.attention(&q, &k, &v, batch, seq, offset, cache)?
                 }
+                Rows::Separate { lens } => {
+                    let mut parts = Vec::with_capacity(lens.len());
+                    let mut start = 0;
+                    for (j, &len) in lens.iter().enumerate() {
+                        let [q, k, v] = part(start, len)?;
+                        let cache = Some(&mut caches[j].layers[i]);
+                        parts.push(self.attention(&q, &k, &v, 1, len, offsets[j], cache)?);
+                        start += len;
+                    }
+                    Tensor::cat(&parts, 0)?
+                }
                 Rows::Packed { prefix, lens } => {
-                    let part = |start: usize, len: usize| -> Result<[Tensor; 3]> {
-                        Ok([
-                            q.narrow(0, start, len)?,
-                            k.narrow(0, start, len)?,
-                            v.narrow(0, start, len)?,
-                        ])
-                    };
                     let mut parts = Vec::with_capacity(lens.len() + 1);
                     // The prefix attends to itself; its keys and values then serve every
                     // sequence as if cached.
@@ -439,6 +514,61 @@ enum Rows<'a> {
     /// A prefix of `prefix` tokens shared by every sequence (0: none), then the rest of
     /// each sequence, of these lengths, end to end.
     Packed { prefix: usize, lens: &'a [usize] },
+    /// Independent sequences of these lengths, end to end, each continuing its own cache.
+    Separate { lens: &'a [usize] },
+}
+
+/// Which adapter the rows of a forward pass use.
+#[derive(Clone, Copy)]
+enum RowAdapters<'a> {
+    /// Every row uses this one (or none).
+    Same(Option<&'a Adapter>),
+    /// Sequence `i` of `Rows::Separate` uses `adapters[i]`.
+    PerSequence(&'a [Option<&'a Adapter>]),
+}
+
+/// Whether two sequences use the same adapter (the same object, or both none).
+fn same_adapter(a: Option<&Adapter>, b: Option<&Adapter>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => std::ptr::eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// `y` (the frozen projection of `x`, rows laid out as `lens`) plus each sequence's
+/// low-rank term `scale (x A^T) B^T`; runs of sequences with the same adapter share one
+/// product.
+fn add_lora_per_sequence(
+    x: &Tensor,
+    y: Tensor,
+    lens: &[usize],
+    adapters: &[Option<&Adapter>],
+    layer: usize,
+    p: Proj,
+) -> Result<Tensor> {
+    if adapters.iter().all(|a| a.and_then(|a| a.pair(layer, p)).is_none()) {
+        return Ok(y);
+    }
+    let mut parts = Vec::new();
+    let (mut i, mut start) = (0, 0);
+    while i < lens.len() {
+        let mut j = i + 1;
+        while j < lens.len() && same_adapter(adapters[j], adapters[i]) {
+            j += 1;
+        }
+        let rows: usize = lens[i..j].iter().sum();
+        let part = y.narrow(0, start, rows)?;
+        parts.push(match adapters[i].and_then(|a| a.pair(layer, p).map(|pair| (a, pair))) {
+            Some((a, pair)) => {
+                let low = x.narrow(0, start, rows)?.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
+                (part + (low * a.scale())?)?
+            }
+            None => part,
+        });
+        (i, start) = (j, start + rows);
+    }
+    Ok(Tensor::cat(&parts, 0)?)
 }
 
 /// Inverted dropout with a mask drawn from `seed`.

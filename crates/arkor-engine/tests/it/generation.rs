@@ -167,3 +167,104 @@ fn smollm2_answers_the_triage_schema_with_valid_json_without_any_training() {
     let free = ask(ticket, None);
     assert!(serde_json::from_str::<serde_json::Value>(&free.text).is_err(), "{}", free.text);
 }
+
+/// Concurrent requests are stepped together (one forward pass for all, each with its own
+/// adapter and cache, joining at different times); each must get what it gets alone.
+#[test]
+fn sequences_stepped_together_match_each_alone() {
+    use arkor_engine::generate::{Sequence, next_logits};
+    use arkor_engine::lora::Adapter;
+
+    for fixture in [tiny_llama(), tiny_qwen2()] {
+        let l = load(fixture.path());
+        let (a, b) = (
+            crate::gradients::perturbed_adapter(&l, 3),
+            crate::gradients::perturbed_adapter(&l, 4),
+        );
+        let asks: [(&str, Option<&Adapter>); 4] = [
+            ("Hello there, tiny model", Some(&a)),
+            ("Once upon a time in a land far away", Some(&b)),
+            ("abc", None),
+            ("The quick brown fox", Some(&a)),
+        ];
+        let params = SamplingParams { temperature: 0.0, max_tokens: 10, ..Default::default() };
+        let prompts: Vec<Vec<u32>> =
+            asks.iter().map(|(p, _)| l.tokenizer.encode(p, false).unwrap()).collect();
+        // Alone: each sequence stepped by itself, its logits recorded per step.
+        let alone: Vec<(Vec<Vec<f32>>, Vec<u32>)> = asks
+            .iter()
+            .zip(&prompts)
+            .map(|((_, adapter), prompt)| {
+                let mut seq =
+                    Sequence::new(&l.model, &l.tokenizer, prompt, params.clone()).unwrap();
+                let mut steps = vec![];
+                while seq.wants_step() {
+                    let logits = next_logits(&l.model, &mut [(&mut seq, *adapter)]).unwrap();
+                    steps.push(logits[0].clone());
+                    if seq.accept(logits[0].clone(), &mut |_| {}).unwrap() {
+                        break;
+                    }
+                }
+                (steps, seq.finish(&mut |_| {}).unwrap().tokens)
+            })
+            .collect();
+        // Together: the last sequence joins two steps late, so a prefill shares a pass
+        // with decode steps.
+        let mut seqs: Vec<Sequence<'_>> = prompts
+            .iter()
+            .map(|p| Sequence::new(&l.model, &l.tokenizer, p, params.clone()).unwrap())
+            .collect();
+        let mut steps: Vec<Vec<Vec<f32>>> = vec![vec![]; asks.len()];
+        let mut live: Vec<usize> = vec![0, 1, 2];
+        for round in 0.. {
+            if round == 2 {
+                live.push(3);
+            }
+            live.retain(|&i| seqs[i].wants_step());
+            if live.is_empty() {
+                break;
+            }
+            let mut batch: Vec<(&mut Sequence<'_>, Option<&Adapter>)> = seqs
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| live.contains(i))
+                .map(|(i, s)| (s, asks[i].1))
+                .collect();
+            let logits = next_logits(&l.model, &mut batch).unwrap();
+            drop(batch);
+            let mut ended = vec![];
+            for (&i, row) in live.iter().zip(logits) {
+                steps[i].push(row.clone());
+                if seqs[i].accept(row, &mut |_| {}).unwrap() {
+                    ended.push(i);
+                }
+            }
+            live.retain(|i| !ended.contains(i));
+        }
+        for (i, seq) in seqs.into_iter().enumerate() {
+            let tokens = seq.finish(&mut |_| {}).unwrap().tokens;
+            assert_eq!(tokens, alone[i].1, "sequence {i} decoded differently in the batch");
+            assert_eq!(steps[i].len(), alone[i].0.len());
+            for (step, (x, y)) in steps[i].iter().zip(&alone[i].0).enumerate() {
+                let scale = y.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let diff = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+                assert!(
+                    diff <= 1e-4 * scale.max(1.0),
+                    "sequence {i}, step {step}: batched logits differ by {diff} (scale {scale})"
+                );
+            }
+        }
+        // The adapters matter: without them, sequence 0 decodes differently.
+        let plain = generate(
+            &l.model,
+            None,
+            &l.tokenizer,
+            &prompts[0],
+            &params,
+            &CancelToken::new(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_ne!(plain.tokens, alone[0].1, "the test adapter does not change the reply");
+    }
+}

@@ -7,11 +7,13 @@ use rand::{Rng, SeedableRng};
 
 use crate::{load, prepare, quick_config};
 
-/// An adapter whose B matrices are non-zero, so gradients of A are non-zero too.
-fn perturbed_adapter(l: &crate::Loaded) -> Adapter {
+/// An adapter whose B matrices are non-zero (drawn from `seed`), so gradients of A are
+/// non-zero too and the adapter changes the model's output.
+pub(crate) fn perturbed_adapter(l: &crate::Loaded, seed: u64) -> Adapter {
     let config = quick_config();
-    let adapter = Adapter::new(l.model.spec(), &config.lora, "test", 3, l.model.device()).unwrap();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let adapter =
+        Adapter::new(l.model.spec(), &config.lora, "test", seed, l.model.device()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed + 2);
     for (name, var) in adapter.vars() {
         if name.contains("lora_B") {
             let v: Vec<f32> = (0..var.elem_count()).map(|_| rng.random_range(-0.1..0.1)).collect();
@@ -27,7 +29,7 @@ fn every_lora_tensor_gets_a_nonzero_gradient() {
         let l = load(fixture.path());
         let dir = tempfile::tempdir().unwrap();
         let data = prepare(&l.tokenizer, &[write_qa_dataset(dir.path(), 6)], &quick_config());
-        let adapter = perturbed_adapter(&l);
+        let adapter = perturbed_adapter(&l, 3);
         let grads = adapter_gradients(&l.model, &adapter, &data.train).unwrap();
         assert_eq!(grads.len(), 2 * 7 * 2, "2 layers x 7 projections x (A, B)");
         for (name, _, g) in grads {
@@ -44,7 +46,7 @@ fn gradients_match_finite_differences() {
     let l = load(fixture.path());
     let dir = tempfile::tempdir().unwrap();
     let data = prepare(&l.tokenizer, &[write_qa_dataset(dir.path(), 3)], &quick_config());
-    let adapter = perturbed_adapter(&l);
+    let adapter = perturbed_adapter(&l, 3);
     let grads = adapter_gradients(&l.model, &adapter, &data.train).unwrap();
     // One A and one B of an attention and an MLP projection, a few entries each.
     let picks = [
@@ -129,7 +131,7 @@ fn rows_of_different_lengths_train_as_if_each_ran_alone() {
 fn check_rows_alone(l: &crate::Loaded, data: &arkor_engine::data::PreparedDataset) {
     let lens: Vec<usize> = data.train.iter().map(|e| e.input_ids.len()).collect();
     assert!(lens.iter().any(|n| *n != lens[0]), "rows must differ in length: {lens:?}");
-    let adapter = perturbed_adapter(l);
+    let adapter = perturbed_adapter(l, 3);
     let trained =
         |e: &arkor_engine::data::Example| e.loss_mask.iter().skip(1).filter(|m| **m).count() as f64;
     let total: f64 = data.train.iter().map(trained).sum();
