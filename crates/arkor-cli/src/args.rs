@@ -255,6 +255,10 @@ pub struct ServerArgs {
     /// memory); a request for another base evicts the least recently used.
     #[arg(long, default_value_t = 2, env = "ARKOR_MAX_LOADED_MODELS")]
     pub max_loaded_models: usize,
+    /// Concurrent requests on one base model decoded together at most (one pass over the
+    /// weights per token for all of them); more wait for a place. 1 decodes one at a time.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256), env = "ARKOR_MAX_BATCH")]
+    pub max_batch: usize,
 }
 
 #[derive(Debug, Args)]

@@ -63,10 +63,20 @@ impl CustomOp1 for FrozenLinear {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (ws, wl) = self.w.storage_and_layout();
-        match &*ws {
-            Storage::Cpu(w) => frozen_matmul(s, l, w, wl),
-            _ => candle_core::bail!("frozen-linear: weight and input on different devices"),
+        let Storage::Cpu(w) = &*ws else {
+            candle_core::bail!("frozen-linear: weight and input on different devices")
+        };
+        // A few rows (decoding): the band-parallel kernel that reads W once.
+        let (m, k) = l.shape().dims2()?;
+        let n = wl.shape().dims2()?.0;
+        if let (CpuStorage::F32(x), CpuStorage::F32(wv), Some((x0, x1)), Some((w0, w1))) =
+            (s, w, l.contiguous_offsets(), wl.contiguous_offsets())
+            && m <= skinny::MAX_ROWS
+        {
+            let y = skinny::matmul_t(&x[x0..x1], &wv[w0..w1], m, n, k);
+            return Ok((CpuStorage::F32(y), Shape::from((m, n))));
         }
+        frozen_matmul(s, l, w, wl)
     }
 
     #[cfg(feature = "cuda")]
@@ -802,6 +812,9 @@ impl CustomOp1 for LinearCrossEntropy {
         Ok(Some(unit.broadcast_mul(&grad.detach().unsqueeze(1)?)?))
     }
 }
+
+pub(crate) mod decode;
+mod skinny;
 
 #[cfg(test)]
 mod tests;

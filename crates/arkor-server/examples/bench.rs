@@ -4,7 +4,7 @@
 //! cargo build --release -p arkor-cli
 //! cargo run --release -p arkor-server --example bench -- [--jobs 10000] [--subscribers 100]
 //!     [--events 2000] [--arkor target/release/arkor] [--only endpoints] [--clients 1,4,16]
-//!     [--gguf SMOLLM2.gguf]
+//!     [--gguf SMOLLM2.gguf] [--max-batch 1,16]
 //! ```
 //!
 //! 1. `GET /v1/jobs` (first page of 50, a status filter, a name search) with `--jobs`
@@ -20,7 +20,8 @@
 //!    concurrent clients (`--clients`) send greedy requests round-robin over the endpoints:
 //!    requests/s, p50/p99 latency, and every reply compared with what that endpoint answers
 //!    alone. `--gguf SMOLLM2.gguf` adds a SmolLM2-135M base-model endpoint, alone and mixed
-//!    with a tiny adapter's endpoint.
+//!    with a tiny adapter's endpoint. `--max-batch 1,16` repeats it all for each setting of
+//!    the backend's decode batch (1: one request at a time per base).
 //!    Then 20 endpoints on the one base: the process's peak RSS before and after calling each.
 
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ struct Args {
     arkor: PathBuf,
     only_endpoints: bool,
     clients: Vec<usize>,
+    max_batch: Vec<usize>,
     gguf: Option<PathBuf>,
 }
 
@@ -193,9 +195,22 @@ async fn main() -> anyhow::Result<()> {
 
 /// Section 4: endpoints under concurrent load.
 async fn endpoints(args: &Args, tmp: &std::path::Path) -> anyhow::Result<()> {
+    for &max_batch in &args.max_batch {
+        endpoints_with(args, &tmp.join(format!("batch-{max_batch}")), max_batch).await?;
+    }
+    Ok(())
+}
+
+async fn endpoints_with(
+    args: &Args,
+    tmp: &std::path::Path,
+    max_batch: usize,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(tmp)?;
     let worker = WorkerCommand { program: args.arkor.clone(), args: vec!["__worker".into()] };
     let mut config = ServerConfig::new(tmp.join("endpoints"), 0, worker);
     config.device = arkor_engine::device::DeviceChoice::Cpu;
+    config.max_batch = max_batch;
     let backend = Backend::start(config).await?;
     let api = Api::sign_up(&backend.url()).await?;
     const QUESTIONS: [&str; 4] =
@@ -330,7 +345,8 @@ async fn endpoints(args: &Args, tmp: &std::path::Path) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "endpoints under load: greedy replies of at most 24 tokens, round-robin over a group's endpoints"
+        "endpoints under load (--max-batch {max_batch}): greedy replies of at most 24 tokens, \
+         round-robin over a group's endpoints"
     );
     println!(
         "| {:<32} | {:>8} | {:>7} | {:>8} | {:>7} | {:>8} | {:>8} | {:>12} |",
@@ -451,6 +467,7 @@ fn parse_args() -> anyhow::Result<Args> {
         arkor: root.join("target/release/arkor"),
         only_endpoints: false,
         clients: vec![1, 4, 16],
+        max_batch: vec![16],
         gguf: None,
     };
     let mut it = std::env::args().skip(1);
@@ -468,12 +485,15 @@ fn parse_args() -> anyhow::Result<Args> {
             "--events" => args.events = value.parse()?,
             "--arkor" => args.arkor = value.into(),
             "--gguf" => args.gguf = Some(value.into()),
+            "--max-batch" => {
+                args.max_batch = value.split(',').map(str::parse).collect::<Result<_, _>>()?
+            }
             "--clients" => {
                 args.clients = value.split(',').map(str::parse).collect::<Result<_, _>>()?
             }
             other => anyhow::bail!(
                 "unknown argument {other}; expected --jobs, --subscribers, --events, --arkor, \
-                 --only endpoints, --clients 1,4,16, --gguf"
+                 --only endpoints, --clients 1,4,16, --max-batch 1,16, --gguf"
             ),
         }
     }

@@ -130,6 +130,8 @@ pub struct Inference {
     /// Loaded base models, most recently used last.
     loaded: Mutex<Vec<Arc<Loaded>>>,
     max_models: usize,
+    /// Requests decoded together at most on one base.
+    max_batch: usize,
     /// Adapters by directory, with the base model each was loaded for.
     adapters: Mutex<HashMap<PathBuf, (Arc<Adapter>, Arc<Model>)>>,
     /// Serialises model loads so two requests do not load the same model twice.
@@ -141,12 +143,14 @@ const ADAPTER_CACHE: usize = 16;
 
 impl Inference {
     /// Keeps up to `max_models` base models loaded (at least one): requests for bases beyond
-    /// that evict the least recently used one.
+    /// that evict the least recently used one. Up to `max_batch` concurrent requests on a
+    /// base are decoded together.
     pub fn new(
         data_dir: PathBuf,
         hub: arkor_hub::HubOptions,
         device: DeviceChoice,
         max_models: usize,
+        max_batch: usize,
     ) -> Self {
         Inference {
             data_dir,
@@ -154,6 +158,7 @@ impl Inference {
             device,
             loaded: Mutex::new(Vec::new()),
             max_models: max_models.max(1),
+            max_batch: max_batch.max(1),
             adapters: Mutex::new(HashMap::new()),
             loading: Mutex::new(()),
         }
@@ -180,7 +185,7 @@ impl Inference {
         let tokenizer = Arc::new(TextTokenizer::from_dir(&dir)?);
         let loaded = Arc::new(Loaded {
             reference: reference.to_owned(),
-            batcher: batch::Batcher::start(model.clone(), tokenizer.clone())?,
+            batcher: batch::Batcher::start(model.clone(), tokenizer.clone(), self.max_batch)?,
             model,
             tokenizer,
         });
@@ -356,7 +361,7 @@ mod tests {
             offline: true,
             progress: false,
         };
-        let inference = Inference::new(data.path().to_owned(), hub, DeviceChoice::Cpu, 2);
+        let inference = Inference::new(data.path().to_owned(), hub, DeviceChoice::Cpu, 2, 16);
         let tiny = inference.base("arkor/tiny").unwrap();
         let first_llama = inference.base(&l).unwrap();
         // Two bases fit: both stay loaded (the same model, not a reload).

@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub endpoint_domain: Option<String>,
     /// Base models kept loaded for chat and endpoints at once (least recently used goes).
     pub max_loaded_models: usize,
+    /// Concurrent requests on one base model decoded together at most (more wait for a
+    /// place); 1 decodes one request at a time.
+    pub max_batch: usize,
 }
 
 impl ServerConfig {
@@ -77,6 +80,7 @@ impl ServerConfig {
             local_paths: None,
             endpoint_domain: None,
             max_loaded_models: 2,
+            max_batch: 16,
         }
     }
 }
@@ -203,6 +207,7 @@ impl Backend {
             arkor_hub::HubOptions { progress: false, ..arkor_hub::HubOptions::from_env() },
             config.device,
             config.max_loaded_models,
+            config.max_batch,
         ));
         let state = Arc::new(AppState {
             store,

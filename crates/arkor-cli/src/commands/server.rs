@@ -19,6 +19,7 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
         config.device = global.device;
         config.endpoint_domain = args.endpoint_domain.clone();
         config.max_loaded_models = args.max_loaded_models;
+        config.max_batch = args.max_batch;
         if !args.host.is_loopback() {
             eprintln!(
                 "warning: listening on {}: anyone who can reach this address and holds a token \

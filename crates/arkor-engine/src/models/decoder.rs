@@ -239,7 +239,9 @@ impl Model {
             ))
             .into());
         }
-        if let ([len], [adapter]) = (lens, adapters) {
+        if let ([len], [adapter]) = (lens, adapters)
+            && *len > 1
+        {
             let x = self.run(
                 ids,
                 Rows::Uniform { batch: 1, seq: *len },
@@ -311,6 +313,16 @@ impl Model {
         for c in caches.iter_mut() {
             c.layers.resize(s.num_layers, None);
         }
+        // One new token per sequence, for inference on the CPU: attention in one kernel.
+        let decode_step = matches!(rows, Rows::Separate { lens } if lens.iter().all(|&l| l == 1))
+            && mode == ForwardMode::Inference
+            && self.device.is_cpu()
+            && self.embed.dtype() == DType::F32;
+        let heads = layers::decode::Heads {
+            heads: s.num_heads,
+            kv_heads: s.num_kv_heads,
+            head_dim: s.head_dim,
+        };
         let mut x = self.embed.index_select(ids, 0)?;
         let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
             let lin = &block.proj[p.index()];
@@ -363,6 +375,16 @@ impl Model {
                     let offset = offsets.first().copied().unwrap_or(0);
                     let cache = caches.first_mut().map(|c| &mut c.layers[i]);
                     self.attention(&q, &k, &v, batch, seq, offset, cache)?
+                }
+                Rows::Separate { .. } if decode_step => {
+                    let layer: Vec<_> = caches.iter().map(|c| c.layers[i].clone()).collect();
+                    let (out, updated) = layers::decode::decode_attention(
+                        &q, &k, &v, &layer, &offsets, &self.rope, heads,
+                    )?;
+                    for (c, kv) in caches.iter_mut().zip(updated) {
+                        c.layers[i] = Some(kv);
+                    }
+                    out
                 }
                 Rows::Separate { lens } => {
                     let mut parts = Vec::with_capacity(lens.len());

@@ -15,9 +15,6 @@ use arkor_engine::lora::Adapter;
 use arkor_engine::models::Model;
 use arkor_engine::tokenizer::TextTokenizer;
 
-/// Requests stepped together at most; more wait for a place.
-pub(super) const MAX_BATCH: usize = 16;
-
 /// One generation to run.
 pub(super) struct Job {
     pub ids: Vec<u32>,
@@ -37,11 +34,16 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    pub fn start(model: Arc<Model>, tokenizer: Arc<TextTokenizer>) -> std::io::Result<Batcher> {
+    /// Starts the thread; it steps up to `max_batch` requests together, more wait.
+    pub fn start(
+        model: Arc<Model>,
+        tokenizer: Arc<TextTokenizer>,
+        max_batch: usize,
+    ) -> std::io::Result<Batcher> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("arkor-decode".to_owned())
-            .spawn(move || serve(&model, &tokenizer, &rx))?;
+            .spawn(move || serve(&model, &tokenizer, &rx, max_batch))?;
         Ok(Batcher { tx })
     }
 
@@ -71,14 +73,14 @@ impl Live<'_> {
     }
 }
 
-fn serve(model: &Model, tokenizer: &TextTokenizer, rx: &mpsc::Receiver<Job>) {
+fn serve(model: &Model, tokenizer: &TextTokenizer, rx: &mpsc::Receiver<Job>, max_batch: usize) {
     let mut live: Vec<Live<'_>> = Vec::new();
     loop {
         if live.is_empty() {
             let Ok(job) = rx.recv() else { return };
             admit(model, tokenizer, job, &mut live);
         }
-        while live.len() < MAX_BATCH {
+        while live.len() < max_batch {
             let Ok(job) = rx.try_recv() else { break };
             admit(model, tokenizer, job, &mut live);
         }

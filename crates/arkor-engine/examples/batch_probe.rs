@@ -1,0 +1,38 @@
+use arkor_engine::generate::{SamplingParams, Sequence, next_logits};
+use arkor_engine::models::Model;
+use arkor_engine::tokenizer::TextTokenizer;
+use std::time::Instant;
+fn main() {
+    let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap());
+    let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let tok = TextTokenizer::from_dir(&dir).unwrap();
+    let ids =
+        tok.encode("Write a short poem about the sea and the sky and the wind.", false).unwrap();
+    let params = SamplingParams { temperature: 0.0, max_tokens: 1000, ..Default::default() };
+    let ns: Vec<usize> = std::env::args()
+        .nth(2)
+        .map_or(vec![1, 2, 4, 8, 16], |s| s.split(",").map(|v| v.parse().unwrap()).collect());
+    for n in ns {
+        let mut seqs: Vec<Sequence<'_>> =
+            (0..n).map(|_| Sequence::new(&model, &tok, &ids, params.clone()).unwrap()).collect();
+        // prefill
+        let mut b: Vec<_> = seqs.iter_mut().map(|s| (s, None)).collect();
+        let rows = next_logits(&model, &mut b).unwrap();
+        drop(b);
+        for (s, r) in seqs.iter_mut().zip(rows) {
+            s.accept(r, &mut |_| {}).unwrap();
+        }
+        let t = Instant::now();
+        let steps = 16;
+        for _ in 0..steps {
+            let mut b: Vec<_> = seqs.iter_mut().map(|s| (s, None)).collect();
+            let rows = next_logits(&model, &mut b).unwrap();
+            drop(b);
+            for (s, r) in seqs.iter_mut().zip(rows) {
+                s.accept(r, &mut |_| {}).unwrap();
+            }
+        }
+        let per = t.elapsed().as_secs_f64() / steps as f64;
+        println!("n={n:2} step {:.1} ms  tokens/s {:.1}", per * 1e3, n as f64 / per);
+    }
+}
