@@ -33,7 +33,7 @@ use arkor_engine::data::{DatasetFormat, DatasetReport, Example, PreparedDataset}
 use arkor_engine::device::DeviceChoice;
 use arkor_engine::event::EngineEvent;
 use arkor_engine::lora::Adapter;
-use arkor_engine::models::{Family, ForwardMode, KvCache, Model};
+use arkor_engine::models::{Family, KvCache, Model};
 use arkor_engine::tiny::{TinySpec, write_model};
 use arkor_engine::train::{TrainRequest, train};
 use candle_core::{D, Tensor};
@@ -200,15 +200,17 @@ fn greedy(
     new: usize,
     on_token: &mut dyn FnMut(usize),
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // The path `generate` takes (prefill, then one-token decode steps), without its EOS
+    // stop: a random model may emit EOS at any point.
     let mut cache = KvCache::new();
-    let mut ids = Tensor::new(prompt().as_slice(), model.device())?.unsqueeze(0)?;
+    let mut ids = prompt();
     for i in 0..new {
-        let hidden =
-            model.hidden_states(&ids, adapter, Some(&mut cache), ForwardMode::Inference)?;
-        let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
+        let t = Tensor::new(ids.as_slice(), model.device())?;
+        let hidden = model.hidden_states_cached(&t, &[ids.len()], &mut [&mut cache], &[adapter])?;
+        let last = hidden.narrow(0, ids.len() - 1, 1)?;
         let next = model.logits(&last)?.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?[0];
         on_token(i);
-        ids = Tensor::new(&[next], model.device())?.unsqueeze(0)?;
+        ids = vec![next];
     }
     Ok(())
 }

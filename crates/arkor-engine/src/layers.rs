@@ -97,6 +97,32 @@ impl CustomOp1 for FrozenLinear {
     }
 }
 
+/// `x W^T + scale * (x A^T) B^T` for a few rows of `x` (`[rows, in]`), for inference on
+/// the CPU: all three products by the few-row kernel, no gradient. A decode step's
+/// projections with an adapter, where candle ops cost more than the arithmetic.
+pub fn lora_linear_few_rows(
+    x: &Tensor,
+    w: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    scale: f64,
+) -> candle_core::Result<Tensor> {
+    let (rows, k) = x.dims2()?;
+    let (n, r) = (w.dim(0)?, a.dim(0)?);
+    let low = with_cpu_f32(x, "lora-few-rows", |x| {
+        with_cpu_f32(a, "lora-few-rows", |a| Ok(skinny::matmul_t(x, a, rows, r, k)))
+    })?;
+    let delta = with_cpu_f32(b, "lora-few-rows", |b| Ok(skinny::matmul_t(&low, b, rows, n, r)))?;
+    let mut y = with_cpu_f32(x, "lora-few-rows", |x| {
+        with_cpu_f32(w, "lora-few-rows", |w| Ok(skinny::matmul_t(x, w, rows, n, k)))
+    })?;
+    let scale = scale as f32;
+    for (y, d) in y.iter_mut().zip(&delta) {
+        *y += scale * d;
+    }
+    Tensor::from_vec(y, (rows, n), x.device())
+}
+
 /// `x W^T + scale * (x A^T) B^T`: a frozen weight `W [out, in]` with a LoRA pair
 /// `A [r, in]`, `B [out, r]`; `x` may have any leading dims.
 ///

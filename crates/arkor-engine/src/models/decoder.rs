@@ -352,6 +352,11 @@ impl Model {
                     let low = xin.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
                     (layers::frozen_linear(x, &lin.weight)? + (low * adapter.scale())?)?
                 }
+                // A decode step: every product by the few-row kernel (the fused op's GEMM
+                // and candle's small ops cost more than the arithmetic here).
+                (Some((adapter, pair)), ForwardMode::Inference) if decode_step => {
+                    layers::lora_linear_few_rows(x, &lin.weight, &pair.a, &pair.b, adapter.scale())?
+                }
                 (Some((adapter, pair)), _) => {
                     layers::lora_linear(x, &lin.weight, &pair.a, &pair.b, adapter.scale())?
                 }
