@@ -1,3 +1,14 @@
+//! Decode tokens/s by batch size: N copies of one prompt stepped together with
+//! `generate::next_logits` (what the server's decode batch does), greedy, no adapter.
+//!
+//! ```text
+//! cargo run --release -p arkor-engine --example bench_batch -- MODEL_DIR [1,2,4,8,16]
+//! ```
+//!
+//! MODEL_DIR is a Hugging Face directory (for SmolLM2-135M-Instruct, the one `arkor`
+//! imports from the GGUF under `<data>/models/gguf/`). Prints the time of one step after
+//! the prompt and the tokens/s over all sequences, averaged over 16 steps.
+
 use arkor_engine::generate::{SamplingParams, Sequence, next_logits};
 use arkor_engine::models::Model;
 use arkor_engine::tokenizer::TextTokenizer;
