@@ -100,10 +100,11 @@ impl GgufFile {
         let family = match arch {
             "llama" => Family::Llama,
             "qwen2" => Family::Qwen2,
+            "qwen3" => Family::Qwen3,
             other => {
                 return Err(fail(format!(
                     "field general.architecture: unsupported architecture \"{other}\" \
-                     (supported: llama, qwen2)"
+                     (supported: llama, qwen2, qwen3)"
                 )));
             }
         };
@@ -208,6 +209,10 @@ impl GgufFile {
             Family::Qwen2 => {
                 config["use_sliding_window"] = false.into();
                 config["max_window_layers"] = config["num_hidden_layers"].clone();
+            }
+            Family::Qwen3 => {
+                config["attention_bias"] = qkv_bias.into();
+                config["use_sliding_window"] = false.into();
             }
         }
         Ok(config)

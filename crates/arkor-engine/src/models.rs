@@ -17,6 +17,7 @@ use crate::{Error, Result};
 pub mod decoder;
 pub mod llama;
 pub mod qwen2;
+pub mod qwen3;
 
 pub use decoder::{ForwardMode, KvCache, Model};
 
@@ -27,11 +28,13 @@ pub enum Family {
     Llama,
     /// Qwen2 and Qwen2.5 (`Qwen2ForCausalLM`): Llama blocks with a bias on q/k/v.
     Qwen2,
+    /// Qwen3 (`Qwen3ForCausalLM`): Llama blocks with an RMSNorm on each query and key head.
+    Qwen3,
 }
 
 impl Family {
     /// The `model_type` values accepted in `config.json`, for error messages.
-    pub const SUPPORTED: &'static str = "llama, qwen2";
+    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3";
 }
 
 /// Everything the shared decoder needs to know about an architecture.
@@ -63,6 +66,8 @@ pub struct DecoderSpec {
     pub tie_word_embeddings: bool,
     /// Whether q/k/v projections carry a bias.
     pub qkv_bias: bool,
+    /// Whether each query and key head is RMS-normalised before the rotation (Qwen3).
+    pub qk_norm: bool,
     /// End-of-sequence ids declared in `config.json`.
     pub eos_token_ids: Vec<u32>,
 }
@@ -85,6 +90,7 @@ pub fn read_spec(dir: &Path) -> Result<DecoderSpec> {
     let spec = match head.model_type.as_deref() {
         Some("llama") => llama::spec(&text),
         Some("qwen2") => qwen2::spec(&text),
+        Some("qwen3") => qwen3::spec(&text),
         Some(other) => Err(format!(
             "field `model_type`: unsupported architecture \"{other}\" (supported: {})",
             Family::SUPPORTED

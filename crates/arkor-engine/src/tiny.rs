@@ -98,10 +98,12 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
     let model_type = match spec.family {
         Family::Llama => "llama",
         Family::Qwen2 => "qwen2",
+        Family::Qwen3 => "qwen3",
     };
     let architecture = match spec.family {
         Family::Llama => "LlamaForCausalLM",
         Family::Qwen2 => "Qwen2ForCausalLM",
+        Family::Qwen3 => "Qwen3ForCausalLM",
     };
     let config = serde_json::json!({
         "architectures": [architecture],
@@ -143,6 +145,7 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
         max_position_embeddings: spec.max_position_embeddings,
         tie_word_embeddings: spec.tie_word_embeddings,
         qkv_bias: spec.family == Family::Qwen2,
+        qk_norm: spec.family == Family::Qwen3,
         eos_token_ids: eos,
     };
     let mut tensors: Vec<(String, Tensor)> = vec![];
@@ -157,6 +160,13 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
             ));
             if s.qkv_bias && p.is_qkv() {
                 tensors.push((format!("{name}.bias"), uniform((1, out_dim), 0.1)?.flatten_all()?));
+            }
+        }
+        if s.qk_norm {
+            // Not ones, so a decoder that skipped them would compute something else.
+            for norm in ["q_norm", "k_norm"] {
+                let w = (uniform((1, head_dim), 0.5)? + 1.0)?.flatten_all()?;
+                tensors.push((format!("model.layers.{i}.self_attn.{norm}.weight"), w));
             }
         }
         for norm in ["input_layernorm", "post_attention_layernorm"] {

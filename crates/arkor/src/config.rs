@@ -4,14 +4,17 @@ use std::path::PathBuf;
 
 use arkor_protocol::job::JobConfig;
 
-/// Base models this release knows to work (Llama and Qwen2 architectures).
-pub const SUPPORTED_MODELS: [&str; 6] = [
+/// Base models this release knows to work (Llama, Qwen2 and Qwen3 architectures).
+pub const SUPPORTED_MODELS: [&str; 9] = [
     "arkor/tiny",
     "HuggingFaceTB/SmolLM2-135M-Instruct",
     "HuggingFaceTB/SmolLM2-360M-Instruct",
     "HuggingFaceTB/SmolLM2-1.7B-Instruct",
     "Qwen/Qwen2.5-0.5B-Instruct",
     "Qwen/Qwen2.5-1.5B-Instruct",
+    "Qwen/Qwen3-0.6B",
+    "Qwen/Qwen3-1.7B",
+    "Qwen/Qwen3-4B",
 ];
 
 /// A base model: one of [`SUPPORTED_MODELS`] or a local model directory.
@@ -38,7 +41,7 @@ impl Model {
             field: "model",
             message: format!(
                 "unsupported model \"{id}\". This arkor release supports: {}; or use \
-                 Model::local_dir for a Llama or Qwen2 model directory on the backend",
+                 Model::local_dir for a Llama, Qwen2 or Qwen3 model directory on the backend",
                 SUPPORTED_MODELS.join(", ")
             ),
         })

@@ -1,10 +1,10 @@
-//! Tensor names and layouts between transformers and GGUF (`llama`, `qwen2`).
+//! Tensor names and layouts between transformers and GGUF (`llama`, `qwen2`, `qwen3`).
 //!
 //! llama.cpp's converter renames every tensor (`model.layers.3.self_attn.q_proj.weight`
 //! becomes `blk.3.attn_q.weight`) and, for the `llama` architecture only, permutes the rows
 //! of the Q and K projections within each head from transformers' "rotate half" pairs
 //! `(i, i + d/2)` to interleaved pairs `(2i, 2i + 1)`, the layout its rope kernel expects.
-//! Qwen2 files are not permuted. Import undoes the permutation, export re-applies it (also
+//! Qwen2 and Qwen3 files are not permuted. Import undoes the permutation, export re-applies it (also
 //! to the rows of LoRA B, which are output rows of the same projection).
 
 use candle_core::Tensor;
@@ -17,6 +17,7 @@ pub fn arch_name(family: Family) -> &'static str {
     match family {
         Family::Llama => "llama",
         Family::Qwen2 => "qwen2",
+        Family::Qwen3 => "qwen3",
     }
 }
 
@@ -25,6 +26,7 @@ pub fn hf_architecture(family: Family) -> &'static str {
     match family {
         Family::Llama => "LlamaForCausalLM",
         Family::Qwen2 => "Qwen2ForCausalLM",
+        Family::Qwen3 => "Qwen3ForCausalLM",
     }
 }
 
@@ -36,6 +38,8 @@ const LAYER: &[(&str, &str)] = &[
     ("attn_k", "self_attn.k_proj"),
     ("attn_v", "self_attn.v_proj"),
     ("attn_output", "self_attn.o_proj"),
+    ("attn_q_norm", "self_attn.q_norm"),
+    ("attn_k_norm", "self_attn.k_norm"),
     ("ffn_gate", "mlp.gate_proj"),
     ("ffn_up", "mlp.up_proj"),
     ("ffn_down", "mlp.down_proj"),

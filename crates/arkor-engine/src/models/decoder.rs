@@ -6,7 +6,8 @@
 //! model, so one loaded base model serves any number of adapters (the inference service
 //! applies them per request) and training sees exactly the same computation as chat.
 //!
-//! Block: `x += o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x))))`, then
+//! Block: `x += o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x))))` (Qwen3: q and k RMS-normalised
+//! per head before `rope`), then
 //! `x += down(silu(gate(n2(x))) * up(n2(x)))`; each projection is
 //! `frozen_linear(x, W) [+ bias] + scale * (dropout(x) A^T) B^T` when the adapter targets it.
 
@@ -65,6 +66,8 @@ struct Linear {
 struct Block {
     input_norm: Tensor,
     post_attention_norm: Tensor,
+    /// Per-head RMSNorm weights of queries and keys (`[head_dim]`, Qwen3).
+    qk_norm: Option<(Tensor, Tensor)>,
     /// Indexed by [`Proj::index`].
     proj: Vec<Linear>,
 }
@@ -143,7 +146,15 @@ impl Model {
                 };
                 proj.push(Linear { weight, bias });
             }
+            let qk_norm = if s.qk_norm {
+                let norm =
+                    |n: &str| w.get(&format!("model.layers.{i}.self_attn.{n}.weight"), &[hd]);
+                Some((norm("q_norm")?, norm("k_norm")?))
+            } else {
+                None
+            };
             blocks.push(Block {
+                qk_norm,
                 input_norm: w.get(&format!("model.layers.{i}.input_layernorm.weight"), &[h])?,
                 post_attention_norm: w
                     .get(&format!("model.layers.{i}.post_attention_layernorm.weight"), &[h])?,
@@ -369,9 +380,20 @@ impl Model {
         };
         for (i, block) in self.blocks.iter().enumerate() {
             let h = layers::rms_norm(&x, &block.input_norm, s.rms_norm_eps)?;
-            let q = proj(&h, i, Proj::Q, block)?;
-            let k = proj(&h, i, Proj::K, block)?;
+            let mut q = proj(&h, i, Proj::Q, block)?;
+            let mut k = proj(&h, i, Proj::K, block)?;
             let v = proj(&h, i, Proj::V, block)?;
+            if let Some((qn, kn)) = &block.qk_norm {
+                // Each head normalised on its own: `[rows, heads * hd]` as `[rows, heads, hd]`.
+                let per_head = |x: &Tensor, w: &Tensor, n: usize| -> Result<Tensor> {
+                    let rows = x.dim(0)?;
+                    let y =
+                        layers::rms_norm(&x.reshape((rows, n, s.head_dim))?, w, s.rms_norm_eps)?;
+                    Ok(y.reshape((rows, n * s.head_dim))?)
+                };
+                q = per_head(&q, qn, s.num_heads)?;
+                k = per_head(&k, kn, s.num_kv_heads)?;
+            }
             let part = |start: usize, len: usize| -> Result<[Tensor; 3]> {
                 Ok([q.narrow(0, start, len)?, k.narrow(0, start, len)?, v.narrow(0, start, len)?])
             };
@@ -506,6 +528,10 @@ impl Model {
                 format!("{prefix}.post_attention_layernorm.weight"),
                 block.post_attention_norm.clone(),
             );
+            if let Some((qn, kn)) = &block.qk_norm {
+                out.insert(format!("{prefix}.self_attn.q_norm.weight"), qn.clone());
+                out.insert(format!("{prefix}.self_attn.k_norm.weight"), kn.clone());
+            }
             for p in Proj::ALL {
                 let lin = &block.proj[p.index()];
                 let mut w = lin.weight.clone();

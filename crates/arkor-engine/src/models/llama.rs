@@ -61,6 +61,7 @@ pub fn spec(json: &str) -> Result<DecoderSpec, String> {
         max_position_embeddings: c.max_position_embeddings,
         tie_word_embeddings: c.tie_word_embeddings,
         qkv_bias: c.attention_bias,
+        qk_norm: false,
         eos_token_ids: OneOrMany::into_vec(c.eos_token_id),
     })
 }

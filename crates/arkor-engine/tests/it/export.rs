@@ -13,7 +13,7 @@ use arkor_engine::models::Model;
 use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
 use arkor_engine::train::{TrainRequest, train};
 use arkor_test_support::check::assert_close;
-use arkor_test_support::fixtures::{QA, tiny_llama, tiny_qwen2, write_qa_dataset};
+use arkor_test_support::fixtures::{QA, tiny_llama, tiny_qwen2, tiny_qwen3, write_qa_dataset};
 use arkor_test_support::real::{llama_cpp, llama_cpp_script};
 use candle_core::{Device, Tensor};
 
@@ -90,7 +90,7 @@ pub fn greedy_both(
 #[test]
 fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
     let Some(script) = llama_cpp_script() else { return };
-    for fixture in [tiny_llama(), tiny_qwen2()] {
+    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3()] {
         let tmp = tempfile::tempdir().unwrap();
         let adapter = trained_adapter(fixture.path(), tmp.path());
         let l = load(fixture.path());

@@ -10,7 +10,7 @@ use arkor_engine::gguf::{GgufFile, import};
 use arkor_engine::models::Model;
 use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
 use arkor_test_support::check::assert_close;
-use arkor_test_support::fixtures::{tiny_llama, tiny_qwen2};
+use arkor_test_support::fixtures::{tiny_llama, tiny_qwen2, tiny_qwen3};
 use arkor_test_support::real::smollm2_gguf;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -38,7 +38,7 @@ fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
 #[test]
 fn tiny_models_round_trip_through_an_f32_gguf() {
     let text = "The 2 cats sat on 1234 mats.\n\tdon't <|im_start|>user\nhi<|im_end|>";
-    for fixture in [tiny_llama(), tiny_qwen2()] {
+    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3()] {
         let tmp = tempfile::tempdir().unwrap();
         let original = Model::load(fixture.path(), &Device::Cpu).unwrap();
         let file = tmp.path().join("tiny.gguf");

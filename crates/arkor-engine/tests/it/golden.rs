@@ -15,11 +15,16 @@ fn reference_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference")
 }
 
+/// A reference tensor: from `families.safetensors` for the families added later
+/// (`make_reference.py generate-families`), else from `logits.safetensors`.
 fn reference(name: &str) -> Tensor {
-    let tensors =
-        candle_core::safetensors::load(reference_dir().join("logits.safetensors"), &Device::Cpu)
-            .unwrap();
-    tensors.get(name).unwrap_or_else(|| panic!("no tensor {name}")).clone()
+    let file = if name.starts_with("tiny-qwen3") { "families" } else { "logits" };
+    let tensors = candle_core::safetensors::load(
+        reference_dir().join(format!("{file}.safetensors")),
+        &Device::Cpu,
+    )
+    .unwrap();
+    tensors.get(name).unwrap_or_else(|| panic!("no tensor {name} in {file}.safetensors")).clone()
 }
 
 fn check(model_dir: &str, adapter_dir: Option<&str>, logits_name: &str, model_key: &str) {
@@ -45,6 +50,16 @@ fn qwen2_bias_untied_bf16_matches_transformers() {
 }
 
 #[test]
+fn qwen3_qk_norm_independent_head_dim_matches_transformers() {
+    check("tiny-qwen3", None, "tiny-qwen3.logits", "tiny-qwen3");
+}
+
+#[test]
+fn peft_adapter_on_qwen3_matches_transformers() {
+    check("tiny-qwen3", Some("peft-adapter-qwen3"), "tiny-qwen3+peft.logits", "tiny-qwen3");
+}
+
+#[test]
 fn peft_adapter_loads_and_matches_transformers() {
     check("tiny-llama", Some("peft-adapter"), "tiny-llama+peft.logits", "tiny-llama");
 }
@@ -54,37 +69,40 @@ fn peft_rslora_adapter_matches_transformers() {
     check("tiny-llama", Some("peft-adapter-rslora"), "tiny-llama+peft-rslora.logits", "tiny-llama");
 }
 
-/// Writes an arkor adapter (non-zero B) for tiny-llama and arkor's logits with it to
-/// `target/tmp/peft-roundtrip/`, where `make_reference.py check-adapter` reads them to
-/// confirm PEFT loads our files and computes the same logits.
+/// Writes an arkor adapter (non-zero B) for each reference model and arkor's logits with
+/// it to `target/tmp/peft-roundtrip/<model>/`, where `make_reference.py check-adapter` reads
+/// them to confirm PEFT loads our files and computes the same logits.
 #[test]
 fn our_adapter_files_are_written_for_the_peft_check() {
     use rand::{Rng, SeedableRng};
-    let model = Model::load(&reference_dir().join("tiny-llama"), &Device::Cpu).unwrap();
-    let lora = arkor_engine::config::LoraConfig { r: 4, alpha: 8.0, ..Default::default() };
-    let adapter = Adapter::new(model.spec(), &lora, "tiny-llama", 5, &Device::Cpu).unwrap();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
-    for (name, var) in adapter.vars() {
-        if name.contains("lora_B") {
-            let v: Vec<f32> = (0..var.elem_count()).map(|_| rng.random_range(-0.3..0.3)).collect();
-            var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap()).unwrap();
+    for name in ["tiny-llama", "tiny-qwen3"] {
+        let model = Model::load(&reference_dir().join(name), &Device::Cpu).unwrap();
+        let lora = arkor_engine::config::LoraConfig { r: 4, alpha: 8.0, ..Default::default() };
+        let adapter = Adapter::new(model.spec(), &lora, name, 5, &Device::Cpu).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        for (n, var) in adapter.vars() {
+            if n.contains("lora_B") {
+                let v: Vec<f32> =
+                    (0..var.elem_count()).map(|_| rng.random_range(-0.3..0.3)).collect();
+                var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap()).unwrap();
+            }
         }
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("peft-roundtrip").join(name);
+        adapter.save(&dir.join("adapter")).unwrap();
+        let ids = reference(&format!("{name}.input_ids")).to_dtype(DType::U32).unwrap();
+        let logits = model.forward(&ids, Some(&adapter)).unwrap();
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("logits".to_owned(), logits.clone())]),
+            dir.join("logits.safetensors"),
+        )
+        .unwrap();
+        let reloaded = Adapter::load(&dir.join("adapter"), model.spec(), &Device::Cpu).unwrap();
+        let again = model.forward(&ids, Some(&reloaded)).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&again), flat(&logits));
+        let base = model.forward(&ids, None).unwrap();
+        assert!(
+            arkor_test_support::check::max_relative_error(&flat(&logits), &flat(&base), 1.0) > 1e-3
+        );
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("peft-roundtrip");
-    adapter.save(&dir.join("adapter")).unwrap();
-    let ids = reference("tiny-llama.input_ids").to_dtype(DType::U32).unwrap();
-    let logits = model.forward(&ids, Some(&adapter)).unwrap();
-    candle_core::safetensors::save(
-        &std::collections::HashMap::from([("logits".to_owned(), logits.clone())]),
-        dir.join("logits.safetensors"),
-    )
-    .unwrap();
-    let reloaded = Adapter::load(&dir.join("adapter"), model.spec(), &Device::Cpu).unwrap();
-    let again = model.forward(&ids, Some(&reloaded)).unwrap();
-    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(flat(&again), flat(&logits));
-    let base = model.forward(&ids, None).unwrap();
-    assert!(
-        arkor_test_support::check::max_relative_error(&flat(&logits), &flat(&base), 1.0) > 1e-3
-    );
 }

@@ -4,7 +4,8 @@ Run offline by a developer (CI only reads the outputs; it never installs PyTorch
 
     python -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install -r requirements.txt
     /tmp/refvenv/bin/python make_reference.py generate
-    /tmp/refvenv/bin/python make_reference.py check-adapter ADAPTER_DIR LOGITS.safetensors
+    /tmp/refvenv/bin/python make_reference.py generate-families
+    /tmp/refvenv/bin/python make_reference.py check-adapter ADAPTER_DIR LOGITS.safetensors [MODEL]
 
 `generate` writes, next to this script:
   tiny-llama/            LlamaForCausalLM: GQA (4 heads, 2 kv), tied embeddings, Llama 3
@@ -14,8 +15,17 @@ Run offline by a developer (CI only reads the outputs; it never installs PyTorch
   peft-adapter-rslora/   the same with use_rslora=True
   logits.safetensors     input ids and reference logits for each of the above
 
-`check-adapter` loads an adapter written by arkor into PEFT on top of tiny-llama, runs the
-same input ids and compares with the tensor "logits" in the given file (arkor's logits).
+`generate-families` writes the families added after the first two, each a tiny random
+checkpoint written by transformers' own class plus a PEFT adapter on it, without touching
+the files above:
+  tiny-qwen3/            Qwen3ForCausalLM: per-head q/k RMSNorm, head_dim 16 with hidden 32
+                         (not hidden / heads), GQA, tied embeddings, fp32
+  peft-adapter-qwen3/    a PEFT LoRA adapter on tiny-qwen3 (r=4, alpha=8, all 7 projections)
+  families.safetensors   input ids and reference logits (with and without the adapter)
+
+`check-adapter` loads an adapter written by arkor into PEFT on top of MODEL (default
+tiny-llama), runs the same input ids and compares with the tensor "logits" in the given
+file (arkor's logits).
 """
 import json
 import os
@@ -72,6 +82,20 @@ def qwen2():
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(cfg).eval()
     randomise(model, 2)
+    return model
+
+
+def qwen3():
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    cfg = Qwen3Config(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6,
+        max_position_embeddings=128, tie_word_embeddings=True, attention_bias=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+    )
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(cfg).eval()
+    randomise(model, 5)
     return model
 
 
@@ -140,11 +164,37 @@ def generate():
             print(name, "config keys:", sorted(json.load(f).keys()))
 
 
-def check_adapter(adapter_dir, logits_file):
+def generate_families():
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+    from peft import PeftModel
+    out = {}
+    ids = input_ids()
+    for name, make, seed in [("tiny-qwen3", qwen3, 6)]:
+        path = save_model(make(), name, torch.float32, shard=False)
+        reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        out[f"{name}.input_ids"] = ids.clone()
+        out[f"{name}.logits"] = logits_of(reloaded)
+        family = name.removeprefix("tiny-")
+        model = lora(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), False, seed)
+        adapter_dir = os.path.join(HERE, f"peft-adapter-{family}")
+        shutil.rmtree(adapter_dir, ignore_errors=True)
+        model.save_pretrained(adapter_dir)
+        readme = os.path.join(adapter_dir, "README.md")
+        if os.path.exists(readme):
+            os.remove(readme)
+        loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), adapter_dir).eval()
+        out[f"{name}+peft.logits"] = logits_of(loaded)
+        with open(os.path.join(path, "config.json")) as f:
+            print(name, "config keys:", sorted(json.load(f).keys()))
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "families.safetensors"))
+
+
+def check_adapter(adapter_dir, logits_file, model_name="tiny-llama"):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
     from peft import PeftModel
-    base = AutoModelForCausalLM.from_pretrained(os.path.join(HERE, "tiny-llama"), dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(os.path.join(HERE, model_name), dtype=torch.float32)
     model = PeftModel.from_pretrained(base, adapter_dir).eval()
     ours = load_file(logits_file)["logits"]
     theirs = logits_of(model)
@@ -158,8 +208,10 @@ def check_adapter(adapter_dir, logits_file):
 if __name__ == "__main__":
     if sys.argv[1:2] == ["generate"]:
         generate()
-    elif sys.argv[1:2] == ["check-adapter"] and len(sys.argv) == 4:
-        check_adapter(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["generate-families"]:
+        generate_families()
+    elif sys.argv[1:2] == ["check-adapter"] and len(sys.argv) in (4, 5):
+        check_adapter(*sys.argv[2:])
     else:
         print(__doc__)
         sys.exit(2)
