@@ -164,6 +164,65 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The `config.json` fields every Llama-style family shares, as Hugging Face writes them;
+/// each family's config flattens this and adds its own fields.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CommonConfig {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    rms_norm_eps: Option<f64>,
+    max_position_embeddings: Option<usize>,
+    #[serde(default)]
+    tie_word_embeddings: bool,
+    eos_token_id: Option<OneOrMany>,
+    #[serde(flatten)]
+    rope: RopeConfig,
+}
+
+/// A family's defaults (transformers') for fields its configs may leave out, and its flags.
+pub(crate) struct FamilyDefaults {
+    pub family: Family,
+    /// `None`: the hidden size over the number of heads.
+    pub head_dim: Option<usize>,
+    pub rms_norm_eps: f64,
+    pub max_positions: usize,
+    pub rope_theta: f64,
+    pub qkv_bias: bool,
+    pub qk_norm: bool,
+}
+
+impl CommonConfig {
+    /// The decoder spec of a config of the family `d` describes.
+    pub(crate) fn spec(self, d: FamilyDefaults) -> std::result::Result<DecoderSpec, String> {
+        let head_dim = self
+            .head_dim
+            .or(d.head_dim)
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1));
+        Ok(DecoderSpec {
+            family: d.family,
+            vocab_size: self.vocab_size,
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_layers: self.num_hidden_layers,
+            num_heads: self.num_attention_heads,
+            num_kv_heads: self.num_key_value_heads.unwrap_or(self.num_attention_heads),
+            head_dim,
+            rms_norm_eps: self.rms_norm_eps.unwrap_or(d.rms_norm_eps),
+            rope_inv_freq: self.rope.inv_freq(head_dim, d.rope_theta)?,
+            max_position_embeddings: self.max_position_embeddings.unwrap_or(d.max_positions),
+            tie_word_embeddings: self.tie_word_embeddings,
+            qkv_bias: d.qkv_bias,
+            qk_norm: d.qk_norm,
+            eos_token_ids: OneOrMany::into_vec(self.eos_token_id),
+        })
+    }
+}
+
 /// Rotary settings as Hugging Face writes them: top-level `rope_theta` + `rope_scaling`
 /// (transformers 4.x) or `rope_parameters` (transformers 5.x).
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -62,20 +62,9 @@ pub fn tiny_qwen2() -> TempModel {
     })
 }
 
-/// A 2-layer Qwen3 (per-head q/k RMSNorm, no q/k/v bias, tied head).
+/// A 2-layer Qwen3 (per-head q/k RMSNorm, no q/k/v bias, tied head), the tiny Llama's shape.
 pub fn tiny_qwen3() -> TempModel {
-    generate(TinySpec {
-        family: Family::Qwen3,
-        hidden_size: 64,
-        num_layers: 2,
-        num_heads: 4,
-        num_kv_heads: 2,
-        intermediate_size: 128,
-        tie_word_embeddings: true,
-        max_position_embeddings: 512,
-        seed: 13,
-        min_vocab_size: 0,
-    })
+    generate(TinySpec { family: Family::Qwen3, ..llama_spec(13) })
 }
 
 /// Three short question/answer pairs a tiny model can learn by heart.

@@ -12,45 +12,17 @@
 
 use serde::Deserialize;
 
-use super::{DecoderSpec, Family, OneOrMany, RopeConfig};
+use super::{CommonConfig, DecoderSpec, Family, FamilyDefaults};
 
 /// `config.json` of a Qwen3 checkpoint, as Hugging Face writes it.
 #[derive(Debug, Deserialize)]
 pub struct Qwen3Config {
-    vocab_size: usize,
-    hidden_size: usize,
-    intermediate_size: usize,
-    num_hidden_layers: usize,
-    num_attention_heads: usize,
-    num_key_value_heads: Option<usize>,
-    /// transformers' default when the field is absent.
-    #[serde(default = "default_head_dim")]
-    head_dim: usize,
-    #[serde(default = "default_eps")]
-    rms_norm_eps: f64,
-    #[serde(default = "default_max_positions")]
-    max_position_embeddings: usize,
-    #[serde(default)]
-    tie_word_embeddings: bool,
+    #[serde(flatten)]
+    common: CommonConfig,
     #[serde(default)]
     attention_bias: bool,
     #[serde(default)]
     use_sliding_window: bool,
-    eos_token_id: Option<OneOrMany>,
-    #[serde(flatten)]
-    rope: RopeConfig,
-}
-
-fn default_head_dim() -> usize {
-    128
-}
-
-fn default_eps() -> f64 {
-    1e-6
-}
-
-fn default_max_positions() -> usize {
-    32_768
 }
 
 /// Parses a Qwen3 `config.json` into the shared decoder spec.
@@ -59,21 +31,14 @@ pub fn spec(json: &str) -> Result<DecoderSpec, String> {
     if c.use_sliding_window {
         return Err("field `use_sliding_window`: sliding-window attention is not supported".into());
     }
-    Ok(DecoderSpec {
+    c.common.spec(FamilyDefaults {
         family: Family::Qwen3,
-        vocab_size: c.vocab_size,
-        hidden_size: c.hidden_size,
-        intermediate_size: c.intermediate_size,
-        num_layers: c.num_hidden_layers,
-        num_heads: c.num_attention_heads,
-        num_kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
-        head_dim: c.head_dim,
-        rms_norm_eps: c.rms_norm_eps,
-        rope_inv_freq: c.rope.inv_freq(c.head_dim, 10_000.0)?,
-        max_position_embeddings: c.max_position_embeddings,
-        tie_word_embeddings: c.tie_word_embeddings,
+        // transformers' default when the field is absent.
+        head_dim: Some(128),
+        rms_norm_eps: 1e-6,
+        max_positions: 32_768,
+        rope_theta: 10_000.0,
         qkv_bias: c.attention_bias,
         qk_norm: true,
-        eos_token_ids: OneOrMany::into_vec(c.eos_token_id),
     })
 }

@@ -126,10 +126,25 @@ def save_model(model, name, dtype, shard):
     return path
 
 
+def peft_logits(path, adapter, rslora, seed):
+    """Saves a random PEFT adapter on the model at `path` as HERE/`adapter`, loads it back
+    with PeftModel and returns its logits."""
+    from transformers import AutoModelForCausalLM
+    from peft import PeftModel
+    model = lora(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), rslora, seed)
+    adapter_dir = os.path.join(HERE, adapter)
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    model.save_pretrained(adapter_dir)
+    readme = os.path.join(adapter_dir, "README.md")
+    if os.path.exists(readme):
+        os.remove(readme)
+    loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), adapter_dir).eval()
+    return logits_of(loaded)
+
+
 def generate():
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
-    from peft import PeftModel
     out = {}
     ids = input_ids()
 
@@ -142,16 +157,8 @@ def generate():
     print("llama3 inv_freq:", plain.tolist())
 
     for adapter, rslora, seed in [("peft-adapter", False, 3), ("peft-adapter-rslora", True, 4)]:
-        model = lora(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), rslora, seed)
-        adapter_dir = os.path.join(HERE, adapter)
-        shutil.rmtree(adapter_dir, ignore_errors=True)
-        model.save_pretrained(adapter_dir)
-        readme = os.path.join(adapter_dir, "README.md")
-        if os.path.exists(readme):
-            os.remove(readme)
-        loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), adapter_dir).eval()
         key = "tiny-llama+peft" if not rslora else "tiny-llama+peft-rslora"
-        out[f"{key}.logits"] = logits_of(loaded)
+        out[f"{key}.logits"] = peft_logits(path, adapter, rslora, seed)
 
     path = save_model(qwen2(), "tiny-qwen2", torch.bfloat16, shard=False)
     reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).float().eval()
@@ -167,7 +174,6 @@ def generate():
 def generate_families():
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
-    from peft import PeftModel
     out = {}
     ids = input_ids()
     for name, make, seed in [("tiny-qwen3", qwen3, 6)]:
@@ -175,16 +181,8 @@ def generate_families():
         reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         out[f"{name}.input_ids"] = ids.clone()
         out[f"{name}.logits"] = logits_of(reloaded)
-        family = name.removeprefix("tiny-")
-        model = lora(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), False, seed)
-        adapter_dir = os.path.join(HERE, f"peft-adapter-{family}")
-        shutil.rmtree(adapter_dir, ignore_errors=True)
-        model.save_pretrained(adapter_dir)
-        readme = os.path.join(adapter_dir, "README.md")
-        if os.path.exists(readme):
-            os.remove(readme)
-        loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), adapter_dir).eval()
-        out[f"{name}+peft.logits"] = logits_of(loaded)
+        adapter = "peft-adapter-" + name.removeprefix("tiny-")
+        out[f"{name}+peft.logits"] = peft_logits(path, adapter, False, seed)
         with open(os.path.join(path, "config.json")) as f:
             print(name, "config keys:", sorted(json.load(f).keys()))
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "families.safetensors"))
