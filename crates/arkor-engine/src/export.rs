@@ -141,6 +141,13 @@ pub fn export(
     req: &ExportRequest<'_>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ExportReport> {
+    if req.format != ExportFormat::Hf && req.model.spec().family == Family::SmolLM3 {
+        return Err(Error::config(
+            "format",
+            "GGUF export of SmolLM3 models is not supported yet (its NoPE layers need llama.cpp's \
+             smollm3 metadata, which arkor does not write); use format hf",
+        ));
+    }
     match req.format {
         ExportFormat::Hf => {
             let staging = staging_dir(req.output)?;

@@ -214,6 +214,10 @@ impl GgufFile {
                 config["attention_bias"] = qkv_bias.into();
                 config["use_sliding_window"] = false.into();
             }
+            // `open` refuses the architecture; kept an error rather than a panic.
+            Family::SmolLM3 => {
+                return Err(self.fail("smollm3 GGUF files are not supported".to_owned()));
+            }
         }
         Ok(config)
     }

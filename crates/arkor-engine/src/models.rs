@@ -18,6 +18,7 @@ pub mod decoder;
 pub mod llama;
 pub mod qwen2;
 pub mod qwen3;
+pub mod smollm3;
 
 pub use decoder::{ForwardMode, KvCache, Model};
 
@@ -30,11 +31,13 @@ pub enum Family {
     Qwen2,
     /// Qwen3 (`Qwen3ForCausalLM`): Llama blocks with an RMSNorm on each query and key head.
     Qwen3,
+    /// SmolLM3 (`SmolLM3ForCausalLM`): Llama blocks, some of them without rotary embedding.
+    SmolLM3,
 }
 
 impl Family {
     /// The `model_type` values accepted in `config.json`, for error messages.
-    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3";
+    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3, smollm3";
 }
 
 /// Everything the shared decoder needs to know about an architecture.
@@ -68,6 +71,8 @@ pub struct DecoderSpec {
     pub qkv_bias: bool,
     /// Whether each query and key head is RMS-normalised before the rotation (Qwen3).
     pub qk_norm: bool,
+    /// Layers whose attention uses no rotary embedding (SmolLM3's NoPE layers).
+    pub layers_without_rope: Vec<usize>,
     /// End-of-sequence ids declared in `config.json`.
     pub eos_token_ids: Vec<u32>,
 }
@@ -91,6 +96,7 @@ pub fn read_spec(dir: &Path) -> Result<DecoderSpec> {
         Some("llama") => llama::spec(&text),
         Some("qwen2") => qwen2::spec(&text),
         Some("qwen3") => qwen3::spec(&text),
+        Some("smollm3") => smollm3::spec(&text),
         Some(other) => Err(format!(
             "field `model_type`: unsupported architecture \"{other}\" (supported: {})",
             Family::SUPPORTED
@@ -194,6 +200,7 @@ pub(crate) struct FamilyDefaults {
     pub rope_theta: f64,
     pub qkv_bias: bool,
     pub qk_norm: bool,
+    pub layers_without_rope: Vec<usize>,
 }
 
 impl CommonConfig {
@@ -218,6 +225,7 @@ impl CommonConfig {
             tie_word_embeddings: self.tie_word_embeddings,
             qkv_bias: d.qkv_bias,
             qk_norm: d.qk_norm,
+            layers_without_rope: d.layers_without_rope,
             eos_token_ids: OneOrMany::into_vec(self.eos_token_id),
         })
     }

@@ -99,13 +99,15 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
         Family::Llama => "llama",
         Family::Qwen2 => "qwen2",
         Family::Qwen3 => "qwen3",
+        Family::SmolLM3 => "smollm3",
     };
     let architecture = match spec.family {
         Family::Llama => "LlamaForCausalLM",
         Family::Qwen2 => "Qwen2ForCausalLM",
         Family::Qwen3 => "Qwen3ForCausalLM",
+        Family::SmolLM3 => "SmolLM3ForCausalLM",
     };
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "architectures": [architecture],
         "model_type": model_type,
         "vocab_size": vocab,
@@ -123,6 +125,11 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
         "eos_token_id": eos.first(),
         "torch_dtype": "float32",
     });
+    if spec.family == Family::SmolLM3 {
+        // Every other layer without rope, the last one included.
+        let rope: Vec<u8> = (0..spec.num_layers).map(|i| u8::from(i % 2 == 0)).collect();
+        config["no_rope_layers"] = rope.into();
+    }
     write_json(&dir.join("config.json"), &config)?;
     write_json(&dir.join("generation_config.json"), &serde_json::json!({ "eos_token_id": eos }))?;
 
@@ -146,6 +153,7 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
         tie_word_embeddings: spec.tie_word_embeddings,
         qkv_bias: spec.family == Family::Qwen2,
         qk_norm: spec.family == Family::Qwen3,
+        layers_without_rope: vec![],
         eos_token_ids: eos,
     };
     let mut tensors: Vec<(String, Tensor)> = vec![];

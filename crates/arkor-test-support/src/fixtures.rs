@@ -67,6 +67,12 @@ pub fn tiny_qwen3() -> TempModel {
     generate(TinySpec { family: Family::Qwen3, ..llama_spec(13) })
 }
 
+/// A 2-layer SmolLM3 whose second layer attends without rotary embedding (NoPE), the tiny
+/// Llama's shape.
+pub fn tiny_smollm3() -> TempModel {
+    generate(TinySpec { family: Family::SmolLM3, ..llama_spec(17) })
+}
+
 /// Three short question/answer pairs a tiny model can learn by heart.
 pub const QA: [(&str, &str); 3] = [
     ("What colour is the sky?", "Blue."),

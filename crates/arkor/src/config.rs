@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use arkor_protocol::job::JobConfig;
 
-/// Base models this release knows to work (Llama, Qwen2 and Qwen3 architectures).
-pub const SUPPORTED_MODELS: [&str; 9] = [
+/// Base models this release knows to work (Llama, Qwen2, Qwen3 and SmolLM3 architectures).
+pub const SUPPORTED_MODELS: [&str; 10] = [
     "arkor/tiny",
     "HuggingFaceTB/SmolLM2-135M-Instruct",
     "HuggingFaceTB/SmolLM2-360M-Instruct",
@@ -15,6 +15,7 @@ pub const SUPPORTED_MODELS: [&str; 9] = [
     "Qwen/Qwen3-0.6B",
     "Qwen/Qwen3-1.7B",
     "Qwen/Qwen3-4B",
+    "HuggingFaceTB/SmolLM3-3B",
 ];
 
 /// A base model: one of [`SUPPORTED_MODELS`] or a local model directory.
@@ -41,7 +42,7 @@ impl Model {
             field: "model",
             message: format!(
                 "unsupported model \"{id}\". This arkor release supports: {}; or use \
-                 Model::local_dir for a Llama, Qwen2 or Qwen3 model directory on the backend",
+                 Model::local_dir for a Llama, Qwen2, Qwen3 or SmolLM3 model directory on the backend",
                 SUPPORTED_MODELS.join(", ")
             ),
         })

@@ -18,6 +18,7 @@ pub fn arch_name(family: Family) -> &'static str {
         Family::Llama => "llama",
         Family::Qwen2 => "qwen2",
         Family::Qwen3 => "qwen3",
+        Family::SmolLM3 => "smollm3",
     }
 }
 
@@ -27,6 +28,7 @@ pub fn hf_architecture(family: Family) -> &'static str {
         Family::Llama => "LlamaForCausalLM",
         Family::Qwen2 => "Qwen2ForCausalLM",
         Family::Qwen3 => "Qwen3ForCausalLM",
+        Family::SmolLM3 => "SmolLM3ForCausalLM",
     }
 }
 

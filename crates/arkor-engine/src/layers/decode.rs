@@ -30,7 +30,7 @@ pub(crate) fn decode_attention(
     v: &Tensor,
     caches: &[Option<(Tensor, Tensor)>],
     offsets: &[usize],
-    rope: &RopeTables,
+    rope: Option<&RopeTables>,
     shape: Heads,
 ) -> candle_core::Result<(Tensor, Vec<(Tensor, Tensor)>)> {
     let Heads { heads, kv_heads, head_dim: hd } = shape;
@@ -38,19 +38,31 @@ pub(crate) fn decode_attention(
     let half = hd / 2;
     let rep = heads / kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    let max_pos = rope.cos.dim(0)?;
-    if let Some(&o) = offsets.iter().find(|&&o| o >= max_pos) {
-        candle_core::bail!("sequence of {} tokens exceeds the model's {max_pos} positions", o + 1);
+    if let Some(rope) = rope {
+        let max_pos = rope.cos.dim(0)?;
+        if let Some(&o) = offsets.iter().find(|&&o| o >= max_pos) {
+            candle_core::bail!(
+                "sequence of {} tokens exceeds the model's {max_pos} positions",
+                o + 1
+            );
+        }
     }
+    let device = q.device().clone();
     let q = q.flatten_all()?.to_vec1::<f32>()?;
     let k = k.flatten_all()?.to_vec1::<f32>()?;
     let v = v.flatten_all()?.to_vec1::<f32>()?;
-    // The rotation of each sequence's position.
+    // The rotation of each sequence's position (none in a layer without rope).
     let table = |t: &Tensor| -> candle_core::Result<Vec<Vec<f32>>> {
         offsets.iter().map(|&o| t.narrow(0, o, 1)?.flatten_all()?.to_vec1::<f32>()).collect()
     };
-    let (cos, sin) = (table(&rope.cos)?, table(&rope.sin)?);
+    let (cos, sin) = match rope {
+        Some(rope) => (table(&rope.cos)?, table(&rope.sin)?),
+        None => (vec![], vec![]),
+    };
     let rotate = |x: &[f32], i: usize| -> Vec<f32> {
+        if rope.is_none() {
+            return x.to_vec();
+        }
         let (c, s) = (&cos[i], &sin[i]);
         let mut out = vec![0f32; hd];
         for j in 0..half {
@@ -115,7 +127,6 @@ pub(crate) fn decode_attention(
             (keys, values, out)
         })
         .collect();
-    let device = rope.cos.device().clone();
     let mut out = vec![0f32; n * heads * hd];
     let mut new_caches = Vec::with_capacity(n);
     for (i, per_seq) in results.chunks_exact(kv_heads).enumerate() {

@@ -394,6 +394,8 @@ impl Model {
                 q = per_head(&q, qn, s.num_heads)?;
                 k = per_head(&k, kn, s.num_kv_heads)?;
             }
+            // SmolLM3's NoPE layers attend without the rotation.
+            let rope = !s.layers_without_rope.contains(&i);
             let part = |start: usize, len: usize| -> Result<[Tensor; 3]> {
                 Ok([q.narrow(0, start, len)?, k.narrow(0, start, len)?, v.narrow(0, start, len)?])
             };
@@ -401,12 +403,18 @@ impl Model {
                 Rows::Uniform { batch, seq } => {
                     let offset = offsets.first().copied().unwrap_or(0);
                     let cache = caches.first_mut().map(|c| &mut c.layers[i]);
-                    self.attention(&q, &k, &v, batch, seq, offset, cache)?
+                    self.attention(&q, &k, &v, batch, seq, offset, cache, rope)?
                 }
                 Rows::Separate { .. } if decode_step => {
                     let layer: Vec<_> = caches.iter().map(|c| c.layers[i].clone()).collect();
                     let (out, updated) = layers::decode::decode_attention(
-                        &q, &k, &v, &layer, &offsets, &self.rope, heads,
+                        &q,
+                        &k,
+                        &v,
+                        &layer,
+                        &offsets,
+                        rope.then_some(&self.rope),
+                        heads,
                     )?;
                     for (c, kv) in caches.iter_mut().zip(updated) {
                         c.layers[i] = Some(kv);
@@ -419,7 +427,7 @@ impl Model {
                     for (j, &len) in lens.iter().enumerate() {
                         let [q, k, v] = part(start, len)?;
                         let cache = Some(&mut caches[j].layers[i]);
-                        parts.push(self.attention(&q, &k, &v, 1, len, offsets[j], cache)?);
+                        parts.push(self.attention(&q, &k, &v, 1, len, offsets[j], cache, rope)?);
                         start += len;
                     }
                     Tensor::cat(&parts, 0)?
@@ -439,13 +447,23 @@ impl Model {
                             prefix,
                             0,
                             Some(&mut prefix_kv),
+                            rope,
                         )?);
                     }
                     let mut start = prefix;
                     for &len in lens {
                         let [q, k, v] = part(start, len)?;
                         let mut kv = prefix_kv.clone();
-                        parts.push(self.attention(&q, &k, &v, 1, len, prefix, Some(&mut kv))?);
+                        parts.push(self.attention(
+                            &q,
+                            &k,
+                            &v,
+                            1,
+                            len,
+                            prefix,
+                            Some(&mut kv),
+                            rope,
+                        )?);
                         start += len;
                     }
                     Tensor::cat(&parts, 0)?
@@ -474,14 +492,18 @@ impl Model {
         seq: usize,
         offset: usize,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
+        rope: bool,
     ) -> Result<Tensor> {
         let s = &self.spec;
         let (nh, nkv, hd) = (s.num_heads, s.num_kv_heads, s.head_dim);
         let heads = |y: &Tensor, n: usize| -> Result<Tensor> {
             Ok(y.reshape((batch, seq, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = self.rope.apply(&heads(q, nh)?, offset)?;
-        let mut k = self.rope.apply(&heads(k, nkv)?, offset)?;
+        let rotate = |x: Tensor| -> Result<Tensor> {
+            Ok(if rope { self.rope.apply(&x, offset)? } else { x })
+        };
+        let q = rotate(heads(q, nh)?)?;
+        let mut k = rotate(heads(k, nkv)?)?;
         let mut v = heads(v, nkv)?;
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.as_ref() {

@@ -34,5 +34,6 @@ pub fn spec(json: &str) -> Result<DecoderSpec, String> {
         rope_theta: 10_000.0,
         qkv_bias: true,
         qk_norm: false,
+        layers_without_rope: vec![],
     })
 }

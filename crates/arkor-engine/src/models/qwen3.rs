@@ -40,5 +40,6 @@ pub fn spec(json: &str) -> Result<DecoderSpec, String> {
         rope_theta: 10_000.0,
         qkv_bias: c.attention_bias,
         qk_norm: true,
+        layers_without_rope: vec![],
     })
 }

@@ -13,7 +13,9 @@ use arkor_engine::models::Model;
 use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
 use arkor_engine::train::{TrainRequest, train};
 use arkor_test_support::check::assert_close;
-use arkor_test_support::fixtures::{QA, tiny_llama, tiny_qwen2, tiny_qwen3, write_qa_dataset};
+use arkor_test_support::fixtures::{
+    QA, tiny_llama, tiny_qwen2, tiny_qwen3, tiny_smollm3, write_qa_dataset,
+};
 use arkor_test_support::real::{llama_cpp, llama_cpp_script};
 use candle_core::{Device, Tensor};
 
@@ -135,36 +137,47 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
 
 #[test]
 fn an_hf_export_loads_back_with_the_adapter_merged() {
-    let fixture = tiny_llama();
-    let tmp = tempfile::tempdir().unwrap();
-    let adapter = trained_adapter(fixture.path(), tmp.path());
-    let l = load(fixture.path());
-    let out = tmp.path().join("merged-hf");
-    run_export(&l.model, Some(&adapter), ExportFormat::Hf, Quant::F32, &out);
-    for f in ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"] {
-        assert!(out.join(f).is_file(), "{f} missing from the hf export");
+    for fixture in [tiny_llama(), tiny_smollm3()] {
+        let tmp = tempfile::tempdir().unwrap();
+        let adapter = trained_adapter(fixture.path(), tmp.path());
+        let l = load(fixture.path());
+        let out = tmp.path().join("merged-hf");
+        run_export(&l.model, Some(&adapter), ExportFormat::Hf, Quant::F32, &out);
+        for f in ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"] {
+            assert!(out.join(f).is_file(), "{f} missing from the hf export");
+        }
+        let merged = Model::load(&out, &Device::Cpu).unwrap();
+        assert_eq!(merged.spec(), l.model.spec(), "the export's config describes another model");
+        let ids = Tensor::new(&[[1u32, 5, 9, 77, 120, 3]], &Device::Cpu).unwrap();
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_close(
+            &flat(merged.forward(&ids, None).unwrap()),
+            &flat(l.model.forward(&ids, Some(&adapter)).unwrap()),
+            1e-5,
+        );
+        let mut req = ExportRequest {
+            model: &l.model,
+            adapter: None,
+            format: ExportFormat::Hf,
+            quant: Quant::F32,
+            output: &out,
+            name: "x",
+            system_prompt: None,
+        };
+        // Nothing is overwritten: a second export to the same place fails and keeps the first.
+        let err = export(&req, &mut |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("already exists"), "{err}");
+        assert!(out.join("model.safetensors").is_file());
+        // SmolLM3's NoPE layers have no GGUF export yet: a clear refusal, no file.
+        if l.model.spec().family == arkor_engine::models::Family::SmolLM3 {
+            let gguf = tmp.path().join("x.gguf");
+            req.output = &gguf;
+            req.format = ExportFormat::Gguf;
+            let err = export(&req, &mut |_, _| {}).unwrap_err().to_string();
+            assert!(err.contains("SmolLM3") && err.contains("use format hf"), "{err}");
+            assert!(!gguf.exists());
+        }
     }
-    let merged = Model::load(&out, &Device::Cpu).unwrap();
-    let ids = Tensor::new(&[[1u32, 5, 9, 77, 120, 3]], &Device::Cpu).unwrap();
-    let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_close(
-        &flat(merged.forward(&ids, None).unwrap()),
-        &flat(l.model.forward(&ids, Some(&adapter)).unwrap()),
-        1e-5,
-    );
-    // Nothing is overwritten: a second export to the same place fails and keeps the first.
-    let req = ExportRequest {
-        model: &l.model,
-        adapter: None,
-        format: ExportFormat::Hf,
-        quant: Quant::F32,
-        output: &out,
-        name: "x",
-        system_prompt: None,
-    };
-    let err = export(&req, &mut |_, _| {}).unwrap_err().to_string();
-    assert!(err.contains("already exists"), "{err}");
-    assert!(out.join("model.safetensors").is_file());
 }
 
 #[test]

@@ -18,7 +18,8 @@ fn reference_dir() -> PathBuf {
 /// A reference tensor: from `families.safetensors` for the families added later
 /// (`make_reference.py generate-families`), else from `logits.safetensors`.
 fn reference(name: &str) -> Tensor {
-    let file = if name.starts_with("tiny-qwen3") { "families" } else { "logits" };
+    let later = ["tiny-qwen3", "tiny-smollm3"];
+    let file = if later.iter().any(|m| name.starts_with(m)) { "families" } else { "logits" };
     let tensors = candle_core::safetensors::load(
         reference_dir().join(format!("{file}.safetensors")),
         &Device::Cpu,
@@ -60,6 +61,16 @@ fn peft_adapter_on_qwen3_matches_transformers() {
 }
 
 #[test]
+fn smollm3_nope_layer_matches_transformers() {
+    check("tiny-smollm3", None, "tiny-smollm3.logits", "tiny-smollm3");
+}
+
+#[test]
+fn peft_adapter_on_smollm3_matches_transformers() {
+    check("tiny-smollm3", Some("peft-adapter-smollm3"), "tiny-smollm3+peft.logits", "tiny-smollm3");
+}
+
+#[test]
 fn peft_adapter_loads_and_matches_transformers() {
     check("tiny-llama", Some("peft-adapter"), "tiny-llama+peft.logits", "tiny-llama");
 }
@@ -75,7 +86,7 @@ fn peft_rslora_adapter_matches_transformers() {
 #[test]
 fn our_adapter_files_are_written_for_the_peft_check() {
     use rand::{Rng, SeedableRng};
-    for name in ["tiny-llama", "tiny-qwen3"] {
+    for name in ["tiny-llama", "tiny-qwen3", "tiny-smollm3"] {
         let model = Model::load(&reference_dir().join(name), &Device::Cpu).unwrap();
         let lora = arkor_engine::config::LoraConfig { r: 4, alpha: 8.0, ..Default::default() };
         let adapter = Adapter::new(model.spec(), &lora, name, 5, &Device::Cpu).unwrap();

@@ -2,7 +2,9 @@
 
 use arkor_engine::lora::Adapter;
 use arkor_engine::train::{adapter_gradients, loss};
-use arkor_test_support::fixtures::{tiny_llama, tiny_qwen2, tiny_qwen3, write_qa_dataset};
+use arkor_test_support::fixtures::{
+    tiny_llama, tiny_qwen2, tiny_qwen3, tiny_smollm3, write_qa_dataset,
+};
 use rand::{Rng, SeedableRng};
 
 use crate::{load, prepare, quick_config};
@@ -25,7 +27,7 @@ pub(crate) fn perturbed_adapter(l: &crate::Loaded, seed: u64) -> Adapter {
 
 #[test]
 fn every_lora_tensor_gets_a_nonzero_gradient() {
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3()] {
+    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_smollm3()] {
         let l = load(fixture.path());
         let dir = tempfile::tempdir().unwrap();
         let data = prepare(&l.tokenizer, &[write_qa_dataset(dir.path(), 6)], &quick_config());

@@ -21,6 +21,9 @@ the files above:
   tiny-qwen3/            Qwen3ForCausalLM: per-head q/k RMSNorm, head_dim 16 with hidden 32
                          (not hidden / heads), GQA, tied embeddings, fp32
   peft-adapter-qwen3/    a PEFT LoRA adapter on tiny-qwen3 (r=4, alpha=8, all 7 projections)
+  tiny-smollm3/          SmolLM3ForCausalLM: layer 1 without rotary embedding (NoPE), GQA,
+                         tied embeddings, fp32
+  peft-adapter-smollm3/  the same kind of adapter on tiny-smollm3
   families.safetensors   input ids and reference logits (with and without the adapter)
 
 `check-adapter` loads an adapter written by arkor into PEFT on top of MODEL (default
@@ -96,6 +99,21 @@ def qwen3():
     torch.manual_seed(0)
     model = Qwen3ForCausalLM(cfg).eval()
     randomise(model, 5)
+    return model
+
+
+def smollm3():
+    from transformers import SmolLM3Config, SmolLM3ForCausalLM
+    cfg = SmolLM3Config(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6,
+        max_position_embeddings=128, tie_word_embeddings=True,
+        no_rope_layers=[1, 0], pad_token_id=None, bos_token_id=1, eos_token_id=2,
+        rope_parameters={"rope_type": "default", "rope_theta": 2000000.0},
+    )
+    torch.manual_seed(0)
+    model = SmolLM3ForCausalLM(cfg).eval()
+    randomise(model, 7)
     return model
 
 
@@ -176,7 +194,7 @@ def generate_families():
     from transformers import AutoModelForCausalLM
     out = {}
     ids = input_ids()
-    for name, make, seed in [("tiny-qwen3", qwen3, 6)]:
+    for name, make, seed in [("tiny-qwen3", qwen3, 6), ("tiny-smollm3", smollm3, 8)]:
         path = save_model(make(), name, torch.float32, shard=False)
         reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         out[f"{name}.input_ids"] = ids.clone()
