@@ -97,6 +97,22 @@ impl CustomOp1 for FrozenLinear {
     }
 }
 
+/// `(out, r)` of a frozen weight `W [out, in]` with a LoRA pair `A [r, in]`, `B [out, r]`,
+/// or an error naming the three shapes when they do not fit together.
+fn lora_shapes(w: &Tensor, a: &Tensor, b: &Tensor) -> candle_core::Result<(usize, usize)> {
+    let (out_dim, in_dim) = w.dims2()?;
+    let (r, a_in) = a.dims2()?;
+    if b.dims2()? != (out_dim, r) || a_in != in_dim {
+        candle_core::bail!(
+            "lora_linear: W {:?}, A {:?} and B {:?} do not fit together",
+            w.dims(),
+            a.dims(),
+            b.dims()
+        );
+    }
+    Ok((out_dim, r))
+}
+
 /// `x W^T + scale * (x A^T) B^T` for a few rows of `x` (`[rows, in]`), for inference on
 /// the CPU: all three products by the few-row kernel, no gradient. A decode step's
 /// projections with an adapter, where candle ops cost more than the arithmetic.
@@ -108,7 +124,7 @@ pub fn lora_linear_few_rows(
     scale: f64,
 ) -> candle_core::Result<Tensor> {
     let (rows, k) = x.dims2()?;
-    let (n, r) = (w.dim(0)?, a.dim(0)?);
+    let (n, r) = lora_shapes(w, a, b)?;
     let low = with_cpu_f32(x, "lora-few-rows", |x| {
         with_cpu_f32(a, "lora-few-rows", |a| Ok(skinny::matmul_t(x, a, rows, r, k)))
     })?;
@@ -137,16 +153,8 @@ pub fn lora_linear(
     b: &Tensor,
     scale: f64,
 ) -> candle_core::Result<Tensor> {
-    let (out_dim, in_dim) = w.dims2()?;
-    let (r, a_in) = a.dims2()?;
-    if b.dims2()? != (out_dim, r) || a_in != in_dim {
-        candle_core::bail!(
-            "lora_linear: W {:?}, A {:?} and B {:?} do not fit together",
-            w.dims(),
-            a.dims(),
-            b.dims()
-        );
-    }
+    let in_dim = w.dim(1)?;
+    let (out_dim, _) = lora_shapes(w, a, b)?;
     let on_cpu = x.device().is_cpu() && x.dtype() == DType::F32 && a.dtype() == DType::F32;
     if !on_cpu {
         let low = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&(b * scale)?.t()?)?;

@@ -72,31 +72,25 @@ pub(crate) fn decode_attention(
         }
         out
     };
-    // The cached keys and values of each sequence, read once.
-    let old: Vec<Option<(Vec<f32>, Vec<f32>)>> = caches
-        .iter()
-        .map(|c| {
-            c.as_ref()
-                .map(|(k, v)| {
-                    let read = |t: &Tensor| with_cpu_f32(t, "decode-attention", |s| Ok(s.to_vec()));
-                    Ok::<_, candle_core::Error>((read(k)?, read(v)?))
-                })
-                .transpose()
-        })
-        .collect::<candle_core::Result<_>>()?;
     // One task per (sequence, kv head): its new cache rows and its query heads' outputs.
     let tasks: Vec<(usize, usize)> =
         (0..n).flat_map(|i| (0..kv_heads).map(move |g| (i, g))).collect();
     let results: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = tasks
         .par_iter()
-        .map(|&(i, g)| {
-            let past = old[i].as_ref().map_or(0, |(k, _)| k.len() / (kv_heads * hd));
+        .map(|&(i, g)| -> candle_core::Result<_> {
+            let past = caches[i].as_ref().map_or(Ok(0), |(k, _)| k.dim(2))?;
             let t = past + 1;
             let mut keys = Vec::with_capacity(t * hd);
             let mut values = Vec::with_capacity(t * hd);
-            if let Some((pk, pv)) = &old[i] {
-                keys.extend_from_slice(&pk[g * past * hd..(g + 1) * past * hd]);
-                values.extend_from_slice(&pv[g * past * hd..(g + 1) * past * hd]);
+            // This head's cached rows, copied straight from the cache into the new one.
+            if let Some((pk, pv)) = &caches[i] {
+                let span = g * past * hd..(g + 1) * past * hd;
+                for (cached, into) in [(pk, &mut keys), (pv, &mut values)] {
+                    with_cpu_f32(cached, "decode-attention", |s| {
+                        into.extend_from_slice(&s[span.clone()]);
+                        Ok(())
+                    })?;
+                }
             }
             let row = i * kv_heads * hd + g * hd;
             keys.extend(rotate(&k[row..row + hd], i));
@@ -124,9 +118,9 @@ pub(crate) fn decode_attention(
                     }
                 }
             }
-            (keys, values, out)
+            Ok((keys, values, out))
         })
-        .collect();
+        .collect::<candle_core::Result<_>>()?;
     let mut out = vec![0f32; n * heads * hd];
     let mut new_caches = Vec::with_capacity(n);
     for (i, per_seq) in results.chunks_exact(kv_heads).enumerate() {

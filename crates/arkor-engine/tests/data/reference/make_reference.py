@@ -59,6 +59,14 @@ def randomise(model, seed):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
+def built(cls, cfg, seed):
+    """A model of class `cls` from `cfg` with weights drawn from `seed` (see randomise)."""
+    torch.manual_seed(0)
+    model = cls(cfg).eval()
+    randomise(model, seed)
+    return model
+
+
 def llama():
     from transformers import LlamaConfig, LlamaForCausalLM
     cfg = LlamaConfig(
@@ -96,10 +104,7 @@ def qwen3():
         max_position_embeddings=128, tie_word_embeddings=True, attention_bias=False,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
     )
-    torch.manual_seed(0)
-    model = Qwen3ForCausalLM(cfg).eval()
-    randomise(model, 5)
-    return model
+    return built(Qwen3ForCausalLM, cfg, 5)
 
 
 def smollm3():
@@ -111,10 +116,7 @@ def smollm3():
         no_rope_layers=[1, 0], pad_token_id=None, bos_token_id=1, eos_token_id=2,
         rope_parameters={"rope_type": "default", "rope_theta": 2000000.0},
     )
-    torch.manual_seed(0)
-    model = SmolLM3ForCausalLM(cfg).eval()
-    randomise(model, 7)
-    return model
+    return built(SmolLM3ForCausalLM, cfg, 7)
 
 
 def lora(model, rslora, seed):
