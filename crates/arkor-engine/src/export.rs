@@ -141,11 +141,27 @@ pub fn export(
     req: &ExportRequest<'_>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ExportReport> {
-    if req.format != ExportFormat::Hf && req.model.spec().family == Family::SmolLM3 {
+    let family = req.model.spec().family;
+    if req.format != ExportFormat::Hf
+        && let Some(why) = match family {
+            Family::SmolLM3 => Some("its NoPE layers need llama.cpp's smollm3 metadata"),
+            Family::Mistral => Some(
+                "its sliding window needs metadata llama.cpp's llama \
+                                     architecture does not read",
+            ),
+            Family::Gemma2 | Family::Gemma3 => Some(
+                "its sandwich norms, soft caps and sliding windows need llama.cpp's gemma \
+                 tensor names and metadata",
+            ),
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => None,
+        }
+    {
         return Err(Error::config(
             "format",
-            "GGUF export of SmolLM3 models is not supported yet (its NoPE layers need llama.cpp's \
-             smollm3 metadata, which arkor does not write); use format hf",
+            format!(
+                "GGUF export of {family:?} models is not supported yet ({why}, which arkor does \
+                 not write); use format hf"
+            ),
         ));
     }
     match req.format {

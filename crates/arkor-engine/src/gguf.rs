@@ -214,9 +214,12 @@ impl GgufFile {
                 config["attention_bias"] = qkv_bias.into();
                 config["use_sliding_window"] = false.into();
             }
-            // `open` refuses the architecture; kept an error rather than a panic.
-            Family::SmolLM3 => {
-                return Err(self.fail("smollm3 GGUF files are not supported".to_owned()));
+            // `open` refuses these architectures; kept an error rather than a panic.
+            Family::SmolLM3 | Family::Mistral | Family::Gemma2 | Family::Gemma3 => {
+                return Err(self.fail(format!(
+                    "{} GGUF files are not supported",
+                    names::arch_name(self.family)
+                )));
             }
         }
         Ok(config)

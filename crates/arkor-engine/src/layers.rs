@@ -542,19 +542,36 @@ impl CustomOp1 for Rope {
 }
 
 /// `softmax(scale * scores)` over the last dimension with a causal mask: query `i` (at
-/// absolute position `offset + i`) sees keys `0..=offset + i`.
+/// absolute position `offset + i`) sees keys `0..=offset + i`, or with a sliding `window`
+/// only the last `window` of them (`offset + i + 1 - window ..= offset + i`).
 ///
 /// `scores` has shape `[batch, heads, queries, keys]`.
-pub fn causal_softmax(scores: &Tensor, scale: f64, offset: usize) -> candle_core::Result<Tensor> {
+pub fn causal_softmax(
+    scores: &Tensor,
+    scale: f64,
+    offset: usize,
+    window: Option<usize>,
+) -> candle_core::Result<Tensor> {
     if scores.device().is_cpu() && scores.dtype() == DType::F32 {
-        return scores.contiguous()?.apply_op1(CausalSoftmax { scale: scale as f32, offset });
+        return scores.contiguous()?.apply_op1(CausalSoftmax {
+            scale: scale as f32,
+            offset,
+            window: window.unwrap_or(usize::MAX),
+        });
     }
     let (_, _, t, kt) = scores.dims4()?;
     let scores = (scores * scale)?;
-    let scores = if t > 1 {
+    let windowed = window.is_some_and(|w| w < kt);
+    let scores = if t > 1 || windowed {
         let mask: Vec<f32> = (0..t)
             .flat_map(|i| {
-                (0..kt).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 })
+                (0..kt).map(move |j| {
+                    if visible_keys(i + offset, window).contains(&j) {
+                        0.0
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
             })
             .collect();
         let mask = Tensor::from_vec(mask, (t, kt), scores.device())?.to_dtype(scores.dtype())?;
@@ -569,9 +586,17 @@ pub fn causal_softmax(scores: &Tensor, scale: f64, offset: usize) -> candle_core
     }
 }
 
+/// The keys the query at absolute position `q` attends to.
+pub(crate) fn visible_keys(q: usize, window: Option<usize>) -> std::ops::Range<usize> {
+    let end = q + 1;
+    end.saturating_sub(window.unwrap_or(usize::MAX))..end
+}
+
 struct CausalSoftmax {
     scale: f32,
     offset: usize,
+    /// `usize::MAX`: no sliding window.
+    window: usize,
 }
 
 impl CustomOp1 for CausalSoftmax {
@@ -584,15 +609,17 @@ impl CustomOp1 for CausalSoftmax {
         let (_, _, t, kt) = l.shape().dims4()?;
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(kt).zip(x.par_chunks(kt)).enumerate().for_each(|(row, (o, x))| {
-            let visible = (row % t + self.offset + 1).min(kt);
-            let max = x[..visible].iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * self.scale;
+            let keys = visible_keys(row % t + self.offset, Some(self.window));
+            let keys = keys.start.min(kt)..keys.end.min(kt);
+            let (o, x) = (&mut o[keys.clone()], &x[keys]);
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * self.scale;
             let mut sum = 0.0;
-            for (o, x) in o[..visible].iter_mut().zip(&x[..visible]) {
+            for (o, x) in o.iter_mut().zip(x) {
                 *o = (x * self.scale - max).exp();
                 sum += *o;
             }
             let inv = 1.0 / sum;
-            o[..visible].iter_mut().for_each(|o| *o *= inv);
+            o.iter_mut().for_each(|o| *o *= inv);
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -754,10 +781,13 @@ impl CustomOp2 for CrossEntropyBwd<'_> {
 /// actual upstream gradient: the same two GEMMs as the composed ops, but neither the
 /// logits nor their gradient (2 x 200 MB at 1,024 rows of a 49k vocabulary) ever exist
 /// whole. Without `with_grad` (evaluation), the result must not be differentiated.
+///
+/// With `softcap`, the logits are soft-capped first (`cap * tanh(logits / cap)`, Gemma 2).
 pub fn linear_cross_entropy(
     hidden: &Tensor,
     w: &Tensor,
     targets: &[u32],
+    softcap: Option<f64>,
     with_grad: bool,
 ) -> candle_core::Result<Tensor> {
     let (rows, dim) = hidden.dims2()?;
@@ -767,20 +797,31 @@ pub fn linear_cross_entropy(
     }
     check_targets(targets, rows, vocab)?;
     if !(hidden.device().is_cpu() && hidden.dtype() == DType::F32) {
-        return weighted_cross_entropy(&frozen_linear(hidden, w)?, targets, &vec![1.0; rows]);
+        let logits = soft_cap(frozen_linear(hidden, w)?, softcap)?;
+        return weighted_cross_entropy(&logits, targets, &vec![1.0; rows]);
     }
     let op = LinearCrossEntropy {
         w: w.contiguous()?,
         targets: targets.to_vec(),
+        softcap: softcap.map(|c| c as f32),
         with_grad,
         input_grad: std::sync::Mutex::new(None),
     };
     hidden.contiguous()?.apply_op1(op)
 }
 
+/// `cap * tanh(x / cap)`, or `x` without a cap.
+pub fn soft_cap(x: Tensor, cap: Option<f64>) -> candle_core::Result<Tensor> {
+    match cap {
+        Some(cap) => (x / cap)?.tanh()? * cap,
+        None => Ok(x),
+    }
+}
+
 struct LinearCrossEntropy {
     w: Tensor,
     targets: Vec<u32>,
+    softcap: Option<f32>,
     with_grad: bool,
     /// `d loss_i / d hidden_i`, computed by the forward pass for the backward pass.
     input_grad: std::sync::Mutex<Option<Vec<f32>>>,
@@ -812,6 +853,17 @@ impl CustomOp1 for LinearCrossEntropy {
                 let losses = &mut losses[start..start + n];
                 block.par_chunks_mut(vocab).zip(losses.par_iter_mut()).zip(targets).for_each(
                     |((x, loss), &target)| {
+                        // Soft-capped logits z = cap tanh(l / cap), and dz/dl = 1 - tanh^2.
+                        let mut slope = vec![];
+                        if let Some(cap) = self.softcap {
+                            for v in x.iter_mut() {
+                                let t = (*v / cap).tanh();
+                                *v = cap * t;
+                                if self.with_grad {
+                                    slope.push(1.0 - t * t);
+                                }
+                            }
+                        }
                         let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
                         let picked = x[target as usize];
                         // exp once, in place: the softmax numerators are the gradient's too.
@@ -822,6 +874,7 @@ impl CustomOp1 for LinearCrossEntropy {
                             let inv = 1.0 / sum;
                             x.iter_mut().for_each(|v| *v *= inv);
                             x[target as usize] -= 1.0;
+                            x.iter_mut().zip(&slope).for_each(|(v, d)| *v *= d);
                         }
                     },
                 );

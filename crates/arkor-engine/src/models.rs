@@ -15,7 +15,10 @@ use serde::Deserialize;
 use crate::{Error, Result};
 
 pub mod decoder;
+pub mod gemma2;
+pub mod gemma3;
 pub mod llama;
+pub mod mistral;
 pub mod qwen2;
 pub mod qwen3;
 pub mod smollm3;
@@ -33,11 +36,20 @@ pub enum Family {
     Qwen3,
     /// SmolLM3 (`SmolLM3ForCausalLM`): Llama blocks, some of them without rotary embedding.
     SmolLM3,
+    /// Mistral (`MistralForCausalLM`): Llama blocks with sliding-window attention.
+    Mistral,
+    /// Gemma 2 (`Gemma2ForCausalLM`): Gemma blocks, soft-capped attention and output logits,
+    /// sliding-window layers interleaved with global ones.
+    Gemma2,
+    /// Gemma 3 text (`Gemma3ForCausalLM`): Gemma blocks with per-head q/k norms and a
+    /// separate rotary base for the sliding-window layers.
+    Gemma3,
 }
 
 impl Family {
     /// The `model_type` values accepted in `config.json`, for error messages.
-    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3, smollm3";
+    pub const SUPPORTED: &'static str =
+        "llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text";
 }
 
 /// Everything the shared decoder needs to know about an architecture.
@@ -73,8 +85,34 @@ pub struct DecoderSpec {
     pub qk_norm: bool,
     /// Layers whose attention uses no rotary embedding (SmolLM3's NoPE layers).
     pub layers_without_rope: Vec<usize>,
+    /// Sliding-window attention: the layers in `sliding_layers` see only the last
+    /// `sliding_window` positions (the query's own included).
+    pub sliding_window: Option<usize>,
+    /// The layers that use `sliding_window` (every layer for Mistral; Gemma interleaves them
+    /// with global layers).
+    pub sliding_layers: Vec<usize>,
+    /// Rotary inverse frequencies of the sliding-window layers where they differ from
+    /// `rope_inv_freq` (Gemma 3's local base).
+    pub rope_local_inv_freq: Option<Vec<f32>>,
+    /// The Gemma block, when the family uses it.
+    pub gemma: Option<GemmaBlock>,
     /// End-of-sequence ids declared in `config.json`.
     pub eos_token_ids: Vec<u32>,
+}
+
+/// What a Gemma decoder does differently from a Llama one: embeddings scaled by
+/// `sqrt(hidden)`, every RMSNorm multiplying by `1 + weight`, a norm after attention and
+/// after the MLP as well as before them, a GeGLU MLP (`gelu_tanh(gate) * up`), attention
+/// scaled by `query_pre_attn_scalar^-1/2`, and optional soft-capping `cap * tanh(x / cap)`
+/// of attention scores and output logits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GemmaBlock {
+    /// Queries are scaled by the inverse square root of this.
+    pub query_pre_attn_scalar: f64,
+    /// Soft cap of the attention scores (Gemma 2).
+    pub attn_softcap: Option<f64>,
+    /// Soft cap of the output logits (Gemma 2).
+    pub final_softcap: Option<f64>,
 }
 
 /// Reads `dir/config.json` and dispatches on its `model_type`.
@@ -97,6 +135,15 @@ pub fn read_spec(dir: &Path) -> Result<DecoderSpec> {
         Some("qwen2") => qwen2::spec(&text),
         Some("qwen3") => qwen3::spec(&text),
         Some("smollm3") => smollm3::spec(&text),
+        Some("mistral") => mistral::spec(&text),
+        Some("gemma2") => gemma2::spec(&text),
+        Some("gemma3_text") => gemma3::spec(&text),
+        Some("gemma3") => {
+            Err("field `model_type`: \"gemma3\" is the multimodal Gemma 3 (4B and up, \
+                               with a vision tower); only the text-only gemma3_text checkpoints \
+                               (Gemma 3 270M and 1B) are supported"
+                .to_owned())
+        }
         Some(other) => Err(format!(
             "field `model_type`: unsupported architecture \"{other}\" (supported: {})",
             Family::SUPPORTED
@@ -114,6 +161,24 @@ struct ModelTypeOnly {
 }
 
 impl DecoderSpec {
+    /// The factor attention scores are multiplied by before the softmax.
+    pub fn attention_scale(&self) -> f64 {
+        match &self.gemma {
+            Some(g) => 1.0 / g.query_pre_attn_scalar.sqrt(),
+            None => 1.0 / (self.head_dim as f64).sqrt(),
+        }
+    }
+
+    /// The soft cap of the output logits, if any (Gemma 2).
+    pub fn final_softcap(&self) -> Option<f64> {
+        self.gemma.as_ref().and_then(|g| g.final_softcap)
+    }
+
+    /// The sliding window of `layer`, if it has one.
+    pub fn window(&self, layer: usize) -> Option<usize> {
+        self.sliding_window.filter(|_| self.sliding_layers.contains(&layer))
+    }
+
     fn validate(&self) -> std::result::Result<(), String> {
         if self.num_heads == 0
             || self.num_kv_heads == 0
@@ -123,6 +188,9 @@ impl DecoderSpec {
                 "field `num_key_value_heads`: {} does not divide num_attention_heads {}",
                 self.num_kv_heads, self.num_heads
             ));
+        }
+        if self.sliding_window == Some(0) {
+            return Err("field `sliding_window`: expected a positive integer, got 0".to_owned());
         }
         if !self.head_dim.is_multiple_of(2) {
             return Err(format!(
@@ -183,8 +251,7 @@ pub(crate) struct CommonConfig {
     head_dim: Option<usize>,
     rms_norm_eps: Option<f64>,
     max_position_embeddings: Option<usize>,
-    #[serde(default)]
-    tie_word_embeddings: bool,
+    tie_word_embeddings: Option<bool>,
     eos_token_id: Option<OneOrMany>,
     #[serde(flatten)]
     rope: RopeConfig,
@@ -201,6 +268,9 @@ pub(crate) struct FamilyDefaults {
     pub qkv_bias: bool,
     pub qk_norm: bool,
     pub layers_without_rope: Vec<usize>,
+    /// transformers' default when `tie_word_embeddings` is absent (it leaves it out when it
+    /// equals its own default).
+    pub tie_word_embeddings: bool,
 }
 
 impl CommonConfig {
@@ -222,10 +292,14 @@ impl CommonConfig {
             rms_norm_eps: self.rms_norm_eps.unwrap_or(d.rms_norm_eps),
             rope_inv_freq: self.rope.inv_freq(head_dim, d.rope_theta)?,
             max_position_embeddings: self.max_position_embeddings.unwrap_or(d.max_positions),
-            tie_word_embeddings: self.tie_word_embeddings,
+            tie_word_embeddings: self.tie_word_embeddings.unwrap_or(d.tie_word_embeddings),
             qkv_bias: d.qkv_bias,
             qk_norm: d.qk_norm,
             layers_without_rope: d.layers_without_rope,
+            sliding_window: None,
+            sliding_layers: vec![],
+            rope_local_inv_freq: None,
+            gemma: None,
             eos_token_ids: OneOrMany::into_vec(self.eos_token_id),
         })
     }

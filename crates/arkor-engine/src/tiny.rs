@@ -22,7 +22,7 @@ pub const TINY_MODEL_ID: &str = "arkor/tiny";
 /// Shape and seed of a generated model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TinySpec {
-    /// Llama or Qwen2 layout.
+    /// The architecture written.
     pub family: Family,
     /// Residual width.
     pub hidden_size: usize,
@@ -96,17 +96,13 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
     let eos = crate::tokenizer::TextTokenizer::from_dir(dir)?.eos_token_ids().to_vec();
     let head_dim = spec.hidden_size / spec.num_heads;
     let model_type = match spec.family {
-        Family::Llama => "llama",
-        Family::Qwen2 => "qwen2",
-        Family::Qwen3 => "qwen3",
-        Family::SmolLM3 => "smollm3",
+        Family::Gemma3 => "gemma3_text",
+        // Every other family's GGUF architecture name is its `model_type`.
+        Family::Mistral => "mistral",
+        family => crate::gguf::names::arch_name(family),
     };
-    let architecture = match spec.family {
-        Family::Llama => "LlamaForCausalLM",
-        Family::Qwen2 => "Qwen2ForCausalLM",
-        Family::Qwen3 => "Qwen3ForCausalLM",
-        Family::SmolLM3 => "SmolLM3ForCausalLM",
-    };
+    let architecture = crate::gguf::names::hf_architecture(spec.family);
+    let gemma = matches!(spec.family, Family::Gemma2 | Family::Gemma3);
     let mut config = serde_json::json!({
         "architectures": [architecture],
         "model_type": model_type,
@@ -130,6 +126,27 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
         let rope: Vec<u8> = (0..spec.num_layers).map(|i| u8::from(i % 2 == 0)).collect();
         config["no_rope_layers"] = rope.into();
     }
+    // Windows short enough that test sequences cross them.
+    match spec.family {
+        Family::Mistral => config["sliding_window"] = 8.into(),
+        Family::Gemma2 | Family::Gemma3 => {
+            config["sliding_window"] = 8.into();
+            config["hidden_activation"] = "gelu_pytorch_tanh".into();
+            config["query_pre_attn_scalar"] = head_dim.into();
+            // Even layers slide, odd ones are global.
+            let types: Vec<&str> = (0..spec.num_layers)
+                .map(|i| if i % 2 == 0 { "sliding_attention" } else { "full_attention" })
+                .collect();
+            config["layer_types"] = types.into();
+            if spec.family == Family::Gemma2 {
+                config["attn_logit_softcapping"] = 50.0.into();
+                config["final_logit_softcapping"] = 30.0.into();
+            } else {
+                config["rope_local_base_freq"] = 1000.0.into();
+            }
+        }
+        _ => {}
+    }
     write_json(&dir.join("config.json"), &config)?;
     write_json(&dir.join("generation_config.json"), &serde_json::json!({ "eos_token_id": eos }))?;
 
@@ -152,8 +169,12 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
         max_position_embeddings: spec.max_position_embeddings,
         tie_word_embeddings: spec.tie_word_embeddings,
         qkv_bias: spec.family == Family::Qwen2,
-        qk_norm: spec.family == Family::Qwen3,
+        qk_norm: matches!(spec.family, Family::Qwen3 | Family::Gemma3),
         layers_without_rope: vec![],
+        sliding_window: None,
+        sliding_layers: vec![],
+        rope_local_inv_freq: None,
+        gemma: None,
         eos_token_ids: eos,
     };
     let mut tensors: Vec<(String, Tensor)> = vec![];
@@ -173,24 +194,39 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
         if s.qk_norm {
             // Not ones, so a decoder that skipped them would compute something else.
             for norm in ["q_norm", "k_norm"] {
-                let w = (uniform((1, head_dim), 0.5)? + 1.0)?.flatten_all()?;
+                // Gemma's norms multiply by `1 + weight`.
+                let w = (uniform((1, head_dim), 0.5)? + if gemma { 0.0 } else { 1.0 })?
+                    .flatten_all()?;
                 tensors.push((format!("model.layers.{i}.self_attn.{norm}.weight"), w));
             }
         }
-        for norm in ["input_layernorm", "post_attention_layernorm"] {
-            let ones = Tensor::ones(spec.hidden_size, candle_core::DType::F32, &Device::Cpu)?;
-            tensors.push((format!("model.layers.{i}.{norm}.weight"), ones));
+        let norms: &[&str] = if gemma {
+            &[
+                "input_layernorm",
+                "post_attention_layernorm",
+                "pre_feedforward_layernorm",
+                "post_feedforward_layernorm",
+            ]
+        } else {
+            &["input_layernorm", "post_attention_layernorm"]
+        };
+        for norm in norms {
+            tensors.push((format!("model.layers.{i}.{norm}.weight"), unit_norm(spec, gemma)?));
         }
     }
-    tensors.push((
-        "model.norm.weight".into(),
-        Tensor::ones(spec.hidden_size, candle_core::DType::F32, &Device::Cpu)?,
-    ));
+    tensors.push(("model.norm.weight".into(), unit_norm(spec, gemma)?));
     if !spec.tie_word_embeddings {
         tensors.push(("lm_head.weight".into(), uniform((vocab, spec.hidden_size), 0.1)?));
     }
     crate::lora::safetensors_write(&tensors, None, &dir.join("model.safetensors"))?;
     Ok(vocab)
+}
+
+/// A norm weight that leaves its input's scale alone: ones, or zeros for Gemma's
+/// `1 + weight`.
+fn unit_norm(spec: &TinySpec, gemma: bool) -> Result<Tensor> {
+    let ones = Tensor::ones(spec.hidden_size, candle_core::DType::F32, &Device::Cpu)?;
+    Ok(if gemma { ones.zeros_like()? } else { ones })
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {

@@ -368,7 +368,13 @@ impl Batch {
             let idx = Tensor::new(self.trained_at.as_slice(), hidden.device())?;
             hidden.index_select(&idx, 0)?
         };
-        let losses = layers::linear_cross_entropy(&hidden, model.lm_head(), &self.targets, grad)?;
+        let losses = layers::linear_cross_entropy(
+            &hidden,
+            model.lm_head(),
+            &self.targets,
+            model.spec().final_softcap(),
+            grad,
+        )?;
         Ok(losses.sum_all()?)
     }
 }

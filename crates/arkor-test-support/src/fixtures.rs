@@ -73,6 +73,36 @@ pub fn tiny_smollm3() -> TempModel {
     generate(TinySpec { family: Family::SmolLM3, ..llama_spec(17) })
 }
 
+/// A 2-layer Mistral with an 8-token sliding window in both layers, the tiny Llama's shape.
+pub fn tiny_mistral() -> TempModel {
+    generate(TinySpec { family: Family::Mistral, ..llama_spec(19) })
+}
+
+/// A 2-layer Gemma 2 (sandwich norms, GeGLU, soft caps; layer 0 slides over 8 tokens,
+/// layer 1 is global), the tiny Llama's shape.
+pub fn tiny_gemma2() -> TempModel {
+    generate(TinySpec { family: Family::Gemma2, ..llama_spec(23) })
+}
+
+/// A 2-layer Gemma 3 text model (q/k norms, a local rope base on its sliding layer), the
+/// tiny Llama's shape.
+pub fn tiny_gemma3() -> TempModel {
+    generate(TinySpec { family: Family::Gemma3, ..llama_spec(29) })
+}
+
+/// One tiny model of every supported family, for tests that must hold for each.
+pub fn every_family() -> Vec<TempModel> {
+    vec![
+        tiny_llama(),
+        tiny_qwen2(),
+        tiny_qwen3(),
+        tiny_smollm3(),
+        tiny_mistral(),
+        tiny_gemma2(),
+        tiny_gemma3(),
+    ]
+}
+
 /// Three short question/answer pairs a tiny model can learn by heart.
 pub const QA: [(&str, &str); 3] = [
     ("What colour is the sky?", "Blue."),

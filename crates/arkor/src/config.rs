@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use arkor_protocol::job::JobConfig;
 
-/// Base models this release knows to work (Llama, Qwen2, Qwen3 and SmolLM3 architectures).
-pub const SUPPORTED_MODELS: [&str; 10] = [
+/// Base models this release knows to work (Llama, Qwen2, Qwen3, SmolLM3, Mistral, Gemma 2
+/// and Gemma 3 architectures). Gemma checkpoints are gated on the Hub: accept the licence
+/// there and set `HF_TOKEN`.
+pub const SUPPORTED_MODELS: [&str; 16] = [
     "arkor/tiny",
     "HuggingFaceTB/SmolLM2-135M-Instruct",
     "HuggingFaceTB/SmolLM2-360M-Instruct",
@@ -16,6 +18,12 @@ pub const SUPPORTED_MODELS: [&str; 10] = [
     "Qwen/Qwen3-1.7B",
     "Qwen/Qwen3-4B",
     "HuggingFaceTB/SmolLM3-3B",
+    "google/gemma-3-270m",
+    "google/gemma-3-270m-it",
+    "google/gemma-3-1b-it",
+    "google/gemma-2-2b-it",
+    "mistralai/Mistral-7B-Instruct-v0.3",
+    "meta-llama/Llama-3.2-1B-Instruct",
 ];
 
 /// A base model: one of [`SUPPORTED_MODELS`] or a local model directory.

@@ -19,6 +19,10 @@ pub fn arch_name(family: Family) -> &'static str {
         Family::Qwen2 => "qwen2",
         Family::Qwen3 => "qwen3",
         Family::SmolLM3 => "smollm3",
+        // llama.cpp's converter writes Mistral checkpoints as `llama`.
+        Family::Mistral => "llama",
+        Family::Gemma2 => "gemma2",
+        Family::Gemma3 => "gemma3",
     }
 }
 
@@ -29,6 +33,9 @@ pub fn hf_architecture(family: Family) -> &'static str {
         Family::Qwen2 => "Qwen2ForCausalLM",
         Family::Qwen3 => "Qwen3ForCausalLM",
         Family::SmolLM3 => "SmolLM3ForCausalLM",
+        Family::Mistral => "MistralForCausalLM",
+        Family::Gemma2 => "Gemma2ForCausalLM",
+        Family::Gemma3 => "Gemma3ForCausalLM",
     }
 }
 

@@ -20,6 +20,15 @@ pub(crate) struct Heads {
     pub head_dim: usize,
 }
 
+/// How attention scores are formed: `scale q.k`, soft-capped at `softcap` if set, over the
+/// last `window` positions if set.
+#[derive(Clone, Copy)]
+pub(crate) struct Scores {
+    pub scale: f32,
+    pub softcap: Option<f32>,
+    pub window: Option<usize>,
+}
+
 /// `q [n, heads * hd]`, `k`/`v` `[n, kv_heads * hd]`: the new token of each of `n`
 /// sequences; `caches[i]` the keys and values of sequence `i` so far (`[1, kv_heads, T_i,
 /// hd]`, none when empty), `offsets[i]` its position. Returns the attention output
@@ -32,12 +41,13 @@ pub(crate) fn decode_attention(
     offsets: &[usize],
     rope: Option<&RopeTables>,
     shape: Heads,
+    how: Scores,
 ) -> candle_core::Result<(Tensor, Vec<(Tensor, Tensor)>)> {
     let Heads { heads, kv_heads, head_dim: hd } = shape;
     let n = offsets.len();
     let half = hd / 2;
     let rep = heads / kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = how.scale;
     if let Some(rope) = rope {
         let max_pos = rope.cos.dim(0)?;
         if let Some(&o) = offsets.iter().find(|&&o| o >= max_pos) {
@@ -96,13 +106,19 @@ pub(crate) fn decode_attention(
             keys.extend(rotate(&k[row..row + hd], i));
             values.extend_from_slice(&v[row..row + hd]);
             let mut out = vec![0f32; rep * hd];
-            let mut scores = vec![0f32; t];
+            // The keys this token sees: all of them, or the last `window`.
+            let seen = super::visible_keys(past, how.window);
+            let mut scores = vec![0f32; seen.len()];
+            let (seen_keys, seen_values) = (&keys[seen.start * hd..], &values[seen.start * hd..]);
             for r in 0..rep {
                 let h = g * rep + r;
                 let qh = rotate(&q[i * heads * hd + h * hd..i * heads * hd + (h + 1) * hd], i);
                 let mut max = f32::NEG_INFINITY;
-                for (s, key) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
+                for (s, key) in scores.iter_mut().zip(seen_keys.chunks_exact(hd)) {
                     *s = qh.iter().zip(key).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    if let Some(cap) = how.softcap {
+                        *s = cap * (*s / cap).tanh();
+                    }
                     max = max.max(*s);
                 }
                 let mut sum = 0f32;
@@ -111,7 +127,7 @@ pub(crate) fn decode_attention(
                     sum += *s;
                 }
                 let o = &mut out[r * hd..(r + 1) * hd];
-                for (s, value) in scores.iter().zip(values.chunks_exact(hd)) {
+                for (s, value) in scores.iter().zip(seen_values.chunks_exact(hd)) {
                     let p = s / sum;
                     for (o, v) in o.iter_mut().zip(value) {
                         *o += p * v;

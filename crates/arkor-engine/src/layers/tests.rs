@@ -63,17 +63,22 @@ fn rope_matches_composed_op() {
 
 #[test]
 fn causal_softmax_matches_masked_softmax() {
-    for offset in [0, 2] {
-        let (t, kt) = (5, 5 + offset);
+    // Without and with a sliding window (one wider than every row's keys).
+    for (offset, window) in [(0, None), (2, None), (0, Some(2)), (3, Some(4)), (0, Some(9))] {
+        let (t, kt) = (6, 6 + offset);
         let mask: Vec<f32> = (0..t)
             .flat_map(|i| {
-                (0..kt).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 })
+                let q = i + offset;
+                (0..kt).map(move |j| {
+                    let hidden = j > q || window.is_some_and(|w| q - j >= w);
+                    if hidden { f32::NEG_INFINITY } else { 0.0 }
+                })
             })
             .collect();
         let mask = Tensor::from_vec(mask, (t, kt), &Device::Cpu).unwrap();
         check(
             &randn(&[2, 3, t, kt], 4),
-            |x| causal_softmax(x, 0.5, offset).unwrap(),
+            |x| causal_softmax(x, 0.5, offset, window).unwrap(),
             |x| {
                 let s = (x * 0.5).unwrap().broadcast_add(&mask).unwrap();
                 candle_nn::ops::softmax(&s, D::Minus1).unwrap()
@@ -150,14 +155,24 @@ fn linear_cross_entropy_matches_the_head_then_cross_entropy() {
     let w = randn(&[vocab, dim], 30);
     let targets: Vec<u32> = (0..rows as u32).map(|i| (i * 7) % vocab as u32).collect();
     let ones = vec![1.0; rows];
-    check(
-        &randn(&[rows, dim], 31),
-        |x| linear_cross_entropy(x, &w, &targets, true).unwrap(),
-        |x| weighted_cross_entropy(&frozen_linear(x, &w).unwrap(), &targets, &ones).unwrap(),
-        1e-4,
-    );
+    // Gemma 2's soft cap, small enough to bend these logits.
+    for cap in [None, Some(0.5)] {
+        let reference = |x: &Tensor| {
+            let logits = soft_cap(frozen_linear(x, &w).unwrap(), cap).unwrap();
+            weighted_cross_entropy(&logits, &targets, &ones).unwrap()
+        };
+        check(
+            &randn(&[rows, dim], 31),
+            |x| linear_cross_entropy(x, &w, &targets, cap, true).unwrap(),
+            reference,
+            1e-4,
+        );
+        let x = randn(&[rows, dim], 32);
+        let without_grad = linear_cross_entropy(&x, &w, &targets, cap, false).unwrap();
+        assert!(max_diff(&without_grad, &reference(&x)) < 1e-4);
+    }
     let x = randn(&[rows, dim], 32);
-    let without_grad = linear_cross_entropy(&x, &w, &targets, false).unwrap();
-    let reference = weighted_cross_entropy(&frozen_linear(&x, &w).unwrap(), &targets, &ones);
-    assert!(max_diff(&without_grad, &reference.unwrap()) < 1e-4);
+    let capped = linear_cross_entropy(&x, &w, &targets, Some(0.5), false).unwrap();
+    let plain = linear_cross_entropy(&x, &w, &targets, None, false).unwrap();
+    assert!(max_diff(&capped, &plain) > 1e-2, "the cap changed nothing");
 }

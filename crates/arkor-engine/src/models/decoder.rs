@@ -6,10 +6,13 @@
 //! model, so one loaded base model serves any number of adapters (the inference service
 //! applies them per request) and training sees exactly the same computation as chat.
 //!
-//! Block: `x += o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x))))` (Qwen3: q and k RMS-normalised
-//! per head before `rope`), then
+//! Block: `x += o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x))))` (Qwen3, Gemma 3: q and k
+//! RMS-normalised per head before `rope`), then
 //! `x += down(silu(gate(n2(x))) * up(n2(x)))`; each projection is
 //! `frozen_linear(x, W) [+ bias] + scale * (dropout(x) A^T) B^T` when the adapter targets it.
+//! Gemma ([`crate::models::GemmaBlock`]) also norms each branch's output before adding it,
+//! uses `gelu_tanh` for `silu`, scales the embeddings and adds 1 to every norm weight (done
+//! once at load). Attention may be limited to a sliding window per layer (Mistral, Gemma).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -64,9 +67,14 @@ struct Linear {
 }
 
 struct Block {
-    input_norm: Tensor,
-    post_attention_norm: Tensor,
-    /// Per-head RMSNorm weights of queries and keys (`[head_dim]`, Qwen3).
+    /// Before attention (`input_layernorm`).
+    attn_norm: Tensor,
+    /// Before the MLP (`post_attention_layernorm`; Gemma: `pre_feedforward_layernorm`).
+    mlp_norm: Tensor,
+    /// On the attention and MLP outputs before the residual add (Gemma:
+    /// `post_attention_layernorm`, `post_feedforward_layernorm`).
+    out_norms: Option<(Tensor, Tensor)>,
+    /// Per-head RMSNorm weights of queries and keys (`[head_dim]`, Qwen3, Gemma 3).
     qk_norm: Option<(Tensor, Tensor)>,
     /// Indexed by [`Proj::index`].
     proj: Vec<Linear>,
@@ -82,6 +90,11 @@ pub struct Model {
     norm: Tensor,
     lm_head: Tensor,
     rope: RopeTables,
+    /// The sliding-window layers' rotation where it differs (Gemma 3).
+    rope_local: Option<RopeTables>,
+    /// Every norm weight under its Hugging Face name, as stored in the file (Gemma's
+    /// weights are used as `1 + weight`).
+    saved_norms: Vec<(String, Tensor)>,
 }
 
 struct WeightReader {
@@ -133,6 +146,14 @@ impl Model {
         let w = WeightReader { st, files, device: device.clone() };
         let s = &spec;
         let (h, hd) = (s.hidden_size, s.head_dim);
+        let mut saved_norms = vec![];
+        // A norm weight as the decoder uses it (Gemma's `1 + weight`), kept as saved too.
+        let mut norm = |name: String, dim: usize| -> Result<Tensor> {
+            let saved = w.get(&name, &[dim])?;
+            let used = if s.gemma.is_some() { (&saved + 1.0)? } else { saved.clone() };
+            saved_norms.push((name, saved));
+            Ok(used)
+        };
         let mut blocks = Vec::with_capacity(s.num_layers);
         for i in 0..s.num_layers {
             let mut proj = Vec::with_capacity(Proj::ALL.len());
@@ -146,20 +167,21 @@ impl Model {
                 };
                 proj.push(Linear { weight, bias });
             }
+            let layer = |n: &str| format!("model.layers.{i}.{n}.weight");
             let qk_norm = if s.qk_norm {
-                let norm =
-                    |n: &str| w.get(&format!("model.layers.{i}.self_attn.{n}.weight"), &[hd]);
-                Some((norm("q_norm")?, norm("k_norm")?))
+                Some((norm(layer("self_attn.q_norm"), hd)?, norm(layer("self_attn.k_norm"), hd)?))
             } else {
                 None
             };
-            blocks.push(Block {
-                qk_norm,
-                input_norm: w.get(&format!("model.layers.{i}.input_layernorm.weight"), &[h])?,
-                post_attention_norm: w
-                    .get(&format!("model.layers.{i}.post_attention_layernorm.weight"), &[h])?,
-                proj,
-            });
+            let attn_norm = norm(layer("input_layernorm"), h)?;
+            let (mlp_norm, out_norms) = if s.gemma.is_some() {
+                let attn_out = norm(layer("post_attention_layernorm"), h)?;
+                let mlp_norm = norm(layer("pre_feedforward_layernorm"), h)?;
+                (mlp_norm, Some((attn_out, norm(layer("post_feedforward_layernorm"), h)?)))
+            } else {
+                (norm(layer("post_attention_layernorm"), h)?, None)
+            };
+            blocks.push(Block { qk_norm, attn_norm, mlp_norm, out_norms, proj });
         }
         let embed = w.get("model.embed_tokens.weight", &[s.vocab_size, h])?;
         let lm_head = if s.tie_word_embeddings || !w.has("lm_head.weight") {
@@ -167,8 +189,12 @@ impl Model {
         } else {
             w.get("lm_head.weight", &[s.vocab_size, h])?
         };
-        let norm = w.get("model.norm.weight", &[h])?;
+        let norm = norm("model.norm.weight".to_owned(), h)?;
         let rope = RopeTables::new(&s.rope_inv_freq, s.max_position_embeddings, device)?;
+        let rope_local = match &s.rope_local_inv_freq {
+            Some(f) => Some(RopeTables::new(f, s.max_position_embeddings, device)?),
+            None => None,
+        };
         debug_assert_eq!(s.rope_inv_freq.len() * 2, hd);
         Ok(Model {
             spec,
@@ -179,6 +205,8 @@ impl Model {
             norm,
             lm_head,
             rope,
+            rope_local,
+            saved_norms,
         })
     }
 
@@ -335,6 +363,9 @@ impl Model {
             head_dim: s.head_dim,
         };
         let mut x = self.embed.index_select(ids, 0)?;
+        if s.gemma.is_some() {
+            x = (x * (s.hidden_size as f64).sqrt())?;
+        }
         let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
             let lin = &block.proj[p.index()];
             let adapter = match (adapters, rows) {
@@ -379,7 +410,7 @@ impl Model {
             Ok(y)
         };
         for (i, block) in self.blocks.iter().enumerate() {
-            let h = layers::rms_norm(&x, &block.input_norm, s.rms_norm_eps)?;
+            let h = layers::rms_norm(&x, &block.attn_norm, s.rms_norm_eps)?;
             let mut q = proj(&h, i, Proj::Q, block)?;
             let mut k = proj(&h, i, Proj::K, block)?;
             let v = proj(&h, i, Proj::V, block)?;
@@ -394,8 +425,6 @@ impl Model {
                 q = per_head(&q, qn, s.num_heads)?;
                 k = per_head(&k, kn, s.num_kv_heads)?;
             }
-            // SmolLM3's NoPE layers attend without the rotation.
-            let rope = !s.layers_without_rope.contains(&i);
             let part = |start: usize, len: usize| -> Result<[Tensor; 3]> {
                 Ok([q.narrow(0, start, len)?, k.narrow(0, start, len)?, v.narrow(0, start, len)?])
             };
@@ -403,7 +432,7 @@ impl Model {
                 Rows::Uniform { batch, seq } => {
                     let offset = offsets.first().copied().unwrap_or(0);
                     let cache = caches.first_mut().map(|c| &mut c.layers[i]);
-                    self.attention(&q, &k, &v, batch, seq, offset, cache, rope)?
+                    self.attention(&q, &k, &v, batch, seq, offset, cache, i)?
                 }
                 Rows::Separate { .. } if decode_step => {
                     let layer: Vec<_> = caches.iter().map(|c| c.layers[i].clone()).collect();
@@ -413,8 +442,17 @@ impl Model {
                         &v,
                         &layer,
                         &offsets,
-                        rope.then_some(&self.rope),
+                        self.rope_of(i),
                         heads,
+                        layers::decode::Scores {
+                            scale: s.attention_scale() as f32,
+                            softcap: s
+                                .gemma
+                                .as_ref()
+                                .and_then(|g| g.attn_softcap)
+                                .map(|c| c as f32),
+                            window: s.window(i),
+                        },
                     )?;
                     for (c, kv) in caches.iter_mut().zip(updated) {
                         c.layers[i] = Some(kv);
@@ -427,7 +465,7 @@ impl Model {
                     for (j, &len) in lens.iter().enumerate() {
                         let [q, k, v] = part(start, len)?;
                         let cache = Some(&mut caches[j].layers[i]);
-                        parts.push(self.attention(&q, &k, &v, 1, len, offsets[j], cache, rope)?);
+                        parts.push(self.attention(&q, &k, &v, 1, len, offsets[j], cache, i)?);
                         start += len;
                     }
                     Tensor::cat(&parts, 0)?
@@ -447,33 +485,34 @@ impl Model {
                             prefix,
                             0,
                             Some(&mut prefix_kv),
-                            rope,
+                            i,
                         )?);
                     }
                     let mut start = prefix;
                     for &len in lens {
                         let [q, k, v] = part(start, len)?;
                         let mut kv = prefix_kv.clone();
-                        parts.push(self.attention(
-                            &q,
-                            &k,
-                            &v,
-                            1,
-                            len,
-                            prefix,
-                            Some(&mut kv),
-                            rope,
-                        )?);
+                        parts.push(self.attention(&q, &k, &v, 1, len, prefix, Some(&mut kv), i)?);
                         start += len;
                     }
                     Tensor::cat(&parts, 0)?
                 }
             };
-            x = (x + proj(&attn, i, Proj::O, block)?)?;
-            let h = layers::rms_norm(&x, &block.post_attention_norm, s.rms_norm_eps)?;
-            let gate = proj(&h, i, Proj::Gate, block)?.silu()?;
+            let out_norm = |y: Tensor, which: usize| -> Result<Tensor> {
+                Ok(match &block.out_norms {
+                    Some(norms) => {
+                        let w = if which == 0 { &norms.0 } else { &norms.1 };
+                        layers::rms_norm(&y, w, s.rms_norm_eps)?
+                    }
+                    None => y,
+                })
+            };
+            x = (x + out_norm(proj(&attn, i, Proj::O, block)?, 0)?)?;
+            let h = layers::rms_norm(&x, &block.mlp_norm, s.rms_norm_eps)?;
+            let gate = proj(&h, i, Proj::Gate, block)?;
+            let gate = if s.gemma.is_some() { gate.gelu()? } else { gate.silu()? };
             let up = proj(&h, i, Proj::Up, block)?;
-            x = (x + proj(&(gate * up)?, i, Proj::Down, block)?)?;
+            x = (x + out_norm(proj(&(gate * up)?, i, Proj::Down, block)?, 1)?)?;
         }
         Ok(layers::rms_norm(&x, &self.norm, s.rms_norm_eps)?)
     }
@@ -492,15 +531,19 @@ impl Model {
         seq: usize,
         offset: usize,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
-        rope: bool,
+        layer: usize,
     ) -> Result<Tensor> {
         let s = &self.spec;
         let (nh, nkv, hd) = (s.num_heads, s.num_kv_heads, s.head_dim);
         let heads = |y: &Tensor, n: usize| -> Result<Tensor> {
             Ok(y.reshape((batch, seq, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
+        let rope = self.rope_of(layer);
         let rotate = |x: Tensor| -> Result<Tensor> {
-            Ok(if rope { self.rope.apply(&x, offset)? } else { x })
+            Ok(match rope {
+                Some(rope) => rope.apply(&x, offset)?,
+                None => x,
+            })
         };
         let q = rotate(heads(q, nh)?)?;
         let mut k = rotate(heads(k, nkv)?)?;
@@ -514,8 +557,28 @@ impl Model {
         }
         let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
         let scores = q.matmul(&k.t()?)?;
-        let probs = layers::causal_softmax(&scores, 1.0 / (hd as f64).sqrt(), offset)?;
+        let (scale, window) = (s.attention_scale(), s.window(layer));
+        let probs = match s.gemma.as_ref().and_then(|g| g.attn_softcap) {
+            // The cap applies to the scaled scores, before the mask.
+            Some(cap) => {
+                let capped = layers::soft_cap((scores * scale)?, Some(cap))?;
+                layers::causal_softmax(&capped, 1.0, offset, window)?
+            }
+            None => layers::causal_softmax(&scores, scale, offset, window)?,
+        };
         Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, nh * hd))?)
+    }
+
+    /// The rotation of `layer`'s queries and keys: none in SmolLM3's NoPE layers, Gemma 3's
+    /// local tables in its sliding-window layers.
+    fn rope_of(&self, layer: usize) -> Option<&RopeTables> {
+        if self.spec.layers_without_rope.contains(&layer) {
+            return None;
+        }
+        match &self.rope_local {
+            Some(local) if self.spec.window(layer).is_some() => Some(local),
+            _ => Some(&self.rope),
+        }
     }
 
     /// The output projection `[vocab, hidden]` (the embedding matrix when tied).
@@ -523,9 +586,11 @@ impl Model {
         &self.lm_head
     }
 
-    /// Projects hidden states (`[..., hidden]`) to vocabulary logits (`[..., vocab]`).
+    /// Projects hidden states (`[..., hidden]`) to vocabulary logits (`[..., vocab]`),
+    /// soft-capped where the family does (Gemma 2).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(layers::frozen_linear(hidden, &self.lm_head)?)
+        let logits = layers::frozen_linear(hidden, &self.lm_head)?;
+        Ok(layers::soft_cap(logits, self.spec.final_softcap())?)
     }
 
     /// Logits for every position: `[batch, seq, vocab]`.
@@ -539,21 +604,12 @@ impl Model {
     pub fn merged_weights(&self, adapter: Option<&Adapter>) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         out.insert("model.embed_tokens.weight".to_owned(), self.embed.clone());
-        out.insert("model.norm.weight".to_owned(), self.norm.clone());
+        out.extend(self.saved_norms.iter().cloned());
         if !self.spec.tie_word_embeddings {
             out.insert("lm_head.weight".to_owned(), self.lm_head.clone());
         }
         for (i, block) in self.blocks.iter().enumerate() {
             let prefix = format!("model.layers.{i}");
-            out.insert(format!("{prefix}.input_layernorm.weight"), block.input_norm.clone());
-            out.insert(
-                format!("{prefix}.post_attention_layernorm.weight"),
-                block.post_attention_norm.clone(),
-            );
-            if let Some((qn, kn)) = &block.qk_norm {
-                out.insert(format!("{prefix}.self_attn.q_norm.weight"), qn.clone());
-                out.insert(format!("{prefix}.self_attn.k_norm.weight"), kn.clone());
-            }
             for p in Proj::ALL {
                 let lin = &block.proj[p.index()];
                 let mut w = lin.weight.clone();

@@ -35,5 +35,6 @@ pub fn spec(json: &str) -> Result<DecoderSpec, String> {
         qkv_bias: true,
         qk_norm: false,
         layers_without_rope: vec![],
+        tie_word_embeddings: false,
     })
 }

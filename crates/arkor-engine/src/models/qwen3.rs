@@ -41,5 +41,6 @@ pub fn spec(json: &str) -> Result<DecoderSpec, String> {
         qkv_bias: c.attention_bias,
         qk_norm: true,
         layers_without_rope: vec![],
+        tie_word_embeddings: false,
     })
 }

@@ -46,6 +46,7 @@ pub fn spec(json: &str) -> Result<DecoderSpec, String> {
         qkv_bias: c.attention_bias,
         qk_norm: false,
         layers_without_rope: vec![],
+        tie_word_embeddings: true,
     })?;
     let layers = spec.num_layers;
     spec.layers_without_rope = match flags {

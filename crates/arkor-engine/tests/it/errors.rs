@@ -39,9 +39,14 @@ fn model_directory_errors_name_the_file_and_field() {
         msg.contains("config.json")
             && msg.contains("`model_type`")
             && msg.contains("gpt2")
-            && msg.contains("llama, qwen2"),
+            && msg.contains("llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text"),
         "{msg}"
     );
+
+    // The multimodal Gemma 3 is named as such, not as an unknown architecture.
+    edit_config(m.path(), |v| v["model_type"] = "gemma3".into());
+    let msg = load_err(m.path());
+    assert!(msg.contains("multimodal") && msg.contains("gemma3_text"), "{msg}");
 
     let m = tiny_llama();
     edit_config(m.path(), |v| v["num_key_value_heads"] = 3.into());

@@ -3,13 +3,13 @@
 
 use arkor_engine::cancel::CancelToken;
 use arkor_engine::generate::{FinishReason, SamplingParams, generate, greedy_next_tokens};
-use arkor_test_support::fixtures::{tiny_llama, tiny_qwen2, tiny_qwen3, tiny_smollm3};
+use arkor_test_support::fixtures::{every_family, tiny_llama};
 
 use crate::load;
 
 #[test]
 fn cached_greedy_decoding_matches_uncached_forward_passes() {
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_smollm3()] {
+    for fixture in every_family() {
         let l = load(fixture.path());
         let prompt = l.tokenizer.encode("Hello there, tiny model", false).unwrap();
         // No EOS and no early stop: a random model may emit EOS, so use ids directly.
@@ -95,7 +95,7 @@ fn constrained_replies_of_random_models_follow_the_schema_and_stream_the_same_te
     use arkor_engine::constrain::Constraint;
     let schema = triage_schema();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_smollm3()] {
+    for fixture in every_family() {
         let l = load(fixture.path());
         let prompt = l.tokenizer.encode("Ticket: the app crashes on login", false).unwrap();
         for seed in 0..6 {
@@ -175,7 +175,7 @@ fn sequences_stepped_together_match_each_alone() {
     use arkor_engine::generate::{Sequence, next_logits};
     use arkor_engine::lora::Adapter;
 
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_smollm3()] {
+    for fixture in every_family() {
         let l = load(fixture.path());
         let (a, b) = (
             crate::gradients::perturbed_adapter(&l, 3),

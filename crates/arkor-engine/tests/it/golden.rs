@@ -18,7 +18,7 @@ fn reference_dir() -> PathBuf {
 /// A reference tensor: from `families.safetensors` for the families added later
 /// (`make_reference.py generate-families`), else from `logits.safetensors`.
 fn reference(name: &str) -> Tensor {
-    let later = ["tiny-qwen3", "tiny-smollm3"];
+    let later = ["tiny-qwen3", "tiny-smollm3", "tiny-mistral", "tiny-gemma2", "tiny-gemma3"];
     let file = if later.iter().any(|m| name.starts_with(m)) { "families" } else { "logits" };
     let tensors = candle_core::safetensors::load(
         reference_dir().join(format!("{file}.safetensors")),
@@ -71,6 +71,84 @@ fn peft_adapter_on_smollm3_matches_transformers() {
 }
 
 #[test]
+fn mistral_sliding_window_matches_transformers() {
+    check("tiny-mistral", None, "tiny-mistral.logits", "tiny-mistral");
+}
+
+#[test]
+fn peft_adapter_on_mistral_matches_transformers() {
+    check("tiny-mistral", Some("peft-adapter-mistral"), "tiny-mistral+peft.logits", "tiny-mistral");
+}
+
+#[test]
+fn gemma2_softcaps_sandwich_norms_sliding_layer_match_transformers() {
+    check("tiny-gemma2", None, "tiny-gemma2.logits", "tiny-gemma2");
+}
+
+#[test]
+fn peft_adapter_on_gemma2_matches_transformers() {
+    check("tiny-gemma2", Some("peft-adapter-gemma2"), "tiny-gemma2+peft.logits", "tiny-gemma2");
+}
+
+#[test]
+fn gemma3_qk_norms_local_rope_sliding_layer_match_transformers() {
+    check("tiny-gemma3", None, "tiny-gemma3.logits", "tiny-gemma3");
+}
+
+#[test]
+fn peft_adapter_on_gemma3_matches_transformers() {
+    check("tiny-gemma3", Some("peft-adapter-gemma3"), "tiny-gemma3+peft.logits", "tiny-gemma3");
+}
+
+/// Greedy continuations through arkor's serving path (the prompt through the cache, then one
+/// decode step at a time for both rows together) equal transformers' full-forward greedy
+/// tokens, with and without the PEFT adapter. 20 steps cross the 4-token window five times.
+#[test]
+fn sliding_window_families_continue_greedily_as_transformers() {
+    use arkor_engine::models::KvCache;
+    for name in ["tiny-mistral", "tiny-gemma2", "tiny-gemma3"] {
+        let family = name.trim_start_matches("tiny-");
+        let model = Model::load(&reference_dir().join(name), &Device::Cpu).unwrap();
+        let adapter = Adapter::load(
+            &reference_dir().join(format!("peft-adapter-{family}")),
+            model.spec(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        for (adapter, key) in [(None, name.to_owned()), (Some(&adapter), format!("{name}+peft"))] {
+            let expected: Vec<Vec<u32>> = reference(&format!("{key}.greedy"))
+                .to_dtype(DType::U32)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            let prompt = &expected[0][..12];
+            let mut rows: Vec<Vec<u32>> = expected.iter().map(|r| r[..12].to_vec()).collect();
+            assert_eq!(prompt, &rows[0][..]);
+            let mut caches = [KvCache::new(), KvCache::new()];
+            let mut step: Vec<Vec<u32>> = rows.clone();
+            while rows[0].len() < expected[0].len() {
+                let lens: Vec<usize> = step.iter().map(Vec::len).collect();
+                let ids = Tensor::new(step.concat().as_slice(), &Device::Cpu).unwrap();
+                let [a, b] = &mut caches;
+                let hidden = model
+                    .hidden_states_cached(&ids, &lens, &mut [a, b], &[adapter, adapter])
+                    .unwrap();
+                let mut end = 0;
+                for (j, len) in lens.iter().enumerate() {
+                    end += len;
+                    let last = hidden.narrow(0, end - 1, 1).unwrap();
+                    let logits = model.logits(&last).unwrap().flatten_all().unwrap();
+                    let next = logits.argmax(0).unwrap().to_scalar::<u32>().unwrap();
+                    rows[j].push(next);
+                    step[j] = vec![next];
+                }
+            }
+            assert_eq!(rows, expected, "{key}: greedy tokens differ from transformers'");
+        }
+    }
+}
+
+#[test]
 fn peft_adapter_loads_and_matches_transformers() {
     check("tiny-llama", Some("peft-adapter"), "tiny-llama+peft.logits", "tiny-llama");
 }
@@ -86,7 +164,9 @@ fn peft_rslora_adapter_matches_transformers() {
 #[test]
 fn our_adapter_files_are_written_for_the_peft_check() {
     use rand::{Rng, SeedableRng};
-    for name in ["tiny-llama", "tiny-qwen3", "tiny-smollm3"] {
+    for name in
+        ["tiny-llama", "tiny-qwen3", "tiny-smollm3", "tiny-mistral", "tiny-gemma2", "tiny-gemma3"]
+    {
         let model = Model::load(&reference_dir().join(name), &Device::Cpu).unwrap();
         let lora = arkor_engine::config::LoraConfig { r: 4, alpha: 8.0, ..Default::default() };
         let adapter = Adapter::new(model.spec(), &lora, name, 5, &Device::Cpu).unwrap();

@@ -3,7 +3,7 @@
 use arkor_engine::lora::Adapter;
 use arkor_engine::train::{adapter_gradients, loss};
 use arkor_test_support::fixtures::{
-    tiny_llama, tiny_qwen2, tiny_qwen3, tiny_smollm3, write_qa_dataset,
+    every_family, tiny_gemma2, tiny_llama, tiny_qwen2, write_qa_dataset,
 };
 use rand::{Rng, SeedableRng};
 
@@ -27,7 +27,7 @@ pub(crate) fn perturbed_adapter(l: &crate::Loaded, seed: u64) -> Adapter {
 
 #[test]
 fn every_lora_tensor_gets_a_nonzero_gradient() {
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_smollm3()] {
+    for fixture in every_family() {
         let l = load(fixture.path());
         let dir = tempfile::tempdir().unwrap();
         let data = prepare(&l.tokenizer, &[write_qa_dataset(dir.path(), 6)], &quick_config());
@@ -44,46 +44,49 @@ fn every_lora_tensor_gets_a_nonzero_gradient() {
 
 #[test]
 fn gradients_match_finite_differences() {
-    let fixture = tiny_llama();
-    let l = load(fixture.path());
-    let dir = tempfile::tempdir().unwrap();
-    let data = prepare(&l.tokenizer, &[write_qa_dataset(dir.path(), 3)], &quick_config());
-    let adapter = perturbed_adapter(&l, 3);
-    let grads = adapter_gradients(&l.model, &adapter, &data.train).unwrap();
-    // One A and one B of an attention and an MLP projection, a few entries each.
-    let picks = [
-        "layers.0.self_attn.q_proj.lora_A",
-        "layers.1.mlp.down_proj.lora_B",
-        "layers.1.self_attn.v_proj.lora_B",
-        "layers.0.mlp.gate_proj.lora_A",
-    ];
-    let eps = 1e-2f32;
-    for pick in picks {
-        let (name, var, grad) = grads.iter().find(|(n, _, _)| n.contains(pick)).unwrap();
-        let grad = grad.as_ref().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let original = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        // The entries with the largest gradients, where finite differences are meaningful.
-        let mut order: Vec<usize> = (0..grad.len()).collect();
-        order.sort_by(|a, b| grad[*b].abs().total_cmp(&grad[*a].abs()));
-        for &i in order.iter().take(3) {
-            let eval = |delta: f32| {
-                let mut v = original.clone();
-                v[i] += delta;
-                var.set(&candle_core::Tensor::from_vec(v, var.dims(), var.device()).unwrap())
-                    .unwrap();
-                loss(&l.model, &adapter, &data.train).unwrap()
-            };
-            let numeric = ((eval(eps) - eval(-eps)) / (2.0 * eps as f64)) as f32;
-            var.set(
-                &candle_core::Tensor::from_vec(original.clone(), var.dims(), var.device()).unwrap(),
-            )
-            .unwrap();
-            let rel = (numeric - grad[i]).abs() / grad[i].abs().max(1e-3);
-            assert!(
-                rel < 2e-2,
-                "{name}[{i}]: analytic {} vs numeric {numeric} (rel {rel})",
-                grad[i]
-            );
+    // Gemma 2 adds GeGLU, sandwich norms, soft caps on scores and logits, a sliding window.
+    for fixture in [tiny_llama(), tiny_gemma2()] {
+        let l = load(fixture.path());
+        let dir = tempfile::tempdir().unwrap();
+        let data = prepare(&l.tokenizer, &[write_qa_dataset(dir.path(), 3)], &quick_config());
+        let adapter = perturbed_adapter(&l, 3);
+        let grads = adapter_gradients(&l.model, &adapter, &data.train).unwrap();
+        // One A and one B of an attention and an MLP projection, a few entries each.
+        let picks = [
+            "layers.0.self_attn.q_proj.lora_A",
+            "layers.1.mlp.down_proj.lora_B",
+            "layers.1.self_attn.v_proj.lora_B",
+            "layers.0.mlp.gate_proj.lora_A",
+        ];
+        let eps = 1e-2f32;
+        for pick in picks {
+            let (name, var, grad) = grads.iter().find(|(n, _, _)| n.contains(pick)).unwrap();
+            let grad = grad.as_ref().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let original = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            // The entries with the largest gradients, where finite differences are meaningful.
+            let mut order: Vec<usize> = (0..grad.len()).collect();
+            order.sort_by(|a, b| grad[*b].abs().total_cmp(&grad[*a].abs()));
+            for &i in order.iter().take(3) {
+                let eval = |delta: f32| {
+                    let mut v = original.clone();
+                    v[i] += delta;
+                    var.set(&candle_core::Tensor::from_vec(v, var.dims(), var.device()).unwrap())
+                        .unwrap();
+                    loss(&l.model, &adapter, &data.train).unwrap()
+                };
+                let numeric = ((eval(eps) - eval(-eps)) / (2.0 * eps as f64)) as f32;
+                var.set(
+                    &candle_core::Tensor::from_vec(original.clone(), var.dims(), var.device())
+                        .unwrap(),
+                )
+                .unwrap();
+                let rel = (numeric - grad[i]).abs() / grad[i].abs().max(1e-3);
+                assert!(
+                    rel < 2e-2,
+                    "{name}[{i}]: analytic {} vs numeric {numeric} (rel {rel})",
+                    grad[i]
+                );
+            }
         }
     }
 }

@@ -12,9 +12,7 @@ use arkor_engine::models::Model;
 use arkor_engine::tokenizer::ChatMessage;
 use arkor_engine::train::{TrainOutcome, TrainRequest, train};
 use arkor_test_support::check::assert_close;
-use arkor_test_support::fixtures::{
-    QA, tiny_llama, tiny_qwen2, tiny_qwen3, tiny_smollm3, write_qa_dataset,
-};
+use arkor_test_support::fixtures::{QA, every_family, tiny_llama, write_qa_dataset};
 use candle_core::{Device, Tensor};
 
 use crate::{Loaded, load, prepare, quick_config};
@@ -37,7 +35,7 @@ fn run(
 
 #[test]
 fn loss_halves_in_30_steps_and_runs_are_reproducible() {
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_smollm3()] {
+    for fixture in every_family() {
         let l = load(fixture.path());
         let tmp = tempfile::tempdir().unwrap();
         let config = quick_config();

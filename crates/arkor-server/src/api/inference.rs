@@ -28,12 +28,13 @@ use crate::store;
 use crate::util::{new_id, now_ms};
 
 /// Base models listed by `/v1/models` besides those jobs used.
-pub const KNOWN_BASE_MODELS: [&str; 5] = [
+pub const KNOWN_BASE_MODELS: [&str; 6] = [
     TINY_MODEL_ID,
     "HuggingFaceTB/SmolLM2-135M-Instruct",
     "HuggingFaceTB/SmolLM2-360M-Instruct",
     "Qwen/Qwen2.5-0.5B-Instruct",
     "Qwen/Qwen3-0.6B",
+    "google/gemma-3-270m-it",
 ];
 
 /// What a request asks for, after validation.

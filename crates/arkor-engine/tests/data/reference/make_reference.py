@@ -24,7 +24,14 @@ the files above:
   tiny-smollm3/          SmolLM3ForCausalLM: layer 1 without rotary embedding (NoPE), GQA,
                          tied embeddings, fp32
   peft-adapter-smollm3/  the same kind of adapter on tiny-smollm3
-  families.safetensors   input ids and reference logits (with and without the adapter)
+  tiny-mistral/          MistralForCausalLM: sliding window of 4 (the 12-token inputs cross it)
+  tiny-gemma2/           Gemma2ForCausalLM: sandwich norms, GeGLU, soft caps 1 and 2, query
+                         scalar 16, layer 0 sliding (window 4), layer 1 global
+  tiny-gemma3/           Gemma3ForCausalLM: as Gemma 2 without caps, q/k norms, local rope
+                         base 100 on the sliding layer, 1e6 on the global one
+  peft-adapter-<family>/ the same kind of adapter on each
+  families.safetensors   input ids and reference logits (with and without the adapter); for
+                         the sliding-window families also 20 greedy tokens after the inputs
 
 `check-adapter` loads an adapter written by arkor into PEFT on top of MODEL (default
 tiny-llama), runs the same input ids and compares with the tensor "logits" in the given
@@ -119,6 +126,43 @@ def smollm3():
     return built(SmolLM3ForCausalLM, cfg, 7)
 
 
+def mistral():
+    from transformers import MistralConfig, MistralForCausalLM
+    cfg = MistralConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
+        max_position_embeddings=128, tie_word_embeddings=False, sliding_window=4,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    )
+    return built(MistralForCausalLM, cfg, 9)
+
+
+def gemma2():
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+    # Caps small enough to bend these scores and logits; a query scalar unlike head_dim.
+    cfg = Gemma2Config(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, rms_norm_eps=1e-6,
+        max_position_embeddings=128, query_pre_attn_scalar=16, sliding_window=4,
+        attn_logit_softcapping=1.0, final_logit_softcapping=2.0,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    )
+    return built(Gemma2ForCausalLM, cfg, 11)
+
+
+def gemma3():
+    from transformers import Gemma3TextConfig, Gemma3ForCausalLM
+    cfg = Gemma3TextConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6,
+        max_position_embeddings=128, query_pre_attn_scalar=16, sliding_window=4,
+        layer_types=["sliding_attention", "full_attention"],
+        rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}},
+    )
+    return built(Gemma3ForCausalLM, cfg, 13)
+
+
 def lora(model, rslora, seed):
     from peft import LoraConfig, get_peft_model
     cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
@@ -138,6 +182,16 @@ def logits_of(model):
     return model(input_ids=input_ids()).logits.float().contiguous()
 
 
+@torch.no_grad()
+def greedy_of(model, steps=20):
+    """The input ids followed by `steps` greedy tokens (full forward each step, no cache)."""
+    ids = input_ids()
+    for _ in range(steps):
+        nxt = model(input_ids=ids).logits[:, -1].argmax(-1, keepdim=True)
+        ids = torch.cat([ids, nxt], dim=1)
+    return ids
+
+
 def save_model(model, name, dtype, shard):
     path = os.path.join(HERE, name)
     shutil.rmtree(path, ignore_errors=True)
@@ -147,8 +201,8 @@ def save_model(model, name, dtype, shard):
 
 
 def peft_logits(path, adapter, rslora, seed):
-    """Saves a random PEFT adapter on the model at `path` as HERE/`adapter`, loads it back
-    with PeftModel and returns its logits."""
+    """Saves a random PEFT adapter on the model at `path` as HERE/`adapter` and returns it
+    loaded back with PeftModel."""
     from transformers import AutoModelForCausalLM
     from peft import PeftModel
     model = lora(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), rslora, seed)
@@ -159,7 +213,7 @@ def peft_logits(path, adapter, rslora, seed):
     if os.path.exists(readme):
         os.remove(readme)
     loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), adapter_dir).eval()
-    return logits_of(loaded)
+    return loaded
 
 
 def generate():
@@ -178,7 +232,7 @@ def generate():
 
     for adapter, rslora, seed in [("peft-adapter", False, 3), ("peft-adapter-rslora", True, 4)]:
         key = "tiny-llama+peft" if not rslora else "tiny-llama+peft-rslora"
-        out[f"{key}.logits"] = peft_logits(path, adapter, rslora, seed)
+        out[f"{key}.logits"] = logits_of(peft_logits(path, adapter, rslora, seed))
 
     path = save_model(qwen2(), "tiny-qwen2", torch.bfloat16, shard=False)
     reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).float().eval()
@@ -196,13 +250,19 @@ def generate_families():
     from transformers import AutoModelForCausalLM
     out = {}
     ids = input_ids()
-    for name, make, seed in [("tiny-qwen3", qwen3, 6), ("tiny-smollm3", smollm3, 8)]:
+    for name, make, seed in [("tiny-qwen3", qwen3, 6), ("tiny-smollm3", smollm3, 8),
+                             ("tiny-mistral", mistral, 10), ("tiny-gemma2", gemma2, 12),
+                             ("tiny-gemma3", gemma3, 14)]:
         path = save_model(make(), name, torch.float32, shard=False)
         reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         out[f"{name}.input_ids"] = ids.clone()
         out[f"{name}.logits"] = logits_of(reloaded)
         adapter = "peft-adapter-" + name.removeprefix("tiny-")
-        out[f"{name}+peft.logits"] = peft_logits(path, adapter, False, seed)
+        peft = peft_logits(path, adapter, False, seed)
+        out[f"{name}+peft.logits"] = logits_of(peft)
+        if name not in ("tiny-qwen3", "tiny-smollm3"):
+            out[f"{name}.greedy"] = greedy_of(reloaded)
+            out[f"{name}+peft.greedy"] = greedy_of(peft)
         with open(os.path.join(path, "config.json")) as f:
             print(name, "config keys:", sorted(json.load(f).keys()))
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "families.safetensors"))
