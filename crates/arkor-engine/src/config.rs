@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetFormat;
+pub use crate::layers::quant::BaseQuant;
 use crate::{Error, Result};
 
 /// Everything that defines one training run.
@@ -63,6 +64,9 @@ pub struct TrainConfig {
     pub train_on_responses_only: bool,
     /// Run a short smoke test: at most 50 rows and 10 steps. Default false.
     pub dry_run: bool,
+    /// Keep the frozen base's projection weights quantized in memory (`q8_0`, `q4_1`) to
+    /// fine-tune larger models in less RAM; CPU only. Default `none` (fp32).
+    pub base_quant: BaseQuant,
 }
 
 impl Default for TrainConfig {
@@ -90,6 +94,7 @@ impl Default for TrainConfig {
             seed: 42,
             train_on_responses_only: true,
             dry_run: false,
+            base_quant: BaseQuant::None,
         }
     }
 }

@@ -901,6 +901,7 @@ impl CustomOp1 for LinearCrossEntropy {
 }
 
 pub(crate) mod decode;
+pub mod quant;
 mod skinny;
 
 #[cfg(test)]

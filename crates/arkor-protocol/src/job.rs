@@ -123,9 +123,12 @@ pub struct JobConfig {
     /// Longest example in tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u64>,
-    /// 4-bit loading; not supported by arkor's engine (only `false` is accepted).
+    /// 4-bit loading: `true` keeps the frozen base in 4-bit blocks (`baseQuant: "q4_1"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_in4bit: Option<bool>,
+    /// How the frozen base is kept in memory: `none`, `q8_0` or `q4_1` (arkor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_quant: Option<String>,
     /// Optimiser steps (overrides epochs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u64>,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use arkor_engine::config::{DatasetConfig, LrScheduler, Optimizer, TrainConfig};
+use arkor_engine::config::{BaseQuant, DatasetConfig, LrScheduler, Optimizer, TrainConfig};
 use arkor_engine::data::DatasetFormat;
 use arkor_engine::tiny::TINY_MODEL_ID;
 use arkor_protocol::job::{DatasetSource, JobConfig};
@@ -101,11 +101,22 @@ pub fn to_train_config(name: &str, c: &JobConfig) -> Result<TrainConfig, FieldEr
     if c.dataset_split.is_some() && matches!(t.dataset, DatasetConfig::Jsonl { .. }) {
         return Err(err("datasetSplit", "only applies to huggingface datasets"));
     }
+    t.base_quant = match c.base_quant.as_deref() {
+        None | Some("none") => BaseQuant::None,
+        Some("q8_0") => BaseQuant::Q8_0,
+        Some("q4_1") => BaseQuant::Q4_1,
+        Some(other) => {
+            return Err(err("baseQuant", format!("expected none, q8_0 or q4_1, got \"{other}\"")));
+        }
+    };
     if c.load_in4bit == Some(true) {
-        return Err(err(
-            "loadIn4bit",
-            "4-bit loading is not supported by arkor's engine; expected false or absent",
-        ));
+        if !matches!(c.base_quant.as_deref(), None | Some("q4_1")) {
+            return Err(err(
+                "loadIn4bit",
+                "true asks for a 4-bit base but baseQuant says otherwise",
+            ));
+        }
+        t.base_quant = BaseQuant::Q4_1;
     }
     let usize_of = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     if let Some(v) = c.lora_r {

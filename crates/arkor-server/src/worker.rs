@@ -87,7 +87,7 @@ fn run(
         let files = crate::resolve::dataset(&hub, &job.config.dataset)?;
         let device = device.open()?;
         eprintln!("worker: loading {} from {}", job.config.model, model_dir.display());
-        let model = Model::load(&model_dir, &device)?;
+        let model = Model::load_with(&model_dir, &device, job.config.base_quant)?;
         let tokenizer = TextTokenizer::from_dir(&model_dir)?;
         let c = &job.config;
         let options = PrepareOptions {

@@ -160,6 +160,27 @@ impl Optimizer {
     }
 }
 
+/// How the frozen base model is kept in memory while training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseQuant {
+    /// fp32 (the default).
+    None,
+    /// 8-bit blocks: about 3.8x less memory for the base, loss curves close to fp32's.
+    Q8_0,
+    /// 4-bit blocks: about 6.4x less memory for the base.
+    Q4_1,
+}
+
+impl BaseQuant {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BaseQuant::None => "none",
+            BaseQuant::Q8_0 => "q8_0",
+            BaseQuant::Q4_1 => "q4_1",
+        }
+    }
+}
+
 /// Learning-rate schedule after warm-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheduler {

@@ -70,7 +70,8 @@ pub use arkor_protocol::tasks::{
 };
 pub use client::{ApiError, Client, ProjectScope, client_header};
 pub use config::{
-    Dataset, DatasetFormat, Lora, Model, Optimizer, SUPPORTED_MODELS, Scheduler, TrainerConfigError,
+    BaseQuant, Dataset, DatasetFormat, Lora, Model, Optimizer, SUPPORTED_MODELS, Scheduler,
+    TrainerConfigError,
 };
 pub use credentials::{
     Credentials, CredentialsKind, DEFAULT_BACKEND_URL, ProjectState, ScopeError, arkor_home,

@@ -484,6 +484,13 @@ impl TrainerBuilder {
         self
     }
 
+    /// How the frozen base is kept in memory (CPU only): quantized blocks fit larger models
+    /// in less RAM.
+    pub fn base_quant(mut self, q: crate::config::BaseQuant) -> Self {
+        self.config.base_quant = Some(q.name().to_owned());
+        self
+    }
+
     /// The learning-rate schedule.
     pub fn scheduler(mut self, s: crate::config::Scheduler) -> Self {
         self.config.lr_scheduler_type = Some(s.name().to_owned());

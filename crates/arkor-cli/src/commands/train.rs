@@ -41,7 +41,7 @@ pub fn run(global: &Global, args: TrainArgs) -> anyhow::Result<ExitCode> {
     let data = prepare_dataset(&files, &tokenizer, &opts)?;
     eprintln!("{}", data.report.summary());
     let device = global.device.open()?;
-    let model = Model::load(&model_dir, &device)
+    let model = Model::load_with(&model_dir, &device, config.base_quant)
         .with_context(|| format!("failed to load the model {}", config.model))?;
 
     let cancel = CancelToken::new();

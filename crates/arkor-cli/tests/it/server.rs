@@ -316,7 +316,8 @@ async fn submission_is_validated_and_listing_pages_and_filters() {
             "expected an absolute path",
         ),
         (json!({"datasetFormat": "csv"}), "chat (alias chatml)"),
-        (json!({"loadIn4bit": true}), "config.loadIn4bit"),
+        (json!({"baseQuant": "q3_k"}), "config.baseQuant"),
+        (json!({"loadIn4bit": true, "baseQuant": "q8_0"}), "config.loadIn4bit"),
     ];
     for (patch, expected) in cases {
         let mut config = train_config(&data, 10, 5);

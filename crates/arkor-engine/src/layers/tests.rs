@@ -176,3 +176,51 @@ fn linear_cross_entropy_matches_the_head_then_cross_entropy() {
     let plain = linear_cross_entropy(&x, &w, &targets, None, false).unwrap();
     assert!(max_diff(&capped, &plain) > 1e-2, "the cap changed nothing");
 }
+
+#[test]
+fn quantized_blocks_round_trip_within_half_a_step() {
+    use quant::{BLOCK, BaseQuant, QuantMatrix};
+    let (rows, cols) = (5, 3 * BLOCK);
+    let w = randn(&[rows, cols], 40).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (ty, levels) in [(BaseQuant::Q8_0, 254.0), (BaseQuant::Q4_1, 15.0)] {
+        let q = QuantMatrix::quantize(&w, rows, cols, ty).unwrap();
+        assert_eq!(q.bytes(), rows * cols / BLOCK * if ty == BaseQuant::Q8_0 { 34 } else { 20 });
+        let back = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+        let back = back.to_vec1::<f32>().unwrap();
+        for (b, (orig, got)) in w.chunks(BLOCK).zip(back.chunks(BLOCK)).enumerate() {
+            let min = orig.iter().fold(f32::INFINITY, |m, v| m.min(*v));
+            let max = orig.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            let range =
+                if ty == BaseQuant::Q8_0 { 2.0 * max.abs().max(min.abs()) } else { max - min };
+            // Half a quantization step, plus the f16 rounding of the scale and minimum.
+            let bound = range / levels * 0.5 + 2e-3 * max.abs().max(min.abs());
+            for (o, g) in orig.iter().zip(got) {
+                assert!((o - g).abs() <= bound, "{ty:?} block {b}: {o} came back as {g}");
+            }
+        }
+        // Rows dequantized alone are the same as the whole matrix's.
+        let mut row = vec![0f32; cols];
+        q.dequantize_rows(3, &mut row);
+        assert_eq!(row, back[3 * cols..4 * cols]);
+    }
+    let odd = QuantMatrix::quantize(&w[..rows * 40], rows, 40, BaseQuant::Q8_0).unwrap_err();
+    assert!(odd.to_string().contains("multiple of 32"), "{odd}");
+}
+
+#[test]
+fn quant_linear_matches_the_dequantized_weight() {
+    use quant::{BaseQuant, QuantMatrix, quant_linear};
+    // More output rows than one tile, so the tiling is exercised.
+    let (out, inp) = (700, 128);
+    let w = randn(&[out, inp], 41);
+    for ty in [BaseQuant::Q8_0, BaseQuant::Q4_1] {
+        let q = std::sync::Arc::new(QuantMatrix::from_tensor(&w, ty).unwrap());
+        let dense = q.dequantize(&Device::Cpu).unwrap();
+        check(
+            &randn(&[3, 7, inp], 42),
+            |x| quant_linear(x, &q).unwrap(),
+            |x| x.broadcast_matmul(&dense.t().unwrap()).unwrap(),
+            1e-3,
+        );
+    }
+}

@@ -21,6 +21,9 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 
+use std::sync::Arc;
+
+use crate::layers::quant::{BaseQuant, QuantMatrix};
 use crate::layers::{self, RopeTables};
 use crate::lora::{Adapter, Proj};
 use crate::models::{DecoderSpec, read_spec, weight_files};
@@ -62,8 +65,32 @@ impl KvCache {
 }
 
 struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
+}
+
+/// A frozen projection weight `[out, in]`: fp32, or quantized blocks (see [`BaseQuant`]).
+enum Weight {
+    Dense(Tensor),
+    Quant(Arc<QuantMatrix>),
+}
+
+impl Weight {
+    /// `x W^T`, differentiable with respect to `x` only.
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Weight::Dense(w) => layers::frozen_linear(x, w)?,
+            Weight::Quant(w) => layers::quant::quant_linear(x, w)?,
+        })
+    }
+
+    /// The weight in fp32 (dequantized when stored quantized).
+    fn dense(&self, device: &Device) -> Result<Tensor> {
+        Ok(match self {
+            Weight::Dense(w) => w.clone(),
+            Weight::Quant(w) => w.dequantize(device)?,
+        })
+    }
 }
 
 struct Block {
@@ -137,6 +164,21 @@ fn describe(files: &[PathBuf]) -> String {
 impl Model {
     /// Loads a model directory in Hugging Face layout onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_with(dir, device, BaseQuant::None)
+    }
+
+    /// Loads a model directory with the decoder blocks' projection weights kept as `quant`
+    /// (quantized one weight at a time as it is read, so the fp32 model never exists whole).
+    /// Embeddings, norms and the output head stay fp32. A quantized base runs on the CPU.
+    pub fn load_with(dir: &Path, device: &Device, quant: BaseQuant) -> Result<Self> {
+        if quant != BaseQuant::None && !device.is_cpu() {
+            return Err(Error::config(
+                "base_quant",
+                format!(
+                    "a {quant:?} base runs on the CPU only; use base_quant none on this device"
+                ),
+            ));
+        }
         let spec = read_spec(dir)?;
         let files = weight_files(dir)?;
         // SAFETY: the files are only read; like every memory-mapped loader we rely on them
@@ -161,6 +203,12 @@ impl Model {
                 let (out_dim, in_dim) = p.shape(s);
                 let name = format!("model.layers.{i}.{}", p.module_path());
                 let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
+                let weight = match quant {
+                    BaseQuant::None => Weight::Dense(weight),
+                    q => Weight::Quant(Arc::new(QuantMatrix::from_tensor(&weight, q).map_err(
+                        |e| Error::config("base_quant", format!("{name}.weight: {e}")),
+                    )?)),
+                };
                 let bias = match (s.qkv_bias && p.is_qkv(), w.has(&format!("{name}.bias"))) {
                     (true, _) | (false, true) => Some(w.get(&format!("{name}.bias"), &[out_dim])?),
                     (false, false) => None,
@@ -371,7 +419,7 @@ impl Model {
             let adapter = match (adapters, rows) {
                 (RowAdapters::Same(adapter), _) => adapter,
                 (RowAdapters::PerSequence(list), Rows::Separate { lens }) => {
-                    let y = layers::frozen_linear(x, &lin.weight)?;
+                    let y = lin.weight.apply(x)?;
                     let mut y = add_lora_per_sequence(x, y, lens, list, layer, p)?;
                     if let Some(bias) = &lin.bias {
                         y = y.broadcast_add(bias)?;
@@ -383,8 +431,8 @@ impl Model {
                 }
             };
             let pair = adapter.and_then(|a| a.pair(layer, p).map(|pair| (a, pair)));
-            let mut y = match (pair, mode) {
-                (Some((adapter, pair)), ForwardMode::Train { dropout_seed })
+            let mut y = match (pair, mode, &lin.weight) {
+                (Some((adapter, pair)), ForwardMode::Train { dropout_seed }, _)
                     if adapter.dropout() > 0.0 =>
                 {
                     // Dropout applies to the adapter's input only, so the two products
@@ -392,17 +440,24 @@ impl Model {
                     let seed = dropout_seed ^ ((layer as u64) << 8 | p.index() as u64) << 32;
                     let xin = dropout(x, adapter.dropout(), seed)?;
                     let low = xin.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
-                    (layers::frozen_linear(x, &lin.weight)? + (low * adapter.scale())?)?
+                    (lin.weight.apply(x)? + (low * adapter.scale())?)?
+                }
+                // A quantized base: its own kernel, then the low-rank term.
+                (Some((adapter, pair)), _, Weight::Quant(_)) => {
+                    let low = x.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
+                    (lin.weight.apply(x)? + (low * adapter.scale())?)?
                 }
                 // A decode step: every product by the few-row kernel (the fused op's GEMM
                 // and candle's small ops cost more than the arithmetic here).
-                (Some((adapter, pair)), ForwardMode::Inference) if decode_step => {
-                    layers::lora_linear_few_rows(x, &lin.weight, &pair.a, &pair.b, adapter.scale())?
+                (Some((adapter, pair)), ForwardMode::Inference, Weight::Dense(w))
+                    if decode_step =>
+                {
+                    layers::lora_linear_few_rows(x, w, &pair.a, &pair.b, adapter.scale())?
                 }
-                (Some((adapter, pair)), _) => {
-                    layers::lora_linear(x, &lin.weight, &pair.a, &pair.b, adapter.scale())?
+                (Some((adapter, pair)), _, Weight::Dense(w)) => {
+                    layers::lora_linear(x, w, &pair.a, &pair.b, adapter.scale())?
                 }
-                (None, _) => layers::frozen_linear(x, &lin.weight)?,
+                (None, _, _) => lin.weight.apply(x)?,
             };
             if let Some(bias) = &lin.bias {
                 y = y.broadcast_add(bias)?;
@@ -612,7 +667,7 @@ impl Model {
             let prefix = format!("model.layers.{i}");
             for p in Proj::ALL {
                 let lin = &block.proj[p.index()];
-                let mut w = lin.weight.clone();
+                let mut w = lin.weight.dense(&self.device)?;
                 if let Some((a, pair)) = adapter.and_then(|a| a.pair(i, p).map(|pair| (a, pair))) {
                     let delta = (pair.b.matmul(pair.a.as_tensor())? * a.scale())?;
                     w = (w + delta)?;
