@@ -30,6 +30,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Export a model plus adapter for transformers, llama.cpp or Ollama.
     Export(ExportArgs),
+    /// Look at a dataset as training will see it.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Run Studio, the local web UI (and a backend if none is running).
     Dev(DevArgs),
     /// Scaffold a trainer project (a Cargo project using the arkor SDK).
@@ -366,6 +369,38 @@ pub struct ExportArgs {
     /// Run `ollama create` when ollama is on PATH (format ollama).
     #[arg(long)]
     pub install: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Format, sizes, token lengths, truncated and malformed rows; with --row, one row
+    /// rendered through the chat template with its trained tokens marked.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A training config (.toml: its dataset, model, max_length and masking) or a dataset
+    /// file (.jsonl, .json, .parquet).
+    pub source: PathBuf,
+    /// The model whose tokenizer and chat template render the rows (default: the config's,
+    /// else arkor/tiny).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Longest row in tokens (default: the config's, else 1024).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Also render row N (0-based) token by token: trained tokens green (between [[ and ]]
+    /// without colours), special tokens marked.
+    #[arg(long)]
+    pub row: Option<usize>,
+    /// Print the report (and the row) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Mark trained tokens with [[ ]] instead of colour, even on a terminal (NO_COLOR=1
+    /// also works).
+    #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_color: bool,
 }
 
 #[derive(Debug, Args)]

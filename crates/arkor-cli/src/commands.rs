@@ -11,6 +11,7 @@ use crate::config::Global;
 mod auth;
 mod build;
 mod chat;
+mod data;
 mod dev;
 mod endpoints;
 mod eval;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(&global, args),
         Command::Eval(args) => eval::run(&global, args),
         Command::Export(args) => export::run(&global, args),
+        Command::Data(cmd) => data::run(&global, cmd),
         Command::Dev(args) => dev::run(&global, args),
         Command::Init(args) => init::run(args),
         Command::Build(args) => build::run(args),

@@ -29,7 +29,6 @@ use std::time::Instant;
 
 use arkor_engine::cancel::CancelToken;
 use arkor_engine::config::{LoraConfig, TrainConfig};
-use arkor_engine::data::{DatasetFormat, DatasetReport, Example, PreparedDataset};
 use arkor_engine::device::DeviceChoice;
 use arkor_engine::event::EngineEvent;
 use arkor_engine::lora::Adapter;
@@ -37,7 +36,6 @@ use arkor_engine::models::{Family, KvCache, Model};
 use arkor_engine::tiny::{TinySpec, write_model};
 use arkor_engine::train::{TrainRequest, train};
 use candle_core::{D, Tensor};
-use rand::{Rng, SeedableRng};
 
 const BATCH: usize = 4;
 const SEQ: usize = 256;
@@ -123,32 +121,8 @@ fn measure_arkor(
     args: &Args,
     vocab: usize,
 ) -> Result<Row, Box<dyn std::error::Error>> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     // SEQ + 1 ids give SEQ input positions per row after the shift.
-    let examples: Vec<Example> = (0..BATCH * 4)
-        .map(|_| {
-            let input_ids: Vec<u32> =
-                (0..=SEQ).map(|_| rng.random_range(0..vocab as u32)).collect();
-            let mut loss_mask = vec![true; SEQ + 1];
-            loss_mask[0] = false;
-            Example { input_ids, loss_mask }
-        })
-        .collect();
-    let data = PreparedDataset {
-        train: examples,
-        eval: vec![],
-        report: DatasetReport {
-            files: vec![],
-            format: DatasetFormat::Text,
-            rows: BATCH * 4,
-            train_rows: BATCH * 4,
-            eval_rows: 0,
-            tokens: BATCH * 4 * (SEQ + 1),
-            trained_tokens: BATCH * 4 * SEQ,
-            truncated_rows: 0,
-            errors: vec![],
-        },
-    };
+    let data = common::random_dataset(BATCH * 4, SEQ, vocab);
     let config = TrainConfig {
         model: "bench".to_owned(),
         lora: LoraConfig::default(),

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p arkor-engine --example bench_template -- --gguf PATH
 //!     [--template triage|translate|redaction] [--steps N] [--python PATH]
+//!     [--base-quant none|q8_0|q4_1]
 //! ```
 //!
 //! The arkor side does what `arkor train` does with the template's trainer (r 16, alpha 32
@@ -16,7 +17,9 @@
 //! With `--python PATH`, `docs/dev/templates/peft_reference.py` trains the same steps with
 //! transformers + PEFT on the same GGUF (dequantized by transformers), batches padded to
 //! their longest row and logits at every position, as the PEFT and transformers docs do.
-//! Both rows are printed in one table. See `docs/dev/performance.md`.
+//! Both rows are printed in one table. `--base-quant` keeps arkor's frozen base in 8-bit or
+//! 4-bit blocks (one setting per run, so each peak RSS is its own). See
+//! `docs/dev/performance.md`.
 
 mod common;
 
@@ -26,7 +29,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use arkor_engine::cancel::CancelToken;
-use arkor_engine::config::{LoraConfig, LrScheduler, TrainConfig};
+use arkor_engine::config::{BaseQuant, LoraConfig, LrScheduler, TrainConfig};
 use arkor_engine::data::{DatasetFormat, PrepareOptions, prepare_dataset};
 use arkor_engine::device::DeviceChoice;
 use arkor_engine::event::EngineEvent;
@@ -43,6 +46,7 @@ struct Args {
     template: String,
     steps: usize,
     python: Option<String>,
+    base_quant: BaseQuant,
 }
 
 struct Row {
@@ -113,7 +117,7 @@ fn measure_arkor(
     let cache = tempfile::tempdir()?;
     let dir = arkor_engine::gguf::import(&args.gguf, cache.path())?;
     let device = DeviceChoice::Cpu.open()?;
-    let model = Model::load(&dir, &device)?;
+    let model = Model::load_with(&dir, &device, args.base_quant)?;
     let tokenizer = TextTokenizer::from_dir(&dir)?;
     let config = TrainConfig {
         model: args.gguf.display().to_string(),
@@ -124,6 +128,7 @@ fn measure_arkor(
         warmup_steps: 10,
         lr_scheduler_type: LrScheduler::Cosine,
         logging_steps: 1,
+        base_quant: args.base_quant,
         ..TrainConfig::default()
     };
     let opts = PrepareOptions {
@@ -165,7 +170,10 @@ fn measure_arkor(
     let train_s = train_start.elapsed().as_secs_f64();
     let tok_s = tokens / train_s;
     Ok(Row {
-        name: "arkor".to_owned(),
+        name: match args.base_quant {
+            BaseQuant::None => "arkor".to_owned(),
+            q => format!("arkor (base {q:?})"),
+        },
         load_s,
         train_s,
         total_s: start.elapsed().as_secs_f64(),
@@ -216,6 +224,7 @@ fn measure_peft(python: &str, args: &Args, repo: &Path) -> Result<Row, Box<dyn s
 fn parse_args() -> Result<Args, String> {
     let mut gguf = None;
     let (mut template, mut steps, mut python) = ("triage".to_owned(), 20, None);
+    let mut base_quant = BaseQuant::None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -227,13 +236,19 @@ fn parse_args() -> Result<Args, String> {
                 steps = v.parse::<usize>().map_err(|e| format!("--steps {v:?}: {e}"))?.max(1);
             }
             "--python" => python = Some(value()?),
+            "--base-quant" => {
+                let v = value()?;
+                base_quant = serde_json::from_value(serde_json::Value::String(v.clone()))
+                    .map_err(|_| format!("--base-quant: expected none, q8_0 or q4_1, got {v:?}"))?;
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; expected --gguf, --template, --steps, --python"
+                    "unknown argument {other:?}; expected --gguf, --template, --steps, --python, \
+                     --base-quant"
                 ));
             }
         }
     }
     let gguf = gguf.ok_or("--gguf PATH is required: SmolLM2-135M-Instruct's GGUF")?;
-    Ok(Args { gguf, template, steps, python })
+    Ok(Args { gguf, template, steps, python, base_quant })
 }

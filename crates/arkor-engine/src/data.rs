@@ -57,6 +57,9 @@ pub enum DataError {
     /// The chat template failed.
     #[error(transparent)]
     Template(#[from] TokenizerError),
+    /// A row asked for by number does not exist.
+    #[error("{0}")]
+    Row(String),
 }
 
 fn first_errors(errors: &[RowError]) -> String {
@@ -68,7 +71,7 @@ fn more_errors(errors: &[RowError]) -> String {
 }
 
 /// One malformed row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RowError {
     /// The file.
     pub file: PathBuf,
@@ -249,40 +252,13 @@ pub fn prepare_dataset(
     tokenizer: &TextTokenizer,
     opts: &PrepareOptions,
 ) -> Result<PreparedDataset, DataError> {
-    let mut rows = vec![];
-    let mut errors = vec![];
-    let mut detected = opts.format;
-    for (i, file) in files.iter().enumerate() {
-        let (format, file_rows) = read_file(file, opts, &mut errors)?;
-        if i == 0 {
-            detected = format;
-        }
-        rows.extend(file_rows);
+    let encoded = encode_files(files, tokenizer, opts)?;
+    if !encoded.errors.is_empty() {
+        return Err(DataError::InvalidRows(encoded.errors));
     }
-    if let Some(n) = opts.max_rows {
-        rows.truncate(n);
-    }
-    if rows.is_empty() && errors.is_empty() {
-        return Err(DataError::Empty(files.first().cloned().unwrap_or_default()));
-    }
-    let mut examples = Vec::with_capacity(rows.len());
-    let mut truncated_rows = 0;
-    for (file, line, row) in rows {
-        match encode_row(&row, tokenizer, opts) {
-            Ok(mut ex) => {
-                if ex.input_ids.len() > opts.max_length {
-                    ex.input_ids.truncate(opts.max_length);
-                    ex.loss_mask.truncate(opts.max_length);
-                    truncated_rows += 1;
-                }
-                examples.push(ex);
-            }
-            Err(message) => errors.push(RowError { file, line, message }),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(DataError::InvalidRows(errors));
-    }
+    let detected = encoded.format;
+    let truncated_rows = encoded.rows.iter().filter(|r| r.full_len > opts.max_length).count();
+    let examples: Vec<Example> = encoded.rows.into_iter().map(|r| r.example).collect();
     let total_rows = examples.len();
     let tokens = examples.iter().map(|e| e.input_ids.len()).sum();
     let trained_tokens: usize =
@@ -303,6 +279,59 @@ pub fn prepare_dataset(
         errors: vec![],
     };
     Ok(PreparedDataset { train, eval, report })
+}
+
+/// One row read, tokenised and truncated, with where it came from.
+pub(crate) struct EncodedRow {
+    pub file: PathBuf,
+    pub line: usize,
+    /// Tokens before truncation to `max_length`.
+    pub full_len: usize,
+    pub example: Example,
+}
+
+/// Every row of `files` read and tokenised (up to `opts.max_rows`), the malformed ones as
+/// errors next to the rest.
+pub(crate) struct Encoded {
+    pub format: DatasetFormat,
+    pub rows: Vec<EncodedRow>,
+    pub errors: Vec<RowError>,
+}
+
+pub(crate) fn encode_files(
+    files: &[PathBuf],
+    tokenizer: &TextTokenizer,
+    opts: &PrepareOptions,
+) -> Result<Encoded, DataError> {
+    let mut rows = vec![];
+    let mut errors = vec![];
+    let mut detected = opts.format;
+    for (i, file) in files.iter().enumerate() {
+        let (format, file_rows) = read_file(file, opts, &mut errors)?;
+        if i == 0 {
+            detected = format;
+        }
+        rows.extend(file_rows);
+    }
+    if let Some(n) = opts.max_rows {
+        rows.truncate(n);
+    }
+    if rows.is_empty() && errors.is_empty() {
+        return Err(DataError::Empty(files.first().cloned().unwrap_or_default()));
+    }
+    let mut encoded = Vec::with_capacity(rows.len());
+    for (file, line, row) in rows {
+        match encode_row(&row, tokenizer, opts) {
+            Ok(mut example) => {
+                let full_len = example.input_ids.len();
+                example.input_ids.truncate(opts.max_length);
+                example.loss_mask.truncate(opts.max_length);
+                encoded.push(EncodedRow { file, line, full_len, example });
+            }
+            Err(message) => errors.push(RowError { file, line, message }),
+        }
+    }
+    Ok(Encoded { format: detected, rows: encoded, errors })
 }
 
 fn split(mut examples: Vec<Example>, fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
@@ -606,5 +635,6 @@ fn encode_chat(
     Ok(Example { input_ids: ids, loss_mask })
 }
 
+pub mod inspect;
 #[cfg(test)]
 mod tests;

@@ -97,15 +97,79 @@ impl CustomOp1 for FrozenLinear {
     }
 }
 
+/// A frozen weight `[out, in]` under a LoRA pair: fp32, or quantized blocks
+/// ([`quant::BaseQuant`]).
+#[derive(Clone, Debug)]
+pub enum Frozen {
+    /// fp32.
+    Dense(Tensor),
+    /// Quantized blocks, dequantized tile by tile inside the kernels (CPU only).
+    Quant(std::sync::Arc<quant::QuantMatrix>),
+}
+
+impl Frozen {
+    /// `(out, in)`.
+    pub fn dims(&self) -> candle_core::Result<(usize, usize)> {
+        match self {
+            Frozen::Dense(w) => w.dims2(),
+            Frozen::Quant(w) => Ok(w.dims()),
+        }
+    }
+
+    /// `x W^T`, differentiable with respect to `x` only.
+    pub fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Frozen::Dense(w) => frozen_linear(x, w),
+            Frozen::Quant(w) => quant::quant_linear(x, w),
+        }
+    }
+
+    /// The weight in fp32 (dequantized when stored quantized).
+    pub fn dense(&self, device: &candle_core::Device) -> candle_core::Result<Tensor> {
+        match self {
+            Frozen::Dense(w) => Ok(w.clone()),
+            Frozen::Quant(w) => w.dequantize(device),
+        }
+    }
+
+    /// `y = x W^T` on the CPU, `x` `[rows, in]`, `y` `[rows, out]`.
+    fn cpu_product(&self, y: &mut [f32], x: Mat<'_>) -> candle_core::Result<()> {
+        match self {
+            Frozen::Dense(w) => with_cpu_f32(w, "lora-linear", |w| {
+                sgemm(y, false, x, Mat::new(w, y.len() / x.rows.max(1), x.cols).t(), 1.0);
+                Ok(())
+            }),
+            Frozen::Quant(w) => {
+                w.product_into(y, x.data, x.rows);
+                Ok(())
+            }
+        }
+    }
+
+    /// `dx = g W` on the CPU, `g` `[rows, out]`, `dx` `[rows, in]`.
+    fn cpu_input_grad(&self, dx: &mut [f32], g: Mat<'_>) -> candle_core::Result<()> {
+        match self {
+            Frozen::Dense(w) => with_cpu_f32(w, "lora-linear-bwd", |w| {
+                sgemm(dx, false, g, Mat::new(w, g.cols, dx.len() / g.rows.max(1)), 1.0);
+                Ok(())
+            }),
+            Frozen::Quant(w) => {
+                w.input_grad_into(dx, false, g.data, g.rows);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// `(out, r)` of a frozen weight `W [out, in]` with a LoRA pair `A [r, in]`, `B [out, r]`,
 /// or an error naming the three shapes when they do not fit together.
-fn lora_shapes(w: &Tensor, a: &Tensor, b: &Tensor) -> candle_core::Result<(usize, usize)> {
-    let (out_dim, in_dim) = w.dims2()?;
+fn lora_shapes(w: (usize, usize), a: &Tensor, b: &Tensor) -> candle_core::Result<(usize, usize)> {
+    let (out_dim, in_dim) = w;
     let (r, a_in) = a.dims2()?;
     if b.dims2()? != (out_dim, r) || a_in != in_dim {
         candle_core::bail!(
             "lora_linear: W {:?}, A {:?} and B {:?} do not fit together",
-            w.dims(),
+            [out_dim, in_dim],
             a.dims(),
             b.dims()
         );
@@ -124,7 +188,7 @@ pub fn lora_linear_few_rows(
     scale: f64,
 ) -> candle_core::Result<Tensor> {
     let (rows, k) = x.dims2()?;
-    let (n, r) = lora_shapes(w, a, b)?;
+    let (n, r) = lora_shapes(w.dims2()?, a, b)?;
     let low = with_cpu_f32(x, "lora-few-rows", |x| {
         with_cpu_f32(a, "lora-few-rows", |a| Ok(skinny::matmul_t(x, a, rows, r, k)))
     })?;
@@ -148,17 +212,17 @@ pub fn lora_linear_few_rows(
 /// four `[rows, out]` intermediates per projection alive until the backward pass.
 pub fn lora_linear(
     x: &Tensor,
-    w: &Tensor,
+    w: &Frozen,
     a: &Tensor,
     b: &Tensor,
     scale: f64,
 ) -> candle_core::Result<Tensor> {
-    let in_dim = w.dim(1)?;
-    let (out_dim, _) = lora_shapes(w, a, b)?;
+    let in_dim = w.dims()?.1;
+    let (out_dim, _) = lora_shapes(w.dims()?, a, b)?;
     let on_cpu = x.device().is_cpu() && x.dtype() == DType::F32 && a.dtype() == DType::F32;
     if !on_cpu {
         let low = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&(b * scale)?.t()?)?;
-        return frozen_linear(x, w)? + low;
+        return w.apply(x)? + low;
     }
     let dims = x.dims().to_vec();
     let rows = x.elem_count() / in_dim.max(1);
@@ -166,7 +230,7 @@ pub fn lora_linear(
     let y = x2.apply_op3(
         &a.contiguous()?,
         &b.contiguous()?,
-        LoraLinear { w: w.contiguous()?, scale: scale as f32 },
+        LoraLinear { w: w.clone(), scale: scale as f32 },
     )?;
     let mut out_dims = dims;
     *out_dims.last_mut().expect("non-empty dims") = out_dim;
@@ -174,7 +238,7 @@ pub fn lora_linear(
 }
 
 struct LoraLinear {
-    w: Tensor,
+    w: Frozen,
     scale: f32,
 }
 
@@ -270,15 +334,10 @@ impl CustomOp3 for LoraLinear {
         let x = Mat::new(f32_slice(xs, xl, "lora-linear")?, rows, in_dim);
         let a = Mat::new(f32_slice(as_, al, "lora-linear")?, r, in_dim);
         let b = Mat::new(f32_slice(bs, bl, "lora-linear")?, out_dim, r);
-        let (ws, wl) = self.w.storage_and_layout();
-        let Storage::Cpu(ws) = &*ws else {
-            candle_core::bail!("lora-linear: weight and input on different devices")
-        };
-        let w = Mat::new(f32_slice(ws, wl, "lora-linear")?, out_dim, in_dim);
         let mut u = vec![0f32; rows * r];
         sgemm(&mut u, false, x, a.t(), 1.0);
         let mut y = vec![0f32; rows * out_dim];
-        sgemm(&mut y, false, x, w.t(), 1.0);
+        self.w.cpu_product(&mut y, x)?;
         sgemm(&mut y, true, Mat::new(&u, rows, r), b.t(), self.scale);
         Ok((CpuStorage::F32(y), Shape::from((rows, out_dim))))
     }
@@ -309,7 +368,7 @@ impl CustomOp3 for LoraLinear {
 
 /// `dx = g W + g_u A`, accumulated into one buffer.
 struct LoraInputGrad<'a> {
-    w: &'a Tensor,
+    w: &'a Frozen,
     a: &'a Tensor,
 }
 
@@ -329,12 +388,9 @@ impl CustomOp2 for LoraInputGrad<'_> {
         let (_, r) = ul.shape().dims2()?;
         let g = Mat::new(f32_slice(gs, gl, "lora-linear-bwd")?, rows, out_dim);
         let gu = Mat::new(f32_slice(us, ul, "lora-linear-bwd")?, rows, r);
-        let in_dim = self.w.dim(1)?;
+        let in_dim = self.w.dims()?.1;
         let mut dx = vec![0f32; rows * in_dim];
-        with_cpu_f32(self.w, "lora-linear-bwd", |w| {
-            sgemm(&mut dx, false, g, Mat::new(w, out_dim, in_dim), 1.0);
-            Ok(())
-        })?;
+        self.w.cpu_input_grad(&mut dx, g)?;
         with_cpu_f32(self.a, "lora-linear-bwd", |a| {
             sgemm(&mut dx, true, gu, Mat::new(a, r, in_dim), 1.0);
             Ok(())

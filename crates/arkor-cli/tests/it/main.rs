@@ -258,3 +258,5 @@ mod project;
 mod structured;
 
 mod studio;
+
+mod data;

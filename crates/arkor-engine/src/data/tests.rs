@@ -221,3 +221,62 @@ fn parquet_exports_are_read_like_jsonl() {
         "{err}"
     );
 }
+
+#[test]
+fn histogram_buckets_have_round_widths_and_hold_every_row() {
+    use inspect::{Bucket, histogram};
+    assert_eq!(histogram(&[], 10), vec![]);
+    assert_eq!(histogram(&[7], 10), vec![Bucket { from: 7, to: 8, rows: 1 }]);
+    // 3..=95 in at most 10 buckets: width 10, from 0.
+    let lengths = [3, 9, 10, 11, 50, 95];
+    let h = histogram(&lengths, 10);
+    assert_eq!(h.len(), 10);
+    assert!(h.iter().all(|b| b.to - b.from == 10));
+    assert_eq!((h[0].from, h[0].rows, h[1].rows, h[5].rows, h[9].rows), (0, 2, 2, 1, 1));
+    assert_eq!(h.iter().map(|b| b.rows).sum::<usize>(), lengths.len());
+    // A wide spread gets a 1-2-5 width: 40..=1000 in at most 12 buckets is 100 wide.
+    let h = histogram(&[40, 1000, 555], 12);
+    assert_eq!((h[0].from, h[0].to, h.len()), (0, 100, 11));
+    assert_eq!(h.iter().map(|b| b.rows).sum::<usize>(), 3);
+}
+
+#[test]
+fn inspection_lists_truncated_untrained_and_malformed_rows_and_renders_the_mask() {
+    let f = fixture();
+    let long = "x".repeat(300);
+    let long_row = format!(
+        r#"{{"messages":[{{"role":"user","content":"{long}"}},{{"role":"assistant","content":"Ok."}}]}}"#
+    );
+    let body = [
+        r#"{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi?"},{"role":"assistant","content":"Hello!"}]}"#,
+        &long_row,
+        "not json",
+        r#"{"messages":[{"role":"user","content":"no reply"}]}"#,
+    ]
+    .join("\n");
+    let file = f.file("rows.jsonl", &body);
+    let opts = PrepareOptions { max_length: 200, ..opts() };
+    let report = inspect::inspect(std::slice::from_ref(&file), &f.tok, &opts).unwrap();
+    assert_eq!((report.format, report.rows), (DatasetFormat::Chat, 2));
+    // Listed, not fatal: the line that is not JSON and the row without a reply.
+    let bad: Vec<usize> = report.errors.iter().map(|e| e.line).collect();
+    assert_eq!(bad, vec![3, 4], "{:?}", report.errors);
+    assert!(report.errors[0].message.contains("invalid JSON"), "{:?}", report.errors);
+    assert_eq!(report.truncated.len(), 1);
+    assert_eq!((report.truncated[0].index, report.truncated[0].line), (1, 2));
+    assert!(report.truncated[0].tokens > 300);
+    // The long row's reply was cut off with it: that row teaches nothing.
+    let untrained: Vec<usize> = report.untrained.iter().map(|r| r.line).collect();
+    assert_eq!(untrained, vec![2]);
+    assert_eq!(report.histogram.iter().map(|b| b.rows).sum::<usize>(), 2);
+
+    let row = inspect::render_row(std::slice::from_ref(&file), &f.tok, &opts, 0).unwrap();
+    let text = |trained: bool| -> String {
+        row.tokens.iter().filter(|t| t.trained == trained).map(|t| t.text.as_str()).collect()
+    };
+    assert!(text(false).contains("Be brief.") && text(false).contains("Hi?"), "{}", text(false));
+    assert!(text(true).contains("Hello!") && !text(true).contains("Be brief"), "{}", text(true));
+    assert!(row.tokens.iter().any(|t| t.special && t.text == "<|im_start|>"));
+    let missing = inspect::render_row(&[file], &f.tok, &opts, 2).unwrap_err();
+    assert!(missing.to_string().contains("0 to 1"), "{missing}");
+}

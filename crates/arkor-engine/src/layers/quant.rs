@@ -157,9 +157,10 @@ impl QuantMatrix {
         Tensor::from_vec(out, (self.rows, self.cols), device)
     }
 
-    /// Rows per tile: about 256 KiB of fp32, at least one row.
+    /// Rows per tile: about 4 MiB of fp32 (few enough GEMM calls that their fixed cost stays
+    /// small next to the arithmetic), at least one row.
     fn tile_rows(&self) -> usize {
-        (65_536 / self.cols.max(1)).clamp(1, self.rows.max(1))
+        ((1 << 20) / self.cols.max(1)).clamp(1, self.rows.max(1))
     }
 
     /// Dequantizes rows `start..start + n` into `buf` (resized), in parallel.
@@ -168,6 +169,36 @@ impl QuantMatrix {
         buf.par_chunks_mut(self.cols).enumerate().for_each(|(r, row)| {
             self.dequantize_rows(start + r, row);
         });
+    }
+
+    /// `y = x W^T` for `x` `[m, cols]` (contiguous), `y` `[m, rows]`.
+    pub(crate) fn product_into(&self, y: &mut [f32], x: &[f32], m: usize) {
+        let (n, k) = (self.rows, self.cols);
+        let (mut tile, mut part) = (vec![], vec![]);
+        let step = self.tile_rows();
+        for start in (0..n).step_by(step) {
+            let t = step.min(n - start);
+            self.tile(start, t, &mut tile);
+            part.resize(m * t, 0.0);
+            sgemm(&mut part, false, Mat::new(x, m, k), Mat::new(&tile, t, k).t(), 1.0);
+            for (row, p) in y.chunks_exact_mut(n).zip(part.chunks_exact(t)) {
+                row[start..start + t].copy_from_slice(p);
+            }
+        }
+    }
+
+    /// `dx (+)= g W` for `g` `[m, rows]` (contiguous), `dx` `[m, cols]`.
+    pub(crate) fn input_grad_into(&self, dx: &mut [f32], accumulate: bool, g: &[f32], m: usize) {
+        let (n, k) = (self.rows, self.cols);
+        let mut tile = vec![];
+        let step = self.tile_rows();
+        for start in (0..n).step_by(step) {
+            let t = step.min(n - start);
+            self.tile(start, t, &mut tile);
+            // The columns `start..start + t` of g, without copying.
+            let lhs = Mat { data: &g[start..], rows: m, cols: t, rs: n, cs: 1 };
+            sgemm(dx, accumulate || start > 0, lhs, Mat::new(&tile, t, k), 1.0);
+        }
     }
 }
 
@@ -201,20 +232,10 @@ impl CustomOp1 for QuantLinear {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "quant-linear")?;
-        let (m, k) = l.shape().dims2()?;
+        let m = l.shape().dims2()?.0;
         let n = self.w.rows;
         let mut y = vec![0f32; m * n];
-        let (mut tile, mut part) = (vec![], vec![]);
-        let step = self.w.tile_rows();
-        for start in (0..n).step_by(step) {
-            let t = step.min(n - start);
-            self.w.tile(start, t, &mut tile);
-            part.resize(m * t, 0.0);
-            sgemm(&mut part, false, Mat::new(x, m, k), Mat::new(&tile, t, k).t(), 1.0);
-            for (row, p) in y.chunks_exact_mut(n).zip(part.chunks_exact(t)) {
-                row[start..start + t].copy_from_slice(p);
-            }
-        }
+        self.w.product_into(&mut y, x, m);
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -236,18 +257,9 @@ impl CustomOp1 for QuantLinearBwd {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let dy = f32_slice(s, l, "quant-linear-bwd")?;
-        let (m, n) = l.shape().dims2()?;
-        let k = self.w.cols;
-        let mut dx = vec![0f32; m * k];
-        let mut tile = vec![];
-        let step = self.w.tile_rows();
-        for start in (0..n).step_by(step) {
-            let t = step.min(n - start);
-            self.w.tile(start, t, &mut tile);
-            // The columns `start..start + t` of dy, without copying.
-            let lhs = Mat { data: &dy[start..], rows: m, cols: t, rs: n, cs: 1 };
-            sgemm(&mut dx, start > 0, lhs, Mat::new(&tile, t, k), 1.0);
-        }
-        Ok((CpuStorage::F32(dx), Shape::from((m, k))))
+        let m = l.shape().dims2()?.0;
+        let mut dx = vec![0f32; m * self.w.cols];
+        self.w.input_grad_into(&mut dx, false, dy, m);
+        Ok((CpuStorage::F32(dx), Shape::from((m, self.w.cols))))
     }
 }

@@ -134,10 +134,13 @@ fn lora_linear_matches_composed_ops_for_input_and_both_lora_matrices() {
             x.broadcast_matmul(&a.t().unwrap()).unwrap().broadcast_matmul(&b.t().unwrap()).unwrap();
         (x.broadcast_matmul(&w.t().unwrap()).unwrap() + (low * 0.5).unwrap()).unwrap()
     };
-    check(&x, |x| lora_linear(x, &w, &a, &b, 0.5).unwrap(), composed, 1e-4);
+    check(&x, |x| lora_linear(x, &Frozen::Dense(w.clone()), &a, &b, 0.5).unwrap(), composed, 1e-4);
     // The gradients of A and B, not only of the input.
     let probe = randn(&[2, 7, 12], 24);
-    let ours = (lora_linear(&x, &w, &a, &b, 0.5).unwrap() * &probe).unwrap().sum_all().unwrap();
+    let ours = (lora_linear(&x, &Frozen::Dense(w.clone()), &a, &b, 0.5).unwrap() * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap();
     let reference = (composed(&x) * &probe).unwrap().sum_all().unwrap();
     let (go, gr) = (ours.backward().unwrap(), reference.backward().unwrap());
     assert!(go.get(&w).is_none(), "the frozen weight got a gradient");
@@ -210,8 +213,8 @@ fn quantized_blocks_round_trip_within_half_a_step() {
 #[test]
 fn quant_linear_matches_the_dequantized_weight() {
     use quant::{BaseQuant, QuantMatrix, quant_linear};
-    // More output rows than one tile, so the tiling is exercised.
-    let (out, inp) = (700, 128);
+    // More output rows than one tile (4 MiB of fp32), so the tiling is exercised.
+    let (out, inp) = (1100, 1024);
     let w = randn(&[out, inp], 41);
     for ty in [BaseQuant::Q8_0, BaseQuant::Q4_1] {
         let q = std::sync::Arc::new(QuantMatrix::from_tensor(&w, ty).unwrap());

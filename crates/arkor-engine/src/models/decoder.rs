@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 
 use crate::layers::quant::{BaseQuant, QuantMatrix};
-use crate::layers::{self, RopeTables};
+use crate::layers::{self, Frozen, RopeTables};
 use crate::lora::{Adapter, Proj};
 use crate::models::{DecoderSpec, read_spec, weight_files};
 use crate::{Error, Result};
@@ -65,32 +65,8 @@ impl KvCache {
 }
 
 struct Linear {
-    weight: Weight,
+    weight: Frozen,
     bias: Option<Tensor>,
-}
-
-/// A frozen projection weight `[out, in]`: fp32, or quantized blocks (see [`BaseQuant`]).
-enum Weight {
-    Dense(Tensor),
-    Quant(Arc<QuantMatrix>),
-}
-
-impl Weight {
-    /// `x W^T`, differentiable with respect to `x` only.
-    fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Weight::Dense(w) => layers::frozen_linear(x, w)?,
-            Weight::Quant(w) => layers::quant::quant_linear(x, w)?,
-        })
-    }
-
-    /// The weight in fp32 (dequantized when stored quantized).
-    fn dense(&self, device: &Device) -> Result<Tensor> {
-        Ok(match self {
-            Weight::Dense(w) => w.clone(),
-            Weight::Quant(w) => w.dequantize(device)?,
-        })
-    }
 }
 
 struct Block {
@@ -204,8 +180,8 @@ impl Model {
                 let name = format!("model.layers.{i}.{}", p.module_path());
                 let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
                 let weight = match quant {
-                    BaseQuant::None => Weight::Dense(weight),
-                    q => Weight::Quant(Arc::new(QuantMatrix::from_tensor(&weight, q).map_err(
+                    BaseQuant::None => Frozen::Dense(weight),
+                    q => Frozen::Quant(Arc::new(QuantMatrix::from_tensor(&weight, q).map_err(
                         |e| Error::config("base_quant", format!("{name}.weight: {e}")),
                     )?)),
                 };
@@ -442,19 +418,14 @@ impl Model {
                     let low = xin.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
                     (lin.weight.apply(x)? + (low * adapter.scale())?)?
                 }
-                // A quantized base: its own kernel, then the low-rank term.
-                (Some((adapter, pair)), _, Weight::Quant(_)) => {
-                    let low = x.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
-                    (lin.weight.apply(x)? + (low * adapter.scale())?)?
-                }
                 // A decode step: every product by the few-row kernel (the fused op's GEMM
                 // and candle's small ops cost more than the arithmetic here).
-                (Some((adapter, pair)), ForwardMode::Inference, Weight::Dense(w))
+                (Some((adapter, pair)), ForwardMode::Inference, Frozen::Dense(w))
                     if decode_step =>
                 {
                     layers::lora_linear_few_rows(x, w, &pair.a, &pair.b, adapter.scale())?
                 }
-                (Some((adapter, pair)), _, Weight::Dense(w)) => {
+                (Some((adapter, pair)), _, w) => {
                     layers::lora_linear(x, w, &pair.a, &pair.b, adapter.scale())?
                 }
                 (None, _, _) => lin.weight.apply(x)?,

@@ -1,0 +1,170 @@
+//! What a dataset turns into before any training: its format, sizes, token lengths, the
+//! rows that will be truncated or refused, and any row rendered through the chat template
+//! token by token with its loss mask.
+//!
+//! Most small fine-tunes that go wrong go wrong here (a template that trains on the system
+//! prompt, rows cut off before the answer), so `arkor data inspect` and Studio's Data tab
+//! show it from the same code that prepares the rows for training.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{DataError, DatasetFormat, PrepareOptions, RowError, encode_files};
+use crate::tokenizer::TextTokenizer;
+
+/// A dataset as the trainer will see it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    /// The row format (detected from the first row when `auto`).
+    pub format: DatasetFormat,
+    /// Rows that tokenised.
+    pub rows: usize,
+    /// Tokens after truncation.
+    pub tokens: usize,
+    /// Tokens that are training targets.
+    pub trained_tokens: usize,
+    /// The truncation length.
+    pub max_length: usize,
+    /// Token lengths (before truncation) by bucket.
+    pub histogram: Vec<Bucket>,
+    /// Rows longer than `max_length`, with their length.
+    pub truncated: Vec<RowRef>,
+    /// Rows without any trained token (after truncation): they teach nothing.
+    pub untrained: Vec<RowRef>,
+    /// Malformed rows, each with its file, line and what is wrong.
+    pub errors: Vec<RowError>,
+}
+
+/// Rows whose token length is in `from..to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    /// Smallest length in the bucket.
+    pub from: usize,
+    /// One past the largest length in the bucket.
+    pub to: usize,
+    /// Rows in the bucket.
+    pub rows: usize,
+}
+
+/// A row by position, with its token length before truncation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RowRef {
+    /// 0-based index among the rows that tokenised (what [`render_row`] takes).
+    pub index: usize,
+    /// File it came from.
+    pub file: PathBuf,
+    /// 1-based line (row number for JSON arrays and Parquet).
+    pub line: usize,
+    /// Tokens before truncation.
+    pub tokens: usize,
+}
+
+/// One row as the model sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RenderedRow {
+    /// Where the row came from and its length.
+    pub row: RowRef,
+    /// Every token after truncation, in order.
+    pub tokens: Vec<TokenView>,
+}
+
+/// One token of a rendered row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenView {
+    /// Token id.
+    pub id: u32,
+    /// Its text (special tokens by name).
+    pub text: String,
+    /// Whether the loss is computed on it.
+    pub trained: bool,
+    /// Whether it is one of the tokenizer's special tokens (template markers, EOS).
+    pub special: bool,
+}
+
+/// Reads and tokenises every row of `files` and reports what training would see; malformed
+/// rows are listed rather than stopping the report.
+pub fn inspect(
+    files: &[PathBuf],
+    tokenizer: &TextTokenizer,
+    opts: &PrepareOptions,
+) -> Result<Inspection, DataError> {
+    let encoded = encode_files(files, tokenizer, opts)?;
+    let mut report = Inspection {
+        format: encoded.format,
+        rows: encoded.rows.len(),
+        tokens: 0,
+        trained_tokens: 0,
+        max_length: opts.max_length,
+        histogram: histogram(&encoded.rows.iter().map(|r| r.full_len).collect::<Vec<_>>(), 12),
+        truncated: vec![],
+        untrained: vec![],
+        errors: encoded.errors,
+    };
+    for (index, r) in encoded.rows.iter().enumerate() {
+        let row = || RowRef { index, file: r.file.clone(), line: r.line, tokens: r.full_len };
+        let trained = r.example.loss_mask.iter().skip(1).filter(|m| **m).count();
+        report.tokens += r.example.input_ids.len();
+        report.trained_tokens += trained;
+        if r.full_len > opts.max_length {
+            report.truncated.push(row());
+        }
+        if trained == 0 {
+            report.untrained.push(row());
+        }
+    }
+    Ok(report)
+}
+
+/// Row `index` (0-based among the rows that tokenise) rendered token by token.
+pub fn render_row(
+    files: &[PathBuf],
+    tokenizer: &TextTokenizer,
+    opts: &PrepareOptions,
+    index: usize,
+) -> Result<RenderedRow, DataError> {
+    let limited = PrepareOptions { max_rows: None, ..opts.clone() };
+    let encoded = encode_files(files, tokenizer, &limited)?;
+    let count = encoded.rows.len();
+    let Some(r) = encoded.rows.into_iter().nth(index) else {
+        return Err(DataError::Row(format!(
+            "row {index} does not exist: the dataset has {count} rows that tokenise (0 to {})",
+            count.saturating_sub(1)
+        )));
+    };
+    let mut tokens = Vec::with_capacity(r.example.input_ids.len());
+    for (&id, &trained) in r.example.input_ids.iter().zip(&r.example.loss_mask) {
+        let text = tokenizer.decode(&[id], false).map_err(DataError::Template)?;
+        let plain = tokenizer.decode(&[id], true).map_err(DataError::Template)?;
+        let special = plain.is_empty() && !text.is_empty();
+        tokens.push(TokenView { id, text, trained, special });
+    }
+    let row = RowRef { index, file: r.file, line: r.line, tokens: r.full_len };
+    Ok(RenderedRow { row, tokens })
+}
+
+/// `lengths` in at most `max_buckets` buckets of equal width (a round number), from the
+/// shortest to the longest; no buckets for no rows.
+pub fn histogram(lengths: &[usize], max_buckets: usize) -> Vec<Bucket> {
+    let (Some(&min), Some(&max)) = (lengths.iter().min(), lengths.iter().max()) else {
+        return vec![];
+    };
+    let span = max - min + 1;
+    let raw = span.div_ceil(max_buckets.max(1));
+    // 1, 2, 5, 10, 20, 50, ... so the edges read well.
+    let width = [1, 2, 5]
+        .iter()
+        .flat_map(|m| (0..12).map(move |e| m * 10usize.pow(e)))
+        .filter(|w| *w >= raw)
+        .min()
+        .unwrap_or(raw);
+    let start = min / width * width;
+    let buckets = (max - start) / width + 1;
+    let mut out: Vec<Bucket> = (0..buckets)
+        .map(|i| Bucket { from: start + i * width, to: start + (i + 1) * width, rows: 0 })
+        .collect();
+    for &l in lengths {
+        out[(l - start) / width].rows += 1;
+    }
+    out
+}
