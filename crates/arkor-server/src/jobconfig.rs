@@ -248,6 +248,22 @@ mod tests {
     }
 
     #[test]
+    fn a_quantized_base_is_asked_for_by_either_spelling() {
+        let quant = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"model": "arkor/tiny",
+                "datasetSource": {"type": "huggingface", "name": "a/b"}});
+            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            to_train_config("x", &config(c)).map(|t| t.base_quant)
+        };
+        assert_eq!(quant(serde_json::json!({})).unwrap(), BaseQuant::None);
+        assert_eq!(quant(serde_json::json!({"loadIn4bit": true})).unwrap(), BaseQuant::Q4_1);
+        assert_eq!(quant(serde_json::json!({"loadIn4bit": false})).unwrap(), BaseQuant::None);
+        assert_eq!(quant(serde_json::json!({"baseQuant": "q8_0"})).unwrap(), BaseQuant::Q8_0);
+        let both = quant(serde_json::json!({"loadIn4bit": true, "baseQuant": "q8_0"}));
+        assert_eq!(both.unwrap_err().field, "config.loadIn4bit");
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         let base = serde_json::json!({"model": "arkor/tiny",
             "datasetSource": {"type": "huggingface", "name": "a/b"}});

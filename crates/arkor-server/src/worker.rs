@@ -86,7 +86,11 @@ fn run(
         let model_dir = crate::resolve::model(data_dir, &hub, &job.config.model)?;
         let files = crate::resolve::dataset(&hub, &job.config.dataset)?;
         let device = device.open()?;
-        eprintln!("worker: loading {} from {}", job.config.model, model_dir.display());
+        let quant = match job.config.base_quant {
+            arkor_engine::config::BaseQuant::None => String::new(),
+            q => format!(" (base weights kept as {q:?})"),
+        };
+        eprintln!("worker: loading {} from {}{quant}", job.config.model, model_dir.display());
         let model = Model::load_with(&model_dir, &device, job.config.base_quant)?;
         let tokenizer = TextTokenizer::from_dir(&model_dir)?;
         let c = &job.config;

@@ -662,8 +662,10 @@ async fn a_killed_worker_fails_its_job_and_the_backend_keeps_serving() {
     assert_eq!(j["error"], error);
     let (status, _) = api.send("GET", "/v1/me", None).await;
     assert_eq!(status, StatusCode::OK);
-    // And it still trains.
-    let next = api.submit(train_config(&data, 5, 5)).await;
+    // And it still trains (this time with the base in 4-bit blocks, as `loadIn4bit` asks).
+    let mut config = train_config(&data, 5, 5);
+    config["loadIn4bit"] = json!(true);
+    let next = api.submit(config).await;
     assert_eq!(api.follow(&next, None).await.last().unwrap().1, "training.completed");
     backend.shutdown().await;
 }
