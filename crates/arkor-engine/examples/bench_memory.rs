@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p arkor-engine --example bench_memory -- [--shapes 135m,360m,1.7b]
-//!     [--quants none,q8_0,q4_1] [--steps N]
+//!     [--quants none,q8_0,q4_1] [--steps N] [--recompute]
 //! ```
 //!
 //! For each shape (SmolLM2-135M and -360M at batch 4 x 512 tokens, SmolLM2-1.7B at batch
@@ -11,7 +11,9 @@
 //! seven projections, AdamW) on random tokens. Each child reports the resident memory it
 //! holds once loaded (anonymous pages: the weights as kept), the peak while loading (which
 //! includes the memory-mapped fp32 file being read), the peak while training (`VmHWM`
-//! reset after loading via `/proc/self/clear_refs`), and seconds per step. Linux only.
+//! reset after loading via `/proc/self/clear_refs`), and seconds per step. With
+//! `--recompute`, every run uses `gradient_checkpointing` (each block's activations
+//! recomputed in the backward pass). Linux only.
 
 mod common;
 
@@ -95,8 +97,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut shapes = vec!["135m".to_owned(), "360m".to_owned()];
     let mut quants = vec!["none".to_owned(), "q8_0".to_owned(), "q4_1".to_owned()];
     let mut steps = 2usize;
+    let mut recompute = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--recompute" {
+            recompute = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let list = || value.split(',').map(str::to_owned).collect::<Vec<_>>();
         match flag.as_str() {
@@ -136,7 +143,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .arg("--child")
                 .arg(dir.path())
                 .args([quant, &shape.batch.to_string(), &shape.seq.to_string()])
-                .args([&steps.to_string(), &vocab.to_string()])
+                .args([&steps.to_string(), &vocab.to_string(), &recompute.to_string()])
                 .output()?;
             if !out.status.success() {
                 return Err(format!(
@@ -151,7 +158,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!();
-    println!("LoRA r16 on q,k,v,o,gate,up,down, AdamW, random tokens; {steps} steps per run");
+    println!(
+        "LoRA r16 on q,k,v,o,gate,up,down, AdamW, random tokens; {steps} steps per run{}",
+        if recompute { "; gradient_checkpointing" } else { "" }
+    );
     println!();
     println!(
         "| shape | batch | base_quant | held after load GiB | peak while loading GiB | peak while training GiB | s/step | losses |"
@@ -178,10 +188,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// `--child DIR QUANT BATCH SEQ STEPS VOCAB`: one measured run, one JSON line on stdout.
+/// `--child DIR QUANT BATCH SEQ STEPS VOCAB RECOMPUTE`: one measured run, one JSON line on
+/// stdout.
 fn child(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let [dir, quant, batch, seq, steps, vocab] = args else {
-        return Err("--child DIR QUANT BATCH SEQ STEPS VOCAB".into());
+    let [dir, quant, batch, seq, steps, vocab, recompute] = args else {
+        return Err("--child DIR QUANT BATCH SEQ STEPS VOCAB RECOMPUTE".into());
     };
     let quant: BaseQuant = serde_json::from_value(serde_json::Value::String(quant.clone()))?;
     let (batch, seq, steps, vocab): (usize, usize, usize, usize) =
@@ -199,6 +210,7 @@ fn child(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         batch_size: batch,
         max_length: seq + 1,
         base_quant: quant,
+        gradient_checkpointing: recompute == "true",
         ..TrainConfig::default()
     };
     let out = tempfile::tempdir()?;

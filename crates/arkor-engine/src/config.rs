@@ -67,6 +67,10 @@ pub struct TrainConfig {
     /// Keep the frozen base's projection weights quantized in memory (`q8_0`, `q4_1`) to
     /// fine-tune larger models in less RAM; CPU only. Default `none` (fp32).
     pub base_quant: BaseQuant,
+    /// Keep only each block's input between the forward and backward passes and run each
+    /// block again during the backward pass: activation memory of one block instead of
+    /// all of them, for one more forward pass of compute. Default false.
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for TrainConfig {
@@ -95,6 +99,7 @@ impl Default for TrainConfig {
             train_on_responses_only: true,
             dry_run: false,
             base_quant: BaseQuant::None,
+            gradient_checkpointing: false,
         }
     }
 }

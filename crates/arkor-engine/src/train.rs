@@ -146,18 +146,17 @@ fn run(
             let mode = ForwardMode::Train {
                 dropout_seed: config.seed ^ ((step * 64 + m) as u64 + 1) << 16,
             };
-            let sum = batch.loss_sum(model, &adapter, mode, true)?;
-            let scaled = (&sum / trained.max(1) as f64)?;
-            let store = scaled.backward()?;
-            for (slot, (_, var)) in grads.iter_mut().zip(&vars) {
-                if let Some(g) = store.get(var.as_tensor()) {
-                    *slot = Some(match slot.take() {
-                        Some(acc) => (acc + g)?,
-                        None => g.clone(),
-                    });
-                }
+            let scale = 1.0 / trained.max(1) as f64;
+            let recompute = config.gradient_checkpointing;
+            let (sum, micro_grads) =
+                batch.loss_and_grads(model, &adapter, &vars, mode, scale, recompute)?;
+            for (slot, g) in grads.iter_mut().zip(micro_grads) {
+                *slot = match (slot.take(), g) {
+                    (Some(acc), Some(g)) => Some((acc + g)?),
+                    (acc, g) => acc.or(g),
+                };
             }
-            loss_sum += sum.to_scalar::<f32>()? as f64;
+            loss_sum += sum;
             window.rows += rows.len();
             window.tokens += batch.tokens;
         }
@@ -357,6 +356,11 @@ impl Batch {
             Some(adapter),
             mode,
         )?;
+        self.head_loss(model, hidden, grad)
+    }
+
+    /// The sum of the token losses computed from the final hidden states `hidden`.
+    fn head_loss(&self, model: &Model, hidden: Tensor, grad: bool) -> Result<Tensor> {
         if self.trained_at.is_empty() {
             return Ok((hidden.sum_all()? * 0.0)?);
         }
@@ -376,6 +380,64 @@ impl Batch {
             grad,
         )?;
         Ok(losses.sum_all()?)
+    }
+
+    /// The loss sum, and each of `vars`' gradient of `scale * loss_sum`.
+    ///
+    /// With `recompute` (activation checkpointing), only each block's input is kept
+    /// between the passes: the forward pass drops every block's graph, and the backward
+    /// pass runs each block forward again, last to first, from its saved input, and
+    /// backpropagates through it alone. The same arithmetic (dropout masks depend only on
+    /// the seed, layer and projection), one more forward pass of compute, and activation
+    /// memory of one block instead of all.
+    fn loss_and_grads(
+        &self,
+        model: &Model,
+        adapter: &Adapter,
+        vars: &[(String, Var)],
+        mode: ForwardMode,
+        scale: f64,
+        recompute: bool,
+    ) -> Result<(f64, Vec<Option<Tensor>>)> {
+        let mut grads = vec![None; vars.len()];
+        let add = |grads: &mut Vec<Option<Tensor>>, store: &candle_core::backprop::GradStore| {
+            for (slot, (_, var)) in grads.iter_mut().zip(vars) {
+                if let Some(g) = store.get(var.as_tensor()) {
+                    *slot = Some(match slot.take() {
+                        Some(acc) => (acc + g)?,
+                        None => g.clone(),
+                    });
+                }
+            }
+            Ok::<_, Error>(())
+        };
+        if !recompute {
+            let sum = self.loss_sum(model, adapter, mode, true)?;
+            add(&mut grads, &(&sum * scale)?.backward()?)?;
+            return Ok((sum.to_scalar::<f32>()? as f64, grads));
+        }
+        let block = |i: usize, x: Tensor| {
+            model.packed_block(i, x, self.prefix, &self.lens, Some(adapter), mode)
+        };
+        let mut inputs = Vec::with_capacity(model.num_layers());
+        let mut x = model.embed(&self.inputs)?.detach();
+        for i in 0..model.num_layers() {
+            inputs.push(x.clone());
+            x = block(i, x)?.detach();
+        }
+        let top = Var::from_tensor(&x)?;
+        let sum = self.head_loss(model, model.final_norm(top.as_tensor())?, true)?;
+        let store = (&sum * scale)?.backward()?;
+        let mut upstream = store.get(top.as_tensor()).map(Tensor::detach);
+        for (i, input) in inputs.into_iter().enumerate().rev() {
+            let Some(g) = upstream else { break };
+            let input = Var::from_tensor(&input)?;
+            let y = block(i, input.as_tensor().clone())?;
+            let store = (y * g)?.sum_all()?.backward()?;
+            add(&mut grads, &store)?;
+            upstream = store.get(input.as_tensor()).map(Tensor::detach);
+        }
+        Ok((sum.to_scalar::<f32>()? as f64, grads))
     }
 }
 
@@ -442,20 +504,25 @@ pub fn adapter_gradients(
     adapter: &Adapter,
     rows: &[Example],
 ) -> Result<Vec<(String, Var, Option<Tensor>)>> {
+    adapter_gradients_with(model, adapter, rows, false)
+}
+
+/// [`adapter_gradients`], with the activations of each block recomputed in the backward
+/// pass when `recompute` (the `gradient_checkpointing` setting).
+pub fn adapter_gradients_with(
+    model: &Model,
+    adapter: &Adapter,
+    rows: &[Example],
+    recompute: bool,
+) -> Result<Vec<(String, Var, Option<Tensor>)>> {
     let refs: Vec<&Example> = rows.iter().collect();
     let batch = Batch::new(&refs, model.device())?;
     let tokens: usize = refs.iter().map(|e| trained_tokens(e)).sum();
-    let loss =
-        (batch.loss_sum(model, adapter, ForwardMode::Inference, true)? / tokens.max(1) as f64)?;
-    let store = loss.backward()?;
-    Ok(adapter
-        .vars()
-        .into_iter()
-        .map(|(n, v)| {
-            let g = store.get(v.as_tensor()).cloned();
-            (n, v, g)
-        })
-        .collect())
+    let vars = adapter.vars();
+    let scale = 1.0 / tokens.max(1) as f64;
+    let mode = ForwardMode::Inference;
+    let (_, grads) = batch.loss_and_grads(model, adapter, &vars, mode, scale, recompute)?;
+    Ok(vars.into_iter().zip(grads).map(|((n, v), g)| (n, v, g)).collect())
 }
 
 /// Mean token loss of `rows` under `adapter` (or the base model), for tests.

@@ -129,6 +129,9 @@ pub struct JobConfig {
     /// How the frozen base is kept in memory: `none`, `q8_0` or `q4_1` (arkor).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_quant: Option<String>,
+    /// Recompute each block's activations in the backward pass to save memory (arkor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gradient_checkpointing: Option<bool>,
     /// Optimiser steps (overrides epochs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u64>,

@@ -109,6 +109,9 @@ pub fn to_train_config(name: &str, c: &JobConfig) -> Result<TrainConfig, FieldEr
             return Err(err("baseQuant", format!("expected none, q8_0 or q4_1, got \"{other}\"")));
         }
     };
+    if let Some(v) = c.gradient_checkpointing {
+        t.gradient_checkpointing = v;
+    }
     if c.load_in4bit == Some(true) {
         if !matches!(c.base_quant.as_deref(), None | Some("q4_1")) {
             return Err(err(

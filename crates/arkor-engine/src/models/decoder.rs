@@ -340,23 +340,45 @@ impl Model {
         adapter: Option<&Adapter>,
         mode: ForwardMode,
     ) -> Result<Tensor> {
-        let total = ids.dim(0)?;
-        if shared_prefix + lens.iter().sum::<usize>() != total || lens.contains(&0) {
-            return Err(candle_core::Error::Msg(format!(
-                "packed sequences (prefix {shared_prefix}, then lengths {lens:?}) do not add up \
-                 to the {total} ids given"
-            ))
-            .into());
-        }
-        let rows = match lens {
-            _ if shared_prefix > 0 => Rows::Packed { prefix: shared_prefix, lens },
-            [_] => Rows::Uniform { batch: 1, seq: total },
-            _ if lens.iter().all(|l| *l == lens[0]) => {
-                Rows::Uniform { batch: lens.len(), seq: lens[0] }
-            }
-            _ => Rows::Packed { prefix: 0, lens },
-        };
+        let rows = packed_rows(shared_prefix, lens, ids.dim(0)?)?;
         self.run(ids, rows, RowAdapters::Same(adapter), &mut [], mode)
+    }
+
+    /// The scaled embeddings of `ids` (`[tokens]`), the input of block 0. With
+    /// [`Model::packed_block`] and [`Model::final_norm`], the pieces of
+    /// [`Model::hidden_states_packed`], for training that recomputes each block in the
+    /// backward pass instead of keeping its activations.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let x = self.embed.index_select(ids, 0)?;
+        Ok(match self.spec.gemma {
+            Some(_) => (x * (self.spec.hidden_size as f64).sqrt())?,
+            None => x,
+        })
+    }
+
+    /// Block `layer` over hidden states `x` (`[tokens, hidden]`) laid out as in
+    /// [`Model::hidden_states_packed`].
+    pub fn packed_block(
+        &self,
+        layer: usize,
+        x: Tensor,
+        shared_prefix: usize,
+        lens: &[usize],
+        adapter: Option<&Adapter>,
+        mode: ForwardMode,
+    ) -> Result<Tensor> {
+        let rows = packed_rows(shared_prefix, lens, x.dim(0)?)?;
+        self.blocks_over(x, layer..layer + 1, rows, RowAdapters::Same(adapter), &mut [], mode)
+    }
+
+    /// The final RMSNorm, after the last block.
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(layers::rms_norm(x, &self.norm, self.spec.rms_norm_eps)?)
+    }
+
+    /// Number of decoder blocks.
+    pub fn num_layers(&self) -> usize {
+        self.blocks.len()
     }
 
     /// The decoder blocks over `ids` (`[tokens]`) laid out as `rows`; returns the final
@@ -366,6 +388,21 @@ impl Model {
     fn run(
         &self,
         ids: &Tensor,
+        rows: Rows<'_>,
+        adapters: RowAdapters<'_>,
+        caches: &mut [&mut KvCache],
+        mode: ForwardMode,
+    ) -> Result<Tensor> {
+        let x = self.embed(ids)?;
+        let x = self.blocks_over(x, 0..self.blocks.len(), rows, adapters, caches, mode)?;
+        self.final_norm(&x)
+    }
+
+    /// Blocks `layers` over hidden states `x` (`[tokens, hidden]`) laid out as `rows`.
+    fn blocks_over(
+        &self,
+        mut x: Tensor,
+        layers: std::ops::Range<usize>,
         rows: Rows<'_>,
         adapters: RowAdapters<'_>,
         caches: &mut [&mut KvCache],
@@ -386,10 +423,6 @@ impl Model {
             kv_heads: s.num_kv_heads,
             head_dim: s.head_dim,
         };
-        let mut x = self.embed.index_select(ids, 0)?;
-        if s.gemma.is_some() {
-            x = (x * (s.hidden_size as f64).sqrt())?;
-        }
         let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
             let lin = &block.proj[p.index()];
             let adapter = match (adapters, rows) {
@@ -435,7 +468,8 @@ impl Model {
             }
             Ok(y)
         };
-        for (i, block) in self.blocks.iter().enumerate() {
+        for i in layers {
+            let block = &self.blocks[i];
             let h = layers::rms_norm(&x, &block.attn_norm, s.rms_norm_eps)?;
             let mut q = proj(&h, i, Proj::Q, block)?;
             let mut k = proj(&h, i, Proj::K, block)?;
@@ -540,7 +574,7 @@ impl Model {
             let up = proj(&h, i, Proj::Up, block)?;
             x = (x + out_norm(proj(&(gate * up)?, i, Proj::Down, block)?, 1)?)?;
         }
-        Ok(layers::rms_norm(&x, &self.norm, s.rms_norm_eps)?)
+        Ok(x)
     }
 
     /// Causal self-attention of `batch` rows of `seq` new positions each, whose first
@@ -661,6 +695,25 @@ fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
     }
     let (b, nkv, t, d) = x.dims4()?;
     Ok(x.unsqueeze(2)?.broadcast_as((b, nkv, n_rep, t, d))?.reshape((b, nkv * n_rep, t, d))?)
+}
+
+/// The layout of packed training rows: a shared prefix, then each row's own tokens.
+fn packed_rows(shared_prefix: usize, lens: &[usize], total: usize) -> Result<Rows<'_>> {
+    if shared_prefix + lens.iter().sum::<usize>() != total || lens.contains(&0) {
+        return Err(candle_core::Error::Msg(format!(
+            "packed sequences (prefix {shared_prefix}, then lengths {lens:?}) do not add up to \
+             the {total} positions given"
+        ))
+        .into());
+    }
+    Ok(match lens {
+        _ if shared_prefix > 0 => Rows::Packed { prefix: shared_prefix, lens },
+        [_] => Rows::Uniform { batch: 1, seq: total },
+        _ if lens.iter().all(|l| *l == lens[0]) => {
+            Rows::Uniform { batch: lens.len(), seq: lens[0] }
+        }
+        _ => Rows::Packed { prefix: 0, lens },
+    })
 }
 
 /// How the tokens of a forward pass form sequences.

@@ -42,6 +42,50 @@ fn every_lora_tensor_gets_a_nonzero_gradient() {
     }
 }
 
+/// Recomputing each block in the backward pass (activation checkpointing) gives the same
+/// gradients as keeping every activation, for every family, with rows that share a prefix.
+#[test]
+fn recomputed_activations_give_the_same_gradients() {
+    use arkor_engine::train::adapter_gradients_with;
+    for fixture in every_family() {
+        let l = load(fixture.path());
+        let dir = tempfile::tempdir().unwrap();
+        let data = prepare(&l.tokenizer, &[prompted_qa_dataset(dir.path())], &quick_config());
+        let adapter = perturbed_adapter(&l, 5);
+        let kept = adapter_gradients_with(&l.model, &adapter, &data.train, false).unwrap();
+        let recomputed = adapter_gradients_with(&l.model, &adapter, &data.train, true).unwrap();
+        assert_eq!(kept.len(), recomputed.len());
+        for ((name, _, a), (_, _, b)) in kept.iter().zip(&recomputed) {
+            let flat = |g: &Option<candle_core::Tensor>| {
+                g.as_ref().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            };
+            let (a, b) = (flat(a), flat(b));
+            assert!(a.iter().any(|v| *v != 0.0), "{name}: no gradient");
+            arkor_test_support::check::assert_close(&b, &a, 1e-4);
+        }
+    }
+}
+
+/// The QA rows behind one long system prompt, so a batch shares a prefix.
+fn prompted_qa_dataset(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("prompted.jsonl");
+    let rows: String = arkor_test_support::fixtures::QA
+        .iter()
+        .cycle()
+        .take(6)
+        .map(|(q, a)| {
+            let row = serde_json::json!({"messages": [
+                {"role": "system", "content": "You answer in as few words as you can, politely."},
+                {"role": "user", "content": q},
+                {"role": "assistant", "content": a},
+            ]});
+            format!("{row}\n")
+        })
+        .collect();
+    std::fs::write(&path, rows).unwrap();
+    path
+}
+
 #[test]
 fn gradients_match_finite_differences() {
     // Gemma 2 adds GeGLU, sandwich norms, soft caps on scores and logits, a sliding window.

@@ -52,6 +52,24 @@ fn loss_halves_in_30_steps_and_runs_are_reproducible() {
     }
 }
 
+/// With activation checkpointing the run is the same run: same losses step by step.
+#[test]
+fn gradient_checkpointing_trains_the_same_run() {
+    let fixture = tiny_llama();
+    let l = load(fixture.path());
+    let tmp = tempfile::tempdir().unwrap();
+    // Dropout on, so the recomputed blocks must draw the same masks.
+    let lora = arkor_engine::config::LoraConfig { dropout: 0.1, ..quick_config().lora };
+    let config = TrainConfig { lora, max_steps: Some(10), ..quick_config() };
+    let (plain, _) = run(&l, &config, tmp.path(), &tmp.path().join("a"), None, &CancelToken::new());
+    let config = TrainConfig { gradient_checkpointing: true, ..config };
+    let (again, _) = run(&l, &config, tmp.path(), &tmp.path().join("b"), None, &CancelToken::new());
+    assert_eq!(plain.losses.len(), 10);
+    let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<_>>();
+    assert_close(&f32s(&again.losses), &f32s(&plain.losses), 1e-4);
+    assert!(plain.losses[9] < plain.losses[0]);
+}
+
 /// A base kept in 8-bit or 4-bit blocks computes nearly the fp32 base's logits and still
 /// learns: the same 30 steps halve the loss, close to the fp32 run's curve.
 #[test]
