@@ -133,7 +133,19 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.message, code: self.code })).into_response()
+        let too_large = self.status == StatusCode::PAYLOAD_TOO_LARGE;
+        let mut response =
+            (self.status, Json(ErrorBody { error: self.message, code: self.code })).into_response();
+        // The rest of an oversized body is never read, so the connection cannot carry another
+        // request; saying so keeps a client from reusing it (its next request would fail with
+        // the connection closed under it).
+        if too_large {
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -335,8 +335,20 @@ async fn submission_is_validated_and_listing_pages_and_filters() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Oversized bodies are refused with a JSON error.
     let huge = json!({"name": "x".repeat(2 << 20), "config": train_config(&data, 1, 1)});
-    let (status, body) = api.send("POST", &api.scoped("/v1/jobs"), Some(huge)).await;
+    let (status, body) = api.send("POST", &api.scoped("/v1/jobs"), Some(huge.clone())).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    // ... and close the connection, whose unread rest cannot carry another request: a
+    // client that reused it would see its next request fail mid-flight.
+    let resp = reqwest::Client::new()
+        .post(format!("{}{}", api.base, api.scoped("/v1/jobs")))
+        .header(CLIENT.0, CLIENT.1)
+        .bearer_auth(&api.token)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(resp.headers()["connection"], "close");
 
     // 25 jobs, 5 of them named "special" and cancelled.
     let mut ids = vec![];
