@@ -23,14 +23,25 @@ use rayon::prelude::*;
 /// The backward pass returns only the gradient of `x`.
 pub fn frozen_linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
     let (out_dim, in_dim) = w.dims2()?;
+    over_rows(x, in_dim, out_dim, "frozen_linear", |x2| x2.apply_op1(FrozenLinear { w: w.clone() }))
+}
+
+/// `f` applied to `x` (`[..., in_dim]`) seen as `[rows, in_dim]`; its `[rows, out_dim]`
+/// result is given `x`'s leading dims back.
+fn over_rows(
+    x: &Tensor,
+    in_dim: usize,
+    out_dim: usize,
+    op: &str,
+    f: impl FnOnce(Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
     let dims = x.dims().to_vec();
     let last = *dims.last().unwrap_or(&0);
     if last != in_dim {
-        candle_core::bail!("frozen_linear: input has {last} features, weight expects {in_dim}");
+        candle_core::bail!("{op}: input has {last} features, weight expects {in_dim}");
     }
     let rows = x.elem_count() / in_dim.max(1);
-    let x2 = x.reshape((rows, in_dim))?;
-    let y = x2.apply_op1(FrozenLinear { w: w.clone() })?;
+    let y = f(x.reshape((rows, in_dim))?)?;
     let mut out_dims = dims;
     *out_dims.last_mut().expect("non-empty dims") = out_dim;
     y.reshape(out_dims)
@@ -154,7 +165,7 @@ impl Frozen {
                 Ok(())
             }),
             Frozen::Quant(w) => {
-                w.input_grad_into(dx, false, g.data, g.rows);
+                w.input_grad_into(dx, g.data, g.rows);
                 Ok(())
             }
         }

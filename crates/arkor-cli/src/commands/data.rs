@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use arkor_engine::config::TrainConfig;
-use arkor_engine::data::inspect::{Inspection, RenderedRow, inspect, render_row};
+use arkor_engine::data::inspect::{Inspection, RenderedRow, inspect};
 use arkor_engine::data::{DatasetFormat, PrepareOptions};
 use arkor_engine::tokenizer::TextTokenizer;
 
@@ -45,8 +45,7 @@ fn inspect_command(global: &Global, args: InspectArgs) -> anyhow::Result<ExitCod
         seed: config.seed,
         max_rows: None,
     };
-    let report = inspect(&files, &tokenizer, &opts)?;
-    let row = args.row.map(|i| render_row(&files, &tokenizer, &opts, i)).transpose()?;
+    let (report, row) = inspect(&files, &tokenizer, &opts, args.row)?;
     if args.json {
         let value = serde_json::json!({ "model": model, "report": report, "row": row });
         println!("{}", serde_json::to_string_pretty(&value)?);

@@ -50,7 +50,7 @@ pub struct Bucket {
 /// A row by position, with its token length before truncation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RowRef {
-    /// 0-based index among the rows that tokenised (what [`render_row`] takes).
+    /// 0-based index among the rows that tokenised (what [`inspect`] renders).
     pub index: usize,
     /// File it came from.
     pub file: PathBuf,
@@ -82,13 +82,15 @@ pub struct TokenView {
     pub special: bool,
 }
 
-/// Reads and tokenises every row of `files` and reports what training would see; malformed
-/// rows are listed rather than stopping the report.
+/// Reads and tokenises every row of `files` and reports what training would see (malformed
+/// rows are listed rather than stopping the report), and with `row`, that row (0-based
+/// among the rows that tokenise) rendered token by token; the files are read once.
 pub fn inspect(
     files: &[PathBuf],
     tokenizer: &TextTokenizer,
     opts: &PrepareOptions,
-) -> Result<Inspection, DataError> {
+    row: Option<usize>,
+) -> Result<(Inspection, Option<RenderedRow>), DataError> {
     let encoded = encode_files(files, tokenizer, opts)?;
     let mut report = Inspection {
         format: encoded.format,
@@ -101,46 +103,39 @@ pub fn inspect(
         untrained: vec![],
         errors: encoded.errors,
     };
+    let row_ref = |index: usize, r: &super::EncodedRow| RowRef {
+        index,
+        file: r.file.clone(),
+        line: r.line,
+        tokens: r.full_len,
+    };
     for (index, r) in encoded.rows.iter().enumerate() {
-        let row = || RowRef { index, file: r.file.clone(), line: r.line, tokens: r.full_len };
         let trained = r.example.loss_mask.iter().skip(1).filter(|m| **m).count();
         report.tokens += r.example.input_ids.len();
         report.trained_tokens += trained;
         if r.full_len > opts.max_length {
-            report.truncated.push(row());
+            report.truncated.push(row_ref(index, r));
         }
         if trained == 0 {
-            report.untrained.push(row());
+            report.untrained.push(row_ref(index, r));
         }
     }
-    Ok(report)
-}
-
-/// Row `index` (0-based among the rows that tokenise) rendered token by token.
-pub fn render_row(
-    files: &[PathBuf],
-    tokenizer: &TextTokenizer,
-    opts: &PrepareOptions,
-    index: usize,
-) -> Result<RenderedRow, DataError> {
-    let limited = PrepareOptions { max_rows: None, ..opts.clone() };
-    let encoded = encode_files(files, tokenizer, &limited)?;
-    let count = encoded.rows.len();
-    let Some(r) = encoded.rows.into_iter().nth(index) else {
+    let Some(index) = row else { return Ok((report, None)) };
+    let Some(r) = encoded.rows.get(index) else {
         return Err(DataError::Row(format!(
-            "row {index} does not exist: the dataset has {count} rows that tokenise (0 to {})",
-            count.saturating_sub(1)
+            "row {index} does not exist: the dataset has {} rows that tokenise (0 to {})",
+            report.rows,
+            report.rows.saturating_sub(1)
         )));
     };
     let mut tokens = Vec::with_capacity(r.example.input_ids.len());
     for (&id, &trained) in r.example.input_ids.iter().zip(&r.example.loss_mask) {
-        let text = tokenizer.decode(&[id], false).map_err(DataError::Template)?;
-        let plain = tokenizer.decode(&[id], true).map_err(DataError::Template)?;
-        let special = plain.is_empty() && !text.is_empty();
+        let text = tokenizer.decode(&[id], false)?;
+        let special = !text.is_empty() && tokenizer.decode(&[id], true)?.is_empty();
         tokens.push(TokenView { id, text, trained, special });
     }
-    let row = RowRef { index, file: r.file, line: r.line, tokens: r.full_len };
-    Ok(RenderedRow { row, tokens })
+    let rendered = RenderedRow { row: row_ref(index, r), tokens };
+    Ok((report, Some(rendered)))
 }
 
 /// `lengths` in at most `max_buckets` buckets of equal width (a round number), from the

@@ -256,7 +256,9 @@ fn inspection_lists_truncated_untrained_and_malformed_rows_and_renders_the_mask(
     .join("\n");
     let file = f.file("rows.jsonl", &body);
     let opts = PrepareOptions { max_length: 200, ..opts() };
-    let report = inspect::inspect(std::slice::from_ref(&file), &f.tok, &opts).unwrap();
+    let (report, row) =
+        inspect::inspect(std::slice::from_ref(&file), &f.tok, &opts, Some(0)).unwrap();
+    let row = row.unwrap();
     assert_eq!((report.format, report.rows), (DatasetFormat::Chat, 2));
     // Listed, not fatal: the line that is not JSON and the row without a reply.
     let bad: Vec<usize> = report.errors.iter().map(|e| e.line).collect();
@@ -270,13 +272,12 @@ fn inspection_lists_truncated_untrained_and_malformed_rows_and_renders_the_mask(
     assert_eq!(untrained, vec![2]);
     assert_eq!(report.histogram.iter().map(|b| b.rows).sum::<usize>(), 2);
 
-    let row = inspect::render_row(std::slice::from_ref(&file), &f.tok, &opts, 0).unwrap();
     let text = |trained: bool| -> String {
         row.tokens.iter().filter(|t| t.trained == trained).map(|t| t.text.as_str()).collect()
     };
     assert!(text(false).contains("Be brief.") && text(false).contains("Hi?"), "{}", text(false));
     assert!(text(true).contains("Hello!") && !text(true).contains("Be brief"), "{}", text(true));
     assert!(row.tokens.iter().any(|t| t.special && t.text == "<|im_start|>"));
-    let missing = inspect::render_row(&[file], &f.tok, &opts, 2).unwrap_err();
+    let missing = inspect::inspect(&[file], &f.tok, &opts, Some(2)).unwrap_err();
     assert!(missing.to_string().contains("0 to 1"), "{missing}");
 }

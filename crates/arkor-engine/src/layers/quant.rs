@@ -15,7 +15,7 @@ use half::f16;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Mat, f32_slice, sgemm, with_cpu_f32};
+use super::{Mat, f32_slice, over_rows, sgemm, with_cpu_f32};
 
 /// Values per block, in both formats.
 pub const BLOCK: usize = 32;
@@ -187,8 +187,8 @@ impl QuantMatrix {
         }
     }
 
-    /// `dx (+)= g W` for `g` `[m, rows]` (contiguous), `dx` `[m, cols]`.
-    pub(crate) fn input_grad_into(&self, dx: &mut [f32], accumulate: bool, g: &[f32], m: usize) {
+    /// `dx = g W` for `g` `[m, rows]` (contiguous), `dx` `[m, cols]`.
+    pub(crate) fn input_grad_into(&self, dx: &mut [f32], g: &[f32], m: usize) {
         let (n, k) = (self.rows, self.cols);
         let mut tile = vec![];
         let step = self.tile_rows();
@@ -197,7 +197,7 @@ impl QuantMatrix {
             self.tile(start, t, &mut tile);
             // The columns `start..start + t` of g, without copying.
             let lhs = Mat { data: &g[start..], rows: m, cols: t, rs: n, cs: 1 };
-            sgemm(dx, accumulate || start > 0, lhs, Mat::new(&tile, t, k), 1.0);
+            sgemm(dx, start > 0, lhs, Mat::new(&tile, t, k), 1.0);
         }
     }
 }
@@ -206,19 +206,12 @@ impl QuantMatrix {
 /// backward pass returns only the gradient of `x`. CPU only.
 pub fn quant_linear(x: &Tensor, w: &Arc<QuantMatrix>) -> candle_core::Result<Tensor> {
     let (out_dim, in_dim) = w.dims();
-    let dims = x.dims().to_vec();
-    let last = *dims.last().unwrap_or(&0);
-    if last != in_dim {
-        candle_core::bail!("quant_linear: input has {last} features, weight expects {in_dim}");
-    }
     if !x.device().is_cpu() {
         candle_core::bail!("quant_linear: a quantized base runs on the CPU only");
     }
-    let rows = x.elem_count() / in_dim.max(1);
-    let y = x.reshape((rows, in_dim))?.contiguous()?.apply_op1(QuantLinear { w: w.clone() })?;
-    let mut out_dims = dims;
-    *out_dims.last_mut().expect("non-empty dims") = out_dim;
-    y.reshape(out_dims)
+    over_rows(x, in_dim, out_dim, "quant_linear", |x2| {
+        x2.contiguous()?.apply_op1(QuantLinear { w: w.clone() })
+    })
 }
 
 struct QuantLinear {
@@ -259,7 +252,7 @@ impl CustomOp1 for QuantLinearBwd {
         let dy = f32_slice(s, l, "quant-linear-bwd")?;
         let m = l.shape().dims2()?.0;
         let mut dx = vec![0f32; m * self.w.cols];
-        self.w.input_grad_into(&mut dx, false, dy, m);
+        self.w.input_grad_into(&mut dx, dy, m);
         Ok((CpuStorage::F32(dx), Shape::from((m, self.w.cols))))
     }
 }
