@@ -4,6 +4,7 @@ import { type Credentials, fetchCredentials } from "./lib/api";
 import { errorMessage } from "./lib/format";
 import { useHash } from "./lib/hooks";
 import { parseRoute } from "./lib/route";
+import { Data } from "./pages/Data";
 import { EndpointDetail, Endpoints } from "./pages/Endpoints";
 import { JobDetail } from "./pages/JobDetail";
 import { Jobs } from "./pages/Jobs";
@@ -108,6 +109,7 @@ export function App() {
         <nav className="nav" aria-label="Main">
           {navLink("#/", "Overview", "overview")}
           {navLink("#/jobs", "Jobs", "jobs")}
+          {navLink("#/data", "Data", "data")}
           {navLink("#/playground", "Playground", "playground")}
           {navLink("#/endpoints", "Endpoints", "endpoints")}
         </nav>
@@ -117,6 +119,7 @@ export function App() {
         {route.page === "jobs" && <Jobs />}
         {route.page === "job" && <JobDetail key={route.id} id={route.id} />}
         {route.page === "playground" && <Playground params={route.params} />}
+        {route.page === "data" && <Data params={route.params} />}
         {route.page === "endpoints" && <Endpoints />}
         {route.page === "endpoint" && <EndpointDetail key={route.id} id={route.id} />}
       </main>

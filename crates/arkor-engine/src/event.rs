@@ -103,6 +103,9 @@ pub struct StepMetrics {
     pub samples_per_second: f64,
     /// Input tokens (padding excluded) per second over the window.
     pub tokens_per_second: f64,
+    /// Input tokens (padding excluded) trained on since the run began, resumed parts
+    /// included: the x axis that compares runs of different batch shapes.
+    pub tokens_seen: u64,
     /// Seconds since the first step of this process started.
     pub elapsed_seconds: f64,
 }

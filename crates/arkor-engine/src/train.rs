@@ -159,6 +159,7 @@ fn run(
             loss_sum += sum;
             window.rows += rows.len();
             window.tokens += batch.tokens;
+            state.num_input_tokens_seen += batch.tokens as u64;
         }
         let loss = loss_sum / trained.max(1) as f64;
         if !loss.is_finite() {
@@ -185,7 +186,7 @@ fn run(
         let epoch = batches.epoch_at(state.step * config.gradient_accumulation_steps);
         let last = state.step == total;
         if state.step.is_multiple_of(config.logging_steps) || last {
-            let metrics = window.take(state.step, total, lr, epoch, grad_norm, started);
+            let metrics = window.take(&state, total, lr, epoch, grad_norm, started);
             state.log_history.push(checkpoint::LogEntry::from(&metrics));
             sink.emit(EngineEvent::Log(metrics));
         }
@@ -474,7 +475,7 @@ impl Window {
 
     fn take(
         &mut self,
-        step: usize,
+        state: &TrainerState,
         total_steps: usize,
         learning_rate: f64,
         epoch: f64,
@@ -484,7 +485,7 @@ impl Window {
         let w = std::mem::take(self);
         let secs = w.seconds.max(1e-9);
         StepMetrics {
-            step,
+            step: state.step,
             total_steps,
             loss: w.losses.iter().sum::<f64>() / w.losses.len().max(1) as f64,
             learning_rate,
@@ -492,6 +493,7 @@ impl Window {
             grad_norm,
             samples_per_second: w.rows as f64 / secs,
             tokens_per_second: w.tokens as f64 / secs,
+            tokens_seen: state.num_input_tokens_seen,
             elapsed_seconds: started.elapsed().as_secs_f64(),
         }
     }

@@ -73,6 +73,9 @@ pub enum EventKind {
         /// Steps planned (arkor).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total_steps: Option<u64>,
+        /// Input tokens trained on since the run began, padding excluded (arkor).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_seen: Option<u64>,
     },
     /// `checkpoint.saved`.
     #[serde(rename = "checkpoint.saved")]
@@ -149,6 +152,13 @@ pub struct StartedMetadata {
     pub trainable_parameters: u64,
     /// The dataset report, one line.
     pub dataset: String,
+    /// Version of the arkor that trains (arkor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arkor_version: Option<String>,
+    /// SHA-256 of the dataset files as read for this run, in order (one file: its digest;
+    /// several: the digest of their digests) (arkor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_sha256: Option<String>,
 }
 
 /// `training.completed` metrics.
@@ -203,10 +213,11 @@ mod tests {
                 tokens_per_second: None,
                 grad_norm: None,
                 total_steps: Some(10),
+                tokens_seen: Some(512),
             },
         };
         let json = serde_json::to_string(&e).unwrap();
-        expect_test::expect![[r#"{"jobId":"job_1","timestamp":"2026-01-01T00:00:00.000Z","type":"training.log","step":3,"loss":1.5,"learningRate":0.0001,"totalSteps":10}"#]].assert_eq(&json);
+        expect_test::expect![[r#"{"jobId":"job_1","timestamp":"2026-01-01T00:00:00.000Z","type":"training.log","step":3,"loss":1.5,"learningRate":0.0001,"totalSteps":10,"tokensSeen":512}"#]].assert_eq(&json);
         assert_eq!(serde_json::from_str::<JobEvent>(&json).unwrap(), e);
         for name in ALL {
             assert!(name.starts_with("training.") || name == CHECKPOINT_SAVED);

@@ -45,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(datasets::upload)
                 .layer(axum::extract::DefaultBodyLimit::max(datasets::UPLOAD_LIMIT)),
         )
+        .route("/v1/datasets/inspect", post(datasets::inspect))
         .route("/v1/jobs", get(jobs::list).post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))

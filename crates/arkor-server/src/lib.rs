@@ -26,6 +26,7 @@ pub mod api;
 pub mod evals;
 pub mod exports;
 pub mod inference;
+pub mod inspector;
 pub mod jobconfig;
 pub mod resolve;
 pub mod runner;
@@ -90,6 +91,8 @@ pub struct AppState {
     pub store: store::Store,
     pub runner: Arc<runner::Runner>,
     pub inference: Arc<inference::Inference>,
+    /// The last dataset inspected (`POST /v1/datasets/inspect`).
+    pub inspector: Arc<inspector::Inspector>,
     pub keepalive: Duration,
     /// See [`ServerConfig::local_paths`].
     pub local_paths: bool,
@@ -209,10 +212,15 @@ impl Backend {
             config.max_loaded_models,
             config.max_batch,
         ));
+        let inspector = Arc::new(inspector::Inspector::new(
+            config.data_dir.clone(),
+            arkor_hub::HubOptions::from_env(),
+        ));
         let state = Arc::new(AppState {
             store,
             runner: runner.clone(),
             inference,
+            inspector,
             keepalive: config.keepalive,
             local_paths: config.local_paths.unwrap_or(config.addr.ip().is_loopback()),
             datasets_dir: config.data_dir.join("datasets"),

@@ -1,7 +1,7 @@
 //! Small helpers: clocks, ids, token hashing, file digests.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
@@ -62,6 +62,24 @@ pub fn file_digest(path: &Path) -> std::io::Result<(u64, String)> {
         hasher.update(&buf[..n]);
     }
     Ok((size, hex(&hasher.finalize())))
+}
+
+/// Hex SHA-256 naming a list of files' contents: one file's own digest, or for several,
+/// the digest of their digests in order (one per line), so a reordered or changed file
+/// changes it.
+pub fn files_digest(paths: &[PathBuf]) -> anyhow::Result<String> {
+    let digests = paths
+        .iter()
+        .map(|p| {
+            file_digest(p)
+                .map(|(_, d)| d)
+                .map_err(|e| anyhow::anyhow!("failed to read {}: {e}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(match digests.as_slice() {
+        [one] => one.clone(),
+        many => sha256_hex(many.join("\n").as_bytes()),
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

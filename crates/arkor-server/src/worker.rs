@@ -104,9 +104,9 @@ fn run(
         };
         let data = prepare_dataset(&files, &tokenizer, &options)?;
         eprintln!("worker: {}", data.report.summary());
-        Ok((job, model, data))
+        Ok((job, model, data, crate::util::files_digest(&files)?))
     };
-    let (job, model, data) = match setup() {
+    let (job, model, data, dataset_sha256) = match setup() {
         Ok(v) => v,
         Err(e) => {
             emit(EventKind::Failed { error: format!("{e:#}"), step: None });
@@ -126,6 +126,8 @@ fn run(
                         eval_rows: info.eval_rows as u64,
                         trainable_parameters: info.trainable_parameters as u64,
                         dataset: info.dataset_summary,
+                        arkor_version: Some(arkor_protocol::VERSION.to_owned()),
+                        dataset_sha256: Some(dataset_sha256.clone()),
                     }),
                 }
             }
@@ -139,6 +141,7 @@ fn run(
                 tokens_per_second: Some(m.tokens_per_second),
                 grad_norm: Some(m.grad_norm),
                 total_steps: Some(m.total_steps as u64),
+                tokens_seen: Some(m.tokens_seen),
             },
             EngineEvent::Eval { step, eval_loss, epoch } => EventKind::Log {
                 step: step as u64,
@@ -150,6 +153,7 @@ fn run(
                 tokens_per_second: None,
                 grad_norm: None,
                 total_steps: Some(total_steps),
+                tokens_seen: None,
             },
             EngineEvent::CheckpointSaved { step, dir, .. } => EventKind::CheckpointSaved {
                 step: step as u64,

@@ -53,6 +53,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/jobs/{id}/exports", get(exports))
         .route("/api/jobs/{id}/eval", post(eval))
         .route("/api/jobs/{id}/evals", get(evals))
+        .route("/api/data/inspect", post(inspect_data))
         .route("/api/train", post(train))
         .route("/api/inference/chat", post(chat))
         .route("/api/deployments", get(deployments).post(create_deployment))
@@ -357,6 +358,25 @@ async fn revoke_deployment_key(
 async fn deployment_requests(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
     let path = format!("/v1/endpoints/{}/requests", seg(&id));
     scoped(&state, Method::GET, path, None, None).await
+}
+
+/// The Data tab: `{ config, row?, offset?, limit? }` (a job config, as the manifest gives
+/// a trainer's, or one naming any file) to the backend's `POST /v1/datasets/inspect`, a
+/// relative dataset path taken as the project's.
+async fn inspect_data(AxumState(state): St, body: Bytes) -> Response {
+    let mut v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
+    };
+    let source = &mut v["config"]["datasetSource"];
+    if source["type"] == "jsonl"
+        && let Some(path) = source["path"].as_str()
+    {
+        let path = std::path::absolute(state.config.project_dir.join(path.trim()))
+            .unwrap_or_else(|_| state.config.project_dir.join(path.trim()));
+        source["path"] = path.display().to_string().into();
+    }
+    post_ensured(&state, "/v1/datasets/inspect", Bytes::from(v.to_string())).await
 }
 
 /// The project folder (the web UI suggests `<dir>/data/heldout.jsonl`), and the reply schema

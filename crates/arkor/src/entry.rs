@@ -19,7 +19,7 @@ pub struct Arkor {
 }
 
 /// One trainer in the manifest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ManifestTrainer {
     /// Its name.
     pub name: String,
@@ -27,10 +27,12 @@ pub struct ManifestTrainer {
     pub model: String,
     /// Dataset, as shown to users.
     pub dataset: String,
+    /// The job config it submits (its dataset as a path of this machine).
+    pub config: arkor_protocol::job::JobConfig,
 }
 
 /// What `manifest` prints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Manifest {
     /// The trainers, in registration order.
     pub trainers: Vec<ManifestTrainer>,
@@ -63,6 +65,7 @@ impl Arkor {
                     name: t.name().to_owned(),
                     model: t.model().id().to_owned(),
                     dataset: t.dataset().describe(),
+                    config: t.job_config(),
                 })
                 .collect(),
         }

@@ -667,12 +667,22 @@ impl Trainer {
     }
 
     async fn dataset_source(&self, session: &Session) -> Result<DatasetSource, Error> {
+        match self.local_dataset_source() {
+            DatasetSource::Jsonl { path } => Ok(DatasetSource::Jsonl {
+                path: backend_path(session, std::path::Path::new(&path)).await?,
+            }),
+            hub => Ok(hub),
+        }
+    }
+
+    /// The dataset as this machine sees it: a file by its absolute path, or the Hub repo.
+    fn local_dataset_source(&self) -> DatasetSource {
         match &self.inner.dataset {
-            Dataset::Huggingface { name, split } => Ok(DatasetSource::Huggingface {
+            Dataset::Huggingface { name, split } => DatasetSource::Huggingface {
                 name: name.clone(),
                 split: split.clone(),
                 subset: None,
-            }),
+            },
             Dataset::Jsonl { path } => {
                 let cwd = self
                     .inner
@@ -680,9 +690,15 @@ impl Trainer {
                     .cwd
                     .clone()
                     .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-                Ok(DatasetSource::Jsonl { path: backend_path(session, &cwd.join(path)).await? })
+                DatasetSource::Jsonl { path: cwd.join(path).to_string_lossy().into_owned() }
             }
         }
+    }
+
+    /// The job config this trainer submits, its dataset as a path of this machine (before
+    /// any upload): what the manifest shows and Studio's Data tab inspects.
+    pub fn job_config(&self) -> JobConfig {
+        JobConfig { dataset_source: Some(self.local_dataset_source()), ..self.inner.config.clone() }
     }
 
     /// With [`TrainerBuilder::deploy`] and a completed job: creates the endpoint, or points

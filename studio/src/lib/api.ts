@@ -153,7 +153,7 @@ export interface Credentials {
 
 export interface Manifest {
   trainer: { name: string } | null;
-  trainers?: { name: string; model?: string; dataset?: unknown }[];
+  trainers?: { name: string; model?: string; dataset?: unknown; config?: JobConfig }[];
 }
 
 /** `{ baseModel }`, or an adapter: a job's final one or one of its checkpoints. */

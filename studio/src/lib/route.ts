@@ -1,5 +1,5 @@
 // Hash routes: `#/`, `#/jobs`, `#/jobs/<id>`, `#/playground?adapter=<id>&step=<n>`, `#/endpoints`,
-// `#/endpoints/<id>`.
+// `#/endpoints/<id>`, `#/data?trainer=<name>&page=<n>&row=<i>` (or `path=<file>&model=<id>`).
 
 export type Route =
   | { page: "overview" }
@@ -7,7 +7,8 @@ export type Route =
   | { page: "job"; id: string }
   | { page: "playground"; params: URLSearchParams }
   | { page: "endpoints" }
-  | { page: "endpoint"; id: string };
+  | { page: "endpoint"; id: string }
+  | { page: "data"; params: URLSearchParams };
 
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#/, "").replace(/^\/+/, "");
@@ -25,6 +26,7 @@ export function parseRoute(hash: string): Route {
   }
   if (parts[0] === "playground" && parts.length === 1) return { page: "playground", params };
   if (parts[0] === "endpoints" && parts.length === 1) return { page: "endpoints" };
+  if (parts[0] === "data" && parts.length === 1) return { page: "data", params };
   if (parts[0] === "endpoints" && parts.length === 2 && parts[1]) {
     try {
       return { page: "endpoint", id: decodeURIComponent(parts[1]) };

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use arkor_engine::config::TrainConfig;
-use arkor_engine::data::inspect::{Inspection, RenderedRow, inspect};
+use arkor_engine::data::inspect::{Inspected, Inspection, RenderedRow};
 use arkor_engine::data::{DatasetFormat, PrepareOptions};
 use arkor_engine::tokenizer::TextTokenizer;
 
@@ -45,13 +45,15 @@ fn inspect_command(global: &Global, args: InspectArgs) -> anyhow::Result<ExitCod
         seed: config.seed,
         max_rows: None,
     };
-    let (report, row) = inspect(&files, &tokenizer, &opts, args.row)?;
+    let inspected = Inspected::new(&files, &tokenizer, &opts)?;
+    let report = &inspected.report;
+    let row = args.row.map(|i| inspected.render(i, &tokenizer)).transpose()?;
     if args.json {
         let value = serde_json::json!({ "model": model, "report": report, "row": row });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         let colour = std::io::stdout().is_terminal() && !args.no_color;
-        print!("{}", describe(&model, &files, &report));
+        print!("{}", describe(&model, &files, report));
         if let Some(row) = &row {
             print!("{}", render(row, colour));
         }

@@ -443,6 +443,17 @@ async fn train_stream_artifacts_and_chat_through_both_apis() {
         .filter_map(|(_, _, d)| d["loss"].as_f64())
         .collect();
     assert_eq!(losses.len(), 120);
+    // Tokens seen grow by each step's tokens (16 rows, batch 4: every step trains on some),
+    // and the run names the arkor that trained it and the digest of the file it read.
+    let seen: Vec<u64> = all
+        .iter()
+        .filter(|(_, e, d)| e == "training.log" && d["loss"].is_number())
+        .map(|(_, _, d)| d["tokensSeen"].as_u64().unwrap())
+        .collect();
+    assert!(seen.windows(2).all(|w| w[1] > w[0]) && seen[0] > 0, "{seen:?}");
+    let meta = &all[0].2["metadata"];
+    assert_eq!(meta["arkorVersion"], arkor_protocol::VERSION);
+    assert_eq!(meta["datasetSha256"], digest(&std::fs::read(&data).unwrap()));
     let head: f64 = losses[..5].iter().sum::<f64>() / 5.0;
     let tail: f64 = losses[115..].iter().sum::<f64>() / 5.0;
     assert!(tail < head / 4.0, "loss went from {head} to {tail}");
@@ -801,6 +812,16 @@ async fn a_shared_backend_takes_uploaded_datasets_not_paths_on_its_disk() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("POST /v1/datasets"), "{body}");
+    // Nor inspect a file of its disk.
+    let (status, body) = api
+        .send(
+            "POST",
+            &api.scoped("/v1/datasets/inspect"),
+            Some(json!({"config": train_config(&data, 5, 5)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("POST /v1/datasets"), "{body}");
 
     let upload = |name: &str, bytes: Vec<u8>| {
         api.http
@@ -855,6 +876,99 @@ async fn a_shared_backend_takes_uploaded_datasets_not_paths_on_its_disk() {
         body["error"].as_str().unwrap().contains("does not load model files from its disk"),
         "{body}"
     );
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dataset_inspector_lists_pages_renders_and_rereads_a_changed_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 0).await;
+    let api = Api::sign_up(&backend.url(), "data").await;
+    let row = |i: usize| {
+        json!({"messages": [
+            {"role": "system", "content": "You sort tickets."},
+            {"role": "user", "content": format!("Ticket {i}: the printer is on fire")},
+            {"role": "assistant", "content": "hardware"},
+        ]})
+        .to_string()
+    };
+    let mut lines: Vec<String> = (0..120).map(row).collect();
+    lines.insert(7, "{\"messages\": [".to_owned());
+    lines.push(
+        json!({"messages": [
+            {"role": "user", "content": "long ".repeat(400)},
+            {"role": "assistant", "content": "ok"},
+        ]})
+        .to_string(),
+    );
+    let file = tmp.path().join("rows.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let config = json!({
+        "model": "arkor/tiny", "datasetSource": {"type": "jsonl", "path": file}, "maxLength": 160,
+    });
+    let path = api.scoped("/v1/datasets/inspect");
+    let inspect = |body: Value| api.send("POST", &path, Some(body));
+
+    let (status, first) =
+        inspect(json!({"config": config, "row": 0, "offset": 100, "limit": 30})).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let report = &first["report"];
+    assert_eq!((report["rows"].as_u64(), report["format"].as_str()), (Some(121), Some("chat")));
+    assert_eq!(report["errorCount"], 1);
+    assert_eq!(report["errors"][0]["line"], 8, "{report}");
+    assert_eq!(report["truncatedCount"], 1);
+    assert_eq!(report["truncated"][0]["line"], 122);
+    assert_eq!(report["untrainedCount"], 1, "the long row's reply is cut off: {report}");
+    // The page: rows 100 to 120 (21 of the 30 asked for), in order, with their lines.
+    let items = first["rows"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 21);
+    assert_eq!((items[0]["index"].as_u64(), items[0]["line"].as_u64()), (Some(100), Some(102)));
+    assert!(items[0]["preview"].as_str().unwrap().contains("Ticket 100"), "{}", items[0]);
+    // The rendered row: the system prompt and question are context, the reply is trained.
+    let tokens = first["row"]["tokens"].as_array().unwrap();
+    let text = |trained: bool| -> String {
+        tokens
+            .iter()
+            .filter(|t| t["trained"] == trained)
+            .map(|t| t["text"].as_str().unwrap())
+            .collect()
+    };
+    assert!(text(false).contains("You sort tickets.") && text(false).contains("on fire"));
+    assert!(text(true).contains("hardware") && !text(true).contains("tickets"), "{}", text(true));
+    assert!(tokens.iter().any(|t| t["special"] == true));
+    assert_eq!(first["cached"], false);
+
+    // The next row comes from memory; a changed file is read again.
+    let (_, again) = inspect(json!({"config": config, "row": 120})).await;
+    assert_eq!(
+        (again["cached"].as_bool(), again["row"]["row"]["line"].as_u64()),
+        (Some(true), Some(122))
+    );
+    lines.push(row(120));
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let (_, changed) = inspect(json!({"config": config})).await;
+    assert_eq!(
+        (changed["cached"].as_bool(), changed["report"]["rows"].as_u64()),
+        (Some(false), Some(122))
+    );
+
+    // Bad requests say what is wrong.
+    let (status, body) = inspect(json!({"config": config, "row": 500})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("row 500 does not exist"), "{body}");
+    let mut missing = config.clone();
+    missing["datasetSource"]["path"] = json!(tmp.path().join("nope.jsonl"));
+    let (status, body) = inspect(json!({"config": missing})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("nope.jsonl"), "{body}");
+    let mut remote = config.clone();
+    remote["model"] = json!("someone/not-downloaded-model");
+    let (status, body) = inspect(json!({"config": remote})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("not on this machine yet"), "{body}");
+    let (status, body) = inspect(json!({"config": config, "rows": 3})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("rows"), "{body}");
     backend.shutdown().await;
 }
 

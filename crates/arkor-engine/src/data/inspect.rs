@@ -10,11 +10,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{DataError, DatasetFormat, PrepareOptions, RowError, encode_files};
+use super::{DataError, DatasetFormat, EncodedRow, PrepareOptions, RowError, encode_files};
 use crate::tokenizer::TextTokenizer;
 
 /// A dataset as the trainer will see it.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Inspection {
     /// The row format (detected from the first row when `auto`).
     pub format: DatasetFormat,
@@ -62,6 +63,7 @@ pub struct RowRef {
 
 /// One row as the model sees it.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RenderedRow {
     /// Where the row came from and its length.
     pub row: RowRef,
@@ -82,60 +84,125 @@ pub struct TokenView {
     pub special: bool,
 }
 
-/// Reads and tokenises every row of `files` and reports what training would see (malformed
-/// rows are listed rather than stopping the report), and with `row`, that row (0-based
-/// among the rows that tokenise) rendered token by token; the files are read once.
-pub fn inspect(
-    files: &[PathBuf],
-    tokenizer: &TextTokenizer,
-    opts: &PrepareOptions,
-    row: Option<usize>,
-) -> Result<(Inspection, Option<RenderedRow>), DataError> {
-    let encoded = encode_files(files, tokenizer, opts)?;
-    let mut report = Inspection {
-        format: encoded.format,
-        rows: encoded.rows.len(),
-        tokens: 0,
-        trained_tokens: 0,
-        max_length: opts.max_length,
-        histogram: histogram(&encoded.rows.iter().map(|r| r.full_len).collect::<Vec<_>>(), 12),
-        truncated: vec![],
-        untrained: vec![],
-        errors: encoded.errors,
-    };
-    let row_ref = |index: usize, r: &super::EncodedRow| RowRef {
-        index,
-        file: r.file.clone(),
-        line: r.line,
-        tokens: r.full_len,
-    };
-    for (index, r) in encoded.rows.iter().enumerate() {
-        let trained = r.example.loss_mask.iter().skip(1).filter(|m| **m).count();
-        report.tokens += r.example.input_ids.len();
-        report.trained_tokens += trained;
-        if r.full_len > opts.max_length {
-            report.truncated.push(row_ref(index, r));
+/// A dataset read and tokenised once: the report, and every row kept so that any of
+/// them renders, and any page of them lists, without reading the files again (Studio's
+/// Data tab pages through a large file this way).
+pub struct Inspected {
+    /// What training would see.
+    pub report: Inspection,
+    rows: Vec<EncodedRow>,
+}
+
+/// A row in a list of rows: where it is, its sizes, and the start of its text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RowSummary {
+    /// Position, file, line and length.
+    #[serde(flatten)]
+    pub row: RowRef,
+    /// Tokens the loss is computed on (after truncation).
+    pub trained: usize,
+    /// Its first characters as the model reads them, special tokens left out.
+    pub preview: String,
+}
+
+/// Characters of a row's preview, at most.
+const PREVIEW_CHARS: usize = 160;
+
+impl Inspected {
+    /// Reads and tokenises every row of `files` and reports what training would see
+    /// (malformed rows are listed rather than stopping the report).
+    pub fn new(
+        files: &[PathBuf],
+        tokenizer: &TextTokenizer,
+        opts: &PrepareOptions,
+    ) -> Result<Inspected, DataError> {
+        let encoded = encode_files(files, tokenizer, opts)?;
+        let mut report = Inspection {
+            format: encoded.format,
+            rows: encoded.rows.len(),
+            tokens: 0,
+            trained_tokens: 0,
+            max_length: opts.max_length,
+            histogram: histogram(&encoded.rows.iter().map(|r| r.full_len).collect::<Vec<_>>(), 12),
+            truncated: vec![],
+            untrained: vec![],
+            errors: encoded.errors,
+        };
+        for (index, r) in encoded.rows.iter().enumerate() {
+            let trained = trained_count(r);
+            report.tokens += r.example.input_ids.len();
+            report.trained_tokens += trained;
+            if r.full_len > opts.max_length {
+                report.truncated.push(row_ref(index, r));
+            }
+            if trained == 0 {
+                report.untrained.push(row_ref(index, r));
+            }
         }
-        if trained == 0 {
-            report.untrained.push(row_ref(index, r));
+        Ok(Inspected { report, rows: encoded.rows })
+    }
+
+    /// Row `index` (0-based among the rows that tokenise) token by token.
+    pub fn render(
+        &self,
+        index: usize,
+        tokenizer: &TextTokenizer,
+    ) -> Result<RenderedRow, DataError> {
+        let r = self.get(index)?;
+        let mut tokens = Vec::with_capacity(r.example.input_ids.len());
+        for (&id, &trained) in r.example.input_ids.iter().zip(&r.example.loss_mask) {
+            let text = tokenizer.decode(&[id], false)?;
+            let special = !text.is_empty() && tokenizer.decode(&[id], true)?.is_empty();
+            tokens.push(TokenView { id, text, trained, special });
         }
+        Ok(RenderedRow { row: row_ref(index, r), tokens })
     }
-    let Some(index) = row else { return Ok((report, None)) };
-    let Some(r) = encoded.rows.get(index) else {
-        return Err(DataError::Row(format!(
-            "row {index} does not exist: the dataset has {} rows that tokenise (0 to {})",
-            report.rows,
-            report.rows.saturating_sub(1)
-        )));
-    };
-    let mut tokens = Vec::with_capacity(r.example.input_ids.len());
-    for (&id, &trained) in r.example.input_ids.iter().zip(&r.example.loss_mask) {
-        let text = tokenizer.decode(&[id], false)?;
-        let special = !text.is_empty() && tokenizer.decode(&[id], true)?.is_empty();
-        tokens.push(TokenView { id, text, trained, special });
+
+    /// Up to `limit` rows from `offset`, each with the start of its text.
+    pub fn page(
+        &self,
+        offset: usize,
+        limit: usize,
+        tokenizer: &TextTokenizer,
+    ) -> Result<Vec<RowSummary>, DataError> {
+        let end = offset.saturating_add(limit).min(self.rows.len());
+        (offset.min(end)..end)
+            .map(|index| {
+                let r = &self.rows[index];
+                // A preview needs the first tokens only (a few per character at most).
+                let head = &r.example.input_ids[..r.example.input_ids.len().min(PREVIEW_CHARS)];
+                let text = tokenizer.decode(head, true)?;
+                let preview: String = text
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(PREVIEW_CHARS)
+                    .collect();
+                Ok(RowSummary { row: row_ref(index, r), trained: trained_count(r), preview })
+            })
+            .collect()
     }
-    let rendered = RenderedRow { row: row_ref(index, r), tokens };
-    Ok((report, Some(rendered)))
+
+    fn get(&self, index: usize) -> Result<&EncodedRow, DataError> {
+        self.rows.get(index).ok_or_else(|| {
+            DataError::Row(format!(
+                "row {index} does not exist: the dataset has {} rows that tokenise (0 to {})",
+                self.rows.len(),
+                self.rows.len().saturating_sub(1)
+            ))
+        })
+    }
+}
+
+fn row_ref(index: usize, r: &EncodedRow) -> RowRef {
+    RowRef { index, file: r.file.clone(), line: r.line, tokens: r.full_len }
+}
+
+/// Trained tokens of a row: the mask after the first position (the first token is never a
+/// target, it has nothing before it).
+fn trained_count(r: &EncodedRow) -> usize {
+    r.example.loss_mask.iter().skip(1).filter(|m| **m).count()
 }
 
 /// `lengths` in at most `max_buckets` buckets of equal width (a round number), from the

@@ -256,9 +256,8 @@ fn inspection_lists_truncated_untrained_and_malformed_rows_and_renders_the_mask(
     .join("\n");
     let file = f.file("rows.jsonl", &body);
     let opts = PrepareOptions { max_length: 200, ..opts() };
-    let (report, row) =
-        inspect::inspect(std::slice::from_ref(&file), &f.tok, &opts, Some(0)).unwrap();
-    let row = row.unwrap();
+    let inspected = inspect::Inspected::new(std::slice::from_ref(&file), &f.tok, &opts).unwrap();
+    let (report, row) = (&inspected.report, inspected.render(0, &f.tok).unwrap());
     assert_eq!((report.format, report.rows), (DatasetFormat::Chat, 2));
     // Listed, not fatal: the line that is not JSON and the row without a reply.
     let bad: Vec<usize> = report.errors.iter().map(|e| e.line).collect();
@@ -278,6 +277,18 @@ fn inspection_lists_truncated_untrained_and_malformed_rows_and_renders_the_mask(
     assert!(text(false).contains("Be brief.") && text(false).contains("Hi?"), "{}", text(false));
     assert!(text(true).contains("Hello!") && !text(true).contains("Be brief"), "{}", text(true));
     assert!(row.tokens.iter().any(|t| t.special && t.text == "<|im_start|>"));
-    let missing = inspect::inspect(&[file], &f.tok, &opts, Some(2)).unwrap_err();
+    let missing = inspected.render(2, &f.tok).unwrap_err();
     assert!(missing.to_string().contains("0 to 1"), "{missing}");
+
+    // A page lists rows in order with where they are, what they train and how they begin.
+    let page = inspected.page(0, 10, &f.tok).unwrap();
+    assert_eq!(
+        page.iter().map(|r| (r.row.index, r.row.line)).collect::<Vec<_>>(),
+        [(0, 1), (1, 2)]
+    );
+    assert!(page[0].preview.contains("Be brief.") && !page[0].preview.contains("<|im_start|>"));
+    assert_eq!(page[0].trained, report.trained_tokens);
+    assert_eq!(page[1].trained, 0);
+    assert_eq!(inspected.page(1, 1, &f.tok).unwrap()[0].row.index, 1);
+    assert!(inspected.page(5, 10, &f.tok).unwrap().is_empty());
 }

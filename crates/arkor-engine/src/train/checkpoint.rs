@@ -34,6 +34,10 @@ pub struct TrainerState {
     pub epoch: f64,
     /// Every log and eval entry so far.
     pub log_history: Vec<LogEntry>,
+    /// Input tokens trained on so far, padding excluded (transformers' name; absent in
+    /// checkpoints written before it was kept).
+    #[serde(default)]
+    pub num_input_tokens_seen: u64,
 }
 
 /// One entry of the log history (the shape transformers uses).
@@ -59,7 +63,7 @@ pub struct LogEntry {
 
 impl TrainerState {
     pub(crate) fn new(total_steps: usize) -> Self {
-        Self { step: 0, total_steps, epoch: 0.0, log_history: vec![] }
+        Self { step: 0, total_steps, epoch: 0.0, log_history: vec![], num_input_tokens_seen: 0 }
     }
 }
 

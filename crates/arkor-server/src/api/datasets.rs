@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arkor_engine::config::{DatasetConfig, TrainConfig};
 use arkor_engine::tiny::TINY_MODEL_ID;
-use arkor_protocol::job::{DatasetSource, DatasetUpload};
+use arkor_protocol::job::{DatasetSource, DatasetUpload, JobConfig};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -70,6 +70,78 @@ pub async fn upload(
     .map_err(ApiError::internal)?;
     let source = DatasetSource::Jsonl { path: path.to_string_lossy().into_owned() };
     Ok((StatusCode::CREATED, Json(DatasetUpload { dataset_source: source, size, sha256 })))
+}
+
+/// `POST /v1/datasets/inspect` body: the dataset and model of a job config, and which
+/// rows to list or render.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InspectRequest {
+    /// Model, dataset source and format, `maxLength`, `trainOnResponsesOnly` (the rest of a
+    /// job config is accepted and unused).
+    config: JobConfig,
+    /// A row to render token by token (0-based among the rows that tokenise).
+    row: Option<usize>,
+    /// First row of the page of rows to list (default 0).
+    #[serde(default)]
+    offset: usize,
+    /// Rows in the page (default 50, at most 500).
+    limit: Option<usize>,
+}
+
+/// Rows listed per page by default, and at most.
+const PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+/// Truncated, untrained and malformed rows listed at most in an answer (their counts are
+/// always whole).
+const MAX_LISTED: usize = 200;
+
+/// What training would see of a dataset: format, sizes, length histogram, the truncated,
+/// untrained and malformed rows, a page of rows, and a row rendered through the model's chat
+/// template with its loss mask. The dataset is read once and kept for the next page.
+pub async fn inspect(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    super::JsonBody(req): super::JsonBody<InspectRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let config = crate::jobconfig::to_train_config("inspect", &req.config)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !state.local_paths {
+        check_remote_paths(&state, &scope.org.id, &config)?;
+    }
+    let limit = req.limit.unwrap_or(PAGE).min(MAX_PAGE);
+    let inspector = state.inspector.clone();
+    let model = config.model.clone();
+    let answer = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
+        let (entry, cached) = inspector.inspect(&config)?;
+        let ins = &entry.inspected;
+        let page = ins.page(req.offset, limit, &entry.tokenizer)?;
+        let row = req.row.map(|i| ins.render(i, &entry.tokenizer)).transpose()?;
+        let r = &ins.report;
+        let listed = |v: &[arkor_engine::data::inspect::RowRef]| {
+            serde_json::to_value(&v[..v.len().min(MAX_LISTED)]).unwrap_or_default()
+        };
+        let mut report = serde_json::to_value(r)?;
+        report["truncated"] = listed(&r.truncated);
+        report["untrained"] = listed(&r.untrained);
+        report["errors"] = serde_json::to_value(&r.errors[..r.errors.len().min(MAX_LISTED)])?;
+        report["truncatedCount"] = r.truncated.len().into();
+        report["untrainedCount"] = r.untrained.len().into();
+        report["errorCount"] = r.errors.len().into();
+        Ok(serde_json::json!({
+            "model": model,
+            "files": entry.files,
+            "report": report,
+            "rows": { "offset": req.offset, "limit": limit, "items": page },
+            "row": row,
+            "cached": cached,
+            "seconds": entry.seconds,
+        }))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    Ok(Json(answer))
 }
 
 /// On a backend that does not take local paths: the dataset must be one of the
