@@ -88,7 +88,6 @@ describe("small helpers", () => {
   it("shows invisible characters", () => {
     expect(displayToken("\n")).toBe("↵\n");
     expect(displayToken("a\r\nb\tc")).toBe("a↵\nb→c");
-    expect(displayToken(" ")).toBe("·");
     expect(displayToken(" hi")).toBe(" hi");
   });
 

@@ -179,9 +179,8 @@ export function maxLengthX(buckets: readonly Bucket[], maxLength: number): numbe
   return (maxLength + 1 - first) / width / n;
 }
 
-/** A token's text made visible: newlines as ↵ (then the break), tabs as →, a lone space as ·. */
+/** A token's text with its line breaks and tabs made visible: ↵ (then the break), →. */
 export function displayToken(text: string): string {
-  if (text === " ") return "·";
   return text.replace(/\t/g, "→").replace(/\r?\n/g, "↵\n");
 }
 

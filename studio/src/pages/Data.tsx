@@ -129,7 +129,10 @@ function SourcePicker({
 }) {
   const [path, setPath] = useState(selection.kind === "file" ? selection.path : "");
   const [model, setModel] = useState(selection.kind === "file" ? selection.model : "");
-  const value = selection.kind === "file" ? "__file__" : (trainer?.name ?? "");
+  // "Another file…" shows the form; the URL changes when it is submitted.
+  const [fileMode, setFileMode] = useState(selection.kind === "file");
+  useEffect(() => setFileMode(selection.kind === "file"), [selection.kind]);
+  const value = fileMode ? "__file__" : (trainer?.name ?? "");
   return (
     <section className="card" aria-label="Dataset source">
       <div className="card-body dt-source">
@@ -137,11 +140,12 @@ function SourcePicker({
           <span>Dataset</span>
           <select
             className="select"
+            aria-label="Dataset"
             value={value}
             onChange={(e) => {
               const v = e.target.value;
-              if (v === "__file__") onChange({ kind: "file", path: path || "data/", model, page: 1, row: null });
-              else onChange({ kind: "trainer", trainer: v, page: 1, row: null });
+              setFileMode(v === "__file__");
+              if (v !== "__file__") onChange({ kind: "trainer", trainer: v, page: 1, row: null });
             }}
           >
             {trainers.map((t) => (
@@ -153,7 +157,7 @@ function SourcePicker({
             <option value="__file__">Another file…</option>
           </select>
         </label>
-        {selection.kind === "file" ? (
+        {fileMode ? (
           <form
             className="row dt-file"
             onSubmit={(e) => {
@@ -163,12 +167,19 @@ function SourcePicker({
           >
             <label className="dt-field">
               <span>File (JSONL, JSON or Parquet; relative to the project)</span>
-              <input className="input mono" value={path} onChange={(e) => setPath(e.target.value)} placeholder="data/train.jsonl" />
+              <input
+                className="input mono"
+                aria-label="File"
+                value={path}
+                onChange={(e) => setPath(e.target.value)}
+                placeholder="data/train.jsonl"
+              />
             </label>
             <label className="dt-field">
               <span>Model (tokenizer and chat template)</span>
               <input
                 className="input mono"
+                aria-label="Model"
                 value={model}
                 onChange={(e) => setModel(e.target.value)}
                 placeholder={trainer?.model ?? "arkor/tiny"}
