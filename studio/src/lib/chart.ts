@@ -7,6 +7,8 @@ export interface ChartPoint {
   loss?: number;
   evalLoss?: number;
   learningRate?: number;
+  /** Cumulative input tokens trained so far, when the backend reports it (not a drawn series). */
+  tokensSeen?: number;
 }
 
 export type SeriesKey = "loss" | "evalLoss" | "learningRate";
@@ -29,6 +31,7 @@ export function cleanPoint(p: Partial<ChartPoint> | null | undefined): ChartPoin
       any = true;
     }
   }
+  if (any && isNum(p.tokensSeen)) out.tokensSeen = p.tokensSeen;
   return any ? out : null;
 }
 

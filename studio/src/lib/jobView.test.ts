@@ -116,6 +116,21 @@ describe("event log and points", () => {
     expect(pointOf(frame("training.log", { loss: 1 }))).toBeNull();
   });
 
+  it("keeps tokensSeen with the point when the backend reports it", () => {
+    const s = fold([
+      frame("training.started", { metadata: { arkorVersion: "0.3.0", datasetSha256: "ab12", totalSteps: 2 } }),
+      frame("training.log", { step: 1, loss: 2, tokensSeen: 512 }),
+      frame("training.log", { step: 2, loss: 1 }),
+    ]);
+    expect(s.points).toEqual([
+      { step: 1, loss: 2, tokensSeen: 512 },
+      { step: 2, loss: 1 },
+    ]);
+    expect(s.metadata?.arkorVersion).toBe("0.3.0");
+    expect(s.metadata?.datasetSha256).toBe("ab12");
+    expect(fold([frame("training.started", { metadata: { arkorVersion: 3 } })]).metadata?.arkorVersion).toBeUndefined();
+  });
+
   it("merges points by step with the later frame winning", () => {
     const s = fold([
       frame("training.log", { step: 10, loss: 2 }),

@@ -56,6 +56,10 @@ export interface TrainingMetadata {
   evalRows?: number;
   trainableParameters?: number;
   dataset?: unknown;
+  /** The arkor version that ran the job (newer backends only). */
+  arkorVersion?: string;
+  /** SHA-256 of the training data as read (newer backends only). */
+  datasetSha256?: string;
 }
 
 export function metadataOf(data: Record<string, unknown>): TrainingMetadata | null {
@@ -68,6 +72,8 @@ export function metadataOf(data: Record<string, unknown>): TrainingMetadata | nu
     evalRows: num(m.evalRows),
     trainableParameters: num(m.trainableParameters),
     dataset: m.dataset,
+    arkorVersion: str(m.arkorVersion),
+    datasetSha256: str(m.datasetSha256),
   };
 }
 
@@ -141,7 +147,13 @@ export function pointOf(frame: { type: string; data: Record<string, unknown> }):
   if (frame.type !== "training.log") return null;
   const step = num(frame.data.step);
   if (step === undefined) return null;
-  return { step, loss: num(frame.data.loss), evalLoss: num(frame.data.evalLoss), learningRate: num(frame.data.learningRate) };
+  return {
+    step,
+    loss: num(frame.data.loss),
+    evalLoss: num(frame.data.evalLoss),
+    learningRate: num(frame.data.learningRate),
+    tokensSeen: num(frame.data.tokensSeen),
+  };
 }
 
 // ---------------------------------------------------------------- the session's event state

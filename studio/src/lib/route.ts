@@ -1,10 +1,14 @@
-// Hash routes: `#/`, `#/jobs`, `#/jobs/<id>`, `#/playground?adapter=<id>&step=<n>`, `#/endpoints`,
-// `#/endpoints/<id>`, `#/data?trainer=<name>&page=<n>&row=<i>` (or `path=<file>&model=<id>`).
+// Hash routes: `#/`, `#/jobs`, `#/jobs/<id>`, `#/compare?jobs=<id>,<id>`,
+// `#/playground?adapter=<id>&step=<n>`, `#/endpoints`, `#/endpoints/<id>`,
+// `#/data?trainer=<name>&page=<n>&row=<i>` (or `path=<file>&model=<id>`).
+
+import { parseSelection } from "./compare";
 
 export type Route =
   | { page: "overview" }
   | { page: "jobs" }
   | { page: "job"; id: string }
+  | { page: "compare"; ids: string[] }
   | { page: "playground"; params: URLSearchParams }
   | { page: "endpoints" }
   | { page: "endpoint"; id: string }
@@ -24,6 +28,7 @@ export function parseRoute(hash: string): Route {
       return { page: "overview" };
     }
   }
+  if (parts[0] === "compare" && parts.length === 1) return { page: "compare", ids: parseSelection(params.get("jobs")) };
   if (parts[0] === "playground" && parts.length === 1) return { page: "playground", params };
   if (parts[0] === "endpoints" && parts.length === 1) return { page: "endpoints" };
   if (parts[0] === "data" && parts.length === 1) return { page: "data", params };
