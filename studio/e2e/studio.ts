@@ -20,7 +20,8 @@ function env(home: string): NodeJS.ProcessEnv {
     HF_HUB_OFFLINE: "1",
     ARKOR_CPU: "1",
     // Scaffolded projects share one target dir with the Rust tests: the SDK compiles once.
-    CARGO_TARGET_DIR: join(repo, "target/arkor-projects"),
+    // ARKOR_E2E_TARGET_DIR points a second checkout (a worktree) at the first one's.
+    CARGO_TARGET_DIR: process.env.ARKOR_E2E_TARGET_DIR ?? join(repo, "target/arkor-projects"),
     ARKOR_BACKEND_URL: "",
   };
 }

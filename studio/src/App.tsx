@@ -4,6 +4,7 @@ import { type Credentials, fetchCredentials } from "./lib/api";
 import { errorMessage } from "./lib/format";
 import { useHash } from "./lib/hooks";
 import { parseRoute } from "./lib/route";
+import { Compare } from "./pages/Compare";
 import { Data } from "./pages/Data";
 import { EndpointDetail, Endpoints } from "./pages/Endpoints";
 import { JobDetail } from "./pages/JobDetail";
@@ -85,7 +86,7 @@ function IdentityChip() {
 export function App() {
   const hash = useHash();
   const route = parseRoute(hash);
-  const tab = route.page === "job" ? "jobs" : route.page === "endpoint" ? "endpoints" : route.page;
+  const tab = route.page === "job" || route.page === "compare" ? "jobs" : route.page === "endpoint" ? "endpoints" : route.page;
   useEffect(() => {
     document.title = "Arkor Studio";
   }, []);
@@ -118,6 +119,7 @@ export function App() {
         {route.page === "overview" && <Overview />}
         {route.page === "jobs" && <Jobs />}
         {route.page === "job" && <JobDetail key={route.id} id={route.id} />}
+        {route.page === "compare" && <Compare key={route.ids.join(",")} ids={route.ids} />}
         {route.page === "playground" && <Playground params={route.params} />}
         {route.page === "data" && <Data params={route.params} />}
         {route.page === "endpoints" && <Endpoints />}

@@ -1,24 +1,18 @@
 // The "Loss curve" card: a hand-written SVG chart of training loss, eval loss and learning
 // rate with hover, drag-to-zoom, log scale, smoothing, and PNG/CSV export.
 
-import { memo, useCallback, useId, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { memo, useId, useMemo, useRef, useState } from "react";
 import { saveBlob } from "../lib/api";
 import {
   areaPath,
   type ChartPoint,
-  clampZoom,
-  decimalsFor,
   ema,
-  formatCompact,
-  formatLr,
   linearScale,
   linePath,
-  logScale,
-  logTicks,
   integerTicks,
+  lossAxis,
+  lrAxis,
   nearestIndex,
-  niceDomain,
-  niceTicks,
   safeFileName,
   type Scale,
   seriesStats,
@@ -26,9 +20,9 @@ import {
   stepRange,
   toCsv,
   tooltipText,
-  valueExtent,
   visibleRange,
 } from "../lib/chart";
+import { ChartGrid, SmoothingSlider, useChartWidth, useChartZoom, ZoomSelection } from "./chartParts";
 import { errorMessage, formatNumber } from "../lib/format";
 
 export interface LossChartProps {
@@ -45,50 +39,8 @@ const HEIGHT = 260;
 const MIN_WIDTH = 320;
 const PAD = { top: 16, right: 16, bottom: 28, left: 52 };
 const LR_PAD_RIGHT = 58;
-/** Pixels a drag must cover to count as a zoom selection. */
-const DRAG_MIN_PX = 4;
 
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-
-interface Axis {
-  scale: Scale;
-  ticks: { value: number; label: string }[];
-}
-
-function lossAxis(values: number[], log: boolean, range: [number, number]): Axis {
-  if (log) {
-    const ext = valueExtent(values, true);
-    let [lo, hi] = ext ?? [0.1, 1];
-    if (hi / lo < 1.001) {
-      lo /= 1.05;
-      hi *= 1.05;
-    }
-    const pad = Math.max(1.01, (hi / lo) ** 0.04);
-    const scale = logScale([lo / pad, hi * pad], range);
-    const ticks = logTicks(scale.domain[0], scale.domain[1], 6).map((value) => ({ value, label: formatCompact(value) }));
-    return { scale, ticks };
-  }
-  const ext = valueExtent(values, false);
-  let [lo, hi] = ext ?? [0, 1];
-  if (hi - lo < 1e-4) {
-    const mid = (lo + hi) / 2;
-    lo = mid - 5e-5;
-    hi = mid + 5e-5;
-  }
-  const domain = niceDomain(lo, hi, 5);
-  const scale = linearScale(domain, range);
-  const values2 = niceTicks(domain[0], domain[1], 5);
-  const dp = values2.length > 1 ? decimalsFor(values2[1] - values2[0]) : 3;
-  return { scale, ticks: values2.map((value) => ({ value, label: value.toFixed(Math.min(dp, 6)) })) };
-}
-
-function lrAxis(values: number[], range: [number, number]): Axis {
-  const ext = valueExtent(values, false);
-  const hi = ext && ext[1] > 0 ? ext[1] : 1;
-  const domain = niceDomain(Math.min(0, ext ? ext[0] : 0), hi, 4);
-  const scale = linearScale(domain, range);
-  return { scale, ticks: niceTicks(domain[0], domain[1], 4).map((value) => ({ value, label: formatLr(value) })) };
-}
 
 /** Inlines computed styles so the SVG renders the same outside the page (theme colours included). */
 const INLINE_PROPS = [
@@ -214,30 +166,12 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
   const uid = useId().replace(/[^A-Za-z0-9_-]/g, "");
   const wrapRef = useRef<HTMLDivElement>(null);
   const svgRef = useRef<SVGSVGElement>(null);
-  const [width, setWidth] = useState(640);
+  const width = useChartWidth(wrapRef, MIN_WIDTH);
   const [logY, setLogY] = useState(false);
   const [smoothing, setSmoothing] = useState(0);
   const [showLr, setShowLr] = useState(true);
-  const [zoom, setZoom] = useState<[number, number] | null>(null);
-  const [drag, setDrag] = useState<{ a: number; b: number } | null>(null);
-  const [hoverStep, setHoverStep] = useState<number | null>(null);
   const [exportError, setExportError] = useState<string | null>(null);
   const [exporting, setExporting] = useState(false);
-
-  // Responsive width.
-  useLayoutEffect(() => {
-    const el = wrapRef.current;
-    if (!el) return;
-    const measure = (w: number) => setWidth(Math.max(MIN_WIDTH, Math.floor(w)));
-    measure(el.clientWidth || 640);
-    if (typeof ResizeObserver === "undefined") return;
-    const ro = new ResizeObserver((entries) => {
-      const w = entries[0]?.contentRect.width;
-      if (w) measure(w);
-    });
-    ro.observe(el);
-    return () => ro.disconnect();
-  }, []);
 
   const hasPoints = points.length > 0;
   const hasLoss = useMemo(() => points.some((p) => isNum(p.loss)), [points]);
@@ -259,10 +193,14 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
   const y1 = HEIGHT - PAD.bottom;
 
   const full = useMemo(() => stepDomain(points), [points]);
-  const xDomain: [number, number] = zoom ?? full;
+  const { zoom, resetZoom, xDomain, xScale, drag, hoverX: hoverStep, handlers } = useChartZoom({
+    svgRef,
+    full,
+    plot: { x0, x1, y0, y1 },
+    enabled: hasPoints,
+  });
 
   const geo = useMemo(() => {
-    const xScale = linearScale(xDomain, [x0, x1]);
     const [vs, ve] = visibleRange(steps, xDomain);
     let [is, ie] = stepRange(steps, xDomain);
     if (ie <= is) [is, ie] = [vs, ve];
@@ -277,7 +215,10 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
     }
     const yAxis = lossAxis(yValues, logY, [y1, y0]);
     const lr = lrOn ? lrAxis(inside.map((p) => p.learningRate).filter(isNum), [y1, y0]) : null;
-    const xTicks = integerTicks(xDomain[0], xDomain[1], Math.max(2, Math.floor((x1 - x0) / 90)));
+    const xTicks = integerTicks(xDomain[0], xDomain[1], Math.max(2, Math.floor((x1 - x0) / 90))).map((value) => ({
+      value,
+      label: String(value),
+    }));
 
     const seriesXY = (get: (i: number) => number | undefined, scale: Scale) => {
       const xs: number[] = [];
@@ -312,8 +253,8 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
       pctScale,
       scoreDots: scores.map((p) => ({ ...p, x: xScale.map(p.step), y: pctScale.map(p.pct) })),
     };
-    // xDomain is derived from zoom and full.
-  }, [points, steps, smoothed, logY, lrOn, zoom, full, x0, x1, y0, y1, scores]);
+    // xDomain is derived from xScale.
+  }, [points, steps, smoothed, logY, lrOn, xScale, x0, x1, y0, y1, scores]);
 
   const hoverIdx = useMemo(() => {
     if (hoverStep === null) return -1;
@@ -322,48 +263,6 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
     return local < 0 ? -1 : is + local;
   }, [hoverStep, steps, geo.insideRange]);
   const hovered = hoverIdx >= 0 ? points[hoverIdx] : null;
-
-  const localXY = (e: React.PointerEvent | React.MouseEvent) => {
-    const r = svgRef.current!.getBoundingClientRect();
-    return { x: e.clientX - r.left, y: e.clientY - r.top };
-  };
-  const clampX = (x: number) => Math.min(Math.max(x, x0), x1);
-
-  const onPointerDown = (e: React.PointerEvent<SVGSVGElement>) => {
-    if (e.button !== 0 || !hasPoints) return;
-    const { x, y } = localXY(e);
-    if (x < x0 || x > x1 || y < y0 || y > y1) return;
-    e.preventDefault();
-    try {
-      e.currentTarget.setPointerCapture(e.pointerId);
-    } catch {
-      // Synthetic pointer: no capture.
-    }
-    setDrag({ a: x, b: x });
-  };
-  const onPointerMove = (e: React.PointerEvent<SVGSVGElement>) => {
-    if (!hasPoints) return;
-    const { x } = localXY(e);
-    if (drag) setDrag({ a: drag.a, b: clampX(x) });
-    if (x < x0 - 8 || x > x1 + 8) {
-      if (!drag) setHoverStep(null);
-      return;
-    }
-    setHoverStep(geo.xScale.invert(clampX(x)));
-  };
-  const onPointerUp = (e: React.PointerEvent<SVGSVGElement>) => {
-    if (!drag) return;
-    const b = clampX(localXY(e).x);
-    setDrag(null);
-    try {
-      e.currentTarget.releasePointerCapture(e.pointerId);
-    } catch {
-      // Not captured.
-    }
-    if (Math.abs(b - drag.a) < DRAG_MIN_PX) return;
-    const z = clampZoom(geo.xScale.invert(drag.a), geo.xScale.invert(b), full, 1);
-    if (z) setZoom(z);
-  };
 
   const exportPng = async () => {
     const svg = svgRef.current;
@@ -390,8 +289,6 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
     setExportError(null);
     saveBlob(new Blob([toCsv(points)], { type: "text/csv;charset=utf-8" }), `${safeFileName(name)}-loss.csv`);
   };
-
-  const resetZoom = useCallback(() => setZoom(null), []);
 
   const stats = useMemo(() => seriesStats(points), [points]);
   const smoothingId = `${uid}-smoothing`;
@@ -431,22 +328,7 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
             <input type="checkbox" checked={logY} onChange={(e) => setLogY(e.target.checked)} />
             Log scale
           </label>
-          <span className="lc-range">
-            <label htmlFor={smoothingId}>Smoothing</label>
-            <input
-              id={smoothingId}
-              type="range"
-              min={0}
-              max={0.99}
-              step={0.01}
-              value={smoothing}
-              onChange={(e) => setSmoothing(Number(e.target.value))}
-              aria-valuetext={smoothing.toFixed(2)}
-            />
-            <output htmlFor={smoothingId} className="mono">
-              {smoothing.toFixed(2)}
-            </output>
-          </span>
+          <SmoothingSlider id={smoothingId} value={smoothing} onChange={setSmoothing} />
           <label className="lc-check">
             <input type="checkbox" checked={showLr} disabled={!hasLr} onChange={(e) => setShowLr(e.target.checked)} />
             Learning rate
@@ -507,14 +389,7 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
                 width={width}
                 height={HEIGHT}
                 viewBox={`0 0 ${width} ${HEIGHT}`}
-                onPointerDown={onPointerDown}
-                onPointerMove={onPointerMove}
-                onPointerUp={onPointerUp}
-                onPointerCancel={() => setDrag(null)}
-                onPointerLeave={() => {
-                  if (!drag) setHoverStep(null);
-                }}
-                onDoubleClick={resetZoom}
+                {...handlers}
               >
                 <defs>
                   <linearGradient id={gradId} x1="0" y1="0" x2="0" y2="1">
@@ -527,19 +402,7 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
                 </defs>
                 <rect className="lc-bg" x={0} y={0} width={width} height={HEIGHT} />
 
-                <g className="lc-grid-layer">
-                  {geo.yAxis.ticks.map((t) => {
-                    const y = geo.yAxis.scale.map(t.value);
-                    if (!isNum(y)) return null;
-                    return (
-                      <g key={`y${t.value}`}>
-                        <line className="lc-grid" x1={x0} x2={x1} y1={y} y2={y} />
-                        <text className="lc-tick" x={x0 - 6} y={y} textAnchor="end" dominantBaseline="middle">
-                          {t.label}
-                        </text>
-                      </g>
-                    );
-                  })}
+                <ChartGrid plot={{ x0, x1, y0, y1 }} yAxis={geo.yAxis} xScale={geo.xScale} xTicks={geo.xTicks}>
                   {geo.lr?.ticks.map((t) => {
                     const y = geo.lr!.scale.map(t.value);
                     return (
@@ -568,19 +431,7 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
                         {v}%
                       </text>
                     ))}
-                  <line className="lc-axis" x1={x0} x2={x1} y1={y1} y2={y1} />
-                  {geo.xTicks.map((s) => {
-                    const x = geo.xScale.map(s);
-                    return (
-                      <g key={`x${s}`}>
-                        <line className="lc-axis" x1={x} x2={x} y1={y1} y2={y1 + 4} />
-                        <text className="lc-tick" x={x} y={y1 + 16} textAnchor="middle">
-                          {s}
-                        </text>
-                      </g>
-                    );
-                  })}
-                </g>
+                </ChartGrid>
 
                 <g clipPath={`url(#${clipId})`}>
                   {geo.lrPath && <path className="lc-lr" d={geo.lrPath} />}
@@ -609,16 +460,7 @@ function LossChartImpl({ points, name, progress, scores = NO_SCORES }: LossChart
                 </g>
 
                 <g data-export="skip" pointerEvents="none">
-                  {drag && Math.abs(drag.b - drag.a) > 0 && (
-                    <rect
-                      className="lc-sel"
-                      data-testid="zoom-selection"
-                      x={Math.min(drag.a, drag.b)}
-                      y={y0}
-                      width={Math.abs(drag.b - drag.a)}
-                      height={y1 - y0}
-                    />
-                  )}
+                  <ZoomSelection drag={drag} plot={{ x0, x1, y0, y1 }} />
                   {hovered && (
                     <>
                       <line className="lc-guide" x1={hoverX} x2={hoverX} y1={y0} y2={y1} />

@@ -220,6 +220,51 @@ export function formatLr(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
+// ---------------------------------------------------------------- axes
+
+/** A y axis: its scale and labelled ticks. */
+export interface Axis {
+  scale: Scale;
+  ticks: { value: number; label: string }[];
+}
+
+/** A loss axis over `values` (log or linear, nice bounds), drawn on `range`. */
+export function lossAxis(values: number[], log: boolean, range: [number, number]): Axis {
+  if (log) {
+    const ext = valueExtent(values, true);
+    let [lo, hi] = ext ?? [0.1, 1];
+    if (hi / lo < 1.001) {
+      lo /= 1.05;
+      hi *= 1.05;
+    }
+    const pad = Math.max(1.01, (hi / lo) ** 0.04);
+    const scale = logScale([lo / pad, hi * pad], range);
+    const ticks = logTicks(scale.domain[0], scale.domain[1], 6).map((value) => ({ value, label: formatCompact(value) }));
+    return { scale, ticks };
+  }
+  const ext = valueExtent(values, false);
+  let [lo, hi] = ext ?? [0, 1];
+  if (hi - lo < 1e-4) {
+    const mid = (lo + hi) / 2;
+    lo = mid - 5e-5;
+    hi = mid + 5e-5;
+  }
+  const domain = niceDomain(lo, hi, 5);
+  const scale = linearScale(domain, range);
+  const values2 = niceTicks(domain[0], domain[1], 5);
+  const dp = values2.length > 1 ? decimalsFor(values2[1] - values2[0]) : 3;
+  return { scale, ticks: values2.map((value) => ({ value, label: value.toFixed(Math.min(dp, 6)) })) };
+}
+
+/** A learning-rate axis from 0 (or below) to the largest value. */
+export function lrAxis(values: number[], range: [number, number]): Axis {
+  const ext = valueExtent(values, false);
+  const hi = ext && ext[1] > 0 ? ext[1] : 1;
+  const domain = niceDomain(Math.min(0, ext ? ext[0] : 0), hi, 4);
+  const scale = linearScale(domain, range);
+  return { scale, ticks: niceTicks(domain[0], domain[1], 4).map((value) => ({ value, label: formatLr(value) })) };
+}
+
 // ---------------------------------------------------------------- smoothing and hit-testing
 
 /**

@@ -3,6 +3,7 @@ import { JobsTable } from "../components/JobsTable";
 import { Skeleton } from "../components/common";
 import { RefreshIcon } from "../components/icons";
 import { fetchJobs, JOB_STATUSES } from "../lib/api";
+import { compareHref, MAX_COMPARE } from "../lib/compare";
 import { statusLabel } from "../lib/format";
 import { usePolling } from "../lib/hooks";
 
@@ -15,6 +16,10 @@ export function Jobs() {
   // Cursors of the pages before the current one (server-side paging).
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const cursor = cursors[cursors.length - 1];
+  // Jobs ticked for comparison, in the order ticked (kept across pages and filters).
+  const [selected, setSelected] = useState<string[]>([]);
+  const toggle = (id: string, on: boolean) =>
+    setSelected((s) => (on ? (s.includes(id) || s.length >= MAX_COMPARE ? s : [...s, id]) : s.filter((x) => x !== id)));
 
   // Debounce typing; a new search or filter starts at the first page.
   useEffect(() => {
@@ -55,6 +60,20 @@ export function Jobs() {
               </button>
             ))}
           </div>
+          {selected.length > 0 && (
+            <button type="button" className="btn small" onClick={() => setSelected([])}>
+              Clear selection
+            </button>
+          )}
+          <button
+            type="button"
+            className="btn primary"
+            disabled={selected.length < 2}
+            title={selected.length < 2 ? "Tick two or more jobs to compare them" : undefined}
+            onClick={() => (window.location.hash = compareHref(selected))}
+          >
+            Compare ({selected.length})
+          </button>
           <button type="button" className="btn icon" onClick={jobs.refresh} aria-label="Refresh" title="Refresh">
             <span className={jobs.refreshing ? "spin" : undefined} style={{ display: "inline-flex" }}>
               <RefreshIcon />
@@ -76,7 +95,16 @@ export function Jobs() {
             )}
           </div>
         )}
-        {list.length > 0 && <JobsTable jobs={list} />}
+        {list.length > 0 && (
+          <JobsTable
+            jobs={list}
+            selection={{
+              selected,
+              toggle,
+              full: selected.length >= MAX_COMPARE ? `At most ${MAX_COMPARE} runs can be compared` : null,
+            }}
+          />
+        )}
         {jobs.data && (page > 1 || jobs.data.nextCursor) && (
           <div className="pager" role="navigation" aria-label="Pagination">
             <span className="muted">
