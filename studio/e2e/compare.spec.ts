@@ -53,10 +53,10 @@ test("compare two runs with different learning rates, and reload the link", asyn
   const compare = page.getByRole("button", { name: /^Compare \(\d\)$/ });
   await expect(compare).toHaveText("Compare (0)");
   await expect(compare).toBeDisabled();
-  await page.getByRole("checkbox", { name: `Select ${firstName}` }).check();
+  await page.getByRole("checkbox", { name: `Select ${firstName}`, exact: true }).check();
   await expect(compare).toHaveText("Compare (1)");
   await expect(compare).toBeDisabled();
-  await page.getByRole("checkbox", { name: `Select ${secondName}` }).check();
+  await page.getByRole("checkbox", { name: `Select ${secondName}`, exact: true }).check();
   await expect(compare).toBeEnabled();
   await compare.click();
   await expect(page).toHaveURL(new RegExp(`#/compare\\?jobs=${first},${second}$`));
@@ -90,6 +90,32 @@ test("compare two runs with different learning rates, and reload the link", asyn
   };
   await assertView();
 
+  // Drag across the chart to zoom, then reset.
+  const chart = page.getByRole("img", { name: "Runs compared" });
+  const box = (await chart.boundingBox())!;
+  const reset = page.getByRole("button", { name: "Reset zoom" });
+  await expect(reset).toBeDisabled();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.7, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await expect(reset).toBeEnabled();
+  await expect(page.getByText(/^Steps \d+–\d+$/)).toBeVisible();
+  await reset.click();
+  await expect(reset).toBeDisabled();
+
+  // By tokens seen where the backend reports them; otherwise the toggle says why it is off.
+  const tokens = page.getByRole("group", { name: "Align by" }).getByRole("button", { name: "Tokens seen" });
+  if (await tokens.isEnabled()) {
+    await tokens.click();
+    await expect(chart).toHaveAttribute("data-align", "tokens");
+    await expect(chart.locator("path.cmp-line")).toHaveCount(2);
+    await page.getByRole("group", { name: "Align by" }).getByRole("button", { name: "Step" }).click();
+  } else {
+    await expect(tokens).toHaveAttribute("title", /tokens seen/);
+  }
+  await expect(chart).toHaveAttribute("data-align", "step");
+
   // The learning rate is viewable too; then only the differing keys.
   await page.getByRole("group", { name: "Metric" }).getByRole("button", { name: "Learning rate" }).click();
   await expect(page.getByRole("img", { name: "Runs compared" })).toHaveAttribute("data-metric", "learningRate");
@@ -101,5 +127,26 @@ test("compare two runs with different learning rates, and reload the link", asyn
   // The link alone reproduces the comparison.
   await page.reload();
   await assertView();
+
+  // Nothing overflows sideways at 800 px, in either theme. SCREENSHOTS=<dir> saves the views.
+  for (const theme of ["light", "dark"]) {
+    await page.evaluate((t) => localStorage.setItem("arkor-studio-theme", t), theme);
+    for (const width of [1280, 800]) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.reload();
+      await expect(page.locator("html")).toHaveAttribute("data-theme", theme);
+      await expect(page.locator('tr[data-key="learningRate"]')).toBeVisible();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `compare at ${width}px (${theme}) overflows by ${overflow}px`).toBeLessThanOrEqual(0);
+      if (process.env.SCREENSHOTS) {
+        await page.screenshot({ path: `${process.env.SCREENSHOTS}/compare-${width}-${theme}.png`, fullPage: true });
+      }
+    }
+  }
+  if (process.env.SCREENSHOTS) {
+    await page.goto(`${studio.url}/#/jobs`);
+    await page.getByRole("checkbox").first().check();
+    await page.screenshot({ path: `${process.env.SCREENSHOTS}/jobs-selected.png`, fullPage: true });
+  }
   expect(errors).toEqual([]);
 });
