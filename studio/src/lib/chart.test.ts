@@ -12,6 +12,8 @@ import {
   linePath,
   logScale,
   logTicks,
+  lossAxis,
+  lrAxis,
   mergePoints,
   nearestIndex,
   niceDomain,
@@ -300,5 +302,31 @@ describe("text and export", () => {
     expect(safeFileName("my run: v2/final")).toBe("my_run_v2_final");
     expect(safeFileName("  ")).toBe("job");
     expect(safeFileName("ok-name_1.2")).toBe("ok-name_1.2");
+  });
+});
+
+describe("axes", () => {
+  it("lossAxis widens linear data to nice ticks at both ends", () => {
+    const a = lossAxis([4.61, 5.9], false, [300, 0]);
+    expect(a.scale.domain).toEqual([4.6, 6]);
+    expect(a.ticks.map((t) => t.label)).toEqual(["4.6", "4.8", "5.0", "5.2", "5.4", "5.6", "5.8", "6.0"]);
+    expect(a.scale.map(4.6)).toBe(300);
+    expect(a.scale.map(6)).toBe(0);
+  });
+
+  it("lossAxis on a log scale ignores non-positive values and pads the extent", () => {
+    const a = lossAxis([0, -1, 0.1, 10], true, [100, 0]);
+    expect(a.scale.kind).toBe("log");
+    expect(a.scale.domain[0]).toBeLessThan(0.1);
+    expect(a.scale.domain[1]).toBeGreaterThan(10);
+    expect(a.ticks.map((t) => t.value)).toContain(1);
+  });
+
+  it("lrAxis starts at 0 and labels like learning rates", () => {
+    const a = lrAxis([1e-4, 2e-4], [100, 0]);
+    expect(a.scale.domain[0]).toBe(0);
+    expect(a.scale.domain[1]).toBeGreaterThanOrEqual(2e-4);
+    expect(a.ticks[0].label).toBe("0");
+    expect(a.ticks.map((t) => t.label)).toContain("2e-4");
   });
 });

@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { CompareChart, type CompareRun } from "../components/CompareChart";
 import { Skeleton, StatusBadge } from "../components/common";
-import { eventsUrl, fetchJob, type Job } from "../lib/api";
+import { ApiError, eventsUrl, fetchJob, type Job } from "../lib/api";
 import { diffEntries, type DiffRow, flattenConfig, runFactEntries, runStyle } from "../lib/compare";
 import { errorMessage } from "../lib/format";
 import { subscribeJobEvents } from "../lib/jobEvents";
@@ -31,26 +31,31 @@ function useRuns(ids: readonly string[]): Record<string, RunState> {
     const controller = new AbortController();
     const update = (id: string, f: (r: RunState) => RunState) =>
       setRuns((all) => ({ ...all, [id]: f(all[id] ?? { ev: initialEventState }) }));
+    const unsubscribe = new Map<string, () => void>();
     const load = (id: string) =>
       fetchJob(id, controller.signal).then(
         (job) => update(id, (r) => ({ ...r, job, error: undefined })),
         (e: unknown) => {
-          if (!controller.signal.aborted) update(id, (r) => ({ ...r, error: errorMessage(e) }));
+          if (controller.signal.aborted) return;
+          update(id, (r) => ({ ...r, error: errorMessage(e) }));
+          // No such job: its event stream would only be retried in vain.
+          if (e instanceof ApiError && e.status === 404) unsubscribe.get(id)?.();
         },
       );
-    const unsubscribe = ids.map((id) => {
+    for (const id of ids) {
       void load(id);
-      return subscribeJobEvents(eventsUrl(id), {
+      const stop = subscribeJobEvents(eventsUrl(id), {
         onEvent(frame) {
           update(id, (r) => ({ ...r, ev: applyEvent(r.ev, frame) }));
           // The job's own status and completion time change with it.
           if (terminalStatusOf(frame.type)) void load(id);
         },
       });
-    });
+      unsubscribe.set(id, stop);
+    }
     return () => {
       controller.abort();
-      unsubscribe.forEach((u) => u());
+      unsubscribe.forEach((stop) => stop());
     };
     // `key` is `ids` by value (the route builds a new array on every render).
     // eslint-disable-next-line react-hooks/exhaustive-deps

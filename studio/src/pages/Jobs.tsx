@@ -61,7 +61,7 @@ export function Jobs() {
             ))}
           </div>
           {selected.length > 0 && (
-            <button type="button" className="btn small" onClick={() => setSelected([])}>
+            <button type="button" className="btn" onClick={() => setSelected([])}>
               Clear selection
             </button>
           )}
