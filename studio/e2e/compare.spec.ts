@@ -110,6 +110,7 @@ test("compare two runs with different learning rates, and reload the link", asyn
     await tokens.click();
     await expect(chart).toHaveAttribute("data-align", "tokens");
     await expect(chart.locator("path.cmp-line")).toHaveCount(2);
+    if (process.env.SCREENSHOTS) await chart.screenshot({ path: `${process.env.SCREENSHOTS}/compare-tokens.png` });
     await page.getByRole("group", { name: "Align by" }).getByRole("button", { name: "Step" }).click();
   } else {
     await expect(tokens).toHaveAttribute("title", /tokens seen/);
