@@ -365,6 +365,7 @@ test("every page fits 1280 and 800 px in light and dark", async ({ page }) => {
     ["job", `/#/jobs/${firstJob}`],
     ["playground", `/#/playground?adapter=${firstJob}`],
     ["endpoints", "/#/endpoints"],
+    ["data", "/#/data?row=0"],
     ...(deployed ? [["endpoint", `/#/endpoints/${deployed}`] as [string, string]] : []),
   ];
   for (const theme of ["light", "dark"]) {
@@ -380,6 +381,7 @@ test("every page fits 1280 and 800 px in light and dark", async ({ page }) => {
         await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
         if (name === "job") await expect(page.getByRole("img", { name: "Loss curve" })).toBeVisible();
         if (name === "jobs") await expect(page.locator("tr[data-job-id]").first()).toBeVisible();
+        if (name === "data") await expect(page.getByLabel("Tokens of row 0")).toBeVisible({ timeout: 60_000 });
         if (name === "playground") {
           await chat(page, "Where is my order? It is two weeks late.");
         }
