@@ -241,7 +241,7 @@ pub fn read_conversations(
 }
 
 /// A parsed row.
-enum Row {
+pub(crate) enum Row {
     Chat(Vec<ChatMessage>),
     Text(String),
 }
@@ -298,11 +298,26 @@ pub(crate) struct Encoded {
     pub errors: Vec<RowError>,
 }
 
+/// Every row of `files` read and parsed (up to `opts.max_rows`), not yet tokenised.
+pub(crate) struct ReadRows {
+    pub format: DatasetFormat,
+    pub rows: FileRows,
+    pub errors: Vec<RowError>,
+}
+
 pub(crate) fn encode_files(
     files: &[PathBuf],
     tokenizer: &TextTokenizer,
     opts: &PrepareOptions,
 ) -> Result<Encoded, DataError> {
+    let read = read_files(files, opts)?;
+    let (rows, mut errors) = encode_rows(&read.rows, tokenizer, opts);
+    let mut all = read.errors;
+    all.append(&mut errors);
+    Ok(Encoded { format: read.format, rows, errors: all })
+}
+
+pub(crate) fn read_files(files: &[PathBuf], opts: &PrepareOptions) -> Result<ReadRows, DataError> {
     let mut rows = vec![];
     let mut errors = vec![];
     let mut detected = opts.format;
@@ -319,19 +334,38 @@ pub(crate) fn encode_files(
     if rows.is_empty() && errors.is_empty() {
         return Err(DataError::Empty(files.first().cloned().unwrap_or_default()));
     }
-    let mut encoded = Vec::with_capacity(rows.len());
-    for (file, line, row) in rows {
-        match encode_row(&row, tokenizer, opts) {
+    Ok(ReadRows { format: detected, rows, errors })
+}
+
+/// Tokenises and masks `rows` on every core, in order; the ones the template or tokenizer
+/// refuses come back as errors.
+pub(crate) fn encode_rows(
+    rows: &[(PathBuf, usize, Row)],
+    tokenizer: &TextTokenizer,
+    opts: &PrepareOptions,
+) -> (Vec<EncodedRow>, Vec<RowError>) {
+    use rayon::prelude::*;
+    let results: Vec<Result<EncodedRow, RowError>> = rows
+        .par_iter()
+        .map(|(file, line, row)| match encode_row(row, tokenizer, opts) {
             Ok(mut example) => {
                 let full_len = example.input_ids.len();
                 example.input_ids.truncate(opts.max_length);
                 example.loss_mask.truncate(opts.max_length);
-                encoded.push(EncodedRow { file, line, full_len, example });
+                Ok(EncodedRow { file: file.clone(), line: *line, full_len, example })
             }
-            Err(message) => errors.push(RowError { file, line, message }),
+            Err(message) => Err(RowError { file: file.clone(), line: *line, message }),
+        })
+        .collect();
+    let mut encoded = Vec::with_capacity(results.len());
+    let mut errors = vec![];
+    for r in results {
+        match r {
+            Ok(row) => encoded.push(row),
+            Err(e) => errors.push(e),
         }
     }
-    Ok(Encoded { format: detected, rows: encoded, errors })
+    (encoded, errors)
 }
 
 fn split(mut examples: Vec<Example>, fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
@@ -351,7 +385,7 @@ fn split(mut examples: Vec<Example>, fraction: f64, seed: u64) -> (Vec<Example>,
     (train, eval)
 }
 
-type FileRows = Vec<(PathBuf, usize, Row)>;
+pub(crate) type FileRows = Vec<(PathBuf, usize, Row)>;
 
 fn read_file(
     path: &Path,

@@ -27,7 +27,10 @@ export interface Bucket {
 
 export interface Inspection {
   format: string;
+  /** Rows tokenised so far. */
   rows: number;
+  /** Rows read but not tokenised yet: the backend is still working when above 0. */
+  pending: number;
   tokens: number;
   trainedTokens: number;
   maxLength: number;
@@ -64,8 +67,11 @@ export interface DataInspection {
   report: Inspection;
   rows: { offset: number; limit: number; items: RowSummary[] };
   row: RenderedRow | null;
+  /** The asked-for row is not tokenised yet. */
+  rowPending: boolean;
   cached: boolean;
-  seconds: number;
+  /** Seconds the whole dataset took to tokenise, once it has. */
+  seconds: number | null;
 }
 
 export interface InspectRequest {

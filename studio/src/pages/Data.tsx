@@ -28,6 +28,9 @@ import "./data.css";
 
 type Trainer = NonNullable<Manifest["trainers"]>[number];
 
+/** How often a dataset still being tokenised is asked for again (ms). */
+const POLL_MS = 500;
+
 export function Data({ params }: { params: URLSearchParams }) {
   const selection = parseDataParams(params);
   const go = (s: DataSelection) => replaceHash(dataHref(s));
@@ -53,19 +56,29 @@ export function Data({ params }: { params: URLSearchParams }) {
     key: null,
     loading: false,
   });
+  // While the backend is still tokenising, ask again: the report grows until nothing is pending.
+  const [tick, setTick] = useState(0);
   useEffect(() => {
     if (!request || !requestKey) return;
     const c = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
     setState((s) => ({ ...s, key: requestKey, loading: true, error: undefined }));
     inspectData(request, c.signal).then(
-      (data) => setState({ key: requestKey, data, loading: false }),
+      (data) => {
+        if (c.signal.aborted) return;
+        setState({ key: requestKey, data, loading: false });
+        if (data.report.pending > 0) timer = setTimeout(() => setTick((t) => t + 1), POLL_MS);
+      },
       (e: unknown) => {
         if (!c.signal.aborted) setState((s) => ({ key: requestKey, data: s.data, error: errorMessage(e), loading: false }));
       },
     );
-    return () => c.abort();
+    return () => {
+      c.abort();
+      if (timer) clearTimeout(timer);
+    };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [requestKey]);
+  }, [requestKey, tick]);
 
   const data = state.data;
 
@@ -93,12 +106,17 @@ export function Data({ params }: { params: URLSearchParams }) {
         </div>
       )}
       {data && (
-        <div className={state.loading ? "dt-stale" : undefined} aria-busy={state.loading}>
+        <div className={state.loading && data.report.pending === 0 ? "dt-stale" : undefined} aria-busy={state.loading}>
           <Summary data={data} />
           <div className="grid-2 dt-grid">
             <Histogram data={data} />
             <Problems data={data} onRow={(i) => go({ ...selection, row: i, page: Math.floor(i / ROWS_PER_PAGE) + 1 })} />
           </div>
+          {data.rowPending && selection.row !== null && (
+            <p className="notice hint" role="status">
+              Row {selection.row} is not tokenised yet; it shows when it is.
+            </p>
+          )}
           {data.row && (
             <RowViewer
               row={data.row}
@@ -225,9 +243,17 @@ function Summary({ data }: { data: DataInspection }) {
         <span className="spacer" />
         <span className="muted dt-small" title={data.files.join("\n")}>
           {data.files.map((f) => f.split("/").pop()).join(", ")} · {data.model} ·{" "}
-          {data.cached ? "from memory" : `read in ${data.seconds.toFixed(2)} s`}
+          {r.pending > 0 ? "tokenising…" : data.seconds !== null ? `tokenised in ${data.seconds.toFixed(2)} s` : "ready"}
         </span>
       </div>
+      {r.pending > 0 && (
+        <div className="card-body dt-progress">
+          <progress max={r.rows + r.pending} value={r.rows} aria-label="Rows tokenised" />
+          <span className="muted dt-small">
+            Tokenising: {r.rows.toLocaleString()} of {(r.rows + r.pending).toLocaleString()} rows; the figures grow as it goes.
+          </span>
+        </div>
+      )}
       <dl className="dt-tiles">
         {tiles.map(([k, v, hint]) => (
           <div key={k} className="dt-tile" data-warn={(k === "Truncated rows" || k === "Malformed rows") && v !== "0" ? "true" : undefined}>

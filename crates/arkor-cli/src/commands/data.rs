@@ -11,9 +11,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use arkor_engine::config::TrainConfig;
-use arkor_engine::data::inspect::{Inspected, Inspection, RenderedRow};
+use arkor_engine::data::inspect::{Inspection, Reader, RenderedRow};
 use arkor_engine::data::{DatasetFormat, PrepareOptions};
 use arkor_engine::tokenizer::TextTokenizer;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{DataCommand, InspectArgs};
 use crate::config::{Global, load_train_config};
@@ -45,7 +46,24 @@ fn inspect_command(global: &Global, args: InspectArgs) -> anyhow::Result<ExitCod
         seed: config.seed,
         max_rows: None,
     };
-    let inspected = Inspected::new(&files, &tokenizer, &opts)?;
+    // Tokenising takes a while on a large file (100k chat rows: tens of seconds): a bar on
+    // a terminal's stderr, nothing elsewhere.
+    let mut reader = Reader::open(&files, &opts)?;
+    let mut inspected = reader.inspection(opts.max_length);
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(reader.rows() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} rows tokenised  eta {eta}")
+            .expect("valid template"),
+    );
+    while let Some(chunk) = reader.next_chunk(1024, &tokenizer, &opts) {
+        inspected.extend(chunk);
+        bar.set_position((reader.rows() - inspected.report.pending) as u64);
+    }
+    bar.finish_and_clear();
     let report = &inspected.report;
     let row = args.row.map(|i| inspected.render(i, &tokenizer)).transpose()?;
     if args.json {

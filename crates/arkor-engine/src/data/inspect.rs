@@ -10,7 +10,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{DataError, DatasetFormat, EncodedRow, PrepareOptions, RowError, encode_files};
+use super::{
+    DataError, DatasetFormat, EncodedRow, PrepareOptions, ReadRows, RowError, encode_rows,
+    read_files,
+};
 use crate::tokenizer::TextTokenizer;
 
 /// A dataset as the trainer will see it.
@@ -21,6 +24,8 @@ pub struct Inspection {
     pub format: DatasetFormat,
     /// Rows that tokenised.
     pub rows: usize,
+    /// Rows read but not tokenised yet (0 once the inspection is complete).
+    pub pending: usize,
     /// Tokens after truncation.
     pub tokens: usize,
     /// Tokens that are training targets.
@@ -86,11 +91,25 @@ pub struct TokenView {
 
 /// A dataset read and tokenised once: the report, and every row kept so that any of
 /// them renders, and any page of them lists, without reading the files again (Studio's
-/// Data tab pages through a large file this way).
+/// Data tab pages through a large file this way). It may be partial: a [`Reader`] fills it
+/// chunk by chunk, and the report counts what is tokenised so far.
 pub struct Inspected {
-    /// What training would see.
+    /// What training would see (of the rows tokenised so far).
     pub report: Inspection,
     rows: Vec<EncodedRow>,
+}
+
+/// A dataset's rows read and parsed, to be tokenised in order, a chunk at a time.
+pub struct Reader {
+    read: ReadRows,
+    /// Rows tokenised so far.
+    done: usize,
+}
+
+/// Rows tokenised by [`Reader::next_chunk`], for [`Inspected::extend`].
+pub struct Chunk {
+    rows: Vec<EncodedRow>,
+    errors: Vec<RowError>,
 }
 
 /// A row in a list of rows: where it is, its sizes, and the start of its text.
@@ -108,6 +127,58 @@ pub struct RowSummary {
 /// Characters of a row's preview, at most.
 const PREVIEW_CHARS: usize = 160;
 
+/// Rows tokenised per chunk by [`Inspected::new`].
+const CHUNK: usize = 4096;
+
+impl Reader {
+    /// Reads and parses every row of `files` (rows that do not parse become errors);
+    /// nothing is tokenised yet.
+    pub fn open(files: &[PathBuf], opts: &PrepareOptions) -> Result<Reader, DataError> {
+        Ok(Reader { read: read_files(files, opts)?, done: 0 })
+    }
+
+    /// Rows parsed, to tokenise.
+    pub fn rows(&self) -> usize {
+        self.read.rows.len()
+    }
+
+    /// An inspection with no row tokenised yet: the format, the rows that did not parse, and
+    /// every parsed row pending.
+    pub fn inspection(&mut self, max_length: usize) -> Inspected {
+        Inspected {
+            report: Inspection {
+                format: self.read.format,
+                rows: 0,
+                pending: self.rows() - self.done,
+                tokens: 0,
+                trained_tokens: 0,
+                max_length,
+                histogram: vec![],
+                truncated: vec![],
+                untrained: vec![],
+                errors: std::mem::take(&mut self.read.errors),
+            },
+            rows: vec![],
+        }
+    }
+
+    /// The next `n` rows tokenised (on every core), or none when all are.
+    pub fn next_chunk(
+        &mut self,
+        n: usize,
+        tokenizer: &TextTokenizer,
+        opts: &PrepareOptions,
+    ) -> Option<Chunk> {
+        if self.done >= self.rows() {
+            return None;
+        }
+        let end = (self.done + n.max(1)).min(self.rows());
+        let (rows, errors) = encode_rows(&self.read.rows[self.done..end], tokenizer, opts);
+        self.done = end;
+        Some(Chunk { rows, errors })
+    }
+}
+
 impl Inspected {
     /// Reads and tokenises every row of `files` and reports what training would see
     /// (malformed rows are listed rather than stopping the report).
@@ -116,30 +187,34 @@ impl Inspected {
         tokenizer: &TextTokenizer,
         opts: &PrepareOptions,
     ) -> Result<Inspected, DataError> {
-        let encoded = encode_files(files, tokenizer, opts)?;
-        let mut report = Inspection {
-            format: encoded.format,
-            rows: encoded.rows.len(),
-            tokens: 0,
-            trained_tokens: 0,
-            max_length: opts.max_length,
-            histogram: histogram(&encoded.rows.iter().map(|r| r.full_len).collect::<Vec<_>>(), 12),
-            truncated: vec![],
-            untrained: vec![],
-            errors: encoded.errors,
-        };
-        for (index, r) in encoded.rows.iter().enumerate() {
-            let trained = trained_count(r);
-            report.tokens += r.example.input_ids.len();
-            report.trained_tokens += trained;
-            if r.full_len > opts.max_length {
-                report.truncated.push(row_ref(index, r));
+        let mut reader = Reader::open(files, opts)?;
+        let mut inspected = reader.inspection(opts.max_length);
+        while let Some(chunk) = reader.next_chunk(CHUNK, tokenizer, opts) {
+            inspected.extend(chunk);
+        }
+        Ok(inspected)
+    }
+
+    /// Adds the next rows tokenised to the rows and the report.
+    pub fn extend(&mut self, chunk: Chunk) {
+        let r = &mut self.report;
+        for row in chunk.rows {
+            let index = self.rows.len();
+            let trained = trained_count(&row);
+            r.tokens += row.example.input_ids.len();
+            r.trained_tokens += trained;
+            if row.full_len > r.max_length {
+                r.truncated.push(row_ref(index, &row));
             }
             if trained == 0 {
-                report.untrained.push(row_ref(index, r));
+                r.untrained.push(row_ref(index, &row));
             }
+            self.rows.push(row);
         }
-        Ok(Inspected { report, rows: encoded.rows })
+        r.pending = r.pending.saturating_sub(self.rows.len() - r.rows + chunk.errors.len());
+        r.rows = self.rows.len();
+        r.errors.extend(chunk.errors);
+        r.histogram = histogram(&self.rows.iter().map(|r| r.full_len).collect::<Vec<_>>(), 12);
     }
 
     /// Row `index` (0-based among the rows that tokenise) token by token.

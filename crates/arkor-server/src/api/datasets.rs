@@ -92,13 +92,18 @@ pub struct InspectRequest {
 /// Rows listed per page by default, and at most.
 const PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
+/// How long a request waits for the rows it shows to be tokenised before it answers with
+/// what is ready (the rest of the report fills in on later requests).
+const WAIT: std::time::Duration = std::time::Duration::from_millis(800);
 /// Truncated, untrained and malformed rows listed at most in an answer (their counts are
 /// always whole).
 const MAX_LISTED: usize = 200;
 
 /// What training would see of a dataset: format, sizes, length histogram, the truncated,
 /// untrained and malformed rows, a page of rows, and a row rendered through the model's chat
-/// template with its loss mask. The dataset is read once and kept for the next page.
+/// template with its loss mask. The dataset is read once and kept for the next page; a large
+/// one is answered while it is being tokenised (`report.pending` rows to go, `rowPending`
+/// when the asked-for row is not tokenised yet).
 pub async fn inspect(
     State(state): State<Arc<AppState>>,
     scope: Scope,
@@ -114,10 +119,17 @@ pub async fn inspect(
     let model = config.model.clone();
     let answer = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
         let (entry, cached) = inspector.inspect(&config)?;
-        let ins = &entry.inspected;
-        let page = ins.page(req.offset, limit, &entry.tokenizer)?;
-        let row = req.row.map(|i| ins.render(i, &entry.tokenizer)).transpose()?;
+        // What this request shows, if it is tokenised within a moment; else what is ready.
+        let needed = req.row.map_or(0, |r| r + 1).max(req.offset.saturating_add(limit));
+        entry.wait_for(needed, WAIT);
+        let ins = entry.inspected.read().unwrap_or_else(|p| p.into_inner());
         let r = &ins.report;
+        let page = ins.page(req.offset, limit, &entry.tokenizer)?;
+        let row_pending = req.row.is_some_and(|i| i >= r.rows && r.pending > 0);
+        let row = match req.row {
+            Some(i) if !row_pending => Some(ins.render(i, &entry.tokenizer)?),
+            _ => None,
+        };
         let listed = |v: &[arkor_engine::data::inspect::RowRef]| {
             serde_json::to_value(&v[..v.len().min(MAX_LISTED)]).unwrap_or_default()
         };
@@ -128,14 +140,16 @@ pub async fn inspect(
         report["truncatedCount"] = r.truncated.len().into();
         report["untrainedCount"] = r.untrained.len().into();
         report["errorCount"] = r.errors.len().into();
+        let seconds = *entry.seconds.lock().unwrap_or_else(|p| p.into_inner());
         Ok(serde_json::json!({
             "model": model,
             "files": entry.files,
             "report": report,
             "rows": { "offset": req.offset, "limit": limit, "items": page },
             "row": row,
+            "rowPending": row_pending,
             "cached": cached,
-            "seconds": entry.seconds,
+            "seconds": seconds,
         }))
     })
     .await
