@@ -251,6 +251,10 @@ pub struct Job {
     pub completed_at: Option<String>,
     /// Latest progress (arkor).
     pub progress: JobProgress,
+    /// Place in the backend's queue while `queued`: 1 starts next (arkor). Absent for
+    /// jobs in any other status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u64>,
 }
 
 /// `POST /v1/jobs` and `GET /v1/jobs/:id` answer.

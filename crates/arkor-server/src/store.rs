@@ -16,6 +16,8 @@ use crate::util::{iso, now_ms};
 
 mod endpoints;
 pub use endpoints::*;
+#[cfg(test)]
+mod tests;
 
 /// Migrations, applied in order; never edit one that has shipped, add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -66,7 +68,14 @@ const MIGRATIONS: &[&str] = &[
         prompt_tokens INTEGER, completion_tokens INTEGER, key_id TEXT,
         request_body TEXT, response_body TEXT);
     CREATE INDEX endpoint_requests_by_endpoint ON endpoint_requests (endpoint_id, id);",
+    // 3: the queue's order. A job moved to the front gets a priority above every queued
+    // one; `seq` stays untouched because listing cursors page by it.
+    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_queue ON jobs (status, priority DESC, seq);",
 ];
+
+/// The order [`next_queued`] starts queued jobs in: highest priority first, then oldest.
+const QUEUE_ORDER: &str = "priority DESC, seq";
 
 /// A store error: SQLite failed or a stored value no longer parses.
 #[derive(Debug, thiserror::Error)]
@@ -250,8 +259,16 @@ fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
 
 // ---- jobs ----
 
+/// The columns [`job_row`] reads; only valid in a query over `jobs` without an alias.
+///
+/// The last is the queue position: 1 + the queued jobs that sort before this one in
+/// [`QUEUE_ORDER`], NULL when it is not queued. It must agree with `QUEUE_ORDER` (a store
+/// test checks that it does).
 const JOB_COLUMNS: &str = "seq, id, org_id, project_id, name, status, config, error, created_at, \
-                           started_at, completed_at, step, total_steps, loss";
+    started_at, completed_at, step, total_steps, loss, \
+    CASE WHEN jobs.status = 'queued' THEN (SELECT COUNT(*) FROM jobs AS q \
+        WHERE q.status = 'queued' AND (q.priority > jobs.priority \
+        OR (q.priority = jobs.priority AND q.seq <= jobs.seq))) END";
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<Job, serde_json::Error>)> {
     let status: String = r.get(5)?;
@@ -274,6 +291,7 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<Job, serde_js
             total_steps: r.get::<_, i64>(12).unwrap_or_default() as u64,
             loss: r.get(13).unwrap_or_default(),
         },
+        queue_position: r.get::<_, Option<i64>>(14).unwrap_or_default().map(|p| p as u64),
     });
     Ok((seq, job))
 }
@@ -381,16 +399,29 @@ pub fn jobs_of_orgs(conn: &Connection, org_ids: &[String]) -> StoreResult<Vec<Jo
     Ok(out)
 }
 
-/// Oldest queued job, if any.
+/// The queued job to start next (first in [`QUEUE_ORDER`]), if any.
 pub fn next_queued(conn: &Connection) -> StoreResult<Option<Job>> {
     let row = conn
         .query_row(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1"),
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY {QUEUE_ORDER} LIMIT 1"
+            ),
             [],
             job_row,
         )
         .optional()?;
     Ok(row.map(|(_, j)| j).transpose()?)
+}
+
+/// Moves a queued job to the front of the queue: a priority above every queued job's, so
+/// [`next_queued`] picks it next. `Ok(false)` when the job is not queued (any more).
+pub fn move_to_front(conn: &Connection, id: &str) -> StoreResult<bool> {
+    let n = conn.execute(
+        "UPDATE jobs SET priority = (SELECT COALESCE(MAX(priority), 0) + 1 FROM jobs
+         WHERE status = 'queued') WHERE id = ?1 AND status = 'queued'",
+        [id],
+    )?;
+    Ok(n == 1)
 }
 
 /// Ids of jobs in a status.

@@ -47,6 +47,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/jobs/{id}", get(job))
         .route("/api/jobs/{id}/events", get(events))
         .route("/api/jobs/{id}/cancel", post(cancel))
+        .route("/api/jobs/{id}/move-to-front", post(move_to_front))
         .route("/api/jobs/{id}/artifacts", get(artifacts))
         .route("/api/jobs/{id}/artifacts/{*path}", get(download))
         .route("/api/jobs/{id}/export", post(export))
@@ -266,6 +267,11 @@ async fn events(
 
 async fn cancel(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
     scoped(&state, Method::POST, format!("/v1/jobs/{}/cancel", seg(&id)), None, None).await
+}
+
+/// Moves a queued job to the front of the backend's queue.
+async fn move_to_front(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {
+    scoped(&state, Method::POST, format!("/v1/jobs/{}/move-to-front", seg(&id)), None, None).await
 }
 
 async fn artifacts(AxumState(state): St, UrlPath(id): UrlPath<String>) -> Response {

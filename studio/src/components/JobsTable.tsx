@@ -1,6 +1,7 @@
 import type { Job } from "../lib/api";
 import { formatDuration, jobDurationMs } from "../lib/format";
 import { useNow } from "../lib/hooks";
+import { queueActions, queueLabel } from "../lib/queue";
 import { jobHref } from "../lib/route";
 import { CopyId, RelativeTime, StatusBadge } from "./common";
 
@@ -11,8 +12,28 @@ export interface JobSelection {
   full?: string | null;
 }
 
-/** Jobs as a table; every row opens the job. With `selection`, a first column of checkboxes. */
-export function JobsTable({ jobs, compact = false, selection }: { jobs: Job[]; compact?: boolean; selection?: JobSelection }) {
+/** Row actions on the queue; `busy` is the job whose action is in flight (its buttons are disabled). */
+export interface JobActions {
+  moveToFront: (job: Job) => void;
+  cancel: (job: Job) => void;
+  busy?: string | null;
+}
+
+/**
+ * Jobs as a table; every row opens the job. A queued job shows its place in the queue. With
+ * `selection`, a first column of checkboxes; with `actions`, a last column of queue actions.
+ */
+export function JobsTable({
+  jobs,
+  compact = false,
+  selection,
+  actions,
+}: {
+  jobs: Job[];
+  compact?: boolean;
+  selection?: JobSelection;
+  actions?: JobActions;
+}) {
   const now = useNow(compact ? 30_000 : 1000);
   return (
     <div className="table-wrap">
@@ -29,12 +50,21 @@ export function JobsTable({ jobs, compact = false, selection }: { jobs: Job[]; c
             {!compact && <th scope="col">Duration</th>}
             <th scope="col">Created</th>
             <th scope="col">ID</th>
+            {actions && (
+              <th scope="col" className="jt-actions">
+                <span className="sr-only">Actions</span>
+              </th>
+            )}
           </tr>
         </thead>
         <tbody>
           {jobs.map((job) => {
             const d = jobDurationMs(job, now);
             const ticked = selection?.selected.includes(job.id) ?? false;
+            const place = queueLabel(job);
+            const can = queueActions(job);
+            const label = job.name || job.id;
+            const busy = actions?.busy === job.id;
             return (
               <tr
                 key={job.id}
@@ -61,7 +91,10 @@ export function JobsTable({ jobs, compact = false, selection }: { jobs: Job[]; c
                   </td>
                 )}
                 <td>
-                  <StatusBadge status={job.status} />
+                  <span className="jt-status">
+                    <StatusBadge status={job.status} />
+                    {place && <span className="queue-pos">{place}</span>}
+                  </span>
                 </td>
                 <td>
                   <a className="name" href={jobHref(job.id)}>
@@ -75,6 +108,33 @@ export function JobsTable({ jobs, compact = false, selection }: { jobs: Job[]; c
                 <td>
                   <CopyId id={job.id} />
                 </td>
+                {actions && (
+                  <td className="jt-actions">
+                    {can.moveToFront && (
+                      <button
+                        type="button"
+                        className="btn small"
+                        disabled={busy}
+                        aria-label={`Move ${label} to front`}
+                        title="Start this job next"
+                        onClick={() => actions.moveToFront(job)}
+                      >
+                        Move to front
+                      </button>
+                    )}
+                    {can.cancel && (
+                      <button
+                        type="button"
+                        className="btn small danger"
+                        disabled={busy}
+                        aria-label={`Cancel ${label}`}
+                        onClick={() => actions.cancel(job)}
+                      >
+                        Cancel
+                      </button>
+                    )}
+                  </td>
+                )}
               </tr>
             );
           })}

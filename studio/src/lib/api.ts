@@ -48,6 +48,8 @@ export interface Job {
   startedAt?: string | null;
   completedAt?: string | null;
   progress?: { step: number; totalSteps: number; loss?: number | null };
+  /** While queued: its place in the backend's queue, 1 starts next. */
+  queuePosition?: number | null;
 }
 
 export interface JobList {
@@ -302,6 +304,12 @@ export async function cancelJob(id: string): Promise<Job | null> {
   if (!res.ok) throw await errorOf(res);
   const body = (await res.json().catch(() => null)) as { job?: Job } | null;
   return body?.job ?? null;
+}
+
+/** Moves a queued job to the front of the queue; a 409 (not queued any more) is thrown as an `ApiError`. */
+export async function moveJobToFront(id: string): Promise<Job> {
+  const body = await getJSON<{ job: Job }>(`/api/jobs/${encodeURIComponent(id)}/move-to-front`, { method: "POST" });
+  return body.job;
 }
 
 export async function fetchArtifacts(id: string, signal?: AbortSignal): Promise<ArtifactSet[]> {

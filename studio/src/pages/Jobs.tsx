@@ -2,9 +2,9 @@ import { useEffect, useState } from "react";
 import { JobsTable } from "../components/JobsTable";
 import { Skeleton } from "../components/common";
 import { RefreshIcon } from "../components/icons";
-import { fetchJobs, JOB_STATUSES } from "../lib/api";
+import { cancelJob, fetchJobs, JOB_STATUSES, type Job, moveJobToFront } from "../lib/api";
 import { compareHref, MAX_COMPARE } from "../lib/compare";
-import { statusLabel } from "../lib/format";
+import { errorMessage, statusLabel } from "../lib/format";
 import { usePolling } from "../lib/hooks";
 
 export const PAGE_SIZE = 20;
@@ -29,6 +29,20 @@ export function Jobs() {
   useEffect(() => setCursors([null]), [q, status]);
 
   const jobs = usePolling((s) => fetchJobs({ limit: PAGE_SIZE, cursor, status, q }, s), 5000, [cursor, status, q]);
+  // Queue actions: one at a time per job; the list refreshes when one lands.
+  const [busy, setBusy] = useState<string | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const act = (what: string, job: Job, call: (id: string) => Promise<unknown>) => {
+    if (busy) return;
+    setBusy(job.id);
+    setActionError(null);
+    call(job.id)
+      .catch((e: unknown) => setActionError(`Could not ${what} ${job.name || job.id}: ${errorMessage(e)}`))
+      .finally(() => {
+        setBusy(null);
+        jobs.refresh();
+      });
+  };
   const list = jobs.data?.jobs ?? [];
   const total = jobs.data?.total;
   const page = cursors.length;
@@ -81,6 +95,11 @@ export function Jobs() {
           </button>
         </div>
         {jobs.error && <p className="notice error" style={{ margin: 16 }}>Failed to load jobs: {jobs.error}</p>}
+        {actionError && (
+          <p className="notice error" role="alert" style={{ margin: 16 }}>
+            {actionError}
+          </p>
+        )}
         {jobs.loading && !jobs.data && !jobs.error && <Skeleton rows={5} />}
         {jobs.data && list.length === 0 && (
           <div className="empty">
@@ -102,6 +121,11 @@ export function Jobs() {
               selected,
               toggle,
               full: selected.length >= MAX_COMPARE ? `At most ${MAX_COMPARE} runs can be compared` : null,
+            }}
+            actions={{
+              moveToFront: (job) => act("move to the front", job, moveJobToFront),
+              cancel: (job) => act("cancel", job, cancelJob),
+              busy,
             }}
           />
         )}

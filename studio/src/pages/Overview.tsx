@@ -1,6 +1,7 @@
 import { useEffect, useRef } from "react";
 import { JobsTable } from "../components/JobsTable";
 import { RunTraining } from "../components/RunTraining";
+import { RunningNow } from "../components/RunningNow";
 import { Skeleton } from "../components/common";
 import { fetchJobs } from "../lib/api";
 import { usePolling } from "../lib/hooks";
@@ -8,10 +9,21 @@ import { startedJobOf, useTrainingRun } from "../lib/trainingRun";
 
 export function Overview() {
   const jobs = usePolling((s) => fetchJobs({ limit: 5 }, s), 5000);
+  // What runs now, and how many wait behind it (the total of a one-row page).
+  const queue = usePolling(async (s) => {
+    const [running, queued] = await Promise.all([
+      fetchJobs({ status: "running", limit: 10 }, s),
+      fetchJobs({ status: "queued", limit: 1 }, s),
+    ]);
+    return { running: running.jobs, queued: queued.total ?? queued.jobs.length };
+  }, 3000);
   // A run that starts or ends changes the list: refresh at once, not at the next poll.
   const run = useTrainingRun();
   const started = run.output ? startedJobOf(run.output) : null;
-  const refresh = jobs.refresh;
+  const refresh = () => {
+    jobs.refresh();
+    queue.refresh();
+  };
   const first = useRef(true);
   useEffect(() => {
     if (first.current) {
@@ -29,6 +41,7 @@ export function Overview() {
         <p className="subtitle">Train the project's trainer, follow its jobs, chat with what it produced.</p>
       </div>
       <RunTraining />
+      {queue.data && <RunningNow running={queue.data.running} queued={queue.data.queued} />}
       <section className="card" aria-labelledby="recent-jobs-title">
         <div className="card-head">
           <h2 id="recent-jobs-title">Recent jobs</h2>

@@ -1170,3 +1170,132 @@ async fn a_finished_job_exports_to_gguf_and_ollama_and_evaluates_on_held_out_row
     assert_eq!(report["rows"].as_array().unwrap().len(), 16);
     backend.shutdown().await;
 }
+
+/// Submits a job named `name`; returns its id and the queue position it was created with.
+async fn submit_named(api: &Api, name: &str, config: Value) -> (String, Value) {
+    let (status, body) = api
+        .send("POST", &api.scoped("/v1/jobs"), Some(json!({"name": name, "config": config})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (body["job"]["id"].as_str().unwrap().to_owned(), body["job"]["queuePosition"].clone())
+}
+
+/// The project's jobs as `name status[ #position]`, oldest first, from `GET /v1/jobs`; each
+/// position also checked against `GET /v1/jobs/:id`.
+async fn check_queue(api: &Api, expected: &[&str]) {
+    let (status, page) = api.send("GET", &api.scoped("/v1/jobs?limit=200"), None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let mut got = vec![];
+    for job in page["jobs"].as_array().unwrap().iter().rev() {
+        let mut line =
+            format!("{} {}", job["name"].as_str().unwrap(), job["status"].as_str().unwrap());
+        match &job["queuePosition"] {
+            Value::Null => {}
+            p => line += &format!(" #{p}"),
+        }
+        let one = api.job(job["id"].as_str().unwrap()).await;
+        assert_eq!(one["queuePosition"], job["queuePosition"], "{line}");
+        got.push(line);
+    }
+    assert_eq!(got, expected);
+}
+
+/// Issue #15: queued jobs report their place in the queue; moving one to the front and
+/// cancelling one reorder the rest, on a paused queue (nothing starts).
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_jobs_report_positions_move_to_front_and_cancel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 0).await;
+    let api = Api::sign_up(&backend.url(), "queue").await;
+    let data = dataset(tmp.path());
+    let mut ids = vec![];
+    for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        let (id, position) = submit_named(&api, name, train_config(&data, 10, 5)).await;
+        assert_eq!(position, json!(i + 1), "{name} is created at the back of the queue");
+        ids.push(id);
+    }
+    check_queue(&api, &["a queued #1", "b queued #2", "c queued #3", "d queued #4"]).await;
+    let api_ref = &api;
+    let move_to_front = move |id: &str| {
+        let path = api_ref.scoped(&format!("/v1/jobs/{id}/move-to-front"));
+        async move { api_ref.send("POST", &path, None).await }
+    };
+
+    let (status, body) = move_to_front(&ids[3]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["job"]["queuePosition"], 1);
+    check_queue(&api, &["a queued #2", "b queued #3", "c queued #4", "d queued #1"]).await;
+    let (status, _) = move_to_front(&ids[2]).await;
+    assert_eq!(status, StatusCode::OK);
+    check_queue(&api, &["a queued #3", "b queued #4", "c queued #1", "d queued #2"]).await;
+
+    // Cancelling a queued job takes it out of the queue; the jobs behind it move up.
+    let (status, body) =
+        api.send("POST", &api.scoped(&format!("/v1/jobs/{}/cancel", ids[3])), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["job"]["queuePosition"], Value::Null);
+    check_queue(&api, &["a queued #2", "b queued #3", "c queued #1", "d cancelled"]).await;
+    // A job submitted now queues behind the moved one.
+    submit_named(&api, "e", train_config(&data, 10, 5)).await;
+    check_queue(&api, &["a queued #2", "b queued #3", "c queued #1", "d cancelled", "e queued #4"])
+        .await;
+
+    // Only a queued job moves: 409 saying why; an unknown job or another project's is 404.
+    let (status, body) = move_to_front(&ids[3]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body["error"],
+        format!(
+            "job {} is cancelled, not queued: only a queued job can be moved to the front",
+            ids[3]
+        )
+    );
+    assert_eq!(body["code"], "conflict");
+    let (status, body) = move_to_front("job_nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "job job_nope not found");
+    let other = Api::sign_up(&backend.url(), "other").await;
+    let (status, _) = other
+        .send("POST", &other.scoped(&format!("/v1/jobs/{}/move-to-front", ids[0])), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    check_queue(&api, &["a queued #2", "b queued #3", "c queued #1", "d cancelled", "e queued #4"])
+        .await;
+    backend.shutdown().await;
+}
+
+/// Issue #15: with one slot, the job moved to the front is the next to run, and a running
+/// job cannot be moved.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_job_moved_to_the_front_runs_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 1).await;
+    let api = Api::sign_up(&backend.url(), "queue-run").await;
+    let data = dataset(tmp.path());
+    let (long, _) = submit_named(&api, "long", train_config(&data, 100_000, 1_000)).await;
+    let mut stream = wait_for_log(&api, &long).await;
+    let (first, _) = submit_named(&api, "first", train_config(&data, 100_000, 1_000)).await;
+    let (second, _) = submit_named(&api, "second", train_config(&data, 100_000, 1_000)).await;
+    check_queue(&api, &["long running", "first queued #1", "second queued #2"]).await;
+
+    let (status, body) =
+        api.send("POST", &api.scoped(&format!("/v1/jobs/{long}/move-to-front")), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"].as_str().unwrap().contains("is running, not queued"), "{body}");
+    let (status, _) =
+        api.send("POST", &api.scoped(&format!("/v1/jobs/{second}/move-to-front")), None).await;
+    assert_eq!(status, StatusCode::OK);
+    check_queue(&api, &["long running", "first queued #2", "second queued #1"]).await;
+
+    let (status, _) = api.send("POST", &api.scoped(&format!("/v1/jobs/{long}/cancel")), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    rest_of(&mut stream).await;
+    let mut next = wait_for_log(&api, &second).await;
+    check_queue(&api, &["long cancelled", "first queued #1", "second running"]).await;
+    for id in [&first, &second] {
+        api.send("POST", &api.scoped(&format!("/v1/jobs/{id}/cancel")), None).await;
+    }
+    rest_of(&mut next).await;
+    check_queue(&api, &["long cancelled", "first cancelled", "second cancelled"]).await;
+    backend.shutdown().await;
+}

@@ -1,4 +1,4 @@
-//! Jobs: submit, list, get, cancel, artifacts, exports.
+//! Jobs: submit, list, get, cancel, move to the front of the queue, artifacts, exports.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -49,9 +49,16 @@ pub async fn create(
         started_at: None,
         completed_at: None,
         progress: JobProgress::default(),
+        queue_position: None,
     };
-    let j = job.clone();
-    state.store.call(move |c| store::insert_job(c, &j)).await?;
+    // Read back: the stored job carries its queue position.
+    let job = state
+        .store
+        .call(move |c| {
+            store::insert_job(c, &job)?;
+            Ok(store::job(c, &job.id)?.unwrap_or(job))
+        })
+        .await?;
     state.runner.notify();
     Ok((StatusCode::CREATED, Json(JobResponse { job })))
 }
@@ -149,6 +156,37 @@ pub async fn cancel(
         return Err(already(&job));
     }
     Ok((StatusCode::ACCEPTED, Json(JobResponse { job })))
+}
+
+/// `POST /v1/jobs/:id/move-to-front`: the queued job starts next (queue position 1).
+pub async fn move_to_front(
+    State(state): State<Arc<AppState>>,
+    scope: Scope,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<JobResponse>> {
+    let job = scoped_job(&state, &scope, &id).await?;
+    if job.status != JobStatus::Queued {
+        return Err(not_queued(&job));
+    }
+    let job_id = id.clone();
+    let moved = state.store.call(move |c| store::move_to_front(c, &job_id)).await?;
+    // Re-read: the position changed, or the job started (or was cancelled) meanwhile.
+    let job = scoped_job(&state, &scope, &id).await?;
+    if !moved {
+        return Err(not_queued(&job));
+    }
+    Ok(Json(JobResponse { job }))
+}
+
+fn not_queued(job: &Job) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!(
+            "job {} is {}, not queued: only a queued job can be moved to the front",
+            job.id,
+            job.status.as_str()
+        ),
+    )
 }
 
 fn already(job: &Job) -> ApiError {
