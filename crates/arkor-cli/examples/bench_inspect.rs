@@ -110,8 +110,7 @@ async fn main() -> anyhow::Result<()> {
     let line = |what: &str, t: Duration, b: usize| {
         println!("| {what:<32} | {:>7.3} s | {:>5.1} KiB |", t.as_secs_f64(), b as f64 / 1024.0);
     };
-    line("first answer: summary so far, row 0", first, first_bytes);
-    println!("|   rows tokenised by then: {ready_at_first:<10}           |           |          |");
+    line(&format!("first answer ({ready_at_first} rows ready)"), first, first_bytes);
     line("whole dataset tokenised", complete, 0);
     line("page of 50 rows (from memory)", page, page_bytes);
     line("last row rendered (from memory)", row, row_bytes);

@@ -298,43 +298,109 @@ pub(crate) struct Encoded {
     pub errors: Vec<RowError>,
 }
 
-/// Every row of `files` read and parsed (up to `opts.max_rows`), not yet tokenised.
-pub(crate) struct ReadRows {
-    pub format: DatasetFormat,
-    pub rows: FileRows,
-    pub errors: Vec<RowError>,
-}
-
+/// Every row of `files` read and tokenised (on every core, a chunk at a time).
 pub(crate) fn encode_files(
     files: &[PathBuf],
     tokenizer: &TextTokenizer,
     opts: &PrepareOptions,
 ) -> Result<Encoded, DataError> {
-    let read = read_files(files, opts)?;
-    let (rows, mut errors) = encode_rows(&read.rows, tokenizer, opts);
-    let mut all = read.errors;
-    all.append(&mut errors);
-    Ok(Encoded { format: read.format, rows, errors: all })
+    let mut reader = RowReader::open(files, opts)?;
+    let (mut rows, mut errors) = (vec![], vec![]);
+    while let Some((mut r, mut e)) = reader.next_chunk(4096, tokenizer, opts) {
+        rows.append(&mut r);
+        errors.append(&mut e);
+    }
+    Ok(Encoded { format: reader.format(), rows, errors })
 }
 
-pub(crate) fn read_files(files: &[PathBuf], opts: &PrepareOptions) -> Result<ReadRows, DataError> {
-    let mut rows = vec![];
-    let mut errors = vec![];
-    let mut detected = opts.format;
-    for (i, file) in files.iter().enumerate() {
-        let (format, file_rows) = read_file(file, opts, &mut errors)?;
-        if i == 0 {
-            detected = format;
+/// The rows of dataset files, read at once but parsed and tokenised a chunk at a time, in
+/// order (so that a large file's first rows are ready long before its last ones).
+pub(crate) struct RowReader {
+    files: Vec<FileItems>,
+    /// Each file's row format (detected from its first row when `auto`).
+    formats: Vec<DatasetFormat>,
+    /// Next item: file and position in it.
+    at: (usize, usize),
+    /// Items (rows, or lines that may be rows) in all files, and consumed so far.
+    total: usize,
+    done: usize,
+    /// Rows kept so far (`max_rows` stops tokenising, not reading: later rows' errors
+    /// still count).
+    kept: usize,
+}
+
+impl RowReader {
+    pub fn open(files: &[PathBuf], opts: &PrepareOptions) -> Result<RowReader, DataError> {
+        let files = files.iter().map(|f| load_file(f)).collect::<Result<Vec<_>, _>>()?;
+        let total = files.iter().map(|f| f.items.len()).sum();
+        if total == 0 {
+            return Err(DataError::Empty(
+                files.first().map(|f| f.path.clone()).unwrap_or_default(),
+            ));
         }
-        rows.extend(file_rows);
+        let formats = vec![opts.format; files.len()];
+        Ok(RowReader { files, formats, at: (0, 0), total, done: 0, kept: 0 })
     }
-    if let Some(n) = opts.max_rows {
-        rows.truncate(n);
+
+    /// Rows (and lines that may be rows) in all files.
+    pub fn total(&self) -> usize {
+        self.total
     }
-    if rows.is_empty() && errors.is_empty() {
-        return Err(DataError::Empty(files.first().cloned().unwrap_or_default()));
+
+    /// Rows (and lines) not read yet.
+    pub fn pending(&self) -> usize {
+        self.total - self.done
     }
-    Ok(ReadRows { format: detected, rows, errors })
+
+    /// The first file's row format, as far as it is known.
+    pub fn format(&self) -> DatasetFormat {
+        self.formats[0]
+    }
+
+    /// The next `n` items parsed and tokenised: the rows, and the malformed ones as errors;
+    /// none when every item is read.
+    pub fn next_chunk(
+        &mut self,
+        n: usize,
+        tokenizer: &TextTokenizer,
+        opts: &PrepareOptions,
+    ) -> Option<(Vec<EncodedRow>, Vec<RowError>)> {
+        use rayon::prelude::*;
+        if self.done >= self.total {
+            return None;
+        }
+        let mut positions = Vec::with_capacity(n);
+        while positions.len() < n.max(1) && self.done < self.total {
+            let (f, i) = self.at;
+            if i >= self.files[f].items.len() {
+                self.at = (f + 1, 0);
+                continue;
+            }
+            positions.push((f, i));
+            self.at = (f, i + 1);
+            self.done += 1;
+        }
+        let values: Vec<Result<Value, String>> =
+            positions.par_iter().map(|&(f, i)| self.files[f].value(i)).collect();
+        let mut rows = vec![];
+        let mut errors = vec![];
+        for (&(f, i), value) in positions.iter().zip(values) {
+            let file = &self.files[f];
+            let line = file.items[i].0;
+            match row_of(value, &mut self.formats[f], opts) {
+                Ok(row) => {
+                    if opts.max_rows.is_none_or(|m| self.kept < m) {
+                        rows.push((file.path.clone(), line, row));
+                        self.kept += 1;
+                    }
+                }
+                Err(message) => errors.push(RowError { file: file.path.clone(), line, message }),
+            }
+        }
+        let (encoded, mut refused) = encode_rows(&rows, tokenizer, opts);
+        errors.append(&mut refused);
+        Some((encoded, errors))
+    }
 }
 
 /// Tokenises and masks `rows` on every core, in order; the ones the template or tokenizer
@@ -387,11 +453,30 @@ fn split(mut examples: Vec<Example>, fraction: f64, seed: u64) -> (Vec<Example>,
 
 pub(crate) type FileRows = Vec<(PathBuf, usize, Row)>;
 
-fn read_file(
-    path: &Path,
-    opts: &PrepareOptions,
-    errors: &mut Vec<RowError>,
-) -> Result<(DatasetFormat, FileRows), DataError> {
+/// A dataset file's rows before parsing: JSONL lines (parsed when needed), or the values of
+/// a JSON array or a Parquet file; each with its 1-based line (row number).
+struct FileItems {
+    path: PathBuf,
+    text: String,
+    items: Vec<(usize, Item)>,
+}
+
+enum Item {
+    Line(std::ops::Range<usize>),
+    Value(Result<Value, String>),
+}
+
+impl FileItems {
+    fn value(&self, i: usize) -> Result<Value, String> {
+        match &self.items[i].1 {
+            Item::Line(range) => serde_json::from_str(&self.text[range.clone()])
+                .map_err(|e| format!("invalid JSON: {e}")),
+            Item::Value(v) => v.clone(),
+        }
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileItems, DataError> {
     if !path.is_file() {
         return Err(DataError::Missing(path.to_path_buf()));
     }
@@ -400,58 +485,74 @@ fn read_file(
         std::fs::read_to_string(path)
             .map_err(|source| DataError::Io { path: path.to_path_buf(), source })
     };
-    let values: Vec<(usize, Result<Value, String>)> = match ext {
-        "parquet" => parquet_rows(path)?,
-        "jsonl" | "ndjson" => read_text()?
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                (i + 1, serde_json::from_str(l).map_err(|e| format!("invalid JSON: {e}")))
-            })
-            .collect(),
-        "json" => match serde_json::from_str::<Value>(&read_text()?) {
-            Ok(Value::Array(items)) => {
-                items.into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))).collect()
+    let values = |items: Vec<(usize, Result<Value, String>)>| {
+        items.into_iter().map(|(line, v)| (line, Item::Value(v))).collect()
+    };
+    let (text, items) = match ext {
+        "parquet" => (String::new(), values(parquet_rows(path)?)),
+        "jsonl" | "ndjson" => {
+            let text = read_text()?;
+            let mut items = vec![];
+            let mut start = 0;
+            for (i, line) in text.split('\n').enumerate() {
+                let end = start + line.len();
+                if !line.trim().is_empty() {
+                    items.push((i + 1, Item::Line(start..end)));
+                }
+                start = end + 1;
             }
-            Ok(_) => vec![(1, Err("expected a JSON array of rows".to_owned()))],
-            Err(e) => vec![(e.line(), Err(format!("invalid JSON: {e}")))],
-        },
+            (text, items)
+        }
+        "json" => {
+            let items = match serde_json::from_str::<Value>(&read_text()?) {
+                Ok(Value::Array(items)) => {
+                    items.into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))).collect()
+                }
+                Ok(_) => vec![(1, Err("expected a JSON array of rows".to_owned()))],
+                Err(e) => vec![(e.line(), Err(format!("invalid JSON: {e}")))],
+            };
+            (String::new(), values(items))
+        }
         _ => return Err(DataError::UnsupportedFile(path.to_path_buf())),
     };
+    Ok(FileItems { path: path.to_path_buf(), text, items })
+}
+
+/// One parsed value as a row, in the file's `format` (set from this row when `auto`).
+fn row_of(
+    value: Result<Value, String>,
+    format: &mut DatasetFormat,
+    opts: &PrepareOptions,
+) -> Result<Row, String> {
+    let Value::Object(obj) = value? else {
+        return Err("expected a JSON object".to_owned());
+    };
+    if *format == DatasetFormat::Auto {
+        *format = detect(&obj).ok_or_else(|| {
+            format!(
+                "cannot tell the row format: expected a field `messages`, `prompt` + \
+                 `completion`, `instruction` + `output`, or `text`; got {}",
+                keys(&obj)
+            )
+        })?;
+    }
+    parse_row(&obj, *format, opts.train_on_responses_only)
+}
+
+fn read_file(
+    path: &Path,
+    opts: &PrepareOptions,
+    errors: &mut Vec<RowError>,
+) -> Result<(DatasetFormat, FileRows), DataError> {
+    let file = load_file(path)?;
     let mut format = opts.format;
     let mut rows = vec![];
-    for (line, value) in values {
-        let mut fail = |message: String| {
-            errors.push(RowError { file: path.to_path_buf(), line, message });
-        };
-        let value = match value {
-            Ok(v) => v,
-            Err(m) => {
-                fail(m);
-                continue;
+    for (i, (line, _)) in file.items.iter().enumerate() {
+        match row_of(file.value(i), &mut format, opts) {
+            Ok(row) => rows.push((path.to_path_buf(), *line, row)),
+            Err(message) => {
+                errors.push(RowError { file: path.to_path_buf(), line: *line, message })
             }
-        };
-        let Value::Object(obj) = value else {
-            fail("expected a JSON object".to_owned());
-            continue;
-        };
-        if format == DatasetFormat::Auto {
-            match detect(&obj) {
-                Some(f) => format = f,
-                None => {
-                    fail(format!(
-                        "cannot tell the row format: expected a field `messages`, `prompt` + \
-                         `completion`, `instruction` + `output`, or `text`; got {}",
-                        keys(&obj)
-                    ));
-                    continue;
-                }
-            }
-        }
-        match parse_row(&obj, format, opts.train_on_responses_only) {
-            Ok(row) => rows.push((path.to_path_buf(), line, row)),
-            Err(m) => fail(m),
         }
     }
     Ok((format, rows))

@@ -10,10 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{
-    DataError, DatasetFormat, EncodedRow, PrepareOptions, ReadRows, RowError, encode_rows,
-    read_files,
-};
+use super::{DataError, DatasetFormat, EncodedRow, PrepareOptions, RowError, RowReader};
 use crate::tokenizer::TextTokenizer;
 
 /// A dataset as the trainer will see it.
@@ -99,15 +96,16 @@ pub struct Inspected {
     rows: Vec<EncodedRow>,
 }
 
-/// A dataset's rows read and parsed, to be tokenised in order, a chunk at a time.
+/// A dataset's files read, their rows to be parsed and tokenised in order, a chunk at a
+/// time.
 pub struct Reader {
-    read: ReadRows,
-    /// Rows tokenised so far.
-    done: usize,
+    rows: RowReader,
 }
 
 /// Rows tokenised by [`Reader::next_chunk`], for [`Inspected::extend`].
 pub struct Chunk {
+    format: DatasetFormat,
+    pending: usize,
     rows: Vec<EncodedRow>,
     errors: Vec<RowError>,
 }
@@ -131,51 +129,45 @@ const PREVIEW_CHARS: usize = 160;
 const CHUNK: usize = 4096;
 
 impl Reader {
-    /// Reads and parses every row of `files` (rows that do not parse become errors);
-    /// nothing is tokenised yet.
+    /// Reads `files` (a missing, unreadable or empty file, or one of an unknown kind, is an
+    /// error); no row is parsed or tokenised yet.
     pub fn open(files: &[PathBuf], opts: &PrepareOptions) -> Result<Reader, DataError> {
-        Ok(Reader { read: read_files(files, opts)?, done: 0 })
+        Ok(Reader { rows: RowReader::open(files, opts)? })
     }
 
-    /// Rows parsed, to tokenise.
+    /// Rows in the files (JSONL: non-empty lines, each a row or a malformed row).
     pub fn rows(&self) -> usize {
-        self.read.rows.len()
+        self.rows.total()
     }
 
-    /// An inspection with no row tokenised yet: the format, the rows that did not parse, and
-    /// every parsed row pending.
+    /// An inspection with nothing read yet: every row pending.
     pub fn inspection(&mut self, max_length: usize) -> Inspected {
         Inspected {
             report: Inspection {
-                format: self.read.format,
+                format: self.rows.format(),
                 rows: 0,
-                pending: self.rows() - self.done,
+                pending: self.rows.pending(),
                 tokens: 0,
                 trained_tokens: 0,
                 max_length,
                 histogram: vec![],
                 truncated: vec![],
                 untrained: vec![],
-                errors: std::mem::take(&mut self.read.errors),
+                errors: vec![],
             },
             rows: vec![],
         }
     }
 
-    /// The next `n` rows tokenised (on every core), or none when all are.
+    /// The next `n` rows parsed and tokenised (on every core), or none when all are.
     pub fn next_chunk(
         &mut self,
         n: usize,
         tokenizer: &TextTokenizer,
         opts: &PrepareOptions,
     ) -> Option<Chunk> {
-        if self.done >= self.rows() {
-            return None;
-        }
-        let end = (self.done + n.max(1)).min(self.rows());
-        let (rows, errors) = encode_rows(&self.read.rows[self.done..end], tokenizer, opts);
-        self.done = end;
-        Some(Chunk { rows, errors })
+        let (rows, errors) = self.rows.next_chunk(n, tokenizer, opts)?;
+        Some(Chunk { format: self.rows.format(), pending: self.rows.pending(), rows, errors })
     }
 }
 
@@ -211,8 +203,9 @@ impl Inspected {
             }
             self.rows.push(row);
         }
-        r.pending = r.pending.saturating_sub(self.rows.len() - r.rows + chunk.errors.len());
+        r.pending = chunk.pending;
         r.rows = self.rows.len();
+        r.format = chunk.format;
         r.errors.extend(chunk.errors);
         r.histogram = histogram(&self.rows.iter().map(|r| r.full_len).collect::<Vec<_>>(), 12);
     }

@@ -292,18 +292,17 @@ fn inspection_lists_truncated_untrained_and_malformed_rows_and_renders_the_mask(
     assert_eq!(inspected.page(1, 1, &f.tok).unwrap()[0].row.index, 1);
     assert!(inspected.page(5, 10, &f.tok).unwrap().is_empty());
 
-    // Tokenised a row at a time (as Studio shows a large file while it is read), the
-    // report grows to the same one.
+    // Parsed and tokenised a line at a time (as Studio shows a large file while it is
+    // read), the report grows to the same one.
     let mut reader = inspect::Reader::open(std::slice::from_ref(&file), &opts).unwrap();
     let mut partial = reader.inspection(opts.max_length);
-    assert_eq!((partial.report.rows, partial.report.pending), (0, 2));
-    assert_eq!(partial.report.errors.len(), 2, "rows that do not parse are known at once");
+    assert_eq!((partial.report.rows, partial.report.pending), (0, 4));
     let mut seen = vec![];
     while let Some(chunk) = reader.next_chunk(1, &f.tok, &opts) {
         partial.extend(chunk);
         seen.push((partial.report.rows, partial.report.pending));
     }
-    assert_eq!(seen, [(1, 1), (2, 0)]);
+    assert_eq!(seen, [(1, 3), (2, 2), (2, 1), (2, 0)]);
     let (a, b) = (&partial.report, &inspected.report);
     assert_eq!(
         (a.tokens, a.trained_tokens, &a.histogram),
