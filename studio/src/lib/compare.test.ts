@@ -5,6 +5,7 @@ import {
   contrastRatio,
   diffConfigs,
   diffEntries,
+  evalFactEntries,
   flattenConfig,
   hasTokens,
   MAX_COMPARE,
@@ -192,5 +193,40 @@ describe("run facts", () => {
       { key: "last step", value: "3" },
     ]);
     expect(runFactEntries(initialEventState)).toEqual([]);
+  });
+});
+
+describe("evalFactEntries", () => {
+  const scores = (allKeysCorrect: number) => ({
+    rows: 48,
+    exactMatch: 0,
+    jsonRows: 48,
+    jsonValid: 48,
+    perKey: {},
+    allKeysCorrect,
+    elapsedSecs: 1,
+    tokensGenerated: 10,
+  });
+  const e = (id: string, source: string, step: number, all: number, status: "completed" | "running" = "completed") => ({
+    id,
+    source,
+    step,
+    dataset: "heldout.jsonl",
+    status,
+    createdAt: "2026-12-07T00:00:00Z",
+    scores: status === "completed" ? scores(all) : null,
+  });
+
+  it("shows the best evaluated adapter and the file it was scored on", () => {
+    const rows = evalFactEntries([e("b", "final", 60, 12), e("a", "checkpoint-40", 40, 24)]);
+    expect(rows).toEqual([
+      { key: "best eval", value: "50.0% all keys correct (Checkpoint · step 40)" },
+      { key: "eval dataset", value: "heldout.jsonl" },
+    ]);
+  });
+
+  it("has no rows before an evaluation completes", () => {
+    expect(evalFactEntries(undefined)).toEqual([]);
+    expect(evalFactEntries([e("a", "final", 60, 0, "running")])).toEqual([]);
   });
 });

@@ -2,9 +2,10 @@
 // runs' points aligned by step or by tokens seen, configs flattened and diffed, final
 // metrics. No DOM, no React (unit-tested).
 
-import type { JobConfig } from "./api";
+import type { EvalInfo, JobConfig } from "./api";
 import type { ChartPoint } from "./chart";
 import { seriesStats } from "./chart";
+import { bestEval, evalSourceLabel, headline, METRIC_LABEL } from "./evals";
 import type { JobEventState } from "./jobView";
 
 // ---------------------------------------------------------------- selection in the URL
@@ -195,4 +196,20 @@ export function runFactEntries(ev: Pick<JobEventState, "metadata" | "points" | "
   add("last eval loss", fixed(s.latestEval?.value));
   add("last step", ev.lastStep === null ? undefined : String(ev.lastStep));
   return out;
+}
+
+/**
+ * The evaluation rows of the comparison: the best evaluated adapter's headline score with
+ * where it came from, and the held-out file it was scored on (scores on different files do
+ * not compare, and the diff shows it). None before an evaluation completes.
+ */
+export function evalFactEntries(evals: readonly EvalInfo[] | undefined): ConfigEntry[] {
+  const best = evals && bestEval(evals);
+  const e = best ? evals.find((x) => x.id === best) : undefined;
+  const h = e?.scores ? headline(e.scores) : null;
+  if (!e || !h) return [];
+  return [
+    { key: "best eval", value: `${h.pct.toFixed(1)}% ${METRIC_LABEL[h.metric]} (${evalSourceLabel(e)})` },
+    { key: "eval dataset", value: e.dataset },
+  ];
 }

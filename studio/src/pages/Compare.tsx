@@ -5,8 +5,8 @@
 import { useEffect, useMemo, useState } from "react";
 import { CompareChart, type CompareRun } from "../components/CompareChart";
 import { Skeleton, StatusBadge } from "../components/common";
-import { ApiError, eventsUrl, fetchJob, type Job } from "../lib/api";
-import { diffEntries, type DiffRow, flattenConfig, runFactEntries, runStyle } from "../lib/compare";
+import { ApiError, type EvalInfo, eventsUrl, fetchEvals, fetchJob, type Job } from "../lib/api";
+import { diffEntries, type DiffRow, evalFactEntries, flattenConfig, runFactEntries, runStyle } from "../lib/compare";
 import { errorMessage } from "../lib/format";
 import { subscribeJobEvents } from "../lib/jobEvents";
 import { applyEvent, initialEventState, type JobEventState, resolveStatus, terminalStatusOf } from "../lib/jobView";
@@ -18,6 +18,8 @@ import "./compare.css";
 interface RunState {
   job?: Job;
   error?: string;
+  /** Its evaluations (`arkor eval` / the job page's Evaluation card), when it has any. */
+  evals?: EvalInfo[];
   ev: JobEventState;
 }
 
@@ -34,7 +36,15 @@ function useRuns(ids: readonly string[]): Record<string, RunState> {
     const unsubscribe = new Map<string, () => void>();
     const load = (id: string) =>
       fetchJob(id, controller.signal).then(
-        (job) => update(id, (r) => ({ ...r, job, error: undefined })),
+        (job) => {
+          update(id, (r) => ({ ...r, job, error: undefined }));
+          fetchEvals(id, controller.signal).then(
+            (evals) => update(id, (r) => ({ ...r, evals })),
+            () => {
+              // No evaluations to show: the rows are simply absent.
+            },
+          );
+        },
         (e: unknown) => {
           if (controller.signal.aborted) return;
           update(id, (r) => ({ ...r, error: errorMessage(e) }));
@@ -74,7 +84,7 @@ export function Compare({ ids }: { ids: string[] }) {
   const loaded = ids.filter((id) => runs[id]?.job);
   const pending = ids.some((id) => !runs[id]?.job && !runs[id]?.error);
   const rows: DiffRow[] = useMemo(
-    () => diffEntries(loaded.map((id) => [...flattenConfig(runs[id].job!.config), ...runFactEntries(runs[id].ev)])),
+    () => diffEntries(loaded.map((id) => [...flattenConfig(runs[id].job!.config), ...runFactEntries(runs[id].ev), ...evalFactEntries(runs[id].evals)])),
     // `loaded` follows `runs`.
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [runs, ids],
