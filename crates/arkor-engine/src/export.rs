@@ -143,24 +143,12 @@ pub fn export(
 ) -> Result<ExportReport> {
     let family = req.model.spec().family;
     if req.format != ExportFormat::Hf
-        && let Some(why) = match family {
-            Family::SmolLM3 => Some("its NoPE layers need llama.cpp's smollm3 metadata"),
-            Family::Mistral => Some(
-                "its sliding window needs metadata llama.cpp's llama \
-                                     architecture does not read",
-            ),
-            Family::Gemma2 | Family::Gemma3 => Some(
-                "its sandwich norms, soft caps and sliding windows need llama.cpp's gemma \
-                 tensor names and metadata",
-            ),
-            Family::Llama | Family::Qwen2 | Family::Qwen3 => None,
-        }
+        && let Err(why) = family_metadata(req.model.spec(), &read_config(req.model.dir()))
     {
         return Err(Error::config(
             "format",
             format!(
-                "GGUF export of {family:?} models is not supported yet ({why}, which arkor does \
-                 not write); use format hf"
+                "GGUF export of this {family:?} model is not supported ({why}); use format hf"
             ),
         ));
     }
@@ -371,6 +359,101 @@ fn model_metadata(
     out
 }
 
+/// The model's `config.json` as JSON (null when it cannot be read: every key then falls
+/// back to its default).
+fn read_config(dir: &Path) -> serde_json::Value {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The `{arch}.*` keys a family needs beyond the common ones, or why llama.cpp would run
+/// the model differently from arkor (then nothing is written).
+fn family_metadata(
+    spec: &DecoderSpec,
+    config: &serde_json::Value,
+) -> std::result::Result<Vec<(String, Value)>, String> {
+    let arch = names::arch_name(spec.family);
+    let key = |k: &str| format!("{arch}.{k}");
+    match spec.family {
+        Family::Llama | Family::Qwen2 | Family::Qwen3 => Ok(vec![]),
+        Family::SmolLM3 => Err("its NoPE layers need llama.cpp's smollm3 metadata".to_owned()),
+        // Written as `llama`, which has no sliding window: fine when the window never binds.
+        Family::Mistral => match spec.sliding_window {
+            Some(w) if w < spec.max_position_embeddings => Err(format!(
+                "its {w}-token sliding window is shorter than its context \
+                 ({}), and llama.cpp's llama architecture has no sliding window",
+                spec.max_position_embeddings
+            )),
+            _ => Ok(vec![]),
+        },
+        Family::Gemma2 | Family::Gemma3 => {
+            let gemma = spec.gemma.as_ref().ok_or("no Gemma block")?;
+            // llama.cpp scales queries by head_dim^-1/2 (n_embd / n_head for the 27B shapes)
+            // and ignores query_pre_attn_scalar.
+            let big = spec.num_layers == if spec.family == Family::Gemma2 { 46 } else { 62 };
+            let theirs = if big { spec.hidden_size / spec.num_heads } else { spec.head_dim };
+            if (gemma.query_pre_attn_scalar - theirs as f64).abs() > 1e-9 {
+                return Err(format!(
+                    "its query_pre_attn_scalar {} is not the {theirs} llama.cpp scales queries by",
+                    gemma.query_pre_attn_scalar
+                ));
+            }
+            // llama.cpp's layer pattern: a period p, layer i sliding when i % p < p - 1.
+            let sliding = |i: usize| spec.window(i).is_some();
+            let period = (0..spec.num_layers).find(|&i| !sliding(i)).map_or(0, |i| i + 1);
+            let llama_cpp = |i: usize| period == 0 || i % period < period - 1;
+            if (0..spec.num_layers).any(|i| sliding(i) != llama_cpp(i)) {
+                return Err("its sliding and global layers do not repeat with one period, the \
+                            only pattern llama.cpp reads"
+                    .to_owned());
+            }
+            let theta = |v: &serde_json::Value| v["rope_theta"].as_f64();
+            let params = &config["rope_parameters"];
+            let global = theta(&params["full_attention"])
+                .or(theta(params))
+                .or(theta(config))
+                .unwrap_or(10_000.0);
+            let local = match spec.family {
+                Family::Gemma3 => theta(&params["sliding_attention"])
+                    .or(config["rope_local_base_freq"].as_f64())
+                    .unwrap_or(10_000.0),
+                _ => global,
+            };
+            let plain = |base: f64, table: &[f32]| {
+                table.iter().enumerate().all(|(i, f)| {
+                    let want = base.powf(-((2 * i) as f64) / spec.head_dim as f64);
+                    ((*f as f64) - want).abs() <= 1e-5 * want
+                })
+            };
+            let local_table = spec.rope_local_inv_freq.as_deref().unwrap_or(&spec.rope_inv_freq);
+            if !plain(global, &spec.rope_inv_freq) || !plain(local, local_table) {
+                return Err("its rope is scaled, which arkor does not write for Gemma".to_owned());
+            }
+            let mut out = vec![
+                (key("rope.freq_base"), Value::F32(global as f32)),
+                (key("attention.key_length"), Value::U32(spec.head_dim as u32)),
+                (key("attention.value_length"), Value::U32(spec.head_dim as u32)),
+                (key("attention.sliding_window_pattern"), Value::U32(period as u32)),
+                (key("rope.freq_base_swa"), Value::F32(local as f32)),
+            ];
+            if let Some(w) = spec.sliding_window {
+                out.push((key("attention.sliding_window"), Value::U32(w as u32)));
+            }
+            if let Some(c) = gemma.attn_softcap {
+                out.push((key("attn_logit_softcapping"), Value::F32(c as f32)));
+            } else if spec.family == Family::Gemma2 {
+                return Err("llama.cpp always soft-caps Gemma 2's attention".to_owned());
+            }
+            if let Some(c) = gemma.final_softcap {
+                out.push((key("final_logit_softcapping"), Value::F32(c as f32)));
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// llama.cpp's `rope_freqs` factors when the spec's frequencies were scaled (Llama 3).
 fn rope_factors(spec: &DecoderSpec, theta: f64) -> Option<Vec<f32>> {
     let base: Vec<f32> = (0..spec.head_dim / 2)
@@ -387,28 +470,36 @@ fn write_gguf(
 ) -> Result<()> {
     let spec = req.model.spec();
     let src = req.model.dir();
-    let config: serde_json::Value = std::fs::read_to_string(src.join("config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let config = read_config(src);
     let mut metadata = model_metadata(spec, &config, req.name, req.quant);
+    let extra = family_metadata(spec, &config).map_err(|why| Error::config("format", why))?;
+    metadata.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    metadata.extend(extra);
     metadata.extend(vocab::gguf_metadata_from_dir(src, spec.vocab_size)?);
     let merged = req.model.merged_weights(req.adapter)?;
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(merged.len());
     let mut hf_names: Vec<&String> = merged.keys().collect();
-    hf_names.sort_by_key(|n| (layer_of(&names::gguf_name(n).unwrap_or_default()), (*n).clone()));
+    let family = spec.family;
+    hf_names.sort_by_key(|n| {
+        (layer_of(&names::gguf_name(family, n).unwrap_or_default()), (*n).clone())
+    });
     let total = hf_names.len();
     for (done, hf) in hf_names.into_iter().enumerate() {
-        let gguf = names::gguf_name(hf).ok_or_else(|| Error::Tensor {
+        let gguf = names::gguf_name(family, hf).ok_or_else(|| Error::Tensor {
             path: src.to_path_buf(),
             name: hf.clone(),
             message: "has no GGUF name".to_owned(),
         })?;
         let mut t = merged[hf].clone();
-        if spec.family == Family::Llama
+        if names::permutes(family)
             && let Some(n) = names::permuted_heads(hf, spec.num_heads, spec.num_kv_heads)
         {
             t = names::permute(&t, n)?;
+        }
+        // llama.cpp multiplies by Gemma's norm weights as they are: the `1 + w` transformers
+        // computes is stored (as its converter does).
+        if spec.gemma.is_some() && hf.ends_with("norm.weight") {
+            t = (t + 1.0)?;
         }
         let dtype = match t.dims() {
             [_, cols] => tensor_type(
@@ -430,7 +521,8 @@ fn write_gguf(
         .as_f64()
         .or(config["rope_parameters"]["rope_theta"].as_f64())
         .unwrap_or(10_000.0);
-    if let Some(factors) = rope_factors(spec, theta) {
+    // Gemma's tables were checked to be plain (`family_metadata`).
+    if let Some(factors) = rope_factors(spec, theta).filter(|_| spec.gemma.is_none()) {
         let t = Tensor::new(factors, &candle_core::Device::Cpu)?;
         tensors.push(("rope_freqs.weight".to_owned(), QTensor::quantize(&t, GgmlDType::F32)?));
     }
@@ -471,9 +563,9 @@ fn write_gguf_lora(model: &Model, adapter: &Adapter, name: &str, path: &Path) ->
         for p in Proj::ALL {
             let Some(pair) = adapter.pair(layer, p) else { continue };
             let hf = format!("model.layers.{layer}.{}.weight", p.module_path());
-            let base = names::gguf_name(&hf).expect("projection names map to GGUF");
+            let base = names::gguf_name(spec.family, &hf).expect("projection names map to GGUF");
             let mut b = pair.b.as_tensor().clone();
-            if spec.family == Family::Llama
+            if names::permutes(spec.family)
                 && let Some(n) = names::permuted_heads(&hf, spec.num_heads, spec.num_kv_heads)
             {
                 b = names::permute(&b, n)?;

@@ -245,7 +245,7 @@ impl GgufFile {
         names.sort();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            let Some(hf) = names::hf_name(name) else {
+            let Some(hf) = names::hf_name(self.family, name) else {
                 return Err(self.fail(format!(
                     "unexpected tensor {name} for a {} model",
                     names::arch_name(self.family)
@@ -256,7 +256,7 @@ impl GgufFile {
                 .tensor(&mut reader, name, &Device::Cpu)
                 .map_err(|e| self.fail(format!("tensor {name}: {e}")))?;
             let mut t = q.dequantize(&Device::Cpu)?;
-            if self.family == Family::Llama
+            if names::permutes(self.family)
                 && let Some(n) = names::permuted_heads(&hf, heads, kv_heads)
             {
                 t = names::unpermute(&t, n)?;

@@ -1,7 +1,9 @@
-//! Tensor names and layouts between transformers and GGUF (`llama`, `qwen2`, `qwen3`).
+//! Tensor names and layouts between transformers and GGUF (`llama`, `qwen2`, `qwen3`,
+//! `gemma2`, `gemma3`).
 //!
 //! llama.cpp's converter renames every tensor (`model.layers.3.self_attn.q_proj.weight`
-//! becomes `blk.3.attn_q.weight`) and, for the `llama` architecture only, permutes the rows
+//! becomes `blk.3.attn_q.weight`; Gemma's extra norms have names of their own) and, for the
+//! `llama` architecture only (Llama and Mistral checkpoints), permutes the rows
 //! of the Q and K projections within each head from transformers' "rotate half" pairs
 //! `(i, i + d/2)` to interleaved pairs `(2i, 2i + 1)`, the layout its rope kernel expects.
 //! Qwen2 and Qwen3 files are not permuted. Import undoes the permutation, export re-applies it (also
@@ -54,6 +56,30 @@ const LAYER: &[(&str, &str)] = &[
     ("ffn_down", "mlp.down_proj"),
 ];
 
+/// Gemma's four norms per layer: llama.cpp's `ffn_norm` is the norm before the MLP, which
+/// Gemma calls `pre_feedforward_layernorm` (its `post_attention_layernorm` is a norm of the
+/// attention output).
+const GEMMA_NORMS: &[(&str, &str)] = &[
+    ("post_attention_norm", "post_attention_layernorm"),
+    ("ffn_norm", "pre_feedforward_layernorm"),
+    ("post_ffw_norm", "post_feedforward_layernorm"),
+];
+
+/// The per-layer name pairs of a family.
+fn layer_names(family: Family) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    let gemma = matches!(family, Family::Gemma2 | Family::Gemma3);
+    GEMMA_NORMS
+        .iter()
+        .filter(move |_| gemma)
+        .chain(LAYER.iter().filter(move |(g, _)| !(gemma && *g == "ffn_norm")))
+}
+
+/// Whether llama.cpp reads the rows of Q and K interleaved (its `llama` architecture, which
+/// Mistral is written as), so that they are permuted on the way in and out.
+pub fn permutes(family: Family) -> bool {
+    matches!(family, Family::Llama | Family::Mistral)
+}
+
 /// Whole-model tensors: (GGUF, transformers), suffix `.weight` included.
 const GLOBAL: &[(&str, &str)] = &[
     ("token_embd.weight", "model.embed_tokens.weight"),
@@ -61,8 +87,8 @@ const GLOBAL: &[(&str, &str)] = &[
     ("output.weight", "lm_head.weight"),
 ];
 
-/// The transformers name of a GGUF tensor, `None` for a name the families do not use.
-pub fn hf_name(gguf: &str) -> Option<String> {
+/// The transformers name of a GGUF tensor, `None` for a name the family does not use.
+pub fn hf_name(family: Family, gguf: &str) -> Option<String> {
     if let Some((_, hf)) = GLOBAL.iter().find(|(g, _)| *g == gguf) {
         return Some((*hf).to_owned());
     }
@@ -73,12 +99,12 @@ pub fn hf_name(gguf: &str) -> Option<String> {
     if suffix != "weight" && suffix != "bias" {
         return None;
     }
-    let (_, hf) = LAYER.iter().find(|(g, _)| *g == module)?;
+    let (_, hf) = layer_names(family).find(|(g, _)| *g == module)?;
     Some(format!("model.layers.{layer}.{hf}.{suffix}"))
 }
 
 /// The GGUF name of a transformers tensor, `None` for a name GGUF does not have.
-pub fn gguf_name(hf: &str) -> Option<String> {
+pub fn gguf_name(family: Family, hf: &str) -> Option<String> {
     if let Some((g, _)) = GLOBAL.iter().find(|(_, h)| *h == hf) {
         return Some((*g).to_owned());
     }
@@ -86,7 +112,7 @@ pub fn gguf_name(hf: &str) -> Option<String> {
     let (layer, rest) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let (module, suffix) = rest.rsplit_once('.')?;
-    let (g, _) = LAYER.iter().find(|(_, h)| *h == module)?;
+    let (g, _) = layer_names(family).find(|(_, h)| *h == module)?;
     Some(format!("blk.{layer}.{g}.{suffix}"))
 }
 
@@ -132,15 +158,38 @@ mod tests {
         for gguf in
             ["token_embd.weight", "output.weight", "blk.12.attn_k.bias", "blk.0.ffn_down.weight"]
         {
-            let hf = hf_name(gguf).unwrap();
-            assert_eq!(gguf_name(&hf).as_deref(), Some(gguf), "{hf}");
+            let hf = hf_name(Family::Llama, gguf).unwrap();
+            assert_eq!(gguf_name(Family::Llama, &hf).as_deref(), Some(gguf), "{hf}");
         }
         assert_eq!(
-            hf_name("blk.3.attn_q.weight").unwrap(),
+            hf_name(Family::Qwen2, "blk.3.attn_q.weight").unwrap(),
             "model.layers.3.self_attn.q_proj.weight"
         );
-        assert_eq!(hf_name("rope_freqs.weight"), None);
-        assert_eq!(hf_name("blk.x.attn_q.weight"), None);
+        assert_eq!(hf_name(Family::Llama, "rope_freqs.weight"), None);
+        assert_eq!(hf_name(Family::Llama, "blk.x.attn_q.weight"), None);
+    }
+
+    #[test]
+    fn gemma_norms_have_llama_cpp_names() {
+        let pairs = [
+            ("blk.1.attn_norm.weight", "model.layers.1.input_layernorm.weight"),
+            ("blk.1.post_attention_norm.weight", "model.layers.1.post_attention_layernorm.weight"),
+            ("blk.1.ffn_norm.weight", "model.layers.1.pre_feedforward_layernorm.weight"),
+            ("blk.1.post_ffw_norm.weight", "model.layers.1.post_feedforward_layernorm.weight"),
+            ("blk.1.attn_q_norm.weight", "model.layers.1.self_attn.q_norm.weight"),
+        ];
+        for family in [Family::Gemma2, Family::Gemma3] {
+            for (gguf, hf) in pairs {
+                assert_eq!(gguf_name(family, hf).as_deref(), Some(gguf));
+                assert_eq!(hf_name(family, gguf).as_deref(), Some(hf));
+            }
+        }
+        // Llama's norm after attention is the one before its MLP.
+        assert_eq!(
+            gguf_name(Family::Llama, "model.layers.1.post_attention_layernorm.weight").as_deref(),
+            Some("blk.1.ffn_norm.weight")
+        );
+        assert_eq!(gguf_name(Family::Llama, "model.layers.1.pre_feedforward_layernorm.weight"), None);
     }
 
     #[test]

@@ -9,12 +9,13 @@ use arkor_engine::config::TrainConfig;
 use arkor_engine::export::{ExportFormat, ExportRequest, Quant, export};
 use arkor_engine::generate::{SamplingParams, generate};
 use arkor_engine::lora::Adapter;
-use arkor_engine::models::Model;
+use arkor_engine::models::{Family, Model};
 use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
 use arkor_engine::train::{TrainRequest, train};
 use arkor_test_support::check::assert_close;
 use arkor_test_support::fixtures::{
-    QA, tiny_llama, tiny_qwen2, tiny_qwen3, tiny_smollm3, write_qa_dataset,
+    QA, tiny_gemma2, tiny_gemma3, tiny_llama, tiny_mistral, tiny_qwen2, tiny_qwen3, tiny_smollm3,
+    write_qa_dataset,
 };
 use arkor_test_support::real::{llama_cpp, llama_cpp_script};
 use candle_core::{Device, Tensor};
@@ -89,13 +90,35 @@ pub fn greedy_both(
     (ours.tokens, theirs)
 }
 
+/// A copy of `dir` with `config.json` edited by `edit`.
+fn edited_copy(dir: &Path, to: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+    let file = to.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&file, config.to_string()).unwrap();
+}
+
 #[test]
 fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
     let Some(script) = llama_cpp_script() else { return };
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3()] {
+    // Gemma 2 and 3 with their sandwich norms, soft caps, q/k norms, two rope bases and an
+    // 8-token window on layer 0 (the prompts are longer); Mistral without a window (it is
+    // written as llama.cpp's `llama`).
+    let mistral = tiny_mistral();
+    let unwindowed = tempfile::tempdir().unwrap();
+    edited_copy(mistral.path(), unwindowed.path(), |c| c["sliding_window"] = serde_json::Value::Null);
+    let (llama, qwen2, qwen3, gemma2, gemma3) =
+        (tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_gemma2(), tiny_gemma3());
+    for dir in [llama.path(), qwen2.path(), qwen3.path(), unwindowed.path(), gemma2.path(), gemma3.path()] {
         let tmp = tempfile::tempdir().unwrap();
-        let adapter = trained_adapter(fixture.path(), tmp.path());
-        let l = load(fixture.path());
+        let adapter = trained_adapter(dir, tmp.path());
+        let l = load(dir);
         let merged = tmp.path().join("merged-f32.gguf");
         run_export(&l.model, Some(&adapter), ExportFormat::Gguf, Quant::F32, &merged);
         let base = tmp.path().join("base-f32.gguf");
@@ -119,7 +142,7 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
                 24,
             );
             assert_eq!(l.tokenizer.decode(&ours, true).unwrap(), a, "arkor's answer to {q:?}");
-            assert_eq!(merged_ids, ours, "llama.cpp on the merged GGUF, {q:?}");
+            assert_eq!(merged_ids, ours, "llama.cpp on the merged GGUF of {dir:?}, {q:?}");
             let (_, lora_ids) = greedy_both(
                 &l.model,
                 Some(&adapter),
@@ -130,14 +153,14 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
                 Some(&lora),
                 24,
             );
-            assert_eq!(lora_ids, ours, "llama.cpp on base + LoRA GGUF, {q:?}");
+            assert_eq!(lora_ids, ours, "llama.cpp on base + LoRA GGUF of {dir:?}, {q:?}");
         }
     }
 }
 
 #[test]
 fn an_hf_export_loads_back_with_the_adapter_merged() {
-    for fixture in [tiny_llama(), tiny_smollm3()] {
+    for fixture in [tiny_llama(), tiny_smollm3(), tiny_mistral()] {
         let tmp = tempfile::tempdir().unwrap();
         let adapter = trained_adapter(fixture.path(), tmp.path());
         let l = load(fixture.path());
@@ -168,13 +191,16 @@ fn an_hf_export_loads_back_with_the_adapter_merged() {
         let err = export(&req, &mut |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("already exists"), "{err}");
         assert!(out.join("model.safetensors").is_file());
-        // SmolLM3's NoPE layers have no GGUF export yet: a clear refusal, no file.
-        if l.model.spec().family == arkor_engine::models::Family::SmolLM3 {
+        // SmolLM3's NoPE layers and Mistral's binding window have no GGUF export yet: a
+        // clear refusal saying why, no file.
+        let family = l.model.spec().family;
+        if matches!(family, Family::SmolLM3 | Family::Mistral) {
             let gguf = tmp.path().join("x.gguf");
             req.output = &gguf;
             req.format = ExportFormat::Gguf;
             let err = export(&req, &mut |_, _| {}).unwrap_err().to_string();
-            assert!(err.contains("SmolLM3") && err.contains("use format hf"), "{err}");
+            let why = if family == Family::SmolLM3 { "NoPE" } else { "sliding window" };
+            assert!(err.contains(why) && err.contains("use format hf"), "{err}");
             assert!(!gguf.exists());
         }
     }
