@@ -147,9 +147,7 @@ pub fn export(
     {
         return Err(Error::config(
             "format",
-            format!(
-                "GGUF export of this {family:?} model is not supported ({why}); use format hf"
-            ),
+            format!("GGUF export of this {family:?} model is not supported ({why}); use format hf"),
         ));
     }
     match req.format {

@@ -101,10 +101,12 @@ impl GgufFile {
             "llama" => Family::Llama,
             "qwen2" => Family::Qwen2,
             "qwen3" => Family::Qwen3,
+            "gemma2" => Family::Gemma2,
+            "gemma3" => Family::Gemma3,
             other => {
                 return Err(fail(format!(
                     "field general.architecture: unsupported architecture \"{other}\" \
-                     (supported: llama, qwen2, qwen3)"
+                     (supported: llama, qwen2, qwen3, gemma2, gemma3)"
                 )));
             }
         };
@@ -184,7 +186,7 @@ impl GgufFile {
         let eos = self.usize_of("tokenizer.ggml.eos_token_id")?;
         let mut config = serde_json::json!({
             "architectures": [names::hf_architecture(self.family)],
-            "model_type": names::arch_name(self.family),
+            "model_type": names::model_type(self.family),
             "hidden_size": hidden,
             "intermediate_size": self.required(&self.arch_key("feed_forward_length"))?,
             "num_hidden_layers": self.required(&self.arch_key("block_count"))?,
@@ -214,8 +216,9 @@ impl GgufFile {
                 config["attention_bias"] = qkv_bias.into();
                 config["use_sliding_window"] = false.into();
             }
+            Family::Gemma2 | Family::Gemma3 => self.gemma_config(&mut config, head_dim)?,
             // `open` refuses these architectures; kept an error rather than a panic.
-            Family::SmolLM3 | Family::Mistral | Family::Gemma2 | Family::Gemma3 => {
+            Family::SmolLM3 | Family::Mistral => {
                 return Err(self.fail(format!(
                     "{} GGUF files are not supported",
                     names::arch_name(self.family)
@@ -223,6 +226,54 @@ impl GgufFile {
             }
         }
         Ok(config)
+    }
+
+    /// Gemma's keys as llama.cpp reads them, with its defaults: queries scaled by
+    /// `head_dim^-1/2` (`hidden / heads` for the 27B shapes), Gemma 2's window of 4096 on
+    /// every other layer and soft caps of 50 and 30, Gemma 3's window (when the file has one)
+    /// on five layers of six and local rope base 10000.
+    fn gemma_config(&self, config: &mut serde_json::Value, head_dim: usize) -> Result<()> {
+        let gemma2 = self.family == Family::Gemma2;
+        let layers = self.required(&self.arch_key("block_count"))?;
+        let (hidden, heads) = (
+            self.required(&self.arch_key("embedding_length"))?,
+            self.required(&self.arch_key("attention.head_count"))?,
+        );
+        let big = layers == if gemma2 { 46 } else { 62 };
+        config["query_pre_attn_scalar"] =
+            (if big { hidden / heads.max(1) } else { head_dim }).into();
+        config["hidden_activation"] = "gelu_pytorch_tanh".into();
+        config["hidden_act"] = "gelu_pytorch_tanh".into();
+        let window = self.usize_of(&self.arch_key("attention.sliding_window"))?;
+        let window = if gemma2 { Some(window.unwrap_or(4096)) } else { window.filter(|w| *w > 0) };
+        let period = self
+            .usize_of(&self.arch_key("attention.sliding_window_pattern"))?
+            .unwrap_or(if gemma2 { 2 } else { 6 });
+        let types: Vec<&str> = (0..layers)
+            .map(|i| {
+                let sliding = window.is_some() && (period == 0 || i % period < period - 1);
+                if sliding { "sliding_attention" } else { "full_attention" }
+            })
+            .collect();
+        config["layer_types"] = types.into();
+        config["sliding_window"] = window.into();
+        let global = config["rope_theta"].clone();
+        let local = self.f64_of(&self.arch_key("rope.freq_base_swa"))?;
+        let final_cap = self.f64_of(&self.arch_key("final_logit_softcapping"))?;
+        if gemma2 {
+            let attn_cap = self.f64_of(&self.arch_key("attn_logit_softcapping"))?;
+            config["attn_logit_softcapping"] = attn_cap.unwrap_or(50.0).into();
+            config["final_logit_softcapping"] = final_cap.unwrap_or(30.0).into();
+            if local.is_some_and(|l| Some(l) != global.as_f64()) {
+                return Err(self.fail(
+                    "a Gemma 2 file with a local rope base of its own is not supported".to_owned(),
+                ));
+            }
+        } else {
+            config["final_logit_softcapping"] = final_cap.into();
+            config["rope_local_base_freq"] = local.unwrap_or(10_000.0).into();
+        }
+        Ok(())
     }
 
     fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
@@ -260,6 +311,11 @@ impl GgufFile {
                 && let Some(n) = names::permuted_heads(&hf, heads, kv_heads)
             {
                 t = names::unpermute(&t, n)?;
+            }
+            // Gemma's norms are stored as the `1 + w` they multiply by.
+            if matches!(self.family, Family::Gemma2 | Family::Gemma3) && hf.ends_with("norm.weight")
+            {
+                t = (t - 1.0)?;
             }
             out.push((hf, t));
         }

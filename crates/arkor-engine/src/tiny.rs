@@ -95,12 +95,7 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
     let vocab = tokenizer_vocab.max(spec.min_vocab_size).next_multiple_of(8);
     let eos = crate::tokenizer::TextTokenizer::from_dir(dir)?.eos_token_ids().to_vec();
     let head_dim = spec.hidden_size / spec.num_heads;
-    let model_type = match spec.family {
-        Family::Gemma3 => "gemma3_text",
-        // Every other family's GGUF architecture name is its `model_type`.
-        Family::Mistral => "mistral",
-        family => crate::gguf::names::arch_name(family),
-    };
+    let model_type = crate::gguf::names::model_type(spec.family);
     let architecture = crate::gguf::names::hf_architecture(spec.family);
     let gemma = matches!(spec.family, Family::Gemma2 | Family::Gemma3);
     let mut config = serde_json::json!({

@@ -28,6 +28,16 @@ pub fn arch_name(family: Family) -> &'static str {
     }
 }
 
+/// transformers' `model_type` of a family (the text-only one for Gemma 3).
+pub fn model_type(family: Family) -> &'static str {
+    match family {
+        Family::Gemma3 => "gemma3_text",
+        Family::Mistral => "mistral",
+        // Every other family's GGUF architecture name is its `model_type`.
+        family => arch_name(family),
+    }
+}
+
 /// transformers' `architectures` entry of a family.
 pub fn hf_architecture(family: Family) -> &'static str {
     match family {
@@ -189,7 +199,10 @@ mod tests {
             gguf_name(Family::Llama, "model.layers.1.post_attention_layernorm.weight").as_deref(),
             Some("blk.1.ffn_norm.weight")
         );
-        assert_eq!(gguf_name(Family::Llama, "model.layers.1.pre_feedforward_layernorm.weight"), None);
+        assert_eq!(
+            gguf_name(Family::Llama, "model.layers.1.pre_feedforward_layernorm.weight"),
+            None
+        );
     }
 
     #[test]

@@ -112,10 +112,14 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
     // written as llama.cpp's `llama`).
     let mistral = tiny_mistral();
     let unwindowed = tempfile::tempdir().unwrap();
-    edited_copy(mistral.path(), unwindowed.path(), |c| c["sliding_window"] = serde_json::Value::Null);
+    edited_copy(mistral.path(), unwindowed.path(), |c| {
+        c["sliding_window"] = serde_json::Value::Null
+    });
     let (llama, qwen2, qwen3, gemma2, gemma3) =
         (tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_gemma2(), tiny_gemma3());
-    for dir in [llama.path(), qwen2.path(), qwen3.path(), unwindowed.path(), gemma2.path(), gemma3.path()] {
+    for dir in
+        [llama.path(), qwen2.path(), qwen3.path(), unwindowed.path(), gemma2.path(), gemma3.path()]
+    {
         let tmp = tempfile::tempdir().unwrap();
         let adapter = trained_adapter(dir, tmp.path());
         let l = load(dir);

@@ -10,7 +10,7 @@ use arkor_engine::gguf::{GgufFile, import};
 use arkor_engine::models::Model;
 use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
 use arkor_test_support::check::assert_close;
-use arkor_test_support::fixtures::{tiny_llama, tiny_qwen2, tiny_qwen3};
+use arkor_test_support::fixtures::{tiny_gemma2, tiny_gemma3, tiny_llama, tiny_qwen2, tiny_qwen3};
 use arkor_test_support::real::smollm2_gguf;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -38,7 +38,8 @@ fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
 #[test]
 fn tiny_models_round_trip_through_an_f32_gguf() {
     let text = "The 2 cats sat on 1234 mats.\n\tdon't <|im_start|>user\nhi<|im_end|>";
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3()] {
+    // Gemma's norms (stored as 1 + w), window, layer pattern, caps and rope bases too.
+    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_gemma2(), tiny_gemma3()] {
         let tmp = tempfile::tempdir().unwrap();
         let original = Model::load(fixture.path(), &Device::Cpu).unwrap();
         let file = tmp.path().join("tiny.gguf");
@@ -46,7 +47,8 @@ fn tiny_models_round_trip_through_an_f32_gguf() {
         let dir = import(&file, &tmp.path().join("cache")).unwrap();
         let imported = Model::load(&dir, &Device::Cpu).unwrap();
         assert_eq!(imported.spec().family, original.spec().family);
-        let ids = [1u32, 5, 9, 77, 120, 3, 200];
+        // Longer than the Gemma fixtures' 8-token window.
+        let ids = [1u32, 5, 9, 77, 120, 3, 200, 14, 15, 92, 35, 65, 89, 79, 32, 38];
         assert_close(&logits(&imported, &ids), &logits(&original, &ids), 1e-5);
         let (a, b) = (
             TextTokenizer::from_dir(fixture.path()).unwrap(),
@@ -144,11 +146,12 @@ fn bad_files_get_errors_naming_the_problem_and_leave_nothing_behind() {
         GgmlDType::Q8_0,
     )
     .unwrap();
-    let gemma = tmp.path().join("gemma.gguf");
-    write_one_tensor_gguf(&gemma, "gemma3", &[("token_embd.weight", &q)]);
-    let err = open_err(&gemma);
+    let phi = tmp.path().join("phi.gguf");
+    write_one_tensor_gguf(&phi, "phi3", &[("token_embd.weight", &q)]);
+    let err = open_err(&phi);
     assert!(
-        err.contains("unsupported architecture \"gemma3\"") && err.contains("llama, qwen2"),
+        err.contains("unsupported architecture \"phi3\"")
+            && err.contains("llama, qwen2, qwen3, gemma2, gemma3"),
         "{err}"
     );
 
