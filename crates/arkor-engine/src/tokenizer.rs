@@ -259,25 +259,15 @@ impl TextTokenizer {
         tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
-        let fail = |e: minijinja::Error| {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            TokenizerError::Template { dir: self.dir.clone(), message }
-        };
-        let mut env = template_env();
-        env.add_template("chat", &self.template).map_err(fail)?;
-        let ctx = minijinja::context! {
+        let context = minijinja::context! {
             messages => minijinja::value::Serde(messages),
             tools => tools.map(minijinja::value::Serde),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.clone().unwrap_or_default(),
             eos_token => self.eos_token.clone().unwrap_or_default(),
         };
-        env.get_template("chat").and_then(|t| t.render(ctx)).map_err(fail)
+        render_chat_template(&self.template, &context)
+            .map_err(|message| TokenizerError::Template { dir: self.dir.clone(), message })
     }
 
     /// Whether the chat template reads the `tools` variable (it can show tools to the model).
@@ -311,12 +301,44 @@ impl TextTokenizer {
     }
 }
 
-/// minijinja set up like transformers' template environment: Python string methods,
+/// Renders a chat template with `context` as its variables (transformers passes `messages`,
+/// `tools`, `add_generation_prompt`, the special tokens and any `chat_template_kwargs` such
+/// as Qwen3's `enable_thinking`), in transformers' template environment; the error is
+/// minijinja's message with its causes.
+pub fn render_chat_template<C: Serialize + ?Sized>(
+    template: &str,
+    context: &C,
+) -> Result<String, String> {
+    let fail = |e: minijinja::Error| {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        message
+    };
+    let mut env = template_env();
+    env.add_template("chat", template).map_err(fail)?;
+    env.get_template("chat").and_then(|t| t.render(minijinja::value::Serde(context))).map_err(fail)
+}
+
+/// minijinja set up like transformers' template environment (`trim_blocks`,
+/// `lstrip_blocks`): Python string methods,
 /// `raise_exception`, `strftime_now`, and a `tojson` that writes what Python's
 /// `json.dumps` writes (`", "` and `": "` separators, `indent`, `sort_keys`, non-ASCII
 /// kept), so tool schemas reach the model exactly as transformers renders them.
 fn template_env() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
+    // transformers' environment: a block tag's newline and its line's leading whitespace
+    // are not output (templates written without `-` rely on it).
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .expect("the default delimiters are valid"),
+    );
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
         Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))

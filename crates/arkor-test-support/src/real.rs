@@ -32,6 +32,12 @@ pub fn llama_cpp_script() -> Option<PathBuf> {
     fixture("ARKOR_LLAMA_CPP", "tools/llama-cpp/run.mjs with node-llama-cpp installed")
 }
 
+/// Real chat templates (`ARKOR_CHAT_TEMPLATES`): llama.cpp's `models/templates`, copied there
+/// from the models' Hub repositories, unpacked by `.ci/run` from the same npm package.
+pub fn chat_templates_dir() -> Option<PathBuf> {
+    fixture("ARKOR_CHAT_TEMPLATES", "llama.cpp's models/templates folder (see .ci/run)")
+}
+
 /// Runs the llama.cpp harness with `args` and parses the one JSON object it prints.
 pub fn llama_cpp(script: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let out = std::process::Command::new("node")

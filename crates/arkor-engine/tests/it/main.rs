@@ -6,6 +6,7 @@ mod generation;
 mod gguf;
 mod golden;
 mod gradients;
+mod templates;
 mod training;
 
 use std::path::{Path, PathBuf};
