@@ -259,12 +259,26 @@ impl TextTokenizer {
         tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
+        self.render_conversation_with(messages, tools, add_generation_prompt, &Default::default())
+    }
+
+    /// [`TextTokenizer::render_conversation`] with more template variables (transformers'
+    /// `apply_chat_template` keyword arguments, e.g. `enable_thinking`); the variables arkor
+    /// sets itself ([`TEMPLATE_VARIABLES`]) win.
+    pub fn render_conversation_with<M: Serialize + ?Sized>(
+        &self,
+        messages: &M,
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, TokenizerError> {
         let context = minijinja::context! {
             messages => minijinja::value::Serde(messages),
             tools => tools.map(minijinja::value::Serde),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.clone().unwrap_or_default(),
             eos_token => self.eos_token.clone().unwrap_or_default(),
+            ..minijinja::Value::from(minijinja::value::Serde(kwargs))
         };
         render_chat_template(&self.template, &context)
             .map_err(|message| TokenizerError::Template { dir: self.dir.clone(), message })
@@ -300,6 +314,10 @@ impl TextTokenizer {
         DecodeStream { tokenizer: self, ids: vec![], prefix_len: 0 }
     }
 }
+
+/// The variables arkor gives every chat template itself.
+pub const TEMPLATE_VARIABLES: [&str; 5] =
+    ["messages", "tools", "add_generation_prompt", "bos_token", "eos_token"];
 
 /// Renders a chat template with `context` as its variables (transformers passes `messages`,
 /// `tools`, `add_generation_prompt`, the special tokens and any `chat_template_kwargs` such

@@ -77,6 +77,10 @@ pub struct InferenceChatRequest {
     /// [`StructuredOutputs`] (kept as JSON so the backend can name a bad field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structured_outputs: Option<serde_json::Value>,
+    /// Variables for the chat template, e.g. `{ "enable_thinking": false }` for Qwen3 and
+    /// SmolLM3 (transformers' `apply_chat_template` keyword arguments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template_kwargs: Option<serde_json::Value>,
 }
 
 /// `responseFormat` (OpenAI's `response_format`).
@@ -197,6 +201,9 @@ pub struct ChatCompletionRequest {
     /// `auto`, `none`, `required` or a named function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<serde_json::Value>,
+    /// Variables for the chat template, e.g. `{ "enable_thinking": false }` (vLLM's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template_kwargs: Option<serde_json::Value>,
 }
 
 /// Token counts of a completion.

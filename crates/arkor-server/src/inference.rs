@@ -88,6 +88,8 @@ pub struct ToolAsk {
 pub struct Prompt {
     pub messages: Vec<serde_json::Value>,
     pub tools: Option<ToolAsk>,
+    /// More chat-template variables (`chat_template_kwargs`, e.g. `enable_thinking`).
+    pub template_kwargs: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The model cannot use tools freely.
@@ -278,7 +280,12 @@ impl Inference {
             }
         };
         let tools_json = prompt.tools.as_ref().map(|t| &t.json);
-        let text = tokenizer.render_conversation(&prompt.messages, tools_json, true)?;
+        let text = tokenizer.render_conversation_with(
+            &prompt.messages,
+            tools_json,
+            true,
+            &prompt.template_kwargs,
+        )?;
         let ids = tokenizer.encode(&text, false)?;
         let tools = prompt.tools.map(|t| t.tools).unwrap_or_default();
         let text_tx = tx.clone();

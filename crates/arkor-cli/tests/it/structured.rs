@@ -519,3 +519,71 @@ async fn forced_tool_calls_validate_and_stream_whole() {
         }
     }
 }
+
+/// `chat_template_kwargs` reach the chat template: with a Qwen3-style `enable_thinking`
+/// switch, the same request with thinking off has a longer prompt (the empty think block
+/// the template adds); a variable arkor sets itself is refused, naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_template_kwargs_reach_the_template() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = start(tmp.path(), 0).await;
+    let api = Api::sign_up(&backend.url(), "kwargs").await;
+    // arkor/tiny with a template that reads `enable_thinking` as Qwen3's does.
+    let tiny = arkor_engine::tiny::ensure_tiny_model(&tmp.path().join("tiny")).unwrap();
+    let model = tmp.path().join("thinking-tiny");
+    std::fs::create_dir_all(&model).unwrap();
+    for entry in std::fs::read_dir(&tiny).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, model.join(path.file_name().unwrap())).unwrap();
+    }
+    let file = model.join("tokenizer_config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let template = config["chat_template"].as_str().unwrap().to_owned()
+        + "{%- if add_generation_prompt and enable_thinking is defined and not enable_thinking %}\
+           {{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}";
+    config["chat_template"] = template.into();
+    std::fs::write(&file, config.to_string()).unwrap();
+
+    let prompt_tokens = |extra: Value| {
+        let mut body = json!({"messages": user("Hi!"), "baseModel": model, "stream": false,
+            "maxTokens": 1});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let api = &api;
+        async move {
+            let (status, r) = api.send("POST", &api.scoped("/v1/inference/chat"), Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{r}");
+            r["usage"]["prompt_tokens"].as_u64().unwrap()
+        }
+    };
+    let plain = prompt_tokens(json!({})).await;
+    let on = prompt_tokens(json!({"chatTemplateKwargs": {"enable_thinking": true}})).await;
+    let off = prompt_tokens(json!({"chatTemplateKwargs": {"enable_thinking": false}})).await;
+    assert_eq!(on, plain);
+    assert!(off > plain + 10, "the think block adds its tokens: {plain} -> {off}");
+
+    for (path, body, field) in [
+        (
+            api.scoped("/v1/inference/chat"),
+            ask(json!({"chatTemplateKwargs": {"messages": []}})),
+            "chatTemplateKwargs.messages",
+        ),
+        (
+            api.scoped("/v1/inference/chat"),
+            ask(json!({"chatTemplateKwargs": "thinking"})),
+            "chatTemplateKwargs",
+        ),
+        (
+            "/v1/chat/completions".to_owned(),
+            json!({"model": "arkor/tiny", "messages": user("Hi!"),
+                "chat_template_kwargs": {"add_generation_prompt": false}}),
+            "chat_template_kwargs.add_generation_prompt",
+        ),
+    ] {
+        let (status, r) = api.send("POST", &path, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{r}");
+        assert!(r["error"].as_str().unwrap().contains(&format!("invalid {field}")), "{r}");
+    }
+    backend.shutdown().await;
+}

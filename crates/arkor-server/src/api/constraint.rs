@@ -18,6 +18,7 @@ pub struct Spelling {
     pub structured_outputs: &'static str,
     pub tools: &'static str,
     pub tool_choice: &'static str,
+    pub chat_template_kwargs: &'static str,
 }
 
 /// `/v1/inference/chat` (camelCase, as the reference system).
@@ -26,6 +27,7 @@ pub const ARKOR: Spelling = Spelling {
     structured_outputs: "structuredOutputs",
     tools: "tools",
     tool_choice: "toolChoice",
+    chat_template_kwargs: "chatTemplateKwargs",
 };
 /// `/v1/chat/completions` (OpenAI and vLLM).
 pub const OPENAI: Spelling = Spelling {
@@ -33,6 +35,7 @@ pub const OPENAI: Spelling = Spelling {
     structured_outputs: "structured_outputs",
     tools: "tools",
     tool_choice: "tool_choice",
+    chat_template_kwargs: "chat_template_kwargs",
 };
 
 fn invalid_schema(message: String) -> ApiError {

@@ -52,6 +52,7 @@ struct Shape<'a> {
     structured_outputs: Option<&'a serde_json::Value>,
     tools: Option<&'a serde_json::Value>,
     tool_choice: Option<&'a serde_json::Value>,
+    chat_template_kwargs: Option<&'a serde_json::Value>,
 }
 
 /// The constraint and the prompt of a request; tools that force a call cannot be combined
@@ -69,7 +70,34 @@ async fn shape(
             names.tool_choice
         )));
     }
-    Ok((constraint, Prompt { messages: tools::conversation(req.messages)?, tools }))
+    let template_kwargs = template_kwargs(req.chat_template_kwargs, names.chat_template_kwargs)?;
+    Ok((
+        constraint,
+        Prompt { messages: tools::conversation(req.messages)?, tools, template_kwargs },
+    ))
+}
+
+/// `chat_template_kwargs`: an object of template variables, none of them one arkor sets.
+fn template_kwargs(
+    value: Option<&serde_json::Value>,
+    field: &str,
+) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+    use arkor_engine::tokenizer::TEMPLATE_VARIABLES;
+    let map = match value {
+        None | Some(serde_json::Value::Null) => return Ok(Default::default()),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid {field}: expected an object of template variables, got {other}"
+            )));
+        }
+    };
+    if let Some(key) = map.keys().find(|k| TEMPLATE_VARIABLES.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "invalid {field}.{key}: arkor sets `{key}` itself (the request's own fields set it)"
+        )));
+    }
+    Ok(map.clone())
 }
 
 fn sampling(
@@ -159,6 +187,7 @@ pub async fn chat(
         structured_outputs: req.structured_outputs.as_ref(),
         tools: req.tools.as_ref(),
         tool_choice: req.tool_choice.as_ref(),
+        chat_template_kwargs: req.chat_template_kwargs.as_ref(),
     };
     let (constraint, prompt) = shape(shaping, constraint::ARKOR).await?;
     let target = match (&req.adapter, &req.base_model) {
@@ -248,6 +277,7 @@ async fn completion_ask(req: ChatCompletionRequest, target: ApiResult<Target>) -
         structured_outputs: req.structured_outputs.as_ref().or(guided.as_ref()),
         tools: req.tools.as_ref(),
         tool_choice: req.tool_choice.as_ref(),
+        chat_template_kwargs: req.chat_template_kwargs.as_ref(),
     };
     let (constraint, prompt) = shape(shaping, constraint::OPENAI).await?;
     let target = target?;
