@@ -69,6 +69,8 @@ export interface DataInspection {
   row: RenderedRow | null;
   /** The asked-for row is not tokenised yet. */
   rowPending: boolean;
+  /** Why the asked-for row cannot be shown (it does not exist). */
+  rowError?: string | null;
   cached: boolean;
   /** Seconds the whole dataset took to tokenise, once it has. */
   seconds: number | null;

@@ -117,6 +117,11 @@ export function Data({ params }: { params: URLSearchParams }) {
               Row {selection.row} is not tokenised yet; it shows when it is.
             </p>
           )}
+          {data.rowError && (
+            <p className="notice error" role="alert">
+              {data.rowError}
+            </p>
+          )}
           {data.row && (
             <RowViewer
               row={data.row}

@@ -254,11 +254,13 @@ impl Inspected {
 
     fn get(&self, index: usize) -> Result<&EncodedRow, DataError> {
         self.rows.get(index).ok_or_else(|| {
-            DataError::Row(format!(
-                "row {index} does not exist: the dataset has {} rows that tokenise (0 to {})",
-                self.rows.len(),
-                self.rows.len().saturating_sub(1)
-            ))
+            DataError::Row(match self.rows.len() {
+                0 => format!("row {index} does not exist: no row of the dataset tokenises"),
+                n => format!(
+                    "row {index} does not exist: the dataset has {n} rows that tokenise (0 to {})",
+                    n - 1
+                ),
+            })
         })
     }
 }

@@ -103,7 +103,7 @@ const MAX_LISTED: usize = 200;
 /// untrained and malformed rows, a page of rows, and a row rendered through the model's chat
 /// template with its loss mask. The dataset is read once and kept for the next page; a large
 /// one is answered while it is being tokenised (`report.pending` rows to go, `rowPending`
-/// when the asked-for row is not tokenised yet).
+/// when the asked-for row is not tokenised yet, `rowError` when it does not exist).
 pub async fn inspect(
     State(state): State<Arc<AppState>>,
     scope: Scope,
@@ -126,9 +126,13 @@ pub async fn inspect(
         let r = &ins.report;
         let page = ins.page(req.offset, limit, &entry.tokenizer)?;
         let row_pending = req.row.is_some_and(|i| i >= r.rows && r.pending > 0);
-        let row = match req.row {
-            Some(i) if !row_pending => Some(ins.render(i, &entry.tokenizer)?),
-            _ => None,
+        // A row that does not exist is said next to the report, which still stands.
+        let (row, row_error) = match req.row.filter(|_| !row_pending) {
+            None => (None, None),
+            Some(i) => match ins.render(i, &entry.tokenizer) {
+                Ok(row) => (Some(row), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
         };
         let listed = |v: &[arkor_engine::data::inspect::RowRef]| {
             serde_json::to_value(&v[..v.len().min(MAX_LISTED)]).unwrap_or_default()
@@ -148,6 +152,7 @@ pub async fn inspect(
             "rows": { "offset": req.offset, "limit": limit, "items": page },
             "row": row,
             "rowPending": row_pending,
+            "rowError": row_error,
             "cached": cached,
             "seconds": seconds,
         }))
