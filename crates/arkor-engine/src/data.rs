@@ -382,37 +382,46 @@ impl RowReader {
         }
         let values: Vec<Result<Value, String>> =
             positions.par_iter().map(|&(f, i)| self.files[f].value(i)).collect();
+        // In line order: a row that does not parse (its error), or a row kept for
+        // tokenising (`Ok`, its result comes from `encode_rows` in the same order).
+        let mut slots = Vec::with_capacity(positions.len());
         let mut rows = vec![];
-        let mut errors = vec![];
         for (&(f, i), value) in positions.iter().zip(values) {
             let file = &self.files[f];
             let line = file.items[i].0;
             match row_of(value, &mut self.formats[f], opts) {
-                Ok(row) => {
-                    if opts.max_rows.is_none_or(|m| self.kept < m) {
-                        rows.push((file.path.clone(), line, row));
-                        self.kept += 1;
-                    }
+                Ok(row) if opts.max_rows.is_none_or(|m| self.kept < m) => {
+                    rows.push((file.path.clone(), line, row));
+                    self.kept += 1;
+                    slots.push(Ok(()));
                 }
-                Err(message) => errors.push(RowError { file: file.path.clone(), line, message }),
+                Ok(_) => {}
+                Err(message) => {
+                    slots.push(Err(RowError { file: file.path.clone(), line, message }))
+                }
             }
         }
-        let (encoded, mut refused) = encode_rows(&rows, tokenizer, opts);
-        errors.append(&mut refused);
+        let mut results = encode_rows(&rows, tokenizer, opts).into_iter();
+        let (mut encoded, mut errors) = (vec![], vec![]);
+        for slot in slots {
+            match slot.and_then(|()| results.next().expect("one result per kept row")) {
+                Ok(row) => encoded.push(row),
+                Err(e) => errors.push(e),
+            }
+        }
         Some((encoded, errors))
     }
 }
 
-/// Tokenises and masks `rows` on every core, in order; the ones the template or tokenizer
-/// refuses come back as errors.
-pub(crate) fn encode_rows(
+/// Tokenises and masks `rows` on every core; a result per row, in order (an error where the
+/// template or tokenizer refuses the row).
+fn encode_rows(
     rows: &[(PathBuf, usize, Row)],
     tokenizer: &TextTokenizer,
     opts: &PrepareOptions,
-) -> (Vec<EncodedRow>, Vec<RowError>) {
+) -> Vec<Result<EncodedRow, RowError>> {
     use rayon::prelude::*;
-    let results: Vec<Result<EncodedRow, RowError>> = rows
-        .par_iter()
+    rows.par_iter()
         .map(|(file, line, row)| match encode_row(row, tokenizer, opts) {
             Ok(mut example) => {
                 let full_len = example.input_ids.len();
@@ -422,16 +431,7 @@ pub(crate) fn encode_rows(
             }
             Err(message) => Err(RowError { file: file.clone(), line: *line, message }),
         })
-        .collect();
-    let mut encoded = Vec::with_capacity(results.len());
-    let mut errors = vec![];
-    for r in results {
-        match r {
-            Ok(row) => encoded.push(row),
-            Err(e) => errors.push(e),
-        }
-    }
-    (encoded, errors)
+        .collect()
 }
 
 fn split(mut examples: Vec<Example>, fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
