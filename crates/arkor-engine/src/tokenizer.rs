@@ -76,6 +76,9 @@ pub struct TextTokenizer {
     eos_token: Option<String>,
     eos_ids: Vec<u32>,
     pad_id: u32,
+    /// The chat template compiled once, on the first render (a dataset renders it three
+    /// times a row).
+    compiled: std::sync::OnceLock<Result<ChatTemplate, String>>,
     /// llguidance's view of the vocabulary, built on the first constrained reply.
     grammars: std::sync::Mutex<Option<std::sync::Arc<crate::constrain::Grammars>>>,
 }
@@ -186,6 +189,7 @@ impl TextTokenizer {
             eos_token,
             eos_ids,
             pad_id,
+            compiled: Default::default(),
             grammars: Default::default(),
         })
     }
@@ -280,15 +284,21 @@ impl TextTokenizer {
             eos_token => self.eos_token.clone().unwrap_or_default(),
             ..minijinja::Value::from(minijinja::value::Serde(kwargs))
         };
-        render_chat_template(&self.template, &context)
+        self.compiled_template()
+            .and_then(|t| t.render(&context))
             .map_err(|message| TokenizerError::Template { dir: self.dir.clone(), message })
     }
 
     /// Whether the chat template reads the `tools` variable (it can show tools to the model).
     pub fn template_uses_tools(&self) -> bool {
-        let env = template_env();
-        env.template_from_str(&self.template)
-            .is_ok_and(|t| t.undeclared_variables(false).contains("tools"))
+        self.compiled_template().is_ok_and(|t| t.variables().contains("tools"))
+    }
+
+    fn compiled_template(&self) -> Result<&ChatTemplate, String> {
+        self.compiled
+            .get_or_init(|| ChatTemplate::new(self.template.clone()))
+            .as_ref()
+            .map_err(String::clone)
     }
 
     /// The constrained-decoding environment for a model with `n_vocab` logits, built once.
@@ -327,18 +337,46 @@ pub fn render_chat_template<C: Serialize + ?Sized>(
     template: &str,
     context: &C,
 ) -> Result<String, String> {
-    let fail = |e: minijinja::Error| {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        message
-    };
-    let mut env = template_env();
-    env.add_template("chat", template).map_err(fail)?;
-    env.get_template("chat").and_then(|t| t.render(minijinja::value::Serde(context))).map_err(fail)
+    ChatTemplate::new(template.to_owned())?.render(context)
+}
+
+/// A chat template parsed once in transformers' template environment, rendered many times.
+pub struct ChatTemplate {
+    env: minijinja::Environment<'static>,
+}
+
+impl ChatTemplate {
+    /// Parses `source`; a syntax error is minijinja's message with its causes.
+    pub fn new(source: String) -> Result<ChatTemplate, String> {
+        let mut env = template_env();
+        env.add_template_owned("chat", source).map_err(|e| error_chain(&e))?;
+        Ok(ChatTemplate { env })
+    }
+
+    /// Renders the template with `context` as its variables.
+    pub fn render<C: Serialize + ?Sized>(&self, context: &C) -> Result<String, String> {
+        self.template().render(minijinja::value::Serde(context)).map_err(|e| error_chain(&e))
+    }
+
+    /// The variables the template reads that it does not set itself.
+    pub fn variables(&self) -> std::collections::HashSet<String> {
+        self.template().undeclared_variables(false)
+    }
+
+    fn template(&self) -> minijinja::Template<'_, '_> {
+        self.env.get_template("chat").expect("added in ChatTemplate::new")
+    }
+}
+
+/// minijinja's message followed by each of its causes.
+fn error_chain(e: &minijinja::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    message
 }
 
 /// minijinja set up like transformers' template environment (`trim_blocks`,
