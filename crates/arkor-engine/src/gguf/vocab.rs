@@ -1,4 +1,5 @@
-//! Byte-level BPE vocabularies between `tokenizer.ggml.*` metadata and `tokenizer.json`.
+//! Vocabularies between `tokenizer.ggml.*` metadata and `tokenizer.json`: byte-level BPE
+//! (`gpt2`) both ways, and SentencePiece BPE (`llama`: Llama 2, Mistral, Gemma, Phi-3) in.
 //!
 //! A GGUF stores the vocabulary (tokens in GPT-2's byte alphabet, merges in rank order,
 //! token types) and the *name* of its pre-tokenizer (`tokenizer.ggml.pre`), not the
@@ -23,9 +24,22 @@ const LLAMA3_RE: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|
 
 /// `tokenizer.ggml.token_type` values.
 const NORMAL: i32 = 1;
+const UNKNOWN: i32 = 2;
 const CONTROL: i32 = 3;
 const USER_DEFINED: i32 = 4;
 const UNUSED: i32 = 5;
+
+/// Texts llama.cpp takes as end-of-turn markers in any vocabulary (`llama-vocab.cpp`).
+const EOT_TEXTS: [&str; 8] = [
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "<|eom_id|>",
+];
 
 /// How a family of `tokenizer.ggml.pre` names splits text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +151,7 @@ fn strings(file: &GgufFile, key: &str) -> Result<Vec<String>> {
 }
 
 /// Rebuilds `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` from the
-/// `tokenizer.*` metadata of a byte-level BPE (`gpt2`) GGUF.
+/// `tokenizer.*` metadata of a byte-level BPE (`gpt2`) or SentencePiece BPE (`llama`) GGUF.
 pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<HfTokenizerFiles> {
     let fail = |m: String| Error::Gguf { path: file.path().to_path_buf(), message: m };
     let text = |key: &str| match file.metadata(key) {
@@ -145,59 +159,83 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<HfTokenizerFiles> {
         _ => None,
     };
     let id = |key: &str| file.metadata(key).and_then(|v| as_usize(v).ok());
-    let flag = |key: &str| matches!(file.metadata(key), Some(Value::Bool(true)));
-    match text("tokenizer.ggml.model").as_deref() {
-        Some("gpt2") => {}
-        Some(other) => {
-            return Err(fail(format!(
-                "tokenizer.ggml.model: \"{other}\" vocabularies are not supported yet (supported: \
-                 gpt2, the byte-level BPE of SmolLM, Qwen and Llama 3)"
-            )));
-        }
-        None => return Err(fail("missing metadata key tokenizer.ggml.model".to_owned())),
-    }
-    let pre_name = text("tokenizer.ggml.pre").unwrap_or_else(|| "default".to_owned());
-    let pre = PreTokenizer::from_gguf(&pre_name).ok_or_else(|| {
-        fail(format!(
-            "tokenizer.ggml.pre: unsupported pre-tokenizer \"{pre_name}\" (supported: smollm, \
-             starcoder, qwen2, llama-bpe, gpt-2 and their aliases); tokenizing with another one \
-             would not match llama.cpp"
-        ))
-    })?;
+    let flag = |key: &str| match file.metadata(key) {
+        Some(Value::Bool(b)) => Some(*b),
+        _ => None,
+    };
     let tokens = strings(file, "tokenizer.ggml.tokens")?;
-    let merges = strings(file, "tokenizer.ggml.merges")?;
     let types: Vec<i32> = match file.metadata("tokenizer.ggml.token_type") {
         Some(Value::Array(items)) => {
             items.iter().map(|v| as_usize(v).map_or(NORMAL, |n| n as i32)).collect()
         }
         _ => vec![NORMAL; tokens.len()],
     };
-    let mut vocab = serde_json::Map::with_capacity(tokens.len());
+    let sentencepiece = text("tokenizer.ggml.model").as_deref() == Some("llama");
+    // llama.cpp treats end-of-turn markers as control tokens whatever the file types them as
+    // (its converter types a SentencePiece model's user-defined pieces as normal), so they
+    // stay whole in text and end generation.
+    let end_of_turn = |i: usize| sentencepiece && EOT_TEXTS.contains(&tokens[i].as_str());
+    let kind = |i: usize| match types.get(i).copied().unwrap_or(NORMAL) {
+        UNUSED => UNUSED,
+        _ if end_of_turn(i) => CONTROL,
+        kind => kind,
+    };
+    let (model, normalizer, pre_tokenizer, decoder, add_bos_default) = match text(
+        "tokenizer.ggml.model",
+    )
+    .as_deref()
+    {
+        Some("gpt2") => {
+            let (model, pre) = byte_level_model(file, &tokens, &kind)?;
+            let decoder = json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true});
+            (model, pre.normalizer(), pre.pre_tokenizer(), decoder, false)
+        }
+        Some("llama") => {
+            // llama.cpp prefixes a space to the text and to what follows each special
+            // token unless the file says otherwise; `Prepend` does the same, as it runs on
+            // every piece of text between added tokens.
+            let prefix = flag("tokenizer.ggml.add_space_prefix").unwrap_or(true);
+            let model =
+                sentencepiece_model(file, &tokens, &kind, id("tokenizer.ggml.unknown_token_id"))?;
+            let replace =
+                json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"});
+            let normalizer = if prefix {
+                json!({"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u{2581}"}, replace]})
+            } else {
+                replace
+            };
+            let mut decoders = vec![
+                json!({"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}),
+                json!({"type": "ByteFallback"}),
+                json!({"type": "Fuse"}),
+            ];
+            if prefix {
+                decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+            }
+            // llama.cpp adds a BOS to SentencePiece prompts unless told not to.
+            (model, normalizer, Json::Null, json!({"type": "Sequence", "decoders": decoders}), true)
+        }
+        Some(other) => {
+            return Err(fail(format!(
+                "tokenizer.ggml.model: \"{other}\" vocabularies are not supported yet (supported: \
+                     gpt2, the byte-level BPE of SmolLM, Qwen and Llama 3; llama, the SentencePiece \
+                     BPE of Llama 2, Mistral, Gemma and Phi-3)"
+            )));
+        }
+        None => return Err(fail("missing metadata key tokenizer.ggml.model".to_owned())),
+    };
     let mut added = vec![];
     for (i, token) in tokens.iter().enumerate() {
-        let kind = types.get(i).copied().unwrap_or(NORMAL);
-        if kind == UNUSED {
-            continue;
-        }
-        vocab.insert(token.clone(), i.into());
-        if kind == CONTROL || kind == USER_DEFINED {
+        let kind = kind(i);
+        if kind == CONTROL || kind == USER_DEFINED || kind == UNKNOWN {
             added.push(json!({"id": i, "content": token, "single_word": false, "lstrip": false,
-                "rstrip": false, "normalized": false, "special": kind == CONTROL}));
+                "rstrip": false, "normalized": false, "special": kind != USER_DEFINED}));
         }
     }
-    let merges: Vec<Json> = merges
-        .iter()
-        .map(|m| {
-            let (a, b) = m
-                .split_once(' ')
-                .ok_or_else(|| fail(format!("tokenizer.ggml.merges: \"{m}\" is not two parts")))?;
-            Ok(json!([a, b]))
-        })
-        .collect::<Result<_>>()?;
     let token_of = |key: &str| id(key).and_then(|i| tokens.get(i)).cloned();
     let bos = token_of("tokenizer.ggml.bos_token_id");
     let eos = token_of("tokenizer.ggml.eos_token_id");
-    let add_bos = flag("tokenizer.ggml.add_bos_token");
+    let add_bos = flag("tokenizer.ggml.add_bos_token").unwrap_or(add_bos_default);
     let post_processor = match (&bos, add_bos) {
         (Some(bos), true) => {
             let bos_id = id("tokenizer.ggml.bos_token_id");
@@ -214,26 +252,27 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<HfTokenizerFiles> {
         "truncation": null,
         "padding": null,
         "added_tokens": added,
-        "normalizer": pre.normalizer(),
-        "pre_tokenizer": pre.pre_tokenizer(),
+        "normalizer": normalizer,
+        "pre_tokenizer": pre_tokenizer,
         "post_processor": post_processor,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
-            "ignore_merges": pre == PreTokenizer::Llama3, "vocab": vocab, "merges": merges},
+        "decoder": decoder,
+        "model": model,
     });
     let mut eos_ids: Vec<usize> = id("tokenizer.ggml.eos_token_id").into_iter().collect();
-    if let Some(eot) = id("tokenizer.ggml.eot_token_id").filter(|e| !eos_ids.contains(e)) {
-        eos_ids.push(eot);
+    let markers = (0..tokens.len()).filter(|&i| end_of_turn(i) && kind(i) == CONTROL);
+    for eot in id("tokenizer.ggml.eot_token_id").into_iter().chain(markers) {
+        if !eos_ids.contains(&eot) {
+            eos_ids.push(eot);
+        }
     }
     let tokenizer_config = json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": bos,
         "eos_token": eos,
         "pad_token": token_of("tokenizer.ggml.padding_token_id"),
-        "unk_token": null,
+        "unk_token": token_of("tokenizer.ggml.unknown_token_id"),
         "add_bos_token": add_bos,
-        "add_eos_token": flag("tokenizer.ggml.add_eos_token"),
+        "add_eos_token": flag("tokenizer.ggml.add_eos_token").unwrap_or(false),
         "model_max_length": id(&format!("{}.context_length", super::names::arch_name(file.family()))).unwrap_or(2048),
         "chat_template": text("tokenizer.chat_template"),
     });
@@ -245,6 +284,121 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<HfTokenizerFiles> {
     tokenizers::Tokenizer::from_bytes(tokenizer_json.to_string().as_bytes())
         .map_err(|e| fail(format!("rebuilt tokenizer does not load: {e}")))?;
     Ok(HfTokenizerFiles { tokenizer_json, tokenizer_config, generation_config })
+}
+
+/// The BPE model of a `gpt2` vocabulary (tokens in GPT-2's byte alphabet, merges in rank
+/// order) and the pre-tokenizer its `tokenizer.ggml.pre` names.
+fn byte_level_model(
+    file: &GgufFile,
+    tokens: &[String],
+    kind: &dyn Fn(usize) -> i32,
+) -> Result<(Json, PreTokenizer)> {
+    let fail = |m: String| Error::Gguf { path: file.path().to_path_buf(), message: m };
+    let pre_name = match file.metadata("tokenizer.ggml.pre") {
+        Some(Value::String(s)) => s.clone(),
+        _ => "default".to_owned(),
+    };
+    let pre = PreTokenizer::from_gguf(&pre_name).ok_or_else(|| {
+        fail(format!(
+            "tokenizer.ggml.pre: unsupported pre-tokenizer \"{pre_name}\" (supported: smollm, \
+             starcoder, qwen2, llama-bpe, gpt-2 and their aliases); tokenizing with another one \
+             would not match llama.cpp"
+        ))
+    })?;
+    let merges: Vec<Json> = strings(file, "tokenizer.ggml.merges")?
+        .iter()
+        .map(|m| {
+            let (a, b) = m
+                .split_once(' ')
+                .ok_or_else(|| fail(format!("tokenizer.ggml.merges: \"{m}\" is not two parts")))?;
+            Ok(json!([a, b]))
+        })
+        .collect::<Result<_>>()?;
+    let mut vocab = serde_json::Map::with_capacity(tokens.len());
+    for (i, token) in tokens.iter().enumerate() {
+        if kind(i) != UNUSED {
+            vocab.insert(token.clone(), i.into());
+        }
+    }
+    let model = json!({"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+        "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+        "ignore_merges": pre == PreTokenizer::Llama3, "vocab": vocab, "merges": merges});
+    Ok((model, pre))
+}
+
+/// The byte-fallback BPE of a SentencePiece (`llama`) vocabulary. The file has no merges:
+/// llama.cpp joins the adjacent pair whose joined text is the token with the highest score.
+/// A BPE with every such pair as a merge, ranked by that score, tokenizes the same way.
+fn sentencepiece_model(
+    file: &GgufFile,
+    tokens: &[String],
+    kind: &dyn Fn(usize) -> i32,
+    unk: Option<usize>,
+) -> Result<Json> {
+    let fail = |m: String| Error::Gguf { path: file.path().to_path_buf(), message: m };
+    let scores: Vec<f32> = match file.metadata("tokenizer.ggml.scores") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::F32(x) => Ok(*x),
+                other => Err(fail(format!(
+                    "tokenizer.ggml.scores: expected f32 values, got {:?}",
+                    other.value_type()
+                ))),
+            })
+            .collect::<Result<_>>()?,
+        _ => {
+            return Err(fail(
+                "tokenizer.ggml.scores: missing (a llama vocabulary needs its scores)".to_owned(),
+            ));
+        }
+    };
+    if scores.len() != tokens.len() {
+        return Err(fail(format!(
+            "tokenizer.ggml.scores: {} scores for {} tokens",
+            scores.len(),
+            tokens.len()
+        )));
+    }
+    let mut vocab = serde_json::Map::with_capacity(tokens.len());
+    let mut mergeable = std::collections::HashMap::with_capacity(tokens.len());
+    for (i, token) in tokens.iter().enumerate() {
+        let kind = kind(i);
+        if kind == UNUSED {
+            continue;
+        }
+        vocab.insert(token.clone(), i.into());
+        if kind == NORMAL || kind == USER_DEFINED {
+            mergeable.entry(token.as_str()).or_insert(i);
+        }
+    }
+    // (left, right, score of the joined token), each token's splits in id order, then all of
+    // them best first; equal scores keep longer left pieces first, as transformers orders
+    // merges it derives from a SentencePiece vocabulary.
+    let mut merges: Vec<(&str, &str, f32)> = vec![];
+    for (i, token) in tokens.iter().enumerate() {
+        if mergeable.get(token.as_str()) != Some(&i) {
+            continue;
+        }
+        let mut local = vec![];
+        for (at, _) in token.char_indices().skip(1) {
+            let (l, r) = token.split_at(at);
+            if let (Some(&li), Some(&ri)) = (mergeable.get(l), mergeable.get(r)) {
+                local.push((li, ri, l, r));
+            }
+        }
+        local.sort_unstable();
+        merges.extend(local.into_iter().map(|(_, _, l, r)| (l, r, scores[i])));
+    }
+    merges.sort_by(|a, b| {
+        b.2.total_cmp(&a.2)
+            .then(b.0.chars().count().cmp(&a.0.chars().count()))
+            .then(b.1.chars().count().cmp(&a.1.chars().count()))
+    });
+    let merges: Vec<Json> = merges.into_iter().map(|(l, r, _)| json!([l, r])).collect();
+    Ok(json!({"type": "BPE", "dropout": null, "unk_token": unk.and_then(|u| tokens.get(u)),
+        "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": true,
+        "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": merges}))
 }
 
 /// The `tokenizer.*` GGUF metadata of a Hugging Face model directory with a byte-level

@@ -8,6 +8,7 @@ mod golden;
 mod gradients;
 mod templates;
 mod training;
+mod vocab;
 
 use std::path::{Path, PathBuf};
 

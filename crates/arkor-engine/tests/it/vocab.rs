@@ -1,0 +1,89 @@
+//! SentencePiece vocabularies (Llama 2, Mistral, Gemma, Phi-3) through GGUF: GGUFs converted
+//! by llama.cpp's own script import with a tokenizer that gives llama.cpp's ids.
+//! `tests/data/reference/make_spm_reference.py` trains the vocabularies and writes the files.
+
+use std::path::{Path, PathBuf};
+
+use arkor_engine::gguf::import;
+use arkor_engine::models::Model;
+use arkor_engine::tokenizer::TextTokenizer;
+use arkor_test_support::check::assert_close;
+use arkor_test_support::real::{llama_cpp, llama_cpp_script};
+use candle_core::{Device, Tensor};
+
+use crate::export::greedy_both;
+
+fn spm_reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference/spm")
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn ids(value: &serde_json::Value) -> Vec<Vec<u32>> {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+/// `texts.json` and one flavour's reference ids from `ids.json`.
+fn reference(flavour: &str, source: &str) -> (Vec<String>, Vec<Vec<u32>>) {
+    let texts = serde_json::from_value(read_json(&spm_reference().join("texts.json"))).unwrap();
+    (texts, ids(&read_json(&spm_reference().join("ids.json"))[flavour][source]))
+}
+
+/// Texts with a chat marker: the marker is one piece to `sentencepiece`, but llama.cpp's
+/// converter types such user-defined pieces as normal tokens, so llama.cpp (and arkor,
+/// reading the same file) splits them.
+fn has_marker(text: &str) -> bool {
+    text.contains("<|im_") || text.contains("_of_turn>")
+}
+
+#[test]
+fn sentencepiece_ggufs_import_with_llama_cpps_tokenization() {
+    let tmp = tempfile::tempdir().unwrap();
+    for flavour in ["llama", "gemma3"] {
+        let gguf = spm_reference().join(format!("{flavour}.gguf"));
+        let dir = import(&gguf, tmp.path()).unwrap();
+        let tokenizer = TextTokenizer::from_dir(&dir).unwrap();
+        let (texts, sentencepiece) = reference(flavour, "sentencepiece");
+        let ours: Vec<Vec<u32>> =
+            texts.iter().map(|t| tokenizer.encode(t, false).unwrap()).collect();
+        for ((text, got), want) in texts.iter().zip(&ours).zip(&sentencepiece) {
+            if !has_marker(text) {
+                assert_eq!(got, want, "{flavour}: ids of {text:?} (sentencepiece's)");
+                // Byte fallback and the prefix space undo on decoding (after a marker, the
+                // space llama.cpp adds to the text that follows stays).
+                assert_eq!(
+                    &tokenizer.decode(got, false).unwrap(),
+                    text,
+                    "{flavour}: decode of {got:?}"
+                );
+            }
+        }
+        // The weights came through llama.cpp's converter (Q/K permuted, Gemma's norms as
+        // 1 + w): the model computes what the Hugging Face directory it came from computes.
+        let model = Model::load(&dir, &Device::Cpu).unwrap();
+        let original = Model::load(&spm_reference().join(flavour), &Device::Cpu).unwrap();
+        let prompt = tokenizer.encode(&texts[0], true).unwrap();
+        let logits = |m: &Model| -> Vec<f32> {
+            let t = Tensor::new(prompt.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            m.forward(&t, None).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        };
+        assert_close(&logits(&model), &logits(&original), 1e-5);
+        if let Some(script) = llama_cpp_script() {
+            let (greedy, llama_greedy) =
+                greedy_both(&model, None, &tokenizer, &prompt, &script, &gguf, None, 12);
+            assert_eq!(greedy, llama_greedy, "{flavour}: greedy tokens");
+            let args = ["tokenize", "--model", gguf.to_str().unwrap(), "--text-file"];
+            let texts_file = spm_reference().join("texts.json");
+            let llama = llama_cpp(&script, &[&args[..], &[texts_file.to_str().unwrap()]].concat());
+            for ((text, got), want) in texts.iter().zip(&ours).zip(ids(&llama["ids"])) {
+                assert_eq!(got, &want, "{flavour}: ids of {text:?} (llama.cpp's)");
+            }
+        }
+        // Llama adds a BOS the way llama.cpp does; Gemma's file says which.
+        let with_bos = tokenizer.encode("Hello", true).unwrap();
+        assert_eq!(with_bos[0], if flavour == "llama" { 1 } else { 2 }, "{flavour}: BOS");
+        assert_eq!(tokenizer.eos_token_ids()[0], if flavour == "llama" { 2 } else { 1 });
+    }
+}
