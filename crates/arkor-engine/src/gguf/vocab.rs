@@ -1,5 +1,5 @@
-//! Vocabularies between `tokenizer.ggml.*` metadata and `tokenizer.json`: byte-level BPE
-//! (`gpt2`) both ways, and SentencePiece BPE (`llama`: Llama 2, Mistral, Gemma, Phi-3) in.
+//! Vocabularies between `tokenizer.ggml.*` metadata and `tokenizer.json`, both ways:
+//! byte-level BPE (`gpt2`) and SentencePiece BPE (`llama`: Llama 2, Mistral, Gemma, Phi-3).
 //!
 //! A GGUF stores the vocabulary (tokens in GPT-2's byte alphabet, merges in rank order,
 //! token types) and the *name* of its pre-tokenizer (`tokenizer.ggml.pre`), not the
@@ -28,6 +28,7 @@ const UNKNOWN: i32 = 2;
 const CONTROL: i32 = 3;
 const USER_DEFINED: i32 = 4;
 const UNUSED: i32 = 5;
+const BYTE: i32 = 6;
 
 /// Texts llama.cpp takes as end-of-turn markers in any vocabulary (`llama-vocab.cpp`).
 const EOT_TEXTS: [&str; 8] = [
@@ -427,9 +428,16 @@ pub fn gguf_metadata_from_dir(dir: &Path, rows: usize) -> Result<Vec<(String, Va
             model["type"]
         )));
     }
-    let pre = PreTokenizer::from_tokenizer_json(&tok["pre_tokenizer"]).ok_or_else(|| {
-        invalid("field pre_tokenizer: not one llama.cpp knows (byte-level GPT-2, SmolLM digits, Qwen2 or Llama 3 split)".to_owned())
-    })?;
+    // A byte-fallback BPE is a SentencePiece vocabulary (Llama 2, Mistral, Gemma, Phi-3):
+    // llama.cpp's `llama` tokenizer, which needs scores instead of merges.
+    let sentencepiece = model["byte_fallback"] == true;
+    let pre = if sentencepiece {
+        None
+    } else {
+        Some(PreTokenizer::from_tokenizer_json(&tok["pre_tokenizer"]).ok_or_else(|| {
+            invalid("field pre_tokenizer: not one llama.cpp knows (byte-level GPT-2, SmolLM digits, Qwen2 or Llama 3 split)".to_owned())
+        })?)
+    };
     let mut tokens: Vec<Option<String>> = vec![None; rows];
     let mut types = vec![NORMAL; rows];
     let mut place = |id: usize, token: &str, kind: i32| -> Result<()> {
@@ -448,8 +456,17 @@ pub fn gguf_metadata_from_dir(dir: &Path, rows: usize) -> Result<Vec<(String, Va
     {
         place(id.as_u64().unwrap_or(u64::MAX) as usize, token, NORMAL)?;
     }
+    // transformers 5 leaves `model.unk_token` empty and names it in the config.
+    let unk_text = model["unk_token"]
+        .as_str()
+        .or(config["unk_token"].as_str())
+        .or(config["unk_token"]["content"].as_str());
     for added in tok["added_tokens"].as_array().into_iter().flatten() {
-        let kind = if added["special"] == true { CONTROL } else { USER_DEFINED };
+        let kind = match (added["special"] == true, added["content"].as_str()) {
+            (true, content) if sentencepiece && content == unk_text => UNKNOWN,
+            (true, _) => CONTROL,
+            (false, _) => USER_DEFINED,
+        };
         place(
             added["id"].as_u64().unwrap_or(u64::MAX) as usize,
             added["content"].as_str().unwrap_or_default(),
@@ -484,9 +501,20 @@ pub fn gguf_metadata_from_dir(dir: &Path, rows: usize) -> Result<Vec<(String, Va
         .as_str()
         .map(str::to_owned)
         .or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok());
+    let (kind_name, pre_name) = match pre {
+        Some(pre) => ("gpt2", pre.gguf_name()),
+        None => ("llama", "default"),
+    };
+    if sentencepiece {
+        for (t, k) in tokens.iter().zip(types.iter_mut()) {
+            if *k == NORMAL && t.as_deref().is_some_and(is_byte_token) {
+                *k = BYTE;
+            }
+        }
+    }
     let mut out = vec![
-        ("tokenizer.ggml.model".to_owned(), Value::String("gpt2".to_owned())),
-        ("tokenizer.ggml.pre".to_owned(), Value::String(pre.gguf_name().to_owned())),
+        ("tokenizer.ggml.model".to_owned(), Value::String(kind_name.to_owned())),
+        ("tokenizer.ggml.pre".to_owned(), Value::String(pre_name.to_owned())),
         (
             "tokenizer.ggml.tokens".to_owned(),
             Value::Array(
@@ -507,20 +535,93 @@ pub fn gguf_metadata_from_dir(dir: &Path, rows: usize) -> Result<Vec<(String, Va
                     .collect(),
             ),
         ),
-        ("tokenizer.ggml.merges".to_owned(), Value::Array(merges)),
     ];
-    for (key, idv) in [("bos_token_id", bos), ("eos_token_id", eos), ("padding_token_id", pad)] {
+    if sentencepiece {
+        out.push((
+            "tokenizer.ggml.scores".to_owned(),
+            Value::Array(sentencepiece_scores(&tokens, &types, &merges)),
+        ));
+    } else {
+        out.push(("tokenizer.ggml.merges".to_owned(), Value::Array(merges)));
+    }
+    let unk = unk_text
+        .and_then(|u| tokens.iter().position(|x| x.as_deref() == Some(u)))
+        .filter(|_| sentencepiece);
+    for (key, idv) in [
+        ("bos_token_id", bos),
+        ("eos_token_id", eos),
+        ("padding_token_id", pad),
+        ("unknown_token_id", unk),
+    ] {
         if let Some(v) = idv {
             out.push((format!("tokenizer.ggml.{key}"), Value::U32(v as u32)));
         }
     }
+    // transformers 5 writes the BOS into the post-processor instead of `add_bos_token`.
+    let post_bos = tok["post_processor"]["single"][0]["SpecialToken"].is_object();
     out.push((
         "tokenizer.ggml.add_bos_token".to_owned(),
-        Value::Bool(config["add_bos_token"] == true),
+        Value::Bool(config["add_bos_token"] == true || post_bos),
     ));
-    out.push(("tokenizer.ggml.add_space_prefix".to_owned(), Value::Bool(false)));
+    out.push((
+        "tokenizer.ggml.add_space_prefix".to_owned(),
+        Value::Bool(sentencepiece && prefixes_a_space(&tok)),
+    ));
     if let Some(t) = template {
         out.push(("tokenizer.chat_template".to_owned(), Value::String(t)));
     }
     Ok(out)
+}
+
+/// `<0x0A>`: a SentencePiece byte piece.
+fn is_byte_token(t: &str) -> bool {
+    t.len() == 6
+        && t.starts_with("<0x")
+        && t.ends_with('>')
+        && u8::from_str_radix(&t[3..5], 16).is_ok()
+}
+
+/// Whether a SentencePiece `tokenizer.json` puts a space before the text, as
+/// `add_dummy_prefix` does: Llama's `Metaspace` pre-tokenizer or a `Prepend("▁")`
+/// normalizer (Gemma has neither).
+fn prefixes_a_space(tok: &Json) -> bool {
+    fn any(v: &Json, f: &dyn Fn(&Json) -> bool) -> bool {
+        f(v) || ["normalizers", "pretokenizers"]
+            .iter()
+            .any(|k| v[*k].as_array().is_some_and(|items| items.iter().any(|i| any(i, f))))
+    }
+    let metaspace = |v: &Json| {
+        v["type"] == "Metaspace" && v["prepend_scheme"] != "never" && v["add_prefix_space"] != false
+    };
+    let prepend = |v: &Json| v["type"] == "Prepend" && v["prepend"] == "\u{2581}";
+    any(&tok["pre_tokenizer"], &metaspace) || any(&tok["normalizer"], &prepend)
+}
+
+/// Scores for a SentencePiece vocabulary whose `tokenizer.json` has merges instead: llama.cpp
+/// joins the adjacent pair whose joined token scores highest, so a token made by the merge of
+/// rank `r` scores `-r`; tokens no merge makes score below every merged one (they only start
+/// a word), and special and byte pieces score 0 as llama.cpp's converter writes them.
+fn sentencepiece_scores(tokens: &[Option<String>], types: &[i32], merges: &[Value]) -> Vec<Value> {
+    let mut rank: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (r, m) in merges.iter().enumerate() {
+        if let Value::String(m) = m
+            && let Some((a, b)) = m.split_once(' ')
+        {
+            rank.entry(format!("{a}{b}")).or_insert(r);
+        }
+    }
+    let n = merges.len() as f32;
+    tokens
+        .iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (t, kind))| {
+            let score = match (t, *kind) {
+                (Some(t), NORMAL) => rank.get(t).map_or(-n - i as f32, |&r| -(r as f32)),
+                (None, _) => -10000.0,
+                _ => 0.0,
+            };
+            Value::F32(score)
+        })
+        .collect()
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use arkor_engine::export::Quant;
 use arkor_engine::gguf::import;
 use arkor_engine::models::Model;
 use arkor_engine::tokenizer::TextTokenizer;
@@ -85,5 +86,52 @@ fn sentencepiece_ggufs_import_with_llama_cpps_tokenization() {
         let with_bos = tokenizer.encode("Hello", true).unwrap();
         assert_eq!(with_bos[0], if flavour == "llama" { 1 } else { 2 }, "{flavour}: BOS");
         assert_eq!(tokenizer.eos_token_ids()[0], if flavour == "llama" { 2 } else { 1 });
+    }
+}
+
+#[test]
+fn sentencepiece_models_export_to_ggufs_that_tokenize_like_llama_cpps_own_conversion() {
+    let Some(script) = llama_cpp_script() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let texts_file = spm_reference().join("texts.json");
+    let tokenize = |gguf: &Path| -> Vec<Vec<u32>> {
+        let args = ["tokenize", "--model", gguf.to_str().unwrap(), "--text-file"];
+        ids(&llama_cpp(&script, &[&args[..], &[texts_file.to_str().unwrap()]].concat())["ids"])
+    };
+    for (flavour, markers) in [
+        ("llama", ["<|im_start|>", "<|im_end|>"]),
+        ("gemma3", ["<start_of_turn>", "<end_of_turn>"]),
+    ] {
+        // From the directory with `tokenizer.json` only: no SentencePiece model, no scores.
+        let dir = spm_reference().join(flavour);
+        let model = Model::load(&dir, &Device::Cpu).unwrap();
+        let tokenizer = TextTokenizer::from_dir(&dir).unwrap();
+        let gguf = tmp.path().join(format!("{flavour}.gguf"));
+        crate::gguf::export_gguf(&model, Quant::F32, &gguf);
+        let ours = tokenize(&gguf);
+        let converted = tokenize(&spm_reference().join(format!("{flavour}.gguf")));
+        let (texts, sentencepiece) = reference(flavour, "sentencepiece");
+        for (i, text) in texts.iter().enumerate() {
+            if has_marker(text) {
+                // The chat markers stay whole (llama.cpp's converter splits one of them).
+                for m in markers.iter().filter(|m| text.contains(*m)) {
+                    let id = tokenizer.token_id(m).unwrap();
+                    assert!(ours[i].contains(&id), "{flavour}: {m} whole in {:?}", ours[i]);
+                }
+            } else {
+                assert_eq!(ours[i], converted[i], "{flavour}: ids of {text:?}");
+                assert_eq!(ours[i], sentencepiece[i], "{flavour}: ids of {text:?}");
+            }
+        }
+        let prompt = ours[0].clone();
+        let (greedy, llama_greedy) =
+            greedy_both(&model, None, &tokenizer, &prompt, &script, &gguf, None, 12);
+        assert_eq!(greedy, llama_greedy, "{flavour}: greedy tokens");
+        // And the file comes back in with the same tokenization.
+        let back =
+            TextTokenizer::from_dir(&import(&gguf, &tmp.path().join("cache")).unwrap()).unwrap();
+        for (text, want) in texts.iter().zip(&ours) {
+            assert_eq!(&back.encode(text, false).unwrap(), want, "{flavour}: re-imported");
+        }
     }
 }

@@ -152,6 +152,14 @@ def build(name, llama_cpp):
         tok = cls.from_pretrained(tmp)
         tiny(name, len(tok)).save_pretrained(out, safe_serialization=True)
         tok.save_pretrained(out)
+        # Drop the temporary path transformers records, so two runs write the same bytes.
+        config_path = os.path.join(out, "tokenizer_config.json")
+        with open(config_path) as f:
+            config = json.load(f)
+        config.pop("vocab_file", None)
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+            f.write("\n")
         # The Hub's GGUFs are converted from the directory with its SentencePiece model.
         shutil.copy(sp_path, os.path.join(out, "tokenizer.model"))
         gguf = os.path.join(HERE, f"{name}.gguf")
