@@ -366,6 +366,9 @@ fn read_config(dir: &Path) -> serde_json::Value {
         .unwrap_or_default()
 }
 
+/// llama.cpp's smollm3 graph: layer `i` attends without rope when `(i + 1) % 4 == 0`.
+pub(crate) const SMOLLM3_NOPE_STEP: usize = 4;
+
 /// The `{arch}.*` keys a family needs beyond the common ones, or why llama.cpp would run
 /// the model differently from arkor (then nothing is written).
 fn family_metadata(
@@ -376,7 +379,20 @@ fn family_metadata(
     let key = |k: &str| format!("{arch}.{k}");
     match spec.family {
         Family::Llama | Family::Qwen2 | Family::Qwen3 => Ok(vec![]),
-        Family::SmolLM3 => Err("its NoPE layers need llama.cpp's smollm3 metadata".to_owned()),
+        // llama.cpp's smollm3 skips rope on every fourth layer and has no key to say otherwise.
+        Family::SmolLM3 => {
+            let fourth: Vec<usize> =
+                (0..spec.num_layers).filter(|i| (i + 1) % SMOLLM3_NOPE_STEP == 0).collect();
+            if spec.layers_without_rope == fourth {
+                Ok(vec![])
+            } else {
+                Err(format!(
+                    "its NoPE layers (those without rope) are {:?}, and llama.cpp's smollm3 architecture \
+                     takes them to be every fourth layer ({fourth:?})",
+                    spec.layers_without_rope
+                ))
+            }
+        }
         // Written as `llama`, which has no sliding window: fine when the window never binds.
         Family::Mistral => match spec.sliding_window {
             Some(w) if w < spec.max_position_embeddings => Err(format!(

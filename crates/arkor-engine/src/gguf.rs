@@ -103,10 +103,11 @@ impl GgufFile {
             "qwen3" => Family::Qwen3,
             "gemma2" => Family::Gemma2,
             "gemma3" => Family::Gemma3,
+            "smollm3" => Family::SmolLM3,
             other => {
                 return Err(fail(format!(
                     "field general.architecture: unsupported architecture \"{other}\" \
-                     (supported: llama, qwen2, qwen3, gemma2, gemma3)"
+                     (supported: llama, qwen2, qwen3, gemma2, gemma3, smollm3)"
                 )));
             }
         };
@@ -217,8 +218,17 @@ impl GgufFile {
                 config["use_sliding_window"] = false.into();
             }
             Family::Gemma2 | Family::Gemma3 => self.gemma_config(&mut config, head_dim)?,
-            // `open` refuses these architectures; kept an error rather than a panic.
-            Family::SmolLM3 | Family::Mistral => {
+            Family::SmolLM3 => {
+                // 1 where a layer rotates, as transformers writes `no_rope_layers`.
+                let step = crate::export::SMOLLM3_NOPE_STEP;
+                let layers = self.required(&self.arch_key("block_count"))?;
+                let rope: Vec<u8> = (0..layers).map(|i| u8::from((i + 1) % step != 0)).collect();
+                config["no_rope_layers"] = rope.into();
+                config["attention_bias"] = qkv_bias.into();
+                config["mlp_bias"] = false.into();
+            }
+            // `open` refuses this architecture; kept an error rather than a panic.
+            Family::Mistral => {
                 return Err(self.fail(format!(
                     "{} GGUF files are not supported",
                     names::arch_name(self.family)

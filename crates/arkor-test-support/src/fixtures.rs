@@ -73,6 +73,18 @@ pub fn tiny_smollm3() -> TempModel {
     generate(TinySpec { family: Family::SmolLM3, ..llama_spec(17) })
 }
 
+/// A 4-layer SmolLM3 whose last layer attends without rotary embedding: the pattern of the
+/// real SmolLM3-3B (every fourth layer), the only one llama.cpp's `smollm3` runs.
+pub fn tiny_smollm3_every_fourth() -> TempModel {
+    let model = generate(TinySpec { family: Family::SmolLM3, num_layers: 4, ..llama_spec(37) });
+    let file = model.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read config")).expect("json");
+    config["no_rope_layers"] = serde_json::json!([1, 1, 1, 0]);
+    std::fs::write(&file, config.to_string()).expect("write config");
+    model
+}
+
 /// A 2-layer Mistral with an 8-token sliding window in both layers, the tiny Llama's shape.
 pub fn tiny_mistral() -> TempModel {
     generate(TinySpec { family: Family::Mistral, ..llama_spec(19) })

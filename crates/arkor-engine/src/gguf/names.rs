@@ -85,9 +85,10 @@ fn layer_names(family: Family) -> impl Iterator<Item = &'static (&'static str, &
 }
 
 /// Whether llama.cpp reads the rows of Q and K interleaved (its `llama` architecture, which
-/// Mistral is written as), so that they are permuted on the way in and out.
+/// Mistral is written as, and `smollm3`, converted as Llama), so that they are permuted on
+/// the way in and out.
 pub fn permutes(family: Family) -> bool {
-    matches!(family, Family::Llama | Family::Mistral)
+    matches!(family, Family::Llama | Family::Mistral | Family::SmolLM3)
 }
 
 /// Whole-model tensors: (GGUF, transformers), suffix `.weight` included.

@@ -10,7 +10,9 @@ use arkor_engine::gguf::{GgufFile, import};
 use arkor_engine::models::Model;
 use arkor_engine::tokenizer::{ChatMessage, TextTokenizer};
 use arkor_test_support::check::assert_close;
-use arkor_test_support::fixtures::{tiny_gemma2, tiny_gemma3, tiny_llama, tiny_qwen2, tiny_qwen3};
+use arkor_test_support::fixtures::{
+    tiny_gemma2, tiny_gemma3, tiny_llama, tiny_qwen2, tiny_qwen3, tiny_smollm3_every_fourth,
+};
 use arkor_test_support::real::smollm2_gguf;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -39,7 +41,14 @@ fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
 fn tiny_models_round_trip_through_an_f32_gguf() {
     let text = "The 2 cats sat on 1234 mats.\n\tdon't <|im_start|>user\nhi<|im_end|>";
     // Gemma's norms (stored as 1 + w), window, layer pattern, caps and rope bases too.
-    for fixture in [tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_gemma2(), tiny_gemma3()] {
+    for fixture in [
+        tiny_llama(),
+        tiny_qwen2(),
+        tiny_qwen3(),
+        tiny_gemma2(),
+        tiny_gemma3(),
+        tiny_smollm3_every_fourth(),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let original = Model::load(fixture.path(), &Device::Cpu).unwrap();
         let file = tmp.path().join("tiny.gguf");
