@@ -386,7 +386,7 @@ fn llama_cpp_computes_smollm3_next_token_probabilities_like_arkor() {
     let ids = serde_json::to_string(&prompt).unwrap();
     let answer =
         llama_cpp(&script, &["logits", "--model", gguf.to_str().unwrap(), "--prompt-ids", &ids]);
-    let input = candle_core::Tensor::new(prompt.as_slice(), &Device::Cpu).unwrap().unsqueeze(0);
+    let input = Tensor::new(prompt.as_slice(), &Device::Cpu).unwrap().unsqueeze(0);
     let logits = l.model.forward(&input.unwrap(), None).unwrap();
     let last: Vec<f32> =
         logits.squeeze(0).unwrap().get(prompt.len() - 1).unwrap().to_vec1().unwrap();
