@@ -15,17 +15,16 @@ fn reference_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference")
 }
 
-/// A reference tensor: from `families.safetensors` for the families added later
-/// (`make_reference.py generate-families`), else from `logits.safetensors`.
+/// A reference tensor, from whichever of `make_reference.py`'s files holds it
+/// (`logits`: `generate`; `families`: `generate-families`; `greedy`: `generate-greedy`).
 fn reference(name: &str) -> Tensor {
-    let later = ["tiny-qwen3", "tiny-smollm3", "tiny-mistral", "tiny-gemma2", "tiny-gemma3"];
-    let file = if later.iter().any(|m| name.starts_with(m)) { "families" } else { "logits" };
-    let tensors = candle_core::safetensors::load(
-        reference_dir().join(format!("{file}.safetensors")),
-        &Device::Cpu,
-    )
-    .unwrap();
-    tensors.get(name).unwrap_or_else(|| panic!("no tensor {name} in {file}.safetensors")).clone()
+    for file in ["logits", "families", "greedy"] {
+        let path = reference_dir().join(format!("{file}.safetensors"));
+        if let Some(t) = candle_core::safetensors::load(path, &Device::Cpu).unwrap().remove(name) {
+            return t;
+        }
+    }
+    panic!("no tensor {name} in the reference files")
 }
 
 fn check(model_dir: &str, adapter_dir: Option<&str>, logits_name: &str, model_key: &str) {
@@ -100,21 +99,34 @@ fn peft_adapter_on_gemma3_matches_transformers() {
     check("tiny-gemma3", Some("peft-adapter-gemma3"), "tiny-gemma3+peft.logits", "tiny-gemma3");
 }
 
+#[test]
+fn peft_adapter_on_qwen2_matches_transformers() {
+    check("tiny-qwen2", Some("peft-adapter-qwen2"), "tiny-qwen2+peft.logits", "tiny-qwen2");
+}
+
 /// Greedy continuations through arkor's serving path (the prompt through the cache, then one
 /// decode step at a time for both rows together) equal transformers' full-forward greedy
-/// tokens, with and without the PEFT adapter. 20 steps cross the 4-token window five times.
+/// tokens, with and without the PEFT adapter, for every family. 20 steps cross the 4-token
+/// windows five times.
 #[test]
-fn sliding_window_families_continue_greedily_as_transformers() {
+fn every_family_continues_greedily_as_transformers() {
     use arkor_engine::models::KvCache;
-    for name in ["tiny-mistral", "tiny-gemma2", "tiny-gemma3"] {
-        let family = name.trim_start_matches("tiny-");
+    for name in [
+        "tiny-llama",
+        "tiny-qwen2",
+        "tiny-qwen3",
+        "tiny-smollm3",
+        "tiny-mistral",
+        "tiny-gemma2",
+        "tiny-gemma3",
+    ] {
+        let adapter_dir = match name.trim_start_matches("tiny-") {
+            "llama" => "peft-adapter".to_owned(),
+            family => format!("peft-adapter-{family}"),
+        };
         let model = Model::load(&reference_dir().join(name), &Device::Cpu).unwrap();
-        let adapter = Adapter::load(
-            &reference_dir().join(format!("peft-adapter-{family}")),
-            model.spec(),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let adapter =
+            Adapter::load(&reference_dir().join(adapter_dir), model.spec(), &Device::Cpu).unwrap();
         for (adapter, key) in [(None, name.to_owned()), (Some(&adapter), format!("{name}+peft"))] {
             let expected: Vec<Vec<u32>> = reference(&format!("{key}.greedy"))
                 .to_dtype(DType::U32)

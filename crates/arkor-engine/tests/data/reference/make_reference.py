@@ -5,6 +5,7 @@ Run offline by a developer (CI only reads the outputs; it never installs PyTorch
     python -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install -r requirements.txt
     /tmp/refvenv/bin/python make_reference.py generate
     /tmp/refvenv/bin/python make_reference.py generate-families
+    /tmp/refvenv/bin/python make_reference.py generate-greedy
     /tmp/refvenv/bin/python make_reference.py check-adapter ADAPTER_DIR LOGITS.safetensors [MODEL]
 
 `generate` writes, next to this script:
@@ -32,6 +33,12 @@ the files above:
   peft-adapter-<family>/ the same kind of adapter on each
   families.safetensors   input ids and reference logits (with and without the adapter); for
                          the sliding-window families also 20 greedy tokens after the inputs
+
+`generate-greedy` reads tiny-llama, tiny-qwen2, tiny-qwen3 and tiny-smollm3 back from their
+directories (nothing above changes) and writes:
+  peft-adapter-qwen2/    the same kind of adapter on tiny-qwen2
+  greedy.safetensors     20 greedy tokens after the inputs for each of the four, with and
+                         without its adapter, and tiny-qwen2+peft.logits
 
 `check-adapter` loads an adapter written by arkor into PEFT on top of MODEL (default
 tiny-llama), runs the same input ids and compares with the tensor "logits" in the given
@@ -268,6 +275,31 @@ def generate_families():
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "families.safetensors"))
 
 
+def generate_greedy():
+    """Greedy continuations of the models `generate` and `generate-families` wrote without
+    them (read back from their directories, which stay untouched), and a PEFT adapter on
+    tiny-qwen2, into `greedy.safetensors`."""
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+    from peft import PeftModel
+    out = {}
+    for name, adapter, dtype in [("tiny-llama", "peft-adapter", torch.float32),
+                                 ("tiny-qwen2", "peft-adapter-qwen2", torch.bfloat16),
+                                 ("tiny-qwen3", "peft-adapter-qwen3", torch.float32),
+                                 ("tiny-smollm3", "peft-adapter-smollm3", torch.float32)]:
+        path = os.path.join(HERE, name)
+        base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).float().eval()
+        out[f"{name}.greedy"] = greedy_of(base)
+        if name == "tiny-qwen2":
+            peft = peft_logits(path, adapter, False, 5)
+            out[f"{name}+peft.logits"] = logits_of(peft)
+        else:
+            fresh = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            peft = PeftModel.from_pretrained(fresh, os.path.join(HERE, adapter)).eval()
+        out[f"{name}+peft.greedy"] = greedy_of(peft)
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "greedy.safetensors"))
+
+
 def check_adapter(adapter_dir, logits_file, model_name="tiny-llama"):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
@@ -288,6 +320,8 @@ if __name__ == "__main__":
         generate()
     elif sys.argv[1:2] == ["generate-families"]:
         generate_families()
+    elif sys.argv[1:2] == ["generate-greedy"]:
+        generate_greedy()
     elif sys.argv[1:2] == ["check-adapter"] and len(sys.argv) in (4, 5):
         check_adapter(*sys.argv[2:])
     else:
