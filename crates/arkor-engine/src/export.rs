@@ -377,6 +377,7 @@ fn family_metadata(
     match spec.family {
         Family::Llama | Family::Qwen2 | Family::Qwen3 => Ok(vec![]),
         Family::SmolLM3 => Err("its NoPE layers need llama.cpp's smollm3 metadata".to_owned()),
+        Family::Phi3 => phi3_metadata(spec, config),
         // Written as `llama`, which has no sliding window: fine when the window never binds.
         Family::Mistral => match spec.sliding_window {
             Some(w) if w < spec.max_position_embeddings => Err(format!(
@@ -450,6 +451,15 @@ fn family_metadata(
             Ok(out)
         }
     }
+}
+
+/// The `phi3.*` keys: the rotated dimensions, LongRoPE's attention factor and window.
+fn phi3_metadata(
+    spec: &DecoderSpec,
+    _config: &serde_json::Value,
+) -> std::result::Result<Vec<(String, Value)>, String> {
+    let _ = spec;
+    Err("phi3 GGUF export is not written yet".to_owned())
 }
 
 /// llama.cpp's `rope_freqs` factors when the spec's frequencies were scaled (Llama 3).

@@ -218,7 +218,7 @@ impl GgufFile {
             }
             Family::Gemma2 | Family::Gemma3 => self.gemma_config(&mut config, head_dim)?,
             // `open` refuses these architectures; kept an error rather than a panic.
-            Family::SmolLM3 | Family::Mistral => {
+            Family::SmolLM3 | Family::Mistral | Family::Phi3 => {
                 return Err(self.fail(format!(
                     "{} GGUF files are not supported",
                     names::arch_name(self.family)
