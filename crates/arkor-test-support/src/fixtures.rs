@@ -90,6 +90,13 @@ pub fn tiny_gemma3() -> TempModel {
     generate(TinySpec { family: Family::Gemma3, ..llama_spec(29) })
 }
 
+/// A 2-layer Phi-3 (fused qkv_proj and gate_up_proj, LongRoPE with a pretraining context
+/// of 32, 12 of 16 head dimensions rotated, an 8-token sliding window), tied like
+/// Phi-4-mini, the tiny Llama's shape.
+pub fn tiny_phi3() -> TempModel {
+    generate(TinySpec { family: Family::Phi3, ..llama_spec(31) })
+}
+
 /// One tiny model of every supported family, for tests that must hold for each.
 pub fn every_family() -> Vec<TempModel> {
     vec![
@@ -100,6 +107,7 @@ pub fn every_family() -> Vec<TempModel> {
         tiny_mistral(),
         tiny_gemma2(),
         tiny_gemma3(),
+        tiny_phi3(),
     ]
 }
 
