@@ -117,9 +117,20 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
     });
     let (llama, qwen2, qwen3, gemma2, gemma3) =
         (tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_gemma2(), tiny_gemma3());
-    for dir in
-        [llama.path(), qwen2.path(), qwen3.path(), unwindowed.path(), gemma2.path(), gemma3.path()]
-    {
+    // Phi-3 (fused qkv and gate/up, 12 of 16 dims rotated, LongRoPE with its attention
+    // factor) without a window, with a LongRoPE context of 16: llama.cpp picks the long
+    // factors by its context size (256 here), arkor like transformers by sequence length,
+    // so they agree for prompts past 16 tokens, as every chat prompt here is.
+    let phi3 = arkor_test_support::fixtures::tiny_phi3_without_window(16);
+    for dir in [
+        llama.path(),
+        qwen2.path(),
+        qwen3.path(),
+        unwindowed.path(),
+        gemma2.path(),
+        gemma3.path(),
+        phi3.path(),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let adapter = trained_adapter(dir, tmp.path());
         let l = load(dir);
@@ -164,7 +175,8 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
 
 #[test]
 fn an_hf_export_loads_back_with_the_adapter_merged() {
-    for fixture in [tiny_llama(), tiny_smollm3(), tiny_mistral()] {
+    let phi3 = arkor_test_support::fixtures::tiny_phi3();
+    for fixture in [tiny_llama(), tiny_smollm3(), tiny_mistral(), phi3] {
         let tmp = tempfile::tempdir().unwrap();
         let adapter = trained_adapter(fixture.path(), tmp.path());
         let l = load(fixture.path());
@@ -195,10 +207,10 @@ fn an_hf_export_loads_back_with_the_adapter_merged() {
         let err = export(&req, &mut |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("already exists"), "{err}");
         assert!(out.join("model.safetensors").is_file());
-        // SmolLM3's NoPE layers and Mistral's binding window have no GGUF export yet: a
-        // clear refusal saying why, no file.
+        // SmolLM3's NoPE layers and Mistral's and Phi-3's binding windows have no GGUF
+        // export yet: a clear refusal saying why, no file.
         let family = l.model.spec().family;
-        if matches!(family, Family::SmolLM3 | Family::Mistral) {
+        if matches!(family, Family::SmolLM3 | Family::Mistral | Family::Phi3) {
             let gguf = tmp.path().join("x.gguf");
             req.output = &gguf;
             req.format = ExportFormat::Gguf;
