@@ -173,6 +173,27 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
     }
 }
 
+/// The untrained Phi-3 (random weights: small logit margins, so greedy tokens follow the
+/// numerics closely): llama.cpp's greedy tokens on arkor's f32 GGUF equal arkor's for
+/// prompts past the LongRoPE context, where both use the long factors and the attention
+/// factor.
+#[test]
+fn llama_cpp_runs_an_untrained_phi3_export_like_arkor() {
+    let Some(script) = llama_cpp_script() else { return };
+    let phi3 = arkor_test_support::fixtures::tiny_phi3_without_window(16);
+    let tmp = tempfile::tempdir().unwrap();
+    let l = load(phi3.path());
+    let gguf = tmp.path().join("base-f32.gguf");
+    run_export(&l.model, None, ExportFormat::Gguf, Quant::F32, &gguf);
+    for seed in 0..3u32 {
+        let prompt: Vec<u32> = (0..20).map(|i| (i * 53 + seed * 17 + 5) % 250).collect();
+        let (ours, theirs) =
+            greedy_both(&l.model, None, &l.tokenizer, &prompt, &script, &gguf, None, 24);
+        assert!(ours.len() > 4, "arkor stopped after {} tokens", ours.len());
+        assert_eq!(theirs, ours, "llama.cpp on the phi3 GGUF, prompt {seed}");
+    }
+}
+
 #[test]
 fn an_hf_export_loads_back_with_the_adapter_merged() {
     let phi3 = arkor_test_support::fixtures::tiny_phi3();
