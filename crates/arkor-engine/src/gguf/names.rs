@@ -89,7 +89,7 @@ fn layer_names(family: Family) -> impl Iterator<Item = &'static (&'static str, &
     GEMMA_NORMS.iter().filter(move |_| gemma).chain(PHI3_FUSED.iter().filter(move |_| phi3)).chain(
         LAYER
             .iter()
-            .filter(move |(g, _)| !(gemma && *g == "ffn_norm") && !(phi3 && *g == "ffn_up")),
+            .filter(move |(g, _)| !((gemma && *g == "ffn_norm") || (phi3 && *g == "ffn_up"))),
     )
 }
 
@@ -211,6 +211,25 @@ mod tests {
         assert_eq!(
             gguf_name(Family::Llama, "model.layers.1.pre_feedforward_layernorm.weight"),
             None
+        );
+    }
+
+    #[test]
+    fn phi3_fused_projections_have_llama_cpp_names() {
+        let pairs = [
+            ("blk.2.attn_qkv.weight", "model.layers.2.self_attn.qkv_proj.weight"),
+            ("blk.2.ffn_up.weight", "model.layers.2.mlp.gate_up_proj.weight"),
+            ("blk.2.ffn_down.weight", "model.layers.2.mlp.down_proj.weight"),
+            ("blk.2.ffn_norm.weight", "model.layers.2.post_attention_layernorm.weight"),
+        ];
+        for (gguf, hf) in pairs {
+            assert_eq!(gguf_name(Family::Phi3, hf).as_deref(), Some(gguf));
+            assert_eq!(hf_name(Family::Phi3, gguf).as_deref(), Some(hf));
+        }
+        // Llama's `ffn_up` is the up projection alone.
+        assert_eq!(
+            hf_name(Family::Llama, "blk.2.ffn_up.weight").as_deref(),
+            Some("model.layers.2.mlp.up_proj.weight")
         );
     }
 

@@ -84,7 +84,9 @@ fn phi3_unsupported_config_and_targets_name_the_field() {
             &["`rope_scaling.long_factor`", "expected 6 entries", "got 2"],
         ),
         (
-            |v| v["rope_scaling"].as_object_mut().unwrap().remove("short_factor").map(drop).unwrap(),
+            |v| {
+                v["rope_scaling"].as_object_mut().unwrap().remove("short_factor").map(drop).unwrap()
+            },
             &["`rope_scaling.short_factor` is required"],
         ),
         (|v| v["hidden_act"] = "gelu_new".into(), &["`hidden_act`", "gelu_new"]),

@@ -136,10 +136,8 @@ fn learns_the_answers_and_round_trips(fixture: &arkor_test_support::fixtures::Te
         run(&l, &config, tmp.path(), &tmp.path().join("run"), None, &CancelToken::new());
     let final_dir = outcome.final_dir.unwrap();
     let adapter = Adapter::load(&final_dir, l.model.spec(), &Device::Cpu).unwrap();
-    let names: Vec<&str> = arkor_engine::lora::Proj::of(l.model.spec())
-        .iter()
-        .map(|p| p.peft_name())
-        .collect();
+    let names: Vec<&str> =
+        arkor_engine::lora::Proj::of(l.model.spec()).iter().map(|p| p.peft_name()).collect();
     let mut targets: Vec<&str> = adapter.config().target_modules.iter().map(|s| &**s).collect();
     targets.sort();
     let mut expected = names.clone();
