@@ -292,6 +292,12 @@ impl Adapter {
             .map(|(k, v)| (k.replace(".default.weight", ".weight"), v))
             .collect();
         let targets = resolve_targets(&lora, spec).map_err(|e| invalid(e.to_string()))?;
+        // Saved again, the adapter names the modules it holds (Phi-3's fused ones for the
+        // seven separate names or `all-linear`).
+        let lora = LoraConfig {
+            target_modules: targets.iter().map(|p| p.peft_name().to_owned()).collect(),
+            ..lora
+        };
         let mut layers = Vec::with_capacity(spec.num_layers);
         for i in 0..spec.num_layers {
             let mut row = vec![None; Proj::NAMES.len()];
