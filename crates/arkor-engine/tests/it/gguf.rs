@@ -161,11 +161,11 @@ fn bad_files_get_errors_naming_the_problem_and_leave_nothing_behind() {
     )
     .unwrap();
     let phi = tmp.path().join("phi.gguf");
-    write_one_tensor_gguf(&phi, "phi3", &[("token_embd.weight", &q)]);
+    write_one_tensor_gguf(&phi, "phi2", &[("token_embd.weight", &q)]);
     let err = open_err(&phi);
     assert!(
-        err.contains("unsupported architecture \"phi3\"")
-            && err.contains("llama, qwen2, qwen3, gemma2, gemma3"),
+        err.contains("unsupported architecture \"phi2\"")
+            && err.contains("llama, qwen2, qwen3, gemma2, gemma3, phi3"),
         "{err}"
     );
 
