@@ -171,6 +171,8 @@ pub struct LoraConfig {
     pub dropout: f64,
     /// Projections that get an adapter. Default all seven:
     /// `q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`.
+    /// Phi-3 fuses its projections (`qkv_proj`, `o_proj`, `gate_up_proj`, `down_proj`);
+    /// there the seven names mean its four, and a part of a fused group alone is refused.
     pub target_modules: Vec<String>,
     /// Scale by `alpha / sqrt(r)` (rsLoRA) instead of `alpha / r`. Default false.
     pub use_rslora: bool,
@@ -305,7 +307,7 @@ impl LoraConfig {
                     "lora.target_modules",
                     format!(
                         "unknown module \"{name}\" (supported: {})",
-                        crate::lora::Proj::ALL.map(|p| p.peft_name()).join(", ")
+                        crate::lora::Proj::NAMES.map(|p| p.peft_name()).join(", ")
                     ),
                 ));
             }

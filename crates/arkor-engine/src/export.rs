@@ -393,6 +393,7 @@ fn family_metadata(
                 ))
             }
         }
+        Family::Phi3 => phi3_metadata(spec, config),
         // Written as `llama`, which has no sliding window: fine when the window never binds.
         Family::Mistral => match spec.sliding_window {
             Some(w) if w < spec.max_position_embeddings => Err(format!(
@@ -468,6 +469,51 @@ fn family_metadata(
     }
 }
 
+/// The `phi3.*` keys: the rotated dimensions, the window and LongRoPE's context and
+/// attention factor (its per-frequency factors are tensors, [`phi3_rope_factors`]), as
+/// llama.cpp's converter writes them.
+fn phi3_metadata(
+    spec: &DecoderSpec,
+    _config: &serde_json::Value,
+) -> std::result::Result<Vec<(String, Value)>, String> {
+    let key = |k: &str| format!("phi3.{k}");
+    // llama.cpp's phi3 runs every layer with full attention ("Phi SWA is currently
+    // disabled"): fine only when the window never binds.
+    if let Some(w) = spec.sliding_window.filter(|w| *w < spec.max_position_embeddings) {
+        return Err(format!(
+            "its {w}-token sliding window is shorter than its context ({}), and llama.cpp runs              phi3 without a sliding window",
+            spec.max_position_embeddings
+        ));
+    }
+    let mut out = vec![
+        (key("rope.dimension_count"), Value::U32(spec.rotary_dim() as u32)),
+        (key("attention.sliding_window"), Value::U32(spec.sliding_window.unwrap_or(0) as u32)),
+    ];
+    if let Some(long) = &spec.rope_long {
+        let original = long.original_max_positions as u32;
+        out.push((key("rope.scaling.original_context_length"), Value::U32(original)));
+        out.push((key("rope.scaling.attn_factor"), Value::F32(spec.rope_attention_factor)));
+    }
+    Ok(out)
+}
+
+/// LongRoPE's `short_factor` and `long_factor` as llama.cpp's `rope_factors_short` and
+/// `rope_factors_long` tensors, recovered from the spec's frequencies (none without
+/// LongRoPE).
+fn phi3_rope_factors(spec: &DecoderSpec, theta: f64) -> Vec<(String, Vec<f32>)> {
+    let Some(long) = &spec.rope_long else { return vec![] };
+    let dim = spec.rotary_dim();
+    let base: Vec<f32> =
+        (0..dim / 2).map(|i| (theta as f32).powf((2 * i) as f32 / dim as f32)).collect();
+    // `inv_freq = 1 / (factor * base)`.
+    let factors =
+        |inv: &[f32]| -> Vec<f32> { inv.iter().zip(&base).map(|(f, b)| 1.0 / (f * b)).collect() };
+    vec![
+        ("rope_factors_long.weight".to_owned(), factors(&long.inv_freq)),
+        ("rope_factors_short.weight".to_owned(), factors(&spec.rope_inv_freq)),
+    ]
+}
+
 /// llama.cpp's `rope_freqs` factors when the spec's frequencies were scaled (Llama 3).
 fn rope_factors(spec: &DecoderSpec, theta: f64) -> Option<Vec<f32>> {
     let base: Vec<f32> = (0..spec.head_dim / 2)
@@ -535,8 +581,14 @@ fn write_gguf(
         .as_f64()
         .or(config["rope_parameters"]["rope_theta"].as_f64())
         .unwrap_or(10_000.0);
-    // Gemma's tables were checked to be plain (`family_metadata`).
-    if let Some(factors) = rope_factors(spec, theta).filter(|_| spec.gemma.is_none()) {
+    // Gemma's tables were checked to be plain (`family_metadata`); Phi-3's scaling is
+    // LongRoPE's, in tensors of its own.
+    if family == Family::Phi3 {
+        for (name, factors) in phi3_rope_factors(spec, theta) {
+            let t = Tensor::new(factors, &candle_core::Device::Cpu)?;
+            tensors.push((name, QTensor::quantize(&t, GgmlDType::F32)?));
+        }
+    } else if let Some(factors) = rope_factors(spec, theta).filter(|_| spec.gemma.is_none()) {
         let t = Tensor::new(factors, &candle_core::Device::Cpu)?;
         tensors.push(("rope_freqs.weight".to_owned(), QTensor::quantize(&t, GgmlDType::F32)?));
     }
@@ -574,7 +626,7 @@ fn write_gguf_lora(model: &Model, adapter: &Adapter, name: &str, path: &Path) ->
     ];
     let mut tensors = vec![];
     for layer in 0..spec.num_layers {
-        for p in Proj::ALL {
+        for &p in Proj::of(spec) {
             let Some(pair) = adapter.pair(layer, p) else { continue };
             let hf = format!("model.layers.{layer}.{}.weight", p.module_path());
             let base = names::gguf_name(spec.family, &hf).expect("projection names map to GGUF");

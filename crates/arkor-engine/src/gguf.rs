@@ -104,10 +104,11 @@ impl GgufFile {
             "gemma2" => Family::Gemma2,
             "gemma3" => Family::Gemma3,
             "smollm3" => Family::SmolLM3,
+            "phi3" => Family::Phi3,
             other => {
                 return Err(fail(format!(
                     "field general.architecture: unsupported architecture \"{other}\" \
-                     (supported: llama, qwen2, qwen3, gemma2, gemma3, smollm3)"
+                     (supported: llama, qwen2, qwen3, gemma2, gemma3, smollm3, phi3)"
                 )));
             }
         };
@@ -160,6 +161,8 @@ impl GgufFile {
         let kv_heads = self.usize_of(&self.arch_key("attention.head_count_kv"))?.unwrap_or(heads);
         let head_dim = match self.usize_of(&self.arch_key("attention.key_length"))? {
             Some(d) => d,
+            // Phi-3's rotary dimensions may be fewer than a head's (partial rotary).
+            None if self.family == Family::Phi3 => hidden / heads.max(1),
             None => self
                 .usize_of(&self.arch_key("rope.dimension_count"))?
                 .unwrap_or(hidden / heads.max(1)),
@@ -227,6 +230,7 @@ impl GgufFile {
                 config["attention_bias"] = qkv_bias.into();
                 config["mlp_bias"] = false.into();
             }
+            Family::Phi3 => self.phi3_config(&mut config, head_dim)?,
             // `open` refuses this architecture; kept an error rather than a panic.
             Family::Mistral => {
                 return Err(self.fail(format!(
@@ -286,6 +290,42 @@ impl GgufFile {
         Ok(())
     }
 
+    /// Phi-3's keys as llama.cpp's converter writes them: the rotated dimensions (partial
+    /// rotary), the window (0: none) and LongRoPE's original context, attention factor and
+    /// per-frequency factors (the `rope_factors_long` and `rope_factors_short` tensors).
+    fn phi3_config(&self, config: &mut serde_json::Value, head_dim: usize) -> Result<()> {
+        let rot = self.usize_of(&self.arch_key("rope.dimension_count"))?.unwrap_or(head_dim);
+        config["partial_rotary_factor"] = (rot as f64 / head_dim as f64).into();
+        let window = self.usize_of(&self.arch_key("attention.sliding_window"))?;
+        config["sliding_window"] = window.filter(|w| *w > 0).into();
+        let has = |n: &str| self.content.tensor_infos.contains_key(n);
+        if !has("rope_factors_long.weight") {
+            return Ok(());
+        }
+        let original_key = self.arch_key("rope.scaling.original_context_length");
+        let original = self.required(&original_key)?;
+        config["original_max_position_embeddings"] = original.into();
+        let factors = |name: &str| -> Result<Vec<f32>> {
+            let file =
+                File::open(&self.path).map_err(|e| Error::io("failed to open", &self.path, e))?;
+            let q = self
+                .content
+                .tensor(&mut BufReader::new(file), name, &Device::Cpu)
+                .map_err(|e| self.fail(format!("tensor {name}: {e}")))?;
+            Ok(q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?)
+        };
+        let mut scaling = serde_json::json!({
+            "type": "longrope",
+            "long_factor": factors("rope_factors_long.weight")?,
+            "short_factor": factors("rope_factors_short.weight")?,
+        });
+        if let Some(a) = self.f64_of(&self.arch_key("rope.scaling.attn_factor"))? {
+            scaling["attention_factor"] = a.into();
+        }
+        config["rope_scaling"] = scaling;
+        Ok(())
+    }
+
     fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
         self.content
             .tensor_infos
@@ -306,6 +346,10 @@ impl GgufFile {
         names.sort();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
+            // LongRoPE's factors went into `config.json` (`phi3_config`).
+            if self.family == Family::Phi3 && name.starts_with("rope_factors_") {
+                continue;
+            }
             let Some(hf) = names::hf_name(self.family, name) else {
                 return Err(self.fail(format!(
                     "unexpected tensor {name} for a {} model",

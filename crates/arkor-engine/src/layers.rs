@@ -513,12 +513,44 @@ impl CustomOp2 for RmsNormBwd<'_> {
 }
 
 /// Rotary position embedding tables in the Hugging Face "rotate half" layout.
+///
+/// The tables may be narrower than a head (partial rotary embedding, Phi-4-mini): then
+/// only the first `2 * cos.dim(1)` dimensions of each head are rotated and the rest pass
+/// through. With LongRoPE (Phi-3) a second pair of tables holds the long-context rotation,
+/// used by a pass whose last position reaches past the pretraining context.
 #[derive(Clone, Debug)]
 pub struct RopeTables {
-    /// `[max_positions, head_dim / 2]`
+    /// `[max_positions, rotary_dim / 2]`
     pub cos: Tensor,
-    /// `[max_positions, head_dim / 2]`
+    /// `[max_positions, rotary_dim / 2]`
     pub sin: Tensor,
+    /// LongRoPE's long tables (same shape) and the pretraining context: a pass ending past
+    /// it uses them for all its positions, like transformers' `longrope_frequency_update`.
+    pub long: Option<(Tensor, Tensor, usize)>,
+}
+
+/// `(cos, sin)` of `inv_freq` at positions `0..max_positions`, times `factor`.
+fn rope_tables(
+    inv_freq: &[f32],
+    factor: f32,
+    max_positions: usize,
+    device: &candle_core::Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let half = inv_freq.len();
+    let mut cos = Vec::with_capacity(max_positions * half);
+    let mut sin = Vec::with_capacity(max_positions * half);
+    for p in 0..max_positions {
+        for f in inv_freq {
+            // fp32 like transformers, so the tables match its logits bit for bit.
+            let angle = p as f32 * f;
+            cos.push(angle.cos() * factor);
+            sin.push(angle.sin() * factor);
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (max_positions, half), device)?,
+        Tensor::from_vec(sin, (max_positions, half), device)?,
+    ))
 }
 
 impl RopeTables {
@@ -528,21 +560,36 @@ impl RopeTables {
         max_positions: usize,
         device: &candle_core::Device,
     ) -> candle_core::Result<Self> {
-        let half = inv_freq.len();
-        let mut cos = Vec::with_capacity(max_positions * half);
-        let mut sin = Vec::with_capacity(max_positions * half);
-        for p in 0..max_positions {
-            for f in inv_freq {
-                // fp32 like transformers, so the tables match its logits bit for bit.
-                let angle = p as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
+        let (cos, sin) = rope_tables(inv_freq, 1.0, max_positions, device)?;
+        Ok(Self { cos, sin, long: None })
+    }
+
+    /// Tables with cos and sin multiplied by `factor` (LongRoPE's attention factor) and,
+    /// with `long = (inv_freq, original_max)`, LongRoPE's long-context tables.
+    pub fn scaled(
+        inv_freq: &[f32],
+        factor: f32,
+        long: Option<(&[f32], usize)>,
+        max_positions: usize,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<Self> {
+        let (cos, sin) = rope_tables(inv_freq, factor, max_positions, device)?;
+        let long = match long {
+            Some((f, original)) => {
+                let (c, s) = rope_tables(f, factor, max_positions, device)?;
+                Some((c, s, original))
             }
+            None => None,
+        };
+        Ok(Self { cos, sin, long })
+    }
+
+    /// The `(cos, sin)` of a pass whose last position is `end - 1`.
+    pub fn for_end(&self, end: usize) -> (&Tensor, &Tensor) {
+        match &self.long {
+            Some((cos, sin, original)) if end > *original => (cos, sin),
+            _ => (&self.cos, &self.sin),
         }
-        Ok(Self {
-            cos: Tensor::from_vec(cos, (max_positions, half), device)?,
-            sin: Tensor::from_vec(sin, (max_positions, half), device)?,
-        })
     }
 
     /// Applies the rotation to `x` of shape `[batch, heads, seq, head_dim]` whose first
@@ -556,17 +603,28 @@ impl RopeTables {
                 self.cos.dim(0)?
             );
         }
-        let cos = self.cos.narrow(0, offset, t)?;
-        let sin = self.sin.narrow(0, offset, t)?;
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
-            let cos = with_cpu_f32(&cos, "rope", |c| Ok(c.to_vec()))?;
-            let sin = with_cpu_f32(&sin, "rope", |s| Ok(s.to_vec()))?;
-            x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false })
-        } else if x.track_op() {
-            candle_nn::rotary_emb::rope_slow(x, &cos, &sin)
-        } else {
-            candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+        let (cos, sin) = self.for_end(offset + t);
+        let cos = cos.narrow(0, offset, t)?;
+        let sin = sin.narrow(0, offset, t)?;
+        let (hd, rot) = (x.dim(3)?, 2 * cos.dim(1)?);
+        if rot < hd {
+            let rotated = rotate(&x.narrow(3, 0, rot)?, &cos, &sin)?;
+            return Tensor::cat(&[&rotated, &x.narrow(3, rot, hd - rot)?], 3);
         }
+        rotate(x, &cos, &sin)
+    }
+}
+
+/// The rotation of a whole head by tables already narrowed to its positions.
+fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let cos = with_cpu_f32(cos, "rope", |c| Ok(c.to_vec()))?;
+        let sin = with_cpu_f32(sin, "rope", |s| Ok(s.to_vec()))?;
+        x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false })
+    } else if x.track_op() {
+        candle_nn::rotary_emb::rope_slow(&x.contiguous()?, cos, sin)
+    } else {
+        candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)
     }
 }
 

@@ -23,7 +23,8 @@ use crate::config::LoraConfig;
 use crate::models::DecoderSpec;
 use crate::{Error, Result};
 
-/// The seven projections of a decoder block that can carry an adapter.
+/// The projections of a decoder block that can carry an adapter: the seven separate ones of
+/// most families, or Phi-3's four, two of which are fused (`qkv_proj`, `gate_up_proj`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proj {
     /// Attention query projection.
@@ -40,14 +41,48 @@ pub enum Proj {
     Up,
     /// MLP down projection.
     Down,
+    /// Phi-3's fused query, key and value projection: rows `[q; k; v]`.
+    Qkv,
+    /// Phi-3's fused MLP gate and up projection: rows `[gate; up]`.
+    GateUp,
 }
 
 impl Proj {
-    /// All projections, in block order.
+    /// The seven separate projections, in block order (every family but Phi-3).
     pub const ALL: [Proj; 7] =
         [Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down];
 
-    /// Position in [`Proj::ALL`].
+    /// Phi-3's four projections, in block order.
+    pub const FUSED: [Proj; 4] = [Proj::Qkv, Proj::O, Proj::GateUp, Proj::Down];
+
+    /// Every projection name a config may use.
+    pub const NAMES: [Proj; 9] = [
+        Proj::Q,
+        Proj::K,
+        Proj::V,
+        Proj::O,
+        Proj::Gate,
+        Proj::Up,
+        Proj::Down,
+        Proj::Qkv,
+        Proj::GateUp,
+    ];
+
+    /// The projections of a model of shape `s`, in block order.
+    pub fn of(s: &DecoderSpec) -> &'static [Proj] {
+        if s.fused_projections() { &Proj::FUSED } else { &Proj::ALL }
+    }
+
+    /// The fused projection this one is part of in Phi-3, if it is part of one.
+    pub fn fused_into(self) -> Option<Proj> {
+        match self {
+            Proj::Q | Proj::K | Proj::V => Some(Proj::Qkv),
+            Proj::Gate | Proj::Up => Some(Proj::GateUp),
+            _ => None,
+        }
+    }
+
+    /// Position in [`Proj::NAMES`].
     pub fn index(self) -> usize {
         self as usize
     }
@@ -62,6 +97,8 @@ impl Proj {
             Proj::Gate => "gate_proj",
             Proj::Up => "up_proj",
             Proj::Down => "down_proj",
+            Proj::Qkv => "qkv_proj",
+            Proj::GateUp => "gate_up_proj",
         }
     }
 
@@ -75,12 +112,14 @@ impl Proj {
             Proj::Gate => "mlp.gate_proj",
             Proj::Up => "mlp.up_proj",
             Proj::Down => "mlp.down_proj",
+            Proj::Qkv => "self_attn.qkv_proj",
+            Proj::GateUp => "mlp.gate_up_proj",
         }
     }
 
     /// Parses `q_proj`, `q` or `self_attn.q_proj`.
     pub fn from_name(name: &str) -> Option<Proj> {
-        Proj::ALL.into_iter().find(|p| {
+        Proj::NAMES.into_iter().find(|p| {
             name == p.peft_name()
                 || name == p.module_path()
                 || Some(name) == p.peft_name().strip_suffix("_proj")
@@ -96,6 +135,8 @@ impl Proj {
             Proj::O => (h, s.num_heads * hd),
             Proj::Gate | Proj::Up => (i, h),
             Proj::Down => (h, i),
+            Proj::Qkv => ((s.num_heads + 2 * s.num_kv_heads) * hd, h),
+            Proj::GateUp => (2 * i, h),
         }
     }
 
@@ -142,11 +183,15 @@ impl Adapter {
         device: &Device,
     ) -> Result<Self> {
         config.validate()?;
-        let targets = targets(config);
+        let targets = resolve_targets(config, spec)?;
+        let config = &LoraConfig {
+            target_modules: targets.iter().map(|p| p.peft_name().to_owned()).collect(),
+            ..config.clone()
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut layers = Vec::with_capacity(spec.num_layers);
         for _ in 0..spec.num_layers {
-            let mut row = vec![None; Proj::ALL.len()];
+            let mut row = vec![None; Proj::NAMES.len()];
             for &p in &targets {
                 let (out_dim, in_dim) = p.shape(spec);
                 let bound = 1.0 / (in_dim as f32).sqrt();
@@ -190,7 +235,7 @@ impl Adapter {
     pub fn vars(&self) -> Vec<(String, Var)> {
         let mut out = vec![];
         for (i, row) in self.layers.iter().enumerate() {
-            for p in Proj::ALL {
+            for p in Proj::NAMES {
                 if let Some(pair) = &row[p.index()] {
                     out.push((tensor_name(i, p, 'A'), pair.a.clone()));
                     out.push((tensor_name(i, p, 'B'), pair.b.clone()));
@@ -246,10 +291,16 @@ impl Adapter {
             .into_iter()
             .map(|(k, v)| (k.replace(".default.weight", ".weight"), v))
             .collect();
-        let targets = targets(&lora);
+        let targets = resolve_targets(&lora, spec).map_err(|e| invalid(e.to_string()))?;
+        // Saved again, the adapter names the modules it holds (Phi-3's fused ones for the
+        // seven separate names or `all-linear`).
+        let lora = LoraConfig {
+            target_modules: targets.iter().map(|p| p.peft_name().to_owned()).collect(),
+            ..lora
+        };
         let mut layers = Vec::with_capacity(spec.num_layers);
         for i in 0..spec.num_layers {
-            let mut row = vec![None; Proj::ALL.len()];
+            let mut row = vec![None; Proj::NAMES.len()];
             for &p in &targets {
                 let (out_dim, in_dim) = p.shape(spec);
                 let mut take = |which: char, shape: [usize; 2]| -> Result<Option<Var>> {
@@ -322,6 +373,53 @@ fn targets(config: &LoraConfig) -> Vec<Proj> {
     t.sort();
     t.dedup();
     t
+}
+
+/// The projections `config` targets on a model of shape `spec`. Phi-3 fuses q/k/v and
+/// gate/up, so there a separate name is accepted only with the rest of its group (the
+/// default all-seven list, PEFT's `all-linear`) or with the fused name itself, and means the
+/// fused projection; the fused names on any other family are refused.
+fn resolve_targets(config: &LoraConfig, spec: &DecoderSpec) -> Result<Vec<Proj>> {
+    let named = targets(config);
+    let has = |p: Proj| named.contains(&p);
+    let family = crate::gguf::names::model_type(spec.family);
+    let mut out = vec![];
+    for &p in &named {
+        let resolved = match (spec.fused_projections(), p.fused_into()) {
+            (true, Some(group)) => {
+                let members = Proj::ALL.iter().filter(|m| m.fused_into() == Some(group));
+                if !has(group) && !members.clone().all(|&m| has(m)) {
+                    let names: Vec<_> = members.map(|m| m.peft_name()).collect();
+                    return Err(Error::config(
+                        "lora.target_modules",
+                        format!(
+                            "\"{}\" is part of {family}'s fused {}, which holds {}: target                              \"{}\" (or all of its parts)",
+                            p.peft_name(),
+                            group.peft_name(),
+                            names.join(", "),
+                            group.peft_name()
+                        ),
+                    ));
+                }
+                group
+            }
+            (false, None) if matches!(p, Proj::Qkv | Proj::GateUp) => {
+                return Err(Error::config(
+                    "lora.target_modules",
+                    format!(
+                        "\"{}\" is a fused Phi-3 projection; a {family} model has {}",
+                        p.peft_name(),
+                        Proj::ALL.map(|p| p.peft_name()).join(", ")
+                    ),
+                ));
+            }
+            _ => p,
+        };
+        out.push(resolved);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Writes tensors to a safetensors file with metadata, atomically (temp file + rename).
@@ -443,7 +541,9 @@ impl PeftConfig {
                 if r == "all-linear" {
                     Proj::ALL.iter().map(|p| p.peft_name().to_owned()).collect()
                 } else {
-                    Proj::ALL
+                    // `v_proj` is inside `qkv_proj` and `up_proj` inside `gate_up_proj`;
+                    // the fused group absorbs them when resolved against a Phi-3 model.
+                    Proj::NAMES
                         .iter()
                         .filter(|p| r.contains(p.peft_name()))
                         .map(|p| p.peft_name().to_owned())

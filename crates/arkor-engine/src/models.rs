@@ -19,6 +19,7 @@ pub mod gemma2;
 pub mod gemma3;
 pub mod llama;
 pub mod mistral;
+pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
 pub mod smollm3;
@@ -44,12 +45,15 @@ pub enum Family {
     /// Gemma 3 text (`Gemma3ForCausalLM`): Gemma blocks with per-head q/k norms and a
     /// separate rotary base for the sliding-window layers.
     Gemma3,
+    /// Phi-3 and Phi-4-mini (`Phi3ForCausalLM`): Llama blocks with fused `qkv_proj` and
+    /// `gate_up_proj`, LongRoPE, partial rotary embedding and an optional sliding window.
+    Phi3,
 }
 
 impl Family {
     /// The `model_type` values accepted in `config.json`, for error messages.
     pub const SUPPORTED: &'static str =
-        "llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text";
+        "llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text, phi3";
 }
 
 /// Everything the shared decoder needs to know about an architecture.
@@ -73,8 +77,14 @@ pub struct DecoderSpec {
     pub head_dim: usize,
     /// RMSNorm epsilon.
     pub rms_norm_eps: f64,
-    /// Rotary inverse frequencies, `head_dim / 2` of them, scaling already applied.
+    /// Rotary inverse frequencies, scaling already applied: `head_dim / 2` of them, or
+    /// fewer with partial rotary embedding (Phi-4-mini rotates the first 3/4 of each head).
     pub rope_inv_freq: Vec<f32>,
+    /// Factor on the rotary cos and sin tables (LongRoPE's attention factor; 1 elsewhere).
+    pub rope_attention_factor: f32,
+    /// LongRoPE's long-context frequencies, used instead of `rope_inv_freq` by a forward
+    /// pass that reaches past `original_max_position_embeddings` (Phi-3).
+    pub rope_long: Option<LongRope>,
     /// Longest sequence the rotary tables cover.
     pub max_position_embeddings: usize,
     /// Whether the output head reuses the embedding matrix.
@@ -98,6 +108,18 @@ pub struct DecoderSpec {
     pub gemma: Option<GemmaBlock>,
     /// End-of-sequence ids declared in `config.json`.
     pub eos_token_ids: Vec<u32>,
+}
+
+/// The long half of a LongRoPE configuration. Like transformers, a forward pass whose last
+/// position is at or past `original_max_positions` rotates all its new queries and keys with
+/// `inv_freq` (the `long_factor` frequencies); shorter passes use the short ones. Keys
+/// already cached keep the rotation they were stored with, as in transformers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LongRope {
+    /// Inverse frequencies divided by `long_factor`.
+    pub inv_freq: Vec<f32>,
+    /// `original_max_position_embeddings`: the pretraining context.
+    pub original_max_positions: usize,
 }
 
 /// What a Gemma decoder does differently from a Llama one: embeddings scaled by
@@ -138,6 +160,7 @@ pub fn read_spec(dir: &Path) -> Result<DecoderSpec> {
         Some("mistral") => mistral::spec(&text),
         Some("gemma2") => gemma2::spec(&text),
         Some("gemma3_text") => gemma3::spec(&text),
+        Some("phi3") => phi3::spec(&text),
         Some("gemma3") => {
             Err("field `model_type`: \"gemma3\" is the multimodal Gemma 3 (4B and up, \
                                with a vision tower); only the text-only gemma3_text checkpoints \
@@ -174,6 +197,16 @@ impl DecoderSpec {
         self.gemma.as_ref().and_then(|g| g.final_softcap)
     }
 
+    /// Whether q/k/v and gate/up are fused projections (Phi-3's `qkv_proj`, `gate_up_proj`).
+    pub fn fused_projections(&self) -> bool {
+        self.family == Family::Phi3
+    }
+
+    /// Width of the rotated part of each head (`head_dim`, or less with partial rotary).
+    pub fn rotary_dim(&self) -> usize {
+        self.rope_inv_freq.len() * 2
+    }
+
     /// The sliding window of `layer`, if it has one.
     pub fn window(&self, layer: usize) -> Option<usize> {
         self.sliding_window.filter(|_| self.sliding_layers.contains(&layer))
@@ -191,6 +224,13 @@ impl DecoderSpec {
         }
         if self.sliding_window == Some(0) {
             return Err("field `sliding_window`: expected a positive integer, got 0".to_owned());
+        }
+        if self.rotary_dim() > self.head_dim || self.rotary_dim() == 0 {
+            return Err(format!(
+                "rotary embedding of {} dimensions does not fit heads of {}",
+                self.rotary_dim(),
+                self.head_dim
+            ));
         }
         if !self.head_dim.is_multiple_of(2) {
             return Err(format!(
@@ -291,6 +331,8 @@ impl CommonConfig {
             head_dim,
             rms_norm_eps: self.rms_norm_eps.unwrap_or(d.rms_norm_eps),
             rope_inv_freq: self.rope.inv_freq(head_dim, d.rope_theta)?,
+            rope_attention_factor: 1.0,
+            rope_long: None,
             max_position_embeddings: self.max_position_embeddings.unwrap_or(d.max_positions),
             tie_word_embeddings: self.tie_word_embeddings.unwrap_or(d.tie_word_embeddings),
             qkv_bias: d.qkv_bias,
@@ -309,13 +351,13 @@ impl CommonConfig {
 /// (transformers 4.x) or `rope_parameters` (transformers 5.x).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub(crate) struct RopeConfig {
-    rope_theta: Option<f64>,
-    rope_scaling: Option<RopeScaling>,
-    rope_parameters: Option<RopeScaling>,
+    pub(crate) rope_theta: Option<f64>,
+    pub(crate) rope_scaling: Option<RopeScaling>,
+    pub(crate) rope_parameters: Option<RopeScaling>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
-struct RopeScaling {
+pub(crate) struct RopeScaling {
     rope_theta: Option<f64>,
     #[serde(alias = "type")]
     rope_type: Option<String>,

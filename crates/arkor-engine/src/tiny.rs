@@ -140,6 +140,22 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
                 config["rope_local_base_freq"] = 1000.0.into();
             }
         }
+        Family::Phi3 => {
+            config["sliding_window"] = 8.into();
+            // LongRoPE with a pretraining context test sequences cross, over the first
+            // three quarters of each head where that is a whole number of pairs.
+            let rotary = if (head_dim * 3).is_multiple_of(8) { head_dim * 3 / 4 } else { head_dim };
+            config["partial_rotary_factor"] = (rotary as f64 / head_dim as f64).into();
+            config["original_max_position_embeddings"] = 32.into();
+            let factors = |base: f64| -> Vec<f64> {
+                (0..rotary / 2).map(|i| base + i as f64 * 0.25).collect()
+            };
+            config["rope_scaling"] = serde_json::json!({
+                "type": "longrope",
+                "short_factor": factors(1.0),
+                "long_factor": factors(2.0),
+            });
+        }
         _ => {}
     }
     write_json(&dir.join("config.json"), &config)?;
@@ -161,6 +177,8 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
         head_dim,
         rms_norm_eps: 1e-5,
         rope_inv_freq: vec![],
+        rope_attention_factor: 1.0,
+        rope_long: None,
         max_position_embeddings: spec.max_position_embeddings,
         tie_word_embeddings: spec.tie_word_embeddings,
         qkv_bias: spec.family == Family::Qwen2,
@@ -175,7 +193,7 @@ pub fn write_model(dir: &Path, spec: &TinySpec) -> Result<usize> {
     let mut tensors: Vec<(String, Tensor)> = vec![];
     tensors.push(("model.embed_tokens.weight".into(), uniform((vocab, spec.hidden_size), 0.1)?));
     for i in 0..spec.num_layers {
-        for p in Proj::ALL {
+        for &p in Proj::of(&s) {
             let (out_dim, in_dim) = p.shape(&s);
             let name = format!("model.layers.{i}.{}", p.module_path());
             tensors.push((

@@ -102,6 +102,27 @@ pub fn tiny_gemma3() -> TempModel {
     generate(TinySpec { family: Family::Gemma3, ..llama_spec(29) })
 }
 
+/// A 2-layer Phi-3 (fused qkv_proj and gate_up_proj, LongRoPE with a pretraining context
+/// of 32, 12 of 16 head dimensions rotated, an 8-token sliding window), tied like
+/// Phi-4-mini, the tiny Llama's shape.
+pub fn tiny_phi3() -> TempModel {
+    generate(TinySpec { family: Family::Phi3, ..llama_spec(31) })
+}
+
+/// [`tiny_phi3`] without its sliding window (llama.cpp runs phi3 without one) and with
+/// LongRoPE's pretraining context set to `original_max`: below the prompts' lengths, both
+/// arkor and llama.cpp (whose contexts are longer) use the long factors throughout.
+pub fn tiny_phi3_without_window(original_max: usize) -> TempModel {
+    let m = tiny_phi3();
+    let path = m.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read config")).expect("json");
+    config["sliding_window"] = serde_json::Value::Null;
+    config["original_max_position_embeddings"] = original_max.into();
+    std::fs::write(&path, config.to_string()).expect("write config");
+    m
+}
+
 /// One tiny model of every supported family, for tests that must hold for each.
 pub fn every_family() -> Vec<TempModel> {
     vec![
@@ -112,6 +133,7 @@ pub fn every_family() -> Vec<TempModel> {
         tiny_mistral(),
         tiny_gemma2(),
         tiny_gemma3(),
+        tiny_phi3(),
     ]
 }
 

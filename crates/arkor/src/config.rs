@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use arkor_protocol::job::JobConfig;
 
-/// Base models this release knows to work (Llama, Qwen2, Qwen3, SmolLM3, Mistral, Gemma 2
-/// and Gemma 3 architectures). Gemma checkpoints are gated on the Hub: accept the licence
-/// there and set `HF_TOKEN`.
-pub const SUPPORTED_MODELS: [&str; 16] = [
+/// Base models this release knows to work (Llama, Qwen2, Qwen3, SmolLM3, Mistral, Gemma 2,
+/// Gemma 3 and Phi-3 architectures). Gemma checkpoints are gated on the Hub: accept the
+/// licence there and set `HF_TOKEN`.
+pub const SUPPORTED_MODELS: [&str; 19] = [
     "arkor/tiny",
     "HuggingFaceTB/SmolLM2-135M-Instruct",
     "HuggingFaceTB/SmolLM2-360M-Instruct",
@@ -24,6 +24,9 @@ pub const SUPPORTED_MODELS: [&str; 16] = [
     "google/gemma-2-2b-it",
     "mistralai/Mistral-7B-Instruct-v0.3",
     "meta-llama/Llama-3.2-1B-Instruct",
+    "microsoft/Phi-3-mini-4k-instruct",
+    "microsoft/Phi-3.5-mini-instruct",
+    "microsoft/Phi-4-mini-instruct",
 ];
 
 /// A base model: one of [`SUPPORTED_MODELS`] or a local model directory.

@@ -1,5 +1,5 @@
 //! Tensor names and layouts between transformers and GGUF (`llama`, `qwen2`, `qwen3`,
-//! `gemma2`, `gemma3`).
+//! `gemma2`, `gemma3`, `phi3`).
 //!
 //! llama.cpp's converter renames every tensor (`model.layers.3.self_attn.q_proj.weight`
 //! becomes `blk.3.attn_q.weight`; Gemma's extra norms have names of their own) and, for the
@@ -25,6 +25,7 @@ pub fn arch_name(family: Family) -> &'static str {
         Family::Mistral => "llama",
         Family::Gemma2 => "gemma2",
         Family::Gemma3 => "gemma3",
+        Family::Phi3 => "phi3",
     }
 }
 
@@ -48,6 +49,7 @@ pub fn hf_architecture(family: Family) -> &'static str {
         Family::Mistral => "MistralForCausalLM",
         Family::Gemma2 => "Gemma2ForCausalLM",
         Family::Gemma3 => "Gemma3ForCausalLM",
+        Family::Phi3 => "Phi3ForCausalLM",
     }
 }
 
@@ -75,13 +77,20 @@ const GEMMA_NORMS: &[(&str, &str)] = &[
     ("post_ffw_norm", "post_feedforward_layernorm"),
 ];
 
+/// Phi-3's fused projections: llama.cpp's `ffn_up` holds gate and up (`[gate; up]` rows,
+/// split in half by its SwiGLU), `attn_qkv` the rows `[q; k; v]`.
+const PHI3_FUSED: &[(&str, &str)] =
+    &[("attn_qkv", "self_attn.qkv_proj"), ("ffn_up", "mlp.gate_up_proj")];
+
 /// The per-layer name pairs of a family.
 fn layer_names(family: Family) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
     let gemma = matches!(family, Family::Gemma2 | Family::Gemma3);
-    GEMMA_NORMS
-        .iter()
-        .filter(move |_| gemma)
-        .chain(LAYER.iter().filter(move |(g, _)| !(gemma && *g == "ffn_norm")))
+    let phi3 = family == Family::Phi3;
+    GEMMA_NORMS.iter().filter(move |_| gemma).chain(PHI3_FUSED.iter().filter(move |_| phi3)).chain(
+        LAYER
+            .iter()
+            .filter(move |(g, _)| !((gemma && *g == "ffn_norm") || (phi3 && *g == "ffn_up"))),
+    )
 }
 
 /// Whether llama.cpp reads the rows of Q and K interleaved (its `llama` architecture, which
@@ -203,6 +212,25 @@ mod tests {
         assert_eq!(
             gguf_name(Family::Llama, "model.layers.1.pre_feedforward_layernorm.weight"),
             None
+        );
+    }
+
+    #[test]
+    fn phi3_fused_projections_have_llama_cpp_names() {
+        let pairs = [
+            ("blk.2.attn_qkv.weight", "model.layers.2.self_attn.qkv_proj.weight"),
+            ("blk.2.ffn_up.weight", "model.layers.2.mlp.gate_up_proj.weight"),
+            ("blk.2.ffn_down.weight", "model.layers.2.mlp.down_proj.weight"),
+            ("blk.2.ffn_norm.weight", "model.layers.2.post_attention_layernorm.weight"),
+        ];
+        for (gguf, hf) in pairs {
+            assert_eq!(gguf_name(Family::Phi3, hf).as_deref(), Some(gguf));
+            assert_eq!(hf_name(Family::Phi3, gguf).as_deref(), Some(hf));
+        }
+        // Llama's `ffn_up` is the up projection alone.
+        assert_eq!(
+            hf_name(Family::Llama, "blk.2.ffn_up.weight").as_deref(),
+            Some("model.layers.2.mlp.up_proj.weight")
         );
     }
 

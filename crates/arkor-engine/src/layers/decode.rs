@@ -45,7 +45,6 @@ pub(crate) fn decode_attention(
 ) -> candle_core::Result<(Tensor, Vec<(Tensor, Tensor)>)> {
     let Heads { heads, kv_heads, head_dim: hd } = shape;
     let n = offsets.len();
-    let half = hd / 2;
     let rep = heads / kv_heads;
     let scale = how.scale;
     if let Some(rope) = rope {
@@ -61,12 +60,17 @@ pub(crate) fn decode_attention(
     let q = q.flatten_all()?.to_vec1::<f32>()?;
     let k = k.flatten_all()?.to_vec1::<f32>()?;
     let v = v.flatten_all()?.to_vec1::<f32>()?;
-    // The rotation of each sequence's position (none in a layer without rope).
-    let table = |t: &Tensor| -> candle_core::Result<Vec<Vec<f32>>> {
-        offsets.iter().map(|&o| t.narrow(0, o, 1)?.flatten_all()?.to_vec1::<f32>()).collect()
-    };
+    // Each sequence's own tables: LongRoPE picks them by the sequence's length.
     let (cos, sin) = match rope {
-        Some(rope) => (table(&rope.cos)?, table(&rope.sin)?),
+        Some(rope) => {
+            let (mut cos, mut sin) = (vec![], vec![]);
+            for &o in offsets {
+                let (c, s) = rope.for_end(o + 1);
+                cos.push(c.narrow(0, o, 1)?.flatten_all()?.to_vec1::<f32>()?);
+                sin.push(s.narrow(0, o, 1)?.flatten_all()?.to_vec1::<f32>()?);
+            }
+            (cos, sin)
+        }
         None => (vec![], vec![]),
     };
     let rotate = |x: &[f32], i: usize| -> Vec<f32> {
@@ -74,7 +78,9 @@ pub(crate) fn decode_attention(
             return x.to_vec();
         }
         let (c, s) = (&cos[i], &sin[i]);
-        let mut out = vec![0f32; hd];
+        // Partial rotary embedding: the dimensions past the tables pass through.
+        let half = c.len();
+        let mut out = x[..hd].to_vec();
         for j in 0..half {
             let (a, b) = (x[j], x[j + half]);
             out[j] = a * c[j] - b * s[j];

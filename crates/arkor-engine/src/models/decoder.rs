@@ -45,6 +45,9 @@ pub enum ForwardMode {
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
+    /// The token ids cached, per batch row, kept only for a LongRoPE model (Phi-3): the
+    /// pass that first crosses the pretraining context recomputes them.
+    tokens: Vec<Vec<u32>>,
 }
 
 impl KvCache {
@@ -79,8 +82,8 @@ struct Block {
     out_norms: Option<(Tensor, Tensor)>,
     /// Per-head RMSNorm weights of queries and keys (`[head_dim]`, Qwen3, Gemma 3).
     qk_norm: Option<(Tensor, Tensor)>,
-    /// Indexed by [`Proj::index`].
-    proj: Vec<Linear>,
+    /// Indexed by [`Proj::index`]; the projections of [`Proj::of`] the spec are present.
+    proj: Vec<Option<Linear>>,
 }
 
 /// A loaded causal language model with frozen weights.
@@ -174,8 +177,8 @@ impl Model {
         };
         let mut blocks = Vec::with_capacity(s.num_layers);
         for i in 0..s.num_layers {
-            let mut proj = Vec::with_capacity(Proj::ALL.len());
-            for p in Proj::ALL {
+            let mut proj: Vec<Option<Linear>> = (0..Proj::NAMES.len()).map(|_| None).collect();
+            for &p in Proj::of(s) {
                 let (out_dim, in_dim) = p.shape(s);
                 let name = format!("model.layers.{i}.{}", p.module_path());
                 let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
@@ -189,7 +192,7 @@ impl Model {
                     (true, _) | (false, true) => Some(w.get(&format!("{name}.bias"), &[out_dim])?),
                     (false, false) => None,
                 };
-                proj.push(Linear { weight, bias });
+                proj[p.index()] = Some(Linear { weight, bias });
             }
             let layer = |n: &str| format!("model.layers.{i}.{n}.weight");
             let qk_norm = if s.qk_norm {
@@ -214,12 +217,19 @@ impl Model {
             w.get("lm_head.weight", &[s.vocab_size, h])?
         };
         let norm = norm("model.norm.weight".to_owned(), h)?;
-        let rope = RopeTables::new(&s.rope_inv_freq, s.max_position_embeddings, device)?;
+        let long = s.rope_long.as_ref().map(|l| (&l.inv_freq[..], l.original_max_positions));
+        let rope = RopeTables::scaled(
+            &s.rope_inv_freq,
+            s.rope_attention_factor,
+            long,
+            s.max_position_embeddings,
+            device,
+        )?;
         let rope_local = match &s.rope_local_inv_freq {
             Some(f) => Some(RopeTables::new(f, s.max_position_embeddings, device)?),
             None => None,
         };
-        debug_assert_eq!(s.rope_inv_freq.len() * 2, hd);
+        debug_assert!(s.rotary_dim() <= hd);
         Ok(Model {
             spec,
             dir: dir.to_path_buf(),
@@ -259,7 +269,33 @@ impl Model {
         mode: ForwardMode,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let mut caches: Vec<&mut KvCache> = cache.into_iter().collect();
+        if let Some(cache) = cache {
+            if self.crosses_long_context(cache, t) {
+                // transformers' Phi-3 generation: the cache is recomputed with the long factors.
+                let past = cache.len();
+                let tokens = Tensor::new(cache.tokens.clone(), ids.device())?;
+                let full = Tensor::cat(&[&tokens, ids], 1)?;
+                *cache = KvCache::new();
+                let h = self.hidden_states(&full, adapter, Some(cache), mode)?;
+                return Ok(h.narrow(1, past, t)?);
+            }
+            let x = self.run(
+                &ids.flatten_all()?,
+                Rows::Uniform { batch: b, seq: t },
+                RowAdapters::Same(adapter),
+                &mut [&mut *cache],
+                mode,
+            )?;
+            if self.spec.rope_long.is_some() {
+                let rows: Vec<Vec<u32>> = ids.to_vec2()?;
+                cache.tokens.resize(b, vec![]);
+                for (kept, new) in cache.tokens.iter_mut().zip(rows) {
+                    kept.extend(new);
+                }
+            }
+            return Ok(x.reshape((b, t, self.spec.hidden_size))?);
+        }
+        let mut caches: Vec<&mut KvCache> = vec![];
         let x = self.run(
             &ids.flatten_all()?,
             Rows::Uniform { batch: b, seq: t },
@@ -302,24 +338,83 @@ impl Model {
             ))
             .into());
         }
-        if let ([len], [adapter]) = (lens, adapters)
+        if lens.iter().zip(caches.iter()).any(|(&len, c)| self.crosses_long_context(c, len)) {
+            return self.recompute_crossing(ids, lens, caches, adapters);
+        }
+        let x = if let ([len], [adapter]) = (lens, adapters)
             && *len > 1
         {
-            let x = self.run(
+            self.run(
                 ids,
                 Rows::Uniform { batch: 1, seq: *len },
                 RowAdapters::Same(*adapter),
                 caches,
                 ForwardMode::Inference,
-            )?;
-            return Ok(x);
-        }
-        let adapters = if adapters.iter().all(|a| same_adapter(*a, adapters[0])) {
-            RowAdapters::Same(adapters[0])
+            )?
         } else {
-            RowAdapters::PerSequence(adapters)
+            let adapters = if adapters.iter().all(|a| same_adapter(*a, adapters[0])) {
+                RowAdapters::Same(adapters[0])
+            } else {
+                RowAdapters::PerSequence(adapters)
+            };
+            self.run(ids, Rows::Separate { lens }, adapters, caches, ForwardMode::Inference)?
         };
-        self.run(ids, Rows::Separate { lens }, adapters, caches, ForwardMode::Inference)
+        if self.spec.rope_long.is_some() {
+            let host: Vec<u32> = ids.to_vec1()?;
+            let mut start = 0;
+            for (cache, &len) in caches.iter_mut().zip(lens) {
+                cache.tokens.resize(1, vec![]);
+                cache.tokens[0].extend_from_slice(&host[start..start + len]);
+                start += len;
+            }
+        }
+        Ok(x)
+    }
+
+    /// Whether a pass of `new` tokens after `cache` is the first to reach past LongRoPE's
+    /// pretraining context. transformers' Phi-3 then drops the cache built with the short
+    /// factors and recomputes the whole sequence with the long ones (its
+    /// `prepare_inputs_for_generation`), so greedy continuations equal full forward passes.
+    fn crosses_long_context(&self, cache: &KvCache, new: usize) -> bool {
+        self.spec.rope_long.as_ref().is_some_and(|l| {
+            let past = cache.len();
+            past > 0 && past <= l.original_max_positions && past + new > l.original_max_positions
+        })
+    }
+
+    /// [`Model::hidden_states_cached`] where some sequences cross the pretraining context:
+    /// those run again from their first token on a fresh cache, and only the rows of the new
+    /// tokens are returned.
+    fn recompute_crossing(
+        &self,
+        ids: &Tensor,
+        lens: &[usize],
+        caches: &mut [&mut KvCache],
+        adapters: &[Option<&Adapter>],
+    ) -> Result<Tensor> {
+        let host: Vec<u32> = ids.to_vec1()?;
+        let (mut all, mut all_lens, mut keep) = (vec![], vec![], vec![]);
+        let mut start = 0;
+        for (cache, &len) in caches.iter_mut().zip(lens) {
+            let own = &host[start..start + len];
+            start += len;
+            let mut seq = vec![];
+            if self.crosses_long_context(cache, len) {
+                seq = cache.tokens.first().cloned().unwrap_or_default();
+                **cache = KvCache::new();
+            }
+            seq.extend_from_slice(own);
+            keep.push((all.len() + seq.len() - len, len));
+            all_lens.push(seq.len());
+            all.extend(seq);
+        }
+        let ids = Tensor::new(all, ids.device())?;
+        let h = self.hidden_states_cached(&ids, &all_lens, caches, adapters)?;
+        let parts = keep
+            .iter()
+            .map(|&(at, len)| h.narrow(0, at, len))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&parts, 0)?)
     }
 
     /// Runs the decoder on several sequences packed end to end without padding and returns
@@ -424,7 +519,7 @@ impl Model {
             head_dim: s.head_dim,
         };
         let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
-            let lin = &block.proj[p.index()];
+            let lin = block.proj[p.index()].as_ref().expect("the family's projections are loaded");
             let adapter = match (adapters, rows) {
                 (RowAdapters::Same(adapter), _) => adapter,
                 (RowAdapters::PerSequence(list), Rows::Separate { lens }) => {
@@ -471,9 +566,18 @@ impl Model {
         for i in layers {
             let block = &self.blocks[i];
             let h = layers::rms_norm(&x, &block.attn_norm, s.rms_norm_eps)?;
-            let mut q = proj(&h, i, Proj::Q, block)?;
-            let mut k = proj(&h, i, Proj::K, block)?;
-            let v = proj(&h, i, Proj::V, block)?;
+            let (mut q, mut k, v) = if s.fused_projections() {
+                // Phi-3: one product, then the rows `[q; k; v]` as columns of the output.
+                let qkv = proj(&h, i, Proj::Qkv, block)?;
+                let (nq, nkv) = (s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim);
+                (qkv.narrow(1, 0, nq)?, qkv.narrow(1, nq, nkv)?, qkv.narrow(1, nq + nkv, nkv)?)
+            } else {
+                (
+                    proj(&h, i, Proj::Q, block)?,
+                    proj(&h, i, Proj::K, block)?,
+                    proj(&h, i, Proj::V, block)?,
+                )
+            };
             if let Some((qn, kn)) = &block.qk_norm {
                 // Each head normalised on its own: `[rows, heads * hd]` as `[rows, heads, hd]`.
                 let per_head = |x: &Tensor, w: &Tensor, n: usize| -> Result<Tensor> {
@@ -569,9 +673,15 @@ impl Model {
             };
             x = (x + out_norm(proj(&attn, i, Proj::O, block)?, 0)?)?;
             let h = layers::rms_norm(&x, &block.mlp_norm, s.rms_norm_eps)?;
-            let gate = proj(&h, i, Proj::Gate, block)?;
+            let (gate, up) = if s.fused_projections() {
+                // Phi-3: `[gate; up]` rows, transformers' `chunk(2)`.
+                let gate_up = proj(&h, i, Proj::GateUp, block)?;
+                let n = s.intermediate_size;
+                (gate_up.narrow(1, 0, n)?, gate_up.narrow(1, n, n)?)
+            } else {
+                (proj(&h, i, Proj::Gate, block)?, proj(&h, i, Proj::Up, block)?)
+            };
             let gate = if s.gemma.is_some() { gate.gelu()? } else { gate.silu()? };
-            let up = proj(&h, i, Proj::Up, block)?;
             x = (x + out_norm(proj(&(gate * up)?, i, Proj::Down, block)?, 1)?)?;
         }
         Ok(x)
@@ -670,8 +780,9 @@ impl Model {
         }
         for (i, block) in self.blocks.iter().enumerate() {
             let prefix = format!("model.layers.{i}");
-            for p in Proj::ALL {
-                let lin = &block.proj[p.index()];
+            for &p in Proj::of(&self.spec) {
+                let lin =
+                    block.proj[p.index()].as_ref().expect("the family's projections are loaded");
                 let mut w = lin.weight.dense(&self.device)?;
                 if let Some((a, pair)) = adapter.and_then(|a| a.pair(i, p).map(|pair| (a, pair))) {
                     let delta = (pair.b.matmul(pair.a.as_tensor())? * a.scale())?;

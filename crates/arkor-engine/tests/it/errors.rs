@@ -71,6 +71,49 @@ fn model_directory_errors_name_the_file_and_field() {
     assert!(msg.contains("no model.safetensors"), "{msg}");
 }
 
+/// What Phi-3 support leaves out is refused naming the field, and so are LoRA targets
+/// that do not exist in the family (a part of a fused projection alone, or a fused name
+/// on a model with separate projections).
+#[test]
+fn phi3_unsupported_config_and_targets_name_the_field() {
+    use arkor_test_support::fixtures::tiny_phi3;
+    let cases: [(fn(&mut serde_json::Value), &[&str]); 5] = [
+        (|v| v["rope_scaling"]["type"] = "yarn".into(), &["`rope_scaling.rope_type`", "yarn"]),
+        (
+            |v| v["rope_scaling"]["long_factor"] = serde_json::json!([1.0, 2.0]),
+            &["`rope_scaling.long_factor`", "expected 6 entries", "got 2"],
+        ),
+        (
+            |v| {
+                v["rope_scaling"].as_object_mut().unwrap().remove("short_factor").map(drop).unwrap()
+            },
+            &["`rope_scaling.short_factor` is required"],
+        ),
+        (|v| v["hidden_act"] = "gelu_new".into(), &["`hidden_act`", "gelu_new"]),
+        (|v| v["partial_rotary_factor"] = 0.1.into(), &["`partial_rotary_factor`", "rotates 1"]),
+    ];
+    for (edit, wanted) in cases {
+        let m = tiny_phi3();
+        edit_config(m.path(), edit);
+        let msg = load_err(m.path());
+        assert!(msg.contains("config.json"), "{msg}");
+        for w in wanted {
+            assert!(msg.contains(w), "{w:?} not in {msg}");
+        }
+    }
+
+    let phi3 = tiny_phi3();
+    let p = Model::load(phi3.path(), &Device::Cpu).unwrap();
+    let only_q = LoraConfig { target_modules: vec!["q_proj".into()], ..Default::default() };
+    let msg = Adapter::new(p.spec(), &only_q, "tiny", 1, &Device::Cpu).unwrap_err().to_string();
+    assert!(msg.contains("lora.target_modules") && msg.contains("\"qkv_proj\""), "{msg}");
+    let llama = tiny_llama();
+    let l = Model::load(llama.path(), &Device::Cpu).unwrap();
+    let fused = LoraConfig { target_modules: vec!["qkv_proj".into()], ..Default::default() };
+    let msg = Adapter::new(l.spec(), &fused, "tiny", 1, &Device::Cpu).unwrap_err().to_string();
+    assert!(msg.contains("lora.target_modules") && msg.contains("q_proj, k_proj"), "{msg}");
+}
+
 #[test]
 fn adapter_errors_name_the_file_tensor_and_field() {
     let llama = tiny_llama();

@@ -119,6 +119,11 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
         (tiny_llama(), tiny_qwen2(), tiny_qwen3(), tiny_gemma2(), tiny_gemma3());
     // SmolLM3 with rope skipped on its fourth layer, as llama.cpp's `smollm3` does.
     let smollm3 = tiny_smollm3_every_fourth();
+    // Phi-3 (fused qkv and gate/up, 12 of 16 dims rotated, LongRoPE with its attention
+    // factor) without a window, with a LongRoPE context of 16: llama.cpp picks the long
+    // factors by its context size (256 here), arkor like transformers by sequence length,
+    // so they agree for prompts past 16 tokens, as every chat prompt here is.
+    let phi3 = arkor_test_support::fixtures::tiny_phi3_without_window(16);
     for dir in [
         llama.path(),
         qwen2.path(),
@@ -127,6 +132,7 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
         gemma2.path(),
         gemma3.path(),
         smollm3.path(),
+        phi3.path(),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let adapter = trained_adapter(dir, tmp.path());
@@ -170,9 +176,31 @@ fn llama_cpp_runs_merged_and_lora_exports_of_tiny_models_like_arkor() {
     }
 }
 
+/// The untrained Phi-3 (random weights: small logit margins, so greedy tokens follow the
+/// numerics closely): llama.cpp's greedy tokens on arkor's f32 GGUF equal arkor's for
+/// prompts past the LongRoPE context, where both use the long factors and the attention
+/// factor.
+#[test]
+fn llama_cpp_runs_an_untrained_phi3_export_like_arkor() {
+    let Some(script) = llama_cpp_script() else { return };
+    let phi3 = arkor_test_support::fixtures::tiny_phi3_without_window(16);
+    let tmp = tempfile::tempdir().unwrap();
+    let l = load(phi3.path());
+    let gguf = tmp.path().join("base-f32.gguf");
+    run_export(&l.model, None, ExportFormat::Gguf, Quant::F32, &gguf);
+    for seed in 0..3u32 {
+        let prompt: Vec<u32> = (0..20).map(|i| (i * 53 + seed * 17 + 5) % 250).collect();
+        let (ours, theirs) =
+            greedy_both(&l.model, None, &l.tokenizer, &prompt, &script, &gguf, None, 24);
+        assert!(ours.len() > 4, "arkor stopped after {} tokens", ours.len());
+        assert_eq!(theirs, ours, "llama.cpp on the phi3 GGUF, prompt {seed}");
+    }
+}
+
 #[test]
 fn an_hf_export_loads_back_with_the_adapter_merged() {
-    for fixture in [tiny_llama(), tiny_smollm3(), tiny_mistral()] {
+    let phi3 = arkor_test_support::fixtures::tiny_phi3();
+    for fixture in [tiny_llama(), tiny_smollm3(), tiny_mistral(), phi3] {
         let tmp = tempfile::tempdir().unwrap();
         let adapter = trained_adapter(fixture.path(), tmp.path());
         let l = load(fixture.path());
@@ -203,10 +231,10 @@ fn an_hf_export_loads_back_with_the_adapter_merged() {
         let err = export(&req, &mut |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("already exists"), "{err}");
         assert!(out.join("model.safetensors").is_file());
-        // SmolLM3 with NoPE layers llama.cpp does not expect and Mistral with a binding window have no GGUF export: a
-        // clear refusal saying why, no file.
+        // SmolLM3 with NoPE layers llama.cpp does not expect, and Mistral and Phi-3 with windows
+        // that bind, have no GGUF export: a clear refusal saying why, no file.
         let family = l.model.spec().family;
-        if matches!(family, Family::SmolLM3 | Family::Mistral) {
+        if matches!(family, Family::SmolLM3 | Family::Mistral | Family::Phi3) {
             let gguf = tmp.path().join("x.gguf");
             req.output = &gguf;
             req.format = ExportFormat::Gguf;

@@ -41,6 +41,9 @@ fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
 fn tiny_models_round_trip_through_an_f32_gguf() {
     let text = "The 2 cats sat on 1234 mats.\n\tdon't <|im_start|>user\nhi<|im_end|>";
     // Gemma's norms (stored as 1 + w), window, layer pattern, caps and rope bases too.
+    // Phi-3 with fused projections, partial rotary and LongRoPE (context 16, so the 16
+    // ids below use the short factors and the 40 ids further down the long ones).
+    let phi3 = arkor_test_support::fixtures::tiny_phi3_without_window(16);
     for fixture in [
         tiny_llama(),
         tiny_qwen2(),
@@ -48,6 +51,7 @@ fn tiny_models_round_trip_through_an_f32_gguf() {
         tiny_gemma2(),
         tiny_gemma3(),
         tiny_smollm3_every_fourth(),
+        phi3,
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let original = Model::load(fixture.path(), &Device::Cpu).unwrap();
@@ -59,6 +63,17 @@ fn tiny_models_round_trip_through_an_f32_gguf() {
         // Longer than the Gemma fixtures' 8-token window.
         let ids = [1u32, 5, 9, 77, 120, 3, 200, 14, 15, 92, 35, 65, 89, 79, 32, 38];
         assert_close(&logits(&imported, &ids), &logits(&original, &ids), 1e-5);
+        if original.spec().rope_long.is_some() {
+            let long: Vec<u32> = (0..40u32).map(|i| (i * 37 + 11) % 250).collect();
+            assert_close(&logits(&imported, &long), &logits(&original, &long), 1e-5);
+            // The factors pass through f32 division, so equal to an ulp.
+            let (a, b) = (imported.spec(), original.spec());
+            let (la, lb) = (a.rope_long.as_ref().unwrap(), b.rope_long.as_ref().unwrap());
+            assert_eq!(la.original_max_positions, lb.original_max_positions);
+            assert_close(&la.inv_freq, &lb.inv_freq, 1e-6);
+            assert_close(&a.rope_inv_freq, &b.rope_inv_freq, 1e-6);
+            assert_eq!(a.rope_attention_factor, b.rope_attention_factor);
+        }
         let (a, b) = (
             TextTokenizer::from_dir(fixture.path()).unwrap(),
             TextTokenizer::from_dir(&dir).unwrap(),
@@ -156,11 +171,11 @@ fn bad_files_get_errors_naming_the_problem_and_leave_nothing_behind() {
     )
     .unwrap();
     let phi = tmp.path().join("phi.gguf");
-    write_one_tensor_gguf(&phi, "phi3", &[("token_embd.weight", &q)]);
+    write_one_tensor_gguf(&phi, "phi2", &[("token_embd.weight", &q)]);
     let err = open_err(&phi);
     assert!(
-        err.contains("unsupported architecture \"phi3\"")
-            && err.contains("llama, qwen2, qwen3, gemma2, gemma3"),
+        err.contains("unsupported architecture \"phi2\"")
+            && err.contains("llama, qwen2, qwen3, gemma2, gemma3, smollm3, phi3"),
         "{err}"
     );
 

@@ -16,9 +16,10 @@ fn reference_dir() -> PathBuf {
 }
 
 /// A reference tensor, from whichever of `make_reference.py`'s files holds it
-/// (`logits`: `generate`; `families`: `generate-families`; `greedy`: `generate-greedy`).
+/// (`logits`: `generate`; `families`: `generate-families`; `greedy`: `generate-greedy`;
+/// `phi3`: `generate-phi3`).
 fn reference(name: &str) -> Tensor {
-    for file in ["logits", "families", "greedy"] {
+    for file in ["logits", "families", "greedy", "phi3"] {
         let path = reference_dir().join(format!("{file}.safetensors"));
         if let Some(t) = candle_core::safetensors::load(path, &Device::Cpu).unwrap().remove(name) {
             return t;
@@ -110,7 +111,6 @@ fn peft_adapter_on_qwen2_matches_transformers() {
 /// windows five times.
 #[test]
 fn every_family_continues_greedily_as_transformers() {
-    use arkor_engine::models::KvCache;
     for name in [
         "tiny-llama",
         "tiny-qwen2",
@@ -120,44 +120,73 @@ fn every_family_continues_greedily_as_transformers() {
         "tiny-gemma2",
         "tiny-gemma3",
     ] {
-        let adapter_dir = match name.trim_start_matches("tiny-") {
-            "llama" => "peft-adapter".to_owned(),
-            family => format!("peft-adapter-{family}"),
-        };
-        let model = Model::load(&reference_dir().join(name), &Device::Cpu).unwrap();
-        let adapter =
-            Adapter::load(&reference_dir().join(adapter_dir), model.spec(), &Device::Cpu).unwrap();
-        for (adapter, key) in [(None, name.to_owned()), (Some(&adapter), format!("{name}+peft"))] {
-            let expected: Vec<Vec<u32>> = reference(&format!("{key}.greedy"))
-                .to_dtype(DType::U32)
-                .unwrap()
-                .to_vec2()
-                .unwrap();
-            let prompt = &expected[0][..12];
-            let mut rows: Vec<Vec<u32>> = expected.iter().map(|r| r[..12].to_vec()).collect();
-            assert_eq!(prompt, &rows[0][..]);
-            let mut caches = [KvCache::new(), KvCache::new()];
-            let mut step: Vec<Vec<u32>> = rows.clone();
-            while rows[0].len() < expected[0].len() {
-                let lens: Vec<usize> = step.iter().map(Vec::len).collect();
-                let ids = Tensor::new(step.concat().as_slice(), &Device::Cpu).unwrap();
-                let [a, b] = &mut caches;
-                let hidden = model
-                    .hidden_states_cached(&ids, &lens, &mut [a, b], &[adapter, adapter])
-                    .unwrap();
-                let mut end = 0;
-                for (j, len) in lens.iter().enumerate() {
-                    end += len;
-                    let last = hidden.narrow(0, end - 1, 1).unwrap();
-                    let logits = model.logits(&last).unwrap().flatten_all().unwrap();
-                    let next = logits.argmax(0).unwrap().to_scalar::<u32>().unwrap();
-                    rows[j].push(next);
-                    step[j] = vec![next];
-                }
-            }
-            assert_eq!(rows, expected, "{key}: greedy tokens differ from transformers'");
-        }
+        check_greedy(name, 12);
     }
+}
+
+/// Phi-3 against transformers' own cached `generate` from a 10-token prompt: decoding
+/// crosses the 6-token window and, at position 16, the LongRoPE pretraining context, from
+/// where both rotate new queries and keys with the long factors while the cached keys keep
+/// the short ones.
+#[test]
+fn phi3_continues_greedily_as_transformers_generate() {
+    check_greedy("tiny-phi3", 10);
+}
+
+fn check_greedy(name: &str, prompt_len: usize) {
+    use arkor_engine::models::KvCache;
+    let adapter_dir = match name.trim_start_matches("tiny-") {
+        "llama" => "peft-adapter".to_owned(),
+        family => format!("peft-adapter-{family}"),
+    };
+    let model = Model::load(&reference_dir().join(name), &Device::Cpu).unwrap();
+    let adapter =
+        Adapter::load(&reference_dir().join(adapter_dir), model.spec(), &Device::Cpu).unwrap();
+    for (adapter, key) in [(None, name.to_owned()), (Some(&adapter), format!("{name}+peft"))] {
+        let expected: Vec<Vec<u32>> =
+            reference(&format!("{key}.greedy")).to_dtype(DType::U32).unwrap().to_vec2().unwrap();
+        let mut rows: Vec<Vec<u32>> = expected.iter().map(|r| r[..prompt_len].to_vec()).collect();
+        let mut caches = [KvCache::new(), KvCache::new()];
+        let mut step: Vec<Vec<u32>> = rows.clone();
+        while rows[0].len() < expected[0].len() {
+            let lens: Vec<usize> = step.iter().map(Vec::len).collect();
+            let ids = Tensor::new(step.concat().as_slice(), &Device::Cpu).unwrap();
+            let [a, b] = &mut caches;
+            let hidden =
+                model.hidden_states_cached(&ids, &lens, &mut [a, b], &[adapter, adapter]).unwrap();
+            let mut end = 0;
+            for (j, len) in lens.iter().enumerate() {
+                end += len;
+                let last = hidden.narrow(0, end - 1, 1).unwrap();
+                let logits = model.logits(&last).unwrap().flatten_all().unwrap();
+                let next = logits.argmax(0).unwrap().to_scalar::<u32>().unwrap();
+                rows[j].push(next);
+                step[j] = vec![next];
+            }
+        }
+        assert_eq!(rows, expected, "{key}: greedy tokens differ from transformers'");
+    }
+}
+
+/// Fused qkv_proj/gate_up_proj, LongRoPE with its attention factor (on 24 tokens, past the
+/// pretraining context of 16, so the long factors), partial rotary factor 0.75 and a
+/// 6-token sliding window.
+#[test]
+fn phi3_longrope_partial_rotary_sliding_window_match_transformers() {
+    check("tiny-phi3", None, "tiny-phi3.logits", "tiny-phi3");
+    // The first 16 positions alone stay within the context: the short factors.
+    let model = Model::load(&reference_dir().join("tiny-phi3"), &Device::Cpu).unwrap();
+    let ids = reference("tiny-phi3.input_ids").to_dtype(DType::U32).unwrap();
+    let short = model.forward(&ids.narrow(1, 0, 16).unwrap(), None).unwrap();
+    let long = reference("tiny-phi3.logits").narrow(1, 0, 16).unwrap();
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(arkor_test_support::check::max_relative_error(&flat(&short), &flat(&long), 1.0) > 1e-3);
+}
+
+/// A PEFT adapter with PEFT's Phi-3 names: one A per fused module, B over `[q; k; v]`.
+#[test]
+fn peft_adapter_on_phi3_matches_transformers() {
+    check("tiny-phi3", Some("peft-adapter-phi3"), "tiny-phi3+peft.logits", "tiny-phi3");
 }
 
 #[test]
@@ -176,9 +205,15 @@ fn peft_rslora_adapter_matches_transformers() {
 #[test]
 fn our_adapter_files_are_written_for_the_peft_check() {
     use rand::{Rng, SeedableRng};
-    for name in
-        ["tiny-llama", "tiny-qwen3", "tiny-smollm3", "tiny-mistral", "tiny-gemma2", "tiny-gemma3"]
-    {
+    for name in [
+        "tiny-llama",
+        "tiny-qwen3",
+        "tiny-smollm3",
+        "tiny-mistral",
+        "tiny-gemma2",
+        "tiny-gemma3",
+        "tiny-phi3",
+    ] {
         let model = Model::load(&reference_dir().join(name), &Device::Cpu).unwrap();
         let lora = arkor_engine::config::LoraConfig { r: 4, alpha: 8.0, ..Default::default() };
         let adapter = Adapter::new(model.spec(), &lora, name, 5, &Device::Cpu).unwrap();

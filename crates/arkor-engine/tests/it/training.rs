@@ -113,7 +113,22 @@ fn a_quantized_base_stays_close_to_fp32_and_still_learns() {
 
 #[test]
 fn a_trained_adapter_reproduces_the_answers_and_survives_a_round_trip() {
-    let fixture = tiny_llama();
+    learns_the_answers_and_round_trips(&tiny_llama());
+}
+
+/// The same on Phi-3: LoRA on the fused qkv_proj and gate_up_proj (the default seven
+/// targets resolve to its four), saved with PEFT's names, merged back into fused weights.
+/// The chat prompts (about 30 tokens) with their replies cross the 8-token window and the
+/// 32-token LongRoPE context.
+#[test]
+fn phi3_learns_the_three_answers_through_fused_projections() {
+    let fixture = arkor_test_support::fixtures::tiny_phi3();
+    learns_the_answers_and_round_trips(&fixture);
+    let config = std::fs::read_to_string(fixture.path().join("config.json")).unwrap();
+    assert!(config.contains("longrope"), "the fixture uses LongRoPE");
+}
+
+fn learns_the_answers_and_round_trips(fixture: &arkor_test_support::fixtures::TempModel) {
     let l = load(fixture.path());
     let tmp = tempfile::tempdir().unwrap();
     let config = TrainConfig { max_steps: Some(60), ..quick_config() };
@@ -121,6 +136,13 @@ fn a_trained_adapter_reproduces_the_answers_and_survives_a_round_trip() {
         run(&l, &config, tmp.path(), &tmp.path().join("run"), None, &CancelToken::new());
     let final_dir = outcome.final_dir.unwrap();
     let adapter = Adapter::load(&final_dir, l.model.spec(), &Device::Cpu).unwrap();
+    let names: Vec<&str> =
+        arkor_engine::lora::Proj::of(l.model.spec()).iter().map(|p| p.peft_name()).collect();
+    let mut targets: Vec<&str> = adapter.config().target_modules.iter().map(|s| &**s).collect();
+    targets.sort();
+    let mut expected = names.clone();
+    expected.sort();
+    assert_eq!(targets, expected, "the adapter targets the family's projections");
     let greedy = SamplingParams { temperature: 0.0, max_tokens: 40, ..Default::default() };
     for (q, a) in QA {
         let messages = [ChatMessage { role: "user".into(), content: q.into() }];

@@ -6,6 +6,7 @@ Run offline by a developer (CI only reads the outputs; it never installs PyTorch
     /tmp/refvenv/bin/python make_reference.py generate
     /tmp/refvenv/bin/python make_reference.py generate-families
     /tmp/refvenv/bin/python make_reference.py generate-greedy
+    /tmp/refvenv/bin/python make_reference.py generate-phi3
     /tmp/refvenv/bin/python make_reference.py check-adapter ADAPTER_DIR LOGITS.safetensors [MODEL]
 
 `generate` writes, next to this script:
@@ -39,6 +40,16 @@ directories (nothing above changes) and writes:
   peft-adapter-qwen2/    the same kind of adapter on tiny-qwen2
   greedy.safetensors     20 greedy tokens after the inputs for each of the four, with and
                          without its adapter, and tiny-qwen2+peft.logits
+
+`generate-phi3` writes, touching nothing else:
+  tiny-phi3/             Phi3ForCausalLM: fused qkv_proj and gate_up_proj, LongRoPE (short
+                         and long factors, pretraining context 16 of 128), partial rotary
+                         factor 0.75, sliding window 6, GQA, untied head, fp32
+  peft-adapter-phi3/     a PEFT LoRA adapter on tiny-phi3 (r=4, alpha=8, PEFT's Phi-3 names:
+                         qkv_proj, o_proj, gate_up_proj, down_proj)
+  phi3.safetensors       24-token input ids (past the context of 16 and the window) with
+                         reference logits, and 20 greedy tokens after a 10-token prompt from
+                         transformers' cached generate, with and without the adapter
 
 `check-adapter` loads an adapter written by arkor into PEFT on top of MODEL (default
 tiny-llama), runs the same input ids and compares with the tensor "logits" in the given
@@ -170,11 +181,45 @@ def gemma3():
     return built(Gemma3ForCausalLM, cfg, 13)
 
 
-def lora(model, rslora, seed):
+PHI3_ORIGINAL_MAX = 16
+
+
+def phi3():
+    """Phi-3 with Phi-4-mini's features at tiny size: LongRoPE (short and long factors that
+    differ per frequency, pretraining context 16 of 128, so attention factor
+    sqrt(1 + ln 8 / ln 16)), partial_rotary_factor 0.75 (12 of 16 head dims rotated), a
+    sliding window of 6, untied head."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+    g = torch.Generator().manual_seed(15)
+    short = (1.0 + torch.rand(6, generator=g)).tolist()
+    long = (2.0 + 6.0 * torch.rand(6, generator=g)).tolist()
+    cfg = Phi3Config(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
+        max_position_embeddings=128, original_max_position_embeddings=PHI3_ORIGINAL_MAX,
+        tie_word_embeddings=False, sliding_window=6, pad_token_id=None, bos_token_id=1,
+        eos_token_id=2,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                         "partial_rotary_factor": 0.75,
+                         "short_factor": short, "long_factor": long},
+    )
+    return built(Phi3ForCausalLM, cfg, 15)
+
+
+def phi3_input_ids():
+    """24 tokens a row: past the pretraining context of 16 and the window of 6."""
+    g = torch.Generator().manual_seed(4321)
+    return torch.randint(0, VOCAB, (2, 24), generator=g)
+
+
+PHI3_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+ALL_SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora(model, rslora, seed, targets=ALL_SEVEN):
     from peft import LoraConfig, get_peft_model
     cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
-                     use_rslora=rslora,
-                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+                     use_rslora=rslora, target_modules=targets)
     peft_model = get_peft_model(model, cfg)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -185,8 +230,9 @@ def lora(model, rslora, seed):
 
 
 @torch.no_grad()
-def logits_of(model):
-    return model(input_ids=input_ids()).logits.float().contiguous()
+def logits_of(model, ids=None):
+    ids = input_ids() if ids is None else ids
+    return model(input_ids=ids).logits.float().contiguous()
 
 
 @torch.no_grad()
@@ -207,12 +253,13 @@ def save_model(model, name, dtype, shard):
     return path
 
 
-def peft_logits(path, adapter, rslora, seed):
+def peft_logits(path, adapter, rslora, seed, targets=ALL_SEVEN):
     """Saves a random PEFT adapter on the model at `path` as HERE/`adapter` and returns it
     loaded back with PeftModel."""
     from transformers import AutoModelForCausalLM
     from peft import PeftModel
-    model = lora(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), rslora, seed)
+    model = lora(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), rslora, seed,
+                 targets)
     adapter_dir = os.path.join(HERE, adapter)
     shutil.rmtree(adapter_dir, ignore_errors=True)
     model.save_pretrained(adapter_dir)
@@ -300,6 +347,46 @@ def generate_greedy():
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "greedy.safetensors"))
 
 
+@torch.no_grad()
+def cached_greedy_of(model, prompt, steps=20):
+    """`prompt` followed by `steps` greedy tokens from transformers' own cached generation
+    (the prompt in one pass, then one token at a time). For LongRoPE this is what differs
+    from a full forward per step: the cached keys keep the short-factor rotation they were
+    made with when later passes switch to the long factors."""
+    # No end-of-sequence handling: every step is a plain argmax, as in arkor's test.
+    eos = (model.config.eos_token_id, model.generation_config.eos_token_id)
+    model.config.eos_token_id = model.generation_config.eos_token_id = None
+    out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
+                         max_new_tokens=steps, do_sample=False, use_cache=True, pad_token_id=0)
+    model.config.eos_token_id, model.generation_config.eos_token_id = eos
+    assert out.shape[1] == prompt.shape[1] + steps
+    return out
+
+
+def generate_phi3():
+    """tiny-phi3/, peft-adapter-phi3/ and phi3.safetensors; touches nothing else."""
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+    out = {}
+    ids = phi3_input_ids()
+    path = save_model(phi3(), "tiny-phi3", torch.float32, shard=False)
+    reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    peft = peft_logits(path, "peft-adapter-phi3", False, 16, PHI3_TARGETS)
+    out["tiny-phi3.input_ids"] = ids
+    out["tiny-phi3.logits"] = logits_of(reloaded, ids)
+    out["tiny-phi3+peft.logits"] = logits_of(peft, ids)
+    # A 10-token prompt: decoding crosses the window and, at position 16, the pretraining
+    # context (from there transformers rotates new tokens with the long factors).
+    prompt = ids[:, :10].clone()
+    out["tiny-phi3.greedy"] = cached_greedy_of(reloaded, prompt)
+    out["tiny-phi3+peft.greedy"] = cached_greedy_of(peft, prompt)
+    rope = reloaded.model.rotary_emb
+    print("attention factor:", rope.attention_scaling)
+    with open(os.path.join(path, "config.json")) as f:
+        print("tiny-phi3 config keys:", sorted(json.load(f).keys()))
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "phi3.safetensors"))
+
+
 def check_adapter(adapter_dir, logits_file, model_name="tiny-llama"):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
@@ -307,7 +394,7 @@ def check_adapter(adapter_dir, logits_file, model_name="tiny-llama"):
     base = AutoModelForCausalLM.from_pretrained(os.path.join(HERE, model_name), dtype=torch.float32)
     model = PeftModel.from_pretrained(base, adapter_dir).eval()
     ours = load_file(logits_file)["logits"]
-    theirs = logits_of(model)
+    theirs = logits_of(model, phi3_input_ids() if model_name == "tiny-phi3" else None)
     diff = (ours - theirs).abs()
     rel = (diff / theirs.abs().clamp(min=1.0)).max().item()
     print(f"max abs diff {diff.max().item():.3e}, max rel diff {rel:.3e}")
@@ -322,6 +409,8 @@ if __name__ == "__main__":
         generate_families()
     elif sys.argv[1:2] == ["generate-greedy"]:
         generate_greedy()
+    elif sys.argv[1:2] == ["generate-phi3"]:
+        generate_phi3()
     elif sys.argv[1:2] == ["check-adapter"] and len(sys.argv) in (4, 5):
         check_adapter(*sys.argv[2:])
     else:
