@@ -22,6 +22,11 @@ const QWEN2_RE: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\
 /// Llama 3's split regex: Qwen2's with digit runs of up to three.
 const LLAMA3_RE: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// GPT-4o's split regex (o200k: Phi-4-mini), as its `tokenizer.json` spells it; llama.cpp's
+/// `gpt-4o` entry rewrites the mark classes as lookaheads and agrees with it on text without
+/// combining marks.
+const GPT4O_RE: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 /// `tokenizer.ggml.token_type` values.
 const NORMAL: i32 = 1;
 const UNKNOWN: i32 = 2;
@@ -51,6 +56,8 @@ enum PreTokenizer {
     Qwen2,
     /// Llama 3's regex.
     Llama3,
+    /// GPT-4o's regex (Phi-4-mini).
+    Gpt4o,
     /// GPT-2's byte-level regex alone.
     Gpt2,
 }
@@ -61,6 +68,7 @@ impl PreTokenizer {
             "smollm" | "starcoder" | "refact" | "codeshell" | "command-r" => Self::DigitsByteLevel,
             "qwen2" | "deepseek-r1-qwen" => Self::Qwen2,
             "llama-bpe" | "llama3" | "smaug-bpe" | "falcon3" | "dbrx" => Self::Llama3,
+            "gpt-4o" => Self::Gpt4o,
             "gpt-2" | "default" | "mpt" | "olmo" => Self::Gpt2,
             _ => return None,
         })
@@ -71,6 +79,7 @@ impl PreTokenizer {
             Self::DigitsByteLevel => "smollm",
             Self::Qwen2 => "qwen2",
             Self::Llama3 => "llama-bpe",
+            Self::Gpt4o => "gpt-4o",
             Self::Gpt2 => "gpt-2",
         }
     }
@@ -93,6 +102,9 @@ impl PreTokenizer {
             }
             Self::Llama3 => {
                 json!({"type": "Sequence", "pretokenizers": [split(LLAMA3_RE), byte_level(false)]})
+            }
+            Self::Gpt4o => {
+                json!({"type": "Sequence", "pretokenizers": [split(GPT4O_RE), byte_level(false)]})
             }
             Self::Gpt2 => byte_level(true),
         }
@@ -117,6 +129,7 @@ impl PreTokenizer {
                 match s["pattern"]["Regex"].as_str()? {
                     QWEN2_RE => Some(Self::Qwen2),
                     LLAMA3_RE => Some(Self::Llama3),
+                    GPT4O_RE => Some(Self::Gpt4o),
                     _ => None,
                 }
             }
@@ -302,7 +315,7 @@ fn byte_level_model(
     let pre = PreTokenizer::from_gguf(&pre_name).ok_or_else(|| {
         fail(format!(
             "tokenizer.ggml.pre: unsupported pre-tokenizer \"{pre_name}\" (supported: smollm, \
-             starcoder, qwen2, llama-bpe, gpt-2 and their aliases); tokenizing with another one \
+             starcoder, qwen2, llama-bpe, gpt-4o, gpt-2 and their aliases); tokenizing with another one \
              would not match llama.cpp"
         ))
     })?;
@@ -435,7 +448,7 @@ pub fn gguf_metadata_from_dir(dir: &Path, rows: usize) -> Result<Vec<(String, Va
         None
     } else {
         Some(PreTokenizer::from_tokenizer_json(&tok["pre_tokenizer"]).ok_or_else(|| {
-            invalid("field pre_tokenizer: not one llama.cpp knows (byte-level GPT-2, SmolLM digits, Qwen2 or Llama 3 split)".to_owned())
+            invalid("field pre_tokenizer: not one llama.cpp knows (byte-level GPT-2, SmolLM digits, Qwen2, Llama 3 or GPT-4o split)".to_owned())
         })?)
     };
     let mut tokens: Vec<Option<String>> = vec![None; rows];

@@ -135,3 +135,62 @@ fn sentencepiece_models_export_to_ggufs_that_tokenize_like_llama_cpps_own_conver
         }
     }
 }
+
+/// GPT-4o's split regex as `tokenizer.json` spells it (o200k: Phi-4-mini's vocabulary).
+const GPT4O_SPLIT: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Phi-4-mini's kind of vocabulary: byte-level BPE split by GPT-4o's regex, which llama.cpp
+/// calls `gpt-4o`. Merges that only apply when the split allows them (`1|2|3|4` across the
+/// three-digit cut, `a|B` across the case change) make the split visible in the ids.
+#[test]
+fn a_gpt4o_split_vocabulary_exports_and_imports_with_llama_cpps_ids() {
+    let Some(script) = llama_cpp_script() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let spec = arkor_test_support::fixtures::llama_spec(41);
+    arkor_engine::tiny::write_model(
+        &dir,
+        &arkor_engine::tiny::TinySpec { min_vocab_size: 512, ..spec },
+    )
+    .unwrap();
+    let path = dir.join("tokenizer.json");
+    let mut tok = read_json(&path);
+    tok["pre_tokenizer"] = serde_json::json!({"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": GPT4O_SPLIT}, "behavior": "Isolated", "invert": false},
+        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]});
+    // A BPE's own ids run from 0 and the added (special) tokens follow them: the new tokens
+    // take the specials' ids and the specials move up.
+    let added = tok["added_tokens"].as_array_mut().unwrap();
+    let mut next = added.iter().map(|t| t["id"].as_u64().unwrap()).min().unwrap();
+    let merges = [("1", "2"), ("12", "3"), ("123", "4"), ("a", "B")];
+    for t in added.iter_mut() {
+        t["id"] = (t["id"].as_u64().unwrap() + merges.len() as u64).into();
+    }
+    for (a, b) in merges {
+        tok["model"]["vocab"][format!("{a}{b}")] = next.into();
+        tok["model"]["merges"].as_array_mut().unwrap().push(serde_json::json!([a, b]));
+        next += 1;
+    }
+    std::fs::write(&path, tok.to_string()).unwrap();
+    let tokenizer = TextTokenizer::from_dir(&dir).unwrap();
+    let texts = [
+        "1234567 xaBc theThe",
+        "don't WAIT/\nnow",
+        "x aB 12345 <|im_start|>user",
+        "I'm\r\n\r\n  ok",
+    ];
+    let ours: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode(t, false).unwrap()).collect();
+    assert!(ours[0].contains(&tokenizer.token_id("123").unwrap()), "{:?}", ours[0]);
+    let model = Model::load(&dir, &Device::Cpu).unwrap();
+    let gguf = tmp.path().join("gpt4o.gguf");
+    crate::gguf::export_gguf(&model, Quant::F32, &gguf);
+    let texts_file = tmp.path().join("texts.json");
+    std::fs::write(&texts_file, serde_json::to_string(&texts).unwrap()).unwrap();
+    let args = ["tokenize", "--model", gguf.to_str().unwrap(), "--text-file"];
+    let llama = llama_cpp(&script, &[&args[..], &[texts_file.to_str().unwrap()]].concat());
+    assert_eq!(ids(&llama["ids"]), ours, "llama.cpp's ids on the exported GGUF");
+    let back = TextTokenizer::from_dir(&import(&gguf, &tmp.path().join("cache")).unwrap()).unwrap();
+    for (text, want) in texts.iter().zip(&ours) {
+        assert_eq!(&back.encode(text, false).unwrap(), want, "re-imported: {text:?}");
+    }
+}
