@@ -199,14 +199,15 @@ impl Backend {
                 .and_then(|t| serde_json::from_str(&t).ok());
             return Err(StartError::AlreadyRunning { data_dir: config.data_dir.clone(), running });
         }
-        let store = store::Store::open(&config.database, &config.data_dir.join("arkor.db"))
-            .await
-            .map_err(|e| match &config.database {
+        let store_err = |e: store::StoreError| match &config.database {
             store::Database::DataDir => data_err(e.to_string()),
             store::Database::Postgres(url) => {
                 StartError::Database { database: url.describe(), message: e.to_string() }
             }
-        })?;
+        };
+        let store = store::Store::open(&config.database, &config.data_dir.join("arkor.db"))
+            .await
+            .map_err(store_err)?;
         let runner = runner::Runner::new(
             store.clone(),
             runner::RunnerConfig {
@@ -217,7 +218,7 @@ impl Backend {
                 cancel_grace: config.cancel_grace,
             },
         );
-        let recovered = runner.recover().await.map_err(|e| data_err(e.to_string()))?;
+        let recovered = runner.recover().await.map_err(store_err)?;
         if recovered > 0 {
             eprintln!(
                 "arkor server: marked {recovered} job(s) failed that were running when the \

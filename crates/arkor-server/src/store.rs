@@ -54,7 +54,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error (or the connection to it failed).
-    #[error("postgres error: {0}")]
+    #[error("postgres error: {}", postgres_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be taken from the pool.
     #[error("postgres connection pool: {0}")]
@@ -79,6 +79,15 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A `tokio_postgres::Error` with its cause: its own text is only the kind ("db error",
+/// "error connecting to server"), the server's message or the IO error is its source.
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
 
 /// Filters and paging of a job listing.
 #[derive(Clone, Debug, Default)]
@@ -206,14 +215,6 @@ impl Store {
         match db {
             Database::DataDir => Ok(Store::Sqlite(SqliteStore::open(sqlite_path)?)),
             Database::Postgres(url) => Ok(Store::Postgres(PgStore::connect(url).await?)),
-        }
-    }
-
-    /// Which backend, for messages (`sqlite` or `postgres`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
         }
     }
 

@@ -38,7 +38,15 @@ pub(crate) fn on_postgres(test: fn()) {
     DATABASE.with(|d| *d.borrow_mut() = Database::Postgres(url));
     test();
     DATABASE.with(|d| *d.borrow_mut() = Database::DataDir);
-    rt.block_on(db.drop_database());
+    rt.block_on(async {
+        // The test's backend really kept its rows there.
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let orgs: i64 = client.query_one("SELECT COUNT(*) FROM orgs", &[]).await.unwrap().get(0);
+        assert!(orgs > 0, "the backend did not use the PostgreSQL database");
+        drop(client);
+        db.drop_database().await;
+    });
 }
 
 /// `on_postgres::NAME` for each test NAME of the module: the same test on PostgreSQL.
@@ -1407,8 +1415,11 @@ async fn arkor_server_runs_on_postgres_with_the_database_flag() {
     assert!(!tmp.path().join("arkor.db").exists());
     let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    let n: i64 =
-        client.query_one("SELECT COUNT(*) FROM projects WHERE slug = 'on-pg'", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM projects WHERE slug = 'on-pg'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1);
     drop(client);
     db.drop_database().await;
