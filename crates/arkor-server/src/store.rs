@@ -116,7 +116,7 @@ pub enum Database {
     #[default]
     DataDir,
     /// A PostgreSQL database.
-    Postgres(PgUrl),
+    Postgres(Box<PgUrl>),
 }
 
 /// A parsed `postgres://` (or `postgresql://`, or `key=value`) connection string.

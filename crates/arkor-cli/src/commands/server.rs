@@ -25,7 +25,7 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
             let url: PgUrl = url
                 .parse()
                 .map_err(|e| anyhow::anyhow!("invalid --database (or ARKOR_DATABASE_URL): {e}"))?;
-            config.database = Database::Postgres(url);
+            config.database = Database::Postgres(Box::new(url));
         }
         if !args.host.is_loopback() {
             eprintln!(

@@ -24,7 +24,7 @@ pub(crate) async fn start(data: &Path, max_jobs: usize) -> Backend {
 
 thread_local! {
     /// The store backends started on this thread use (see [`on_postgres`]).
-    static DATABASE: RefCell<Database> = RefCell::new(Database::DataDir);
+    static DATABASE: RefCell<Database> = const { RefCell::new(Database::DataDir) };
 }
 
 /// Runs `test`, a `#[tokio::test]` function, with every backend it starts on a fresh
@@ -35,7 +35,7 @@ pub(crate) fn on_postgres(test: fn()) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let Some(db) = rt.block_on(arkor_test_support::pg::database()) else { return };
     let url: PgUrl = db.url.parse().unwrap();
-    DATABASE.with(|d| *d.borrow_mut() = Database::Postgres(url));
+    DATABASE.with(|d| *d.borrow_mut() = Database::Postgres(Box::new(url)));
     test();
     DATABASE.with(|d| *d.borrow_mut() = Database::DataDir);
     rt.block_on(async {
