@@ -262,6 +262,11 @@ pub struct ServerArgs {
     /// weights per token for all of them); more wait for a place. 1 decodes one at a time.
     #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256), env = "ARKOR_MAX_BATCH")]
     pub max_batch: usize,
+    /// Keep jobs, events, users and endpoints in this PostgreSQL database
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, plain TCP: loopback or a private
+    /// network) instead of SQLite in the data directory; files stay in the data directory.
+    #[arg(long, value_name = "URL", env = "ARKOR_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
-use crate::store::{self, StoreError};
+use crate::store::StoreError;
 
 mod auth;
 mod constraint;
@@ -202,7 +202,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             )
         })?;
         let hash = crate::util::token_hash(&token);
-        let user = state.store.call(move |c| store::user_by_token(c, &hash)).await?;
+        let user = state.store.user_by_token(&hash).await?;
         user.map(Caller).ok_or_else(|| {
             ApiError::new(ErrorCode::Unauthorized, "unknown or revoked token; log in again")
         })
@@ -239,7 +239,7 @@ async fn resolve_org(state: &AppState, user: &User, slug: Option<String>) -> Api
     let slug = slug.ok_or_else(|| ApiError::bad_request("missing query parameter orgSlug"))?;
     let user_id = user.id.clone();
     let s = slug.clone();
-    let org = state.store.call(move |c| store::member_org(c, &user_id, &s)).await?;
+    let org = state.store.member_org(&user_id, &s).await?;
     org.ok_or_else(|| ApiError::not_found(format!("organisation \"{slug}\" not found")))
 }
 
@@ -269,7 +269,7 @@ impl FromRequestParts<Arc<AppState>> for Scope {
             .ok_or_else(|| ApiError::bad_request("missing query parameter projectSlug"))?;
         let org_id = org.id.clone();
         let s = slug.clone();
-        let project = state.store.call(move |c| store::project(c, &org_id, &s)).await?;
+        let project = state.store.project(&org_id, &s).await?;
         let project = project.ok_or_else(|| {
             ApiError::not_found(format!(
                 "project \"{slug}\" not found in organisation \"{}\"",

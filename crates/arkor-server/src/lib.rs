@@ -65,6 +65,10 @@ pub struct ServerConfig {
     /// Concurrent requests on one base model decoded together at most (more wait for a
     /// place); 1 decodes one request at a time.
     pub max_batch: usize,
+    /// Where jobs, events, identities and endpoints are stored (`--database`): SQLite in the
+    /// data directory by default, or PostgreSQL. Files (datasets, adapters, exports) stay in
+    /// the data directory either way.
+    pub database: store::Database,
 }
 
 impl ServerConfig {
@@ -82,6 +86,7 @@ impl ServerConfig {
             endpoint_domain: None,
             max_loaded_models: 2,
             max_batch: 16,
+            database: store::Database::DataDir,
         }
     }
 }
@@ -145,6 +150,14 @@ pub enum StartError {
         /// What went wrong.
         message: String,
     },
+    /// The PostgreSQL database (`--database`) cannot be reached or migrated.
+    #[error("failed to open the database {database} (--database): {message}")]
+    Database {
+        /// The database, without its password.
+        database: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The backend a running process advertises for `data_dir`, if one is running.
@@ -186,8 +199,15 @@ impl Backend {
                 .and_then(|t| serde_json::from_str(&t).ok());
             return Err(StartError::AlreadyRunning { data_dir: config.data_dir.clone(), running });
         }
-        let store = store::Store::open(&config.data_dir.join("arkor.db"))
-            .map_err(|e| data_err(e.to_string()))?;
+        let store_err = |e: store::StoreError| match &config.database {
+            store::Database::DataDir => data_err(e.to_string()),
+            store::Database::Postgres(url) => {
+                StartError::Database { database: url.describe(), message: e.to_string() }
+            }
+        };
+        let store = store::Store::open(&config.database, &config.data_dir.join("arkor.db"))
+            .await
+            .map_err(store_err)?;
         let runner = runner::Runner::new(
             store.clone(),
             runner::RunnerConfig {
@@ -198,7 +218,7 @@ impl Backend {
                 cancel_grace: config.cancel_grace,
             },
         );
-        let recovered = runner.recover().await.map_err(|e| data_err(e.to_string()))?;
+        let recovered = runner.recover().await.map_err(store_err)?;
         if recovered > 0 {
             eprintln!(
                 "arkor server: marked {recovered} job(s) failed that were running when the \

@@ -16,7 +16,7 @@ use arkor_protocol::job::JobStatus;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::store::{self, Store, StoreResult};
+use crate::store::{Store, StoreResult};
 use crate::worker::{JOB_FILE, JobFile};
 
 /// How the backend starts a worker: `program args... --job-dir D --data-dir D`.
@@ -84,7 +84,7 @@ impl Runner {
     pub async fn record(&self, job_id: &str, kind: EventKind) -> StoreResult<Option<StoredEvent>> {
         let id = job_id.to_owned();
         let terminal = kind.is_terminal();
-        let stored = self.store.call(move |c| store::append_event(c, &id, &kind)).await?;
+        let stored = self.store.append_event(&id, &kind).await?;
         if let Some(ev) = &stored {
             let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(tx) = channels.get(job_id) {
@@ -133,7 +133,7 @@ impl Runner {
     /// At startup: jobs left `running` by a backend that died are failed (their workers
     /// cancel themselves when their stdin closes). Queued jobs stay queued.
     pub async fn recover(&self) -> StoreResult<usize> {
-        let ids = self.store.call(|c| store::job_ids_with_status(c, JobStatus::Running)).await?;
+        let ids = self.store.job_ids_with_status(JobStatus::Running).await?;
         for id in &ids {
             let error = "the backend stopped while this job was running; its saved checkpoints \
                          are kept. Submit the job again to retrain."
@@ -151,17 +151,8 @@ impl Runner {
                 if busy >= self.config.max_concurrent {
                     break;
                 }
-                match self.store.call(|c| store::next_queued(c)).await {
+                match self.store.claim_next().await {
                     Ok(Some(job)) => {
-                        let id = job.id.clone();
-                        match self.store.call(move |c| store::mark_running(c, &id)).await {
-                            Ok(true) => {}
-                            Ok(false) => continue,
-                            Err(e) => {
-                                eprintln!("arkor server: queue: {e}");
-                                break;
-                            }
-                        }
                         let (tx, rx) = mpsc::unbounded_channel();
                         self.running
                             .lock()
@@ -212,11 +203,8 @@ impl Runner {
         cancel_rx: &mut mpsc::UnboundedReceiver<()>,
     ) -> anyhow::Result<Exit> {
         let id = job_id.to_owned();
-        let job = self
-            .store
-            .call(move |c| store::job(c, &id))
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
+        let job =
+            self.store.job(&id).await?.ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
         let config = crate::jobconfig::to_train_config(&job.name, &job.config)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let dir = self.job_dir(job_id);

@@ -1,88 +1,75 @@
-//! The SQLite store: organisations, users, tokens, projects, jobs and the job event log.
+//! The store: organisations, users, tokens, projects, jobs, the job event log, endpoints.
 //!
-//! One connection behind a mutex, used from blocking tasks ([`Store::call`]); WAL mode so
-//! readers of the file (backups, `sqlite3`) never block the backend. Schema changes are
-//! numbered migrations applied in order at open, tracked in `PRAGMA user_version`.
+//! [`Store`] is the one interface the handlers and the runner use, an enum over two
+//! backends with the same behaviour:
+//! - [`SqliteStore`] (`store/sqlite.rs`), the default: a file in the data directory, one
+//!   connection used from blocking tasks;
+//! - [`PgStore`] (`store/postgres.rs`), selected with `arkor server --database
+//!   postgres://...`: a `deadpool-postgres` pool of `tokio-postgres` connections.
+//!
+//! Each method is one operation callers need; an operation of several statements runs in one
+//! transaction on both backends. The schema is one numbered list of migrations with both
+//! dialects (`store/migrations.rs`). `store/tests.rs` is the conformance suite both run.
+//! Not here yet: job leases with expiry and heartbeats for remote workers (a job claimed by
+//! [`Store::claim_next`] stays running until its terminal event).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::str::FromStr;
 
 use arkor_protocol::auth::{Org, Project, User};
-use arkor_protocol::event::{EventKind, JobEvent, StoredEvent};
-use arkor_protocol::job::{Job, JobConfig, JobProgress, JobStatus};
-use rusqlite::{Connection, OptionalExtension, params};
-
-use crate::util::{iso, now_ms};
+use arkor_protocol::endpoint::{DeploymentKeyDto, DeploymentStats, EndpointRequestDto};
+use arkor_protocol::event::{EventKind, StoredEvent};
+use arkor_protocol::job::{Job, JobStatus};
 
 mod endpoints;
-pub use endpoints::*;
+mod migrations;
+mod postgres;
+mod sqlite;
 #[cfg(test)]
 mod tests;
 
-/// Migrations, applied in order; never edit one that has shipped, add a new one.
-const MIGRATIONS: &[&str] = &[
-    // 1: the initial schema.
-    "CREATE TABLE orgs (
-        id TEXT PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-        created_at INTEGER NOT NULL);
-    CREATE TABLE users (
-        id TEXT PRIMARY KEY, anonymous_id TEXT, kind TEXT NOT NULL, created_at INTEGER NOT NULL);
-    CREATE TABLE memberships (
-        user_id TEXT NOT NULL REFERENCES users(id), org_id TEXT NOT NULL REFERENCES orgs(id),
-        PRIMARY KEY (user_id, org_id));
-    CREATE TABLE tokens (
-        hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),
-        created_at INTEGER NOT NULL);
-    CREATE TABLE projects (
-        id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), slug TEXT NOT NULL,
-        name TEXT NOT NULL, created_at INTEGER NOT NULL, UNIQUE (org_id, slug));
-    CREATE TABLE jobs (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
-        org_id TEXT NOT NULL REFERENCES orgs(id), project_id TEXT NOT NULL REFERENCES projects(id),
-        name TEXT NOT NULL, status TEXT NOT NULL, config TEXT NOT NULL, error TEXT,
-        created_at INTEGER NOT NULL, started_at INTEGER, completed_at INTEGER,
-        step INTEGER NOT NULL DEFAULT 0, total_steps INTEGER NOT NULL DEFAULT 0, loss REAL);
-    CREATE INDEX jobs_by_project ON jobs (project_id, seq DESC);
-    CREATE INDEX jobs_by_status ON jobs (status);
-    CREATE TABLE job_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL REFERENCES jobs(id),
-        type TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);
-    CREATE INDEX job_events_by_job ON job_events (job_id, id);",
-    // 2: endpoints, their API keys (hashed) and their request log.
-    "CREATE TABLE endpoints (
-        id TEXT PRIMARY KEY, slug TEXT NOT NULL UNIQUE,
-        org_id TEXT NOT NULL REFERENCES orgs(id), project_id TEXT NOT NULL REFERENCES projects(id),
-        target TEXT NOT NULL, auth_mode TEXT NOT NULL, enabled INTEGER NOT NULL,
-        retention_mode TEXT NOT NULL, retention_days INTEGER,
-        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-    CREATE INDEX endpoints_by_project ON endpoints (project_id, created_at);
-    CREATE TABLE endpoint_keys (
-        id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
-        label TEXT NOT NULL, prefix TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
-        enabled INTEGER NOT NULL, created_at INTEGER NOT NULL, last_used_at INTEGER);
-    CREATE INDEX endpoint_keys_by_endpoint ON endpoint_keys (endpoint_id, created_at);
-    CREATE TABLE endpoint_requests (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
-        created_at INTEGER NOT NULL, status INTEGER NOT NULL, latency_ms INTEGER NOT NULL,
-        prompt_tokens INTEGER, completion_tokens INTEGER, key_id TEXT,
-        request_body TEXT, response_body TEXT);
-    CREATE INDEX endpoint_requests_by_endpoint ON endpoint_requests (endpoint_id, id);",
-    // 3: the queue's order. A job moved to the front gets a priority above every queued
-    // one; `seq` stays untouched because listing cursors page by it.
-    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX jobs_queue ON jobs (status, priority DESC, seq);",
-];
+pub use endpoints::{EndpointRow, RequestLog};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
-/// The order [`next_queued`] starts queued jobs in: highest priority first, then oldest.
+/// The order [`Store::claim_next`] starts queued jobs in: highest priority first, then oldest.
 const QUEUE_ORDER: &str = "priority DESC, seq";
 
-/// A store error: SQLite failed or a stored value no longer parses.
+/// The columns a job row is read from, the same on both backends; only valid in a query
+/// over `jobs` without an alias.
+///
+/// The last is the queue position: 1 + the queued jobs that sort before this one in
+/// [`QUEUE_ORDER`], NULL when it is not queued. It must agree with `QUEUE_ORDER` (a store
+/// test checks that it does).
+const JOB_COLUMNS: &str = "seq, id, org_id, project_id, name, status, config, error, created_at, \
+    started_at, completed_at, step, total_steps, loss, \
+    CASE WHEN jobs.status = 'queued' THEN (SELECT COUNT(*) FROM jobs AS q \
+        WHERE q.status = 'queued' AND (q.priority > jobs.priority \
+        OR (q.priority = jobs.priority AND q.seq <= jobs.seq))) END";
+
+/// A store error: the database failed or a stored value no longer parses.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite reported an error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error (or the connection to it failed).
+    #[error("postgres error: {}", postgres_message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be taken from the pool.
+    #[error("postgres connection pool: {0}")]
+    Pool(String),
+    /// The PostgreSQL schema was migrated by a newer arkor than this one.
+    #[error(
+        "the postgres schema is at version {found}, newer than this arkor knows ({known}); \
+         upgrade arkor"
+    )]
+    NewerSchema {
+        /// The version `schema_migrations` records.
+        found: i64,
+        /// The number of migrations this build has.
+        known: usize,
+    },
     /// A row holds JSON this version cannot read.
     #[error("corrupt stored value: {0}")]
     Json(#[from] serde_json::Error),
@@ -93,10 +80,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Handle to the database; cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+/// A `tokio_postgres::Error` with its cause: its own text is only the kind ("db error",
+/// "error connecting to server"), the server's message or the IO error is its source.
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// Filters and paging of a job listing.
@@ -119,408 +109,310 @@ pub struct JobPage {
     pub total: u64,
 }
 
+/// Where the backend keeps its database.
+#[derive(Clone, Debug, Default)]
+pub enum Database {
+    /// SQLite, `arkor.db` in the data directory (the default).
+    #[default]
+    DataDir,
+    /// A PostgreSQL database.
+    Postgres(Box<PgUrl>),
+}
+
+/// A parsed `postgres://` (or `postgresql://`, or `key=value`) connection string.
+#[derive(Clone)]
+pub struct PgUrl(tokio_postgres::Config);
+
+impl PgUrl {
+    /// The parsed connection settings.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.0
+    }
+}
+
+impl PgUrl {
+    /// `user@host:port/database` for messages (never the password).
+    pub fn describe(&self) -> String {
+        let c = &self.0;
+        let host = match c.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => String::new(),
+        };
+        let port = c.get_ports().first().copied().unwrap_or(5432);
+        let user = c.get_user().unwrap_or("");
+        format!("postgres://{user}@{host}:{port}/{}", c.get_dbname().unwrap_or(user))
+    }
+}
+
+impl FromStr for PgUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PgUrl, String> {
+        let expected = "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE";
+        if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+            return Err(format!("{expected}, got {:?}", redact(s)));
+        }
+        let config = tokio_postgres::Config::from_str(s)
+            .map_err(|e| format!("{expected}: {e} (in {:?})", redact(s)))?;
+        if config.get_hosts().is_empty() {
+            return Err(format!("{expected}: no host in {:?}", redact(s)));
+        }
+        Ok(PgUrl(config))
+    }
+}
+
+impl std::fmt::Debug for PgUrl {
+    /// Hosts, port and database only: the password never reaches logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgUrl")
+            .field("hosts", &self.0.get_hosts())
+            .field("ports", &self.0.get_ports())
+            .field("user", &self.0.get_user())
+            .field("dbname", &self.0.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `s` with the password of a `scheme://user:password@` prefix replaced by `***`.
+fn redact(s: &str) -> String {
+    let Some((scheme, rest)) = s.split_once("://") else { return s.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return s.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => s.to_owned(),
+    }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub enum Store {
+    /// SQLite (the default).
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+/// Runs one operation on either backend. SQLite gets owned copies of the `refs` (moved into
+/// the blocking task) and the `vals` as they are; both take them in that order.
+macro_rules! dispatch {
+    ($self:ident, $name:ident ( $($r:ident),* ; $($v:ident),* )) => {
+        match $self {
+            Store::Sqlite(s) => {
+                $(let $r = $r.to_owned();)*
+                s.call(move |c| sqlite::$name(c, $(&$r,)* $($v),*)).await
+            }
+            Store::Postgres(p) => p.$name($($r,)* $($v),*).await,
+        }
+    };
+}
+
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it.
-    pub fn open(path: &Path) -> StoreResult<Store> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&conn)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
-    }
-
-    /// Runs `f` with the connection on a blocking thread.
-    pub async fn call<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
-    {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))?
-    }
-}
-
-fn migrate(conn: &Connection) -> StoreResult<()> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
-    }
-    Ok(())
-}
-
-// ---- identities ----
-
-/// Creates an anonymous user with a personal organisation and a token (stored hashed).
-pub fn create_anonymous(
-    conn: &mut Connection,
-    user_id: &str,
-    anonymous_id: &str,
-    org: &Org,
-    token_hash: &str,
-) -> StoreResult<()> {
-    let tx = conn.transaction()?;
-    let now = now_ms();
-    tx.execute(
-        "INSERT INTO users (id, anonymous_id, kind, created_at) VALUES (?1, ?2, 'anonymous', ?3)",
-        params![user_id, anonymous_id, now],
-    )?;
-    tx.execute(
-        "INSERT INTO orgs (id, slug, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![org.id, org.slug, org.name, now],
-    )?;
-    tx.execute(
-        "INSERT INTO memberships (user_id, org_id) VALUES (?1, ?2)",
-        params![user_id, org.id],
-    )?;
-    tx.execute(
-        "INSERT INTO tokens (hash, user_id, created_at) VALUES (?1, ?2, ?3)",
-        params![token_hash, user_id, now],
-    )?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// The user a token hash belongs to.
-pub fn user_by_token(conn: &Connection, token_hash: &str) -> StoreResult<Option<User>> {
-    Ok(conn
-        .query_row(
-            "SELECT u.id, u.anonymous_id, u.kind FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.hash = ?1",
-            [token_hash],
-            |r| Ok(User { id: r.get(0)?, anonymous_id: r.get(1)?, kind: r.get(2)? }),
-        )
-        .optional()?)
-}
-
-/// Organisations of a user.
-pub fn orgs_of(conn: &Connection, user_id: &str) -> StoreResult<Vec<Org>> {
-    let mut stmt = conn.prepare(
-        "SELECT o.id, o.slug, o.name FROM orgs o JOIN memberships m ON m.org_id = o.id
-         WHERE m.user_id = ?1 ORDER BY o.created_at",
-    )?;
-    let rows =
-        stmt.query_map([user_id], |r| Ok(Org { id: r.get(0)?, slug: r.get(1)?, name: r.get(2)? }))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The organisation `slug` if `user_id` is a member.
-pub fn member_org(conn: &Connection, user_id: &str, slug: &str) -> StoreResult<Option<Org>> {
-    Ok(conn
-        .query_row(
-            "SELECT o.id, o.slug, o.name FROM orgs o JOIN memberships m ON m.org_id = o.id
-             WHERE m.user_id = ?1 AND o.slug = ?2",
-            [user_id, slug],
-            |r| Ok(Org { id: r.get(0)?, slug: r.get(1)?, name: r.get(2)? }),
-        )
-        .optional()?)
-}
-
-// ---- projects ----
-
-/// Projects of an organisation, oldest first.
-pub fn projects(conn: &Connection, org_id: &str) -> StoreResult<Vec<Project>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, slug, name, org_id FROM projects WHERE org_id = ?1 ORDER BY created_at, id",
-    )?;
-    let rows = stmt.query_map([org_id], project_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// A project by slug.
-pub fn project(conn: &Connection, org_id: &str, slug: &str) -> StoreResult<Option<Project>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, slug, name, org_id FROM projects WHERE org_id = ?1 AND slug = ?2",
-            [org_id, slug],
-            project_row,
-        )
-        .optional()?)
-}
-
-/// Inserts a project; `Ok(false)` when the slug is taken.
-pub fn insert_project(conn: &Connection, p: &Project) -> StoreResult<bool> {
-    let n = conn.execute(
-        "INSERT OR IGNORE INTO projects (id, org_id, slug, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![p.id, p.org_id, p.slug, p.name, now_ms()],
-    )?;
-    Ok(n == 1)
-}
-
-fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
-    Ok(Project { id: r.get(0)?, slug: r.get(1)?, name: r.get(2)?, org_id: r.get(3)? })
-}
-
-// ---- jobs ----
-
-/// The columns [`job_row`] reads; only valid in a query over `jobs` without an alias.
-///
-/// The last is the queue position: 1 + the queued jobs that sort before this one in
-/// [`QUEUE_ORDER`], NULL when it is not queued. It must agree with `QUEUE_ORDER` (a store
-/// test checks that it does).
-const JOB_COLUMNS: &str = "seq, id, org_id, project_id, name, status, config, error, created_at, \
-    started_at, completed_at, step, total_steps, loss, \
-    CASE WHEN jobs.status = 'queued' THEN (SELECT COUNT(*) FROM jobs AS q \
-        WHERE q.status = 'queued' AND (q.priority > jobs.priority \
-        OR (q.priority = jobs.priority AND q.seq <= jobs.seq))) END";
-
-fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<Job, serde_json::Error>)> {
-    let status: String = r.get(5)?;
-    let config: String = r.get(6)?;
-    let seq: i64 = r.get(0)?;
-    let opt_iso = |v: Option<i64>| v.map(iso);
-    let job = serde_json::from_str::<JobConfig>(&config).map(|config| Job {
-        id: r.get(1).unwrap_or_default(),
-        org_id: r.get(2).unwrap_or_default(),
-        project_id: r.get(3).unwrap_or_default(),
-        name: r.get(4).unwrap_or_default(),
-        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
-        config,
-        error: r.get(7).unwrap_or_default(),
-        created_at: iso(r.get(8).unwrap_or_default()),
-        started_at: opt_iso(r.get(9).unwrap_or_default()),
-        completed_at: opt_iso(r.get(10).unwrap_or_default()),
-        progress: JobProgress {
-            step: r.get::<_, i64>(11).unwrap_or_default() as u64,
-            total_steps: r.get::<_, i64>(12).unwrap_or_default() as u64,
-            loss: r.get(13).unwrap_or_default(),
-        },
-        queue_position: r.get::<_, Option<i64>>(14).unwrap_or_default().map(|p| p as u64),
-    });
-    Ok((seq, job))
-}
-
-/// Inserts a queued job.
-pub fn insert_job(conn: &Connection, job: &Job) -> StoreResult<()> {
-    conn.execute(
-        "INSERT INTO jobs (id, org_id, project_id, name, status, config, created_at)
-         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
-        params![
-            job.id,
-            job.org_id,
-            job.project_id,
-            job.name,
-            serde_json::to_string(&job.config)?,
-            now_ms()
-        ],
-    )?;
-    Ok(())
-}
-
-/// A job inside a project.
-pub fn job_in_project(conn: &Connection, project_id: &str, id: &str) -> StoreResult<Option<Job>> {
-    let row = conn
-        .query_row(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND project_id = ?2"),
-            [id, project_id],
-            job_row,
-        )
-        .optional()?;
-    Ok(row.map(|(_, j)| j).transpose()?)
-}
-
-/// A job by id, whatever its scope (internal use).
-pub fn job(conn: &Connection, id: &str) -> StoreResult<Option<Job>> {
-    let row = conn
-        .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id], job_row)
-        .optional()?;
-    Ok(row.map(|(_, j)| j).transpose()?)
-}
-
-/// Jobs of a project, newest first, filtered and paged.
-pub fn list_jobs(conn: &Connection, project_id: &str, q: &JobQuery) -> StoreResult<JobPage> {
-    let mut filter = String::from("project_id = ?1");
-    let mut args: Vec<rusqlite::types::Value> = vec![project_id.to_owned().into()];
-    if !q.statuses.is_empty() {
-        let marks: Vec<String> = q
-            .statuses
-            .iter()
-            .map(|s| {
-                args.push(s.as_str().to_owned().into());
-                format!("?{}", args.len())
-            })
-            .collect();
-        filter += &format!(" AND status IN ({})", marks.join(", "));
-    }
-    if let Some(text) = q.q.as_deref().filter(|t| !t.is_empty()) {
-        let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        args.push(format!("%{escaped}%").into());
-        let name = args.len();
-        args.push(format!("{escaped}%").into());
-        filter +=
-            &format!(" AND (name LIKE ?{name} ESCAPE '\\' OR id LIKE ?{} ESCAPE '\\')", args.len());
-    }
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM jobs WHERE {filter}"),
-        rusqlite::params_from_iter(args.iter()),
-        |r| r.get(0),
-    )?;
-    if let Some(before) = q.before_seq {
-        args.push(before.into());
-        filter += &format!(" AND seq < ?{}", args.len());
-    }
-    args.push(i64::from(q.limit + 1).into());
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE {filter} ORDER BY seq DESC LIMIT ?{}",
-        args.len()
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows: Vec<(i64, Result<Job, serde_json::Error>)> = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), job_row)?
-        .collect::<Result<_, _>>()?;
-    let more = rows.len() > q.limit as usize;
-    let mut jobs = Vec::with_capacity(rows.len());
-    let mut last_seq = None;
-    for (seq, job) in rows.into_iter().take(q.limit as usize) {
-        jobs.push(job?);
-        last_seq = Some(seq);
-    }
-    Ok(JobPage { jobs, next_before_seq: if more { last_seq } else { None }, total: total as u64 })
-}
-
-/// Completed and running jobs of the given organisations, newest first (for `/v1/models`).
-pub fn jobs_of_orgs(conn: &Connection, org_ids: &[String]) -> StoreResult<Vec<Job>> {
-    let mut out = vec![];
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE org_id = ?1 AND status IN ('completed', 'running', \
-         'cancelled', 'failed') ORDER BY seq DESC LIMIT 500"
-    ))?;
-    for org in org_ids {
-        for row in stmt.query_map([org], job_row)? {
-            out.push(row?.1?);
+    /// Opens the database `db` names: SQLite at `sqlite_path`, or a PostgreSQL database
+    /// (connecting once and migrating it).
+    pub async fn open(db: &Database, sqlite_path: &Path) -> StoreResult<Store> {
+        match db {
+            Database::DataDir => Ok(Store::Sqlite(SqliteStore::open(sqlite_path)?)),
+            Database::Postgres(url) => Ok(Store::Postgres(PgStore::connect(url).await?)),
         }
     }
-    Ok(out)
-}
 
-/// The queued job to start next (first in [`QUEUE_ORDER`]), if any.
-pub fn next_queued(conn: &Connection) -> StoreResult<Option<Job>> {
-    let row = conn
-        .query_row(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY {QUEUE_ORDER} LIMIT 1"
-            ),
-            [],
-            job_row,
-        )
-        .optional()?;
-    Ok(row.map(|(_, j)| j).transpose()?)
-}
+    // ---- identities ----
 
-/// Moves a queued job to the front of the queue: a priority above every queued job's, so
-/// [`next_queued`] picks it next. `Ok(false)` when the job is not queued (any more).
-pub fn move_to_front(conn: &Connection, id: &str) -> StoreResult<bool> {
-    let n = conn.execute(
-        "UPDATE jobs SET priority = (SELECT COALESCE(MAX(priority), 0) + 1 FROM jobs
-         WHERE status = 'queued') WHERE id = ?1 AND status = 'queued'",
-        [id],
-    )?;
-    Ok(n == 1)
-}
-
-/// Ids of jobs in a status.
-pub fn job_ids_with_status(conn: &Connection, status: JobStatus) -> StoreResult<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT id FROM jobs WHERE status = ?1 ORDER BY seq")?;
-    let rows = stmt.query_map([status.as_str()], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Moves a queued job to running.
-pub fn mark_running(conn: &Connection, id: &str) -> StoreResult<bool> {
-    let n = conn.execute(
-        "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
-        params![id, now_ms()],
-    )?;
-    Ok(n == 1)
-}
-
-/// Persists an event (and its effect on the job row) in one transaction; returns the
-/// event's id. A job already terminal takes no further terminal event (`None`).
-pub fn append_event(
-    conn: &mut Connection,
-    job_id: &str,
-    kind: &EventKind,
-) -> StoreResult<Option<StoredEvent>> {
-    let tx = conn.transaction()?;
-    let status: Option<String> =
-        tx.query_row("SELECT status FROM jobs WHERE id = ?1", [job_id], |r| r.get(0)).optional()?;
-    let Some(status) = status.and_then(|s| JobStatus::parse(&s)) else { return Ok(None) };
-    if status.is_terminal() {
-        return Ok(None);
+    /// Creates an anonymous user with a personal organisation and a token (stored hashed).
+    pub async fn create_anonymous(
+        &self,
+        user_id: &str,
+        anonymous_id: &str,
+        org: &Org,
+        token_hash: &str,
+    ) -> StoreResult<()> {
+        dispatch!(self, create_anonymous(user_id, anonymous_id, org, token_hash;))
     }
-    let now = now_ms();
-    let event = JobEvent { job_id: job_id.to_owned(), timestamp: iso(now), kind: kind.clone() };
-    let data = serde_json::to_string(&event)?;
-    tx.execute(
-        "INSERT INTO job_events (job_id, type, data, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![job_id, kind.name(), data, now],
-    )?;
-    let id = tx.last_insert_rowid();
-    match kind {
-        EventKind::Started { metadata } => {
-            let total = metadata.as_ref().map_or(0, |m| m.total_steps as i64);
-            let start = metadata.as_ref().map_or(0, |m| m.start_step as i64);
-            tx.execute(
-                "UPDATE jobs SET status = 'running', total_steps = ?2, step = ?3,
-                 started_at = COALESCE(started_at, ?4) WHERE id = ?1",
-                params![job_id, total, start, now],
-            )?;
-        }
-        EventKind::Log { step, loss, .. } => {
-            tx.execute(
-                "UPDATE jobs SET step = MAX(step, ?2), loss = COALESCE(?3, loss) WHERE id = ?1",
-                params![job_id, *step as i64, loss],
-            )?;
-        }
-        EventKind::CheckpointSaved { .. } => {}
-        EventKind::Completed { metrics, .. } => {
-            let step = metrics.as_ref().map(|m| m.step as i64);
-            tx.execute(
-                "UPDATE jobs SET status = 'completed', completed_at = ?2, step = COALESCE(?3, step)
-                 WHERE id = ?1",
-                params![job_id, now, step],
-            )?;
-        }
-        EventKind::Failed { error, .. } => {
-            tx.execute(
-                "UPDATE jobs SET status = 'failed', completed_at = ?2, error = ?3 WHERE id = ?1",
-                params![job_id, now, error],
-            )?;
-        }
-        EventKind::Cancelled { .. } => {
-            tx.execute(
-                "UPDATE jobs SET status = 'cancelled', completed_at = ?2 WHERE id = ?1",
-                params![job_id, now],
-            )?;
-        }
-    }
-    tx.commit()?;
-    Ok(Some(StoredEvent { id: id as u64, event }))
-}
 
-/// Events of a job after `after` (exclusive), oldest first, at most `limit`.
-pub fn events_after(
-    conn: &Connection,
-    job_id: &str,
-    after: u64,
-    limit: u32,
-) -> StoreResult<Vec<StoredEvent>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, data FROM job_events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![job_id, after as i64, limit], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-    })?;
-    let mut out = vec![];
-    for row in rows {
-        let (id, data) = row?;
-        out.push(StoredEvent { id: id as u64, event: serde_json::from_str(&data)? });
+    /// The user a token hash belongs to.
+    pub async fn user_by_token(&self, token_hash: &str) -> StoreResult<Option<User>> {
+        dispatch!(self, user_by_token(token_hash;))
     }
-    Ok(out)
+
+    /// Organisations of a user, oldest first.
+    pub async fn orgs_of(&self, user_id: &str) -> StoreResult<Vec<Org>> {
+        dispatch!(self, orgs_of(user_id;))
+    }
+
+    /// The organisation `slug` if `user_id` is a member.
+    pub async fn member_org(&self, user_id: &str, slug: &str) -> StoreResult<Option<Org>> {
+        dispatch!(self, member_org(user_id, slug;))
+    }
+
+    // ---- projects ----
+
+    /// Projects of an organisation, oldest first.
+    pub async fn projects(&self, org_id: &str) -> StoreResult<Vec<Project>> {
+        dispatch!(self, projects(org_id;))
+    }
+
+    /// A project by slug.
+    pub async fn project(&self, org_id: &str, slug: &str) -> StoreResult<Option<Project>> {
+        dispatch!(self, project(org_id, slug;))
+    }
+
+    /// Inserts a project; `Ok(false)` when the slug is taken.
+    pub async fn insert_project(&self, p: &Project) -> StoreResult<bool> {
+        dispatch!(self, insert_project(p;))
+    }
+
+    // ---- jobs ----
+
+    /// Inserts a queued job; returns it as stored (with its queue position).
+    pub async fn insert_job(&self, job: &Job) -> StoreResult<Job> {
+        dispatch!(self, insert_job(job;))
+    }
+
+    /// A job inside a project.
+    pub async fn job_in_project(&self, project_id: &str, id: &str) -> StoreResult<Option<Job>> {
+        dispatch!(self, job_in_project(project_id, id;))
+    }
+
+    /// A job by id, whatever its scope (internal use).
+    pub async fn job(&self, id: &str) -> StoreResult<Option<Job>> {
+        dispatch!(self, job(id;))
+    }
+
+    /// Jobs of a project, newest first, filtered and paged.
+    pub async fn list_jobs(&self, project_id: &str, q: &JobQuery) -> StoreResult<JobPage> {
+        dispatch!(self, list_jobs(project_id, q;))
+    }
+
+    /// Completed, running, cancelled and failed jobs of the given organisations, newest
+    /// first (for `/v1/models`).
+    pub async fn jobs_of_orgs(&self, org_ids: &[String]) -> StoreResult<Vec<Job>> {
+        dispatch!(self, jobs_of_orgs(org_ids;))
+    }
+
+    /// Takes the next queued job (first in the queue's order) and marks it running, at most
+    /// once: concurrent callers, on this backend or another sharing the database, each get a
+    /// different job or none.
+    pub async fn claim_next(&self) -> StoreResult<Option<Job>> {
+        dispatch!(self, claim_next(;))
+    }
+
+    /// Moves a queued job to the front of the queue. `Ok(false)` when it is not queued.
+    pub async fn move_to_front(&self, id: &str) -> StoreResult<bool> {
+        dispatch!(self, move_to_front(id;))
+    }
+
+    /// Ids of jobs in a status, oldest first.
+    pub async fn job_ids_with_status(&self, status: JobStatus) -> StoreResult<Vec<String>> {
+        dispatch!(self, job_ids_with_status(; status))
+    }
+
+    /// Persists an event (and its effect on the job row) in one transaction; returns it with
+    /// its id. A job already terminal (or missing) takes no further event (`None`).
+    pub async fn append_event(
+        &self,
+        job_id: &str,
+        kind: &EventKind,
+    ) -> StoreResult<Option<StoredEvent>> {
+        dispatch!(self, append_event(job_id, kind;))
+    }
+
+    /// Events of a job after id `after` (exclusive), oldest first, at most `limit`.
+    pub async fn events_after(
+        &self,
+        job_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        dispatch!(self, events_after(job_id; after, limit))
+    }
+
+    // ---- endpoints ----
+
+    /// Inserts an endpoint; false when its slug is taken.
+    pub async fn insert_endpoint(&self, e: &EndpointRow) -> StoreResult<bool> {
+        dispatch!(self, insert_endpoint(e;))
+    }
+
+    /// Saves every field but the id, slug, scope and creation time, and applies the (maybe
+    /// new) retention as of `updated_at`.
+    pub async fn update_endpoint(&self, e: &EndpointRow) -> StoreResult<()> {
+        dispatch!(self, update_endpoint(e;))
+    }
+
+    /// Applies an endpoint's retention to its log as of `now`.
+    pub async fn prune_requests(&self, e: &EndpointRow, now: i64) -> StoreResult<()> {
+        dispatch!(self, prune_requests(e; now))
+    }
+
+    /// Deletes an endpoint with its keys and request log.
+    pub async fn delete_endpoint(&self, id: &str) -> StoreResult<()> {
+        dispatch!(self, delete_endpoint(id;))
+    }
+
+    /// The endpoints of a project, oldest first.
+    pub async fn endpoints_of_project(&self, project_id: &str) -> StoreResult<Vec<EndpointRow>> {
+        dispatch!(self, endpoints_of_project(project_id;))
+    }
+
+    /// An endpoint by id.
+    pub async fn endpoint(&self, id: &str) -> StoreResult<Option<EndpointRow>> {
+        dispatch!(self, endpoint(id;))
+    }
+
+    /// An endpoint by slug.
+    pub async fn endpoint_by_slug(&self, slug: &str) -> StoreResult<Option<EndpointRow>> {
+        dispatch!(self, endpoint_by_slug(slug;))
+    }
+
+    /// Stores a key by its hash (the plaintext never reaches the database).
+    pub async fn insert_key(
+        &self,
+        endpoint_id: &str,
+        key: &DeploymentKeyDto,
+        hash: &str,
+        created_at: i64,
+    ) -> StoreResult<()> {
+        dispatch!(self, insert_key(endpoint_id, key, hash; created_at))
+    }
+
+    /// An endpoint's keys, oldest first, revoked ones included.
+    pub async fn keys_of(&self, endpoint_id: &str) -> StoreResult<Vec<DeploymentKeyDto>> {
+        dispatch!(self, keys_of(endpoint_id;))
+    }
+
+    /// Revokes a key; false when the endpoint has no such key.
+    pub async fn revoke_key(&self, endpoint_id: &str, key_id: &str) -> StoreResult<bool> {
+        dispatch!(self, revoke_key(endpoint_id, key_id;))
+    }
+
+    /// The id of the enabled key of this endpoint with this hash, marked used at `now`.
+    pub async fn use_key(
+        &self,
+        endpoint_id: &str,
+        hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        dispatch!(self, use_key(endpoint_id, hash; now))
+    }
+
+    /// Logs a request, then prunes the log by the endpoint's retention.
+    pub async fn log_request(&self, e: &EndpointRow, log: &RequestLog) -> StoreResult<()> {
+        dispatch!(self, log_request(e, log;))
+    }
+
+    /// The newest `limit` requests of an endpoint, newest first.
+    pub async fn requests_of(
+        &self,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<EndpointRequestDto>> {
+        dispatch!(self, requests_of(endpoint_id; limit))
+    }
+
+    /// Counts, token totals, latency percentiles and the last use of an endpoint.
+    pub async fn stats_of(&self, endpoint_id: &str) -> StoreResult<DeploymentStats> {
+        dispatch!(self, stats_of(endpoint_id;))
+    }
 }

@@ -2,8 +2,10 @@
 //! small chat datasets, and float comparisons with explicit tolerances.
 //!
 //! Nothing here touches the network; every fixture is generated into a temp directory,
-//! except the real model and llama.cpp of [`real`], which CI fetches beforehand.
+//! except the real model and llama.cpp of [`real`], which CI fetches beforehand,
+//! and the PostgreSQL server of [`pg`], which CI starts.
 
 pub mod check;
 pub mod fixtures;
+pub mod pg;
 pub mod real;

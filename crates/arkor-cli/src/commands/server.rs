@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use arkor_server::store::{Database, PgUrl};
 use arkor_server::{Backend, ServerConfig, WorkerCommand};
 
 use crate::args::ServerArgs;
@@ -20,6 +21,12 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
         config.endpoint_domain = args.endpoint_domain.clone();
         config.max_loaded_models = args.max_loaded_models;
         config.max_batch = args.max_batch;
+        if let Some(url) = args.database.as_deref() {
+            let url: PgUrl = url
+                .parse()
+                .map_err(|e| anyhow::anyhow!("invalid --database (or ARKOR_DATABASE_URL): {e}"))?;
+            config.database = Database::Postgres(Box::new(url));
+        }
         if !args.host.is_loopback() {
             eprintln!(
                 "warning: listening on {}: anyone who can reach this address and holds a token \
@@ -27,9 +34,13 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
                 args.host
             );
         }
+        let config_database = config.database.clone();
         let backend = Backend::start(config).await?;
         println!("arkor backend listening on {}", backend.url());
         println!("data dir: {}", global.data_dir.display());
+        if let Database::Postgres(url) = &config_database {
+            println!("database: {}", url.describe());
+        }
         tokio::signal::ctrl_c().await.context("failed to wait for Ctrl-C")?;
         eprintln!("shutting down");
         backend.shutdown().await;

@@ -54,6 +54,8 @@ async fn log_of(api: &Api, id: &str, n: usize) -> Vec<Value> {
     }
 }
 
+crate::server::also_on_postgres!(endpoints_serve_a_fine_tune_behind_keys);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn endpoints_serve_a_fine_tune_behind_keys() {
     let tmp = tempfile::tempdir().unwrap();

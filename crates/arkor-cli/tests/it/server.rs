@@ -2,9 +2,11 @@
 //! binary as the training worker, or as an `arkor server` child process for the restart
 //! tests.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use arkor_server::store::{Database, PgUrl};
 use arkor_server::{Backend, ServerConfig, WorkerCommand};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -20,12 +22,62 @@ pub(crate) async fn start(data: &Path, max_jobs: usize) -> Backend {
     start_with(data, |c| c.max_concurrent_jobs = max_jobs).await
 }
 
+thread_local! {
+    /// The store backends started on this thread use (see [`on_postgres`]).
+    static DATABASE: RefCell<Database> = const { RefCell::new(Database::DataDir) };
+}
+
+/// Runs `test`, a `#[tokio::test]` function, with every backend it starts on a fresh
+/// PostgreSQL database instead of SQLite in its data dir. The test's runtime runs on this
+/// thread, so `start_with` sees the choice. Skips when `ARKOR_TEST_PG_URL` is unset outside
+/// CI; fails in CI.
+pub(crate) fn on_postgres(test: fn()) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = rt.block_on(arkor_test_support::pg::database()) else { return };
+    let url: PgUrl = db.url.parse().unwrap();
+    DATABASE.with(|d| *d.borrow_mut() = Database::Postgres(Box::new(url)));
+    test();
+    DATABASE.with(|d| *d.borrow_mut() = Database::DataDir);
+    rt.block_on(async {
+        // The test's backend really kept its rows there.
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let orgs: i64 = client.query_one("SELECT COUNT(*) FROM orgs", &[]).await.unwrap().get(0);
+        assert!(orgs > 0, "the backend did not use the PostgreSQL database");
+        drop(client);
+        db.drop_database().await;
+    });
+}
+
+/// `on_postgres::NAME` for each test NAME of the module: the same test on PostgreSQL.
+macro_rules! also_on_postgres {
+    ($($name:ident),* $(,)?) => {
+        mod on_postgres {
+            $(#[test]
+            fn $name() {
+                crate::server::on_postgres(super::$name);
+            })*
+        }
+    };
+}
+pub(crate) use also_on_postgres;
+
+also_on_postgres!(
+    version_gate_auth_and_scoping,
+    submission_is_validated_and_listing_pages_and_filters,
+    train_stream_artifacts_and_chat_through_both_apis,
+    cancel_stops_a_running_job_within_a_step,
+    queued_jobs_report_positions_move_to_front_and_cancel,
+    the_job_moved_to_the_front_runs_next,
+);
+
 /// A backend on a free port with test timings, after `tweak` edits its config.
 pub(crate) async fn start_with(data: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Backend {
     let mut config = ServerConfig::new(data.to_owned(), 0, worker());
     config.cancel_grace = Duration::from_secs(10);
     config.keepalive = Duration::from_millis(500);
     config.device = arkor_engine::device::DeviceChoice::Cpu;
+    config.database = DATABASE.with(|d| d.borrow().clone());
     tweak(&mut config);
     Backend::start(config).await.unwrap()
 }
@@ -1300,4 +1352,75 @@ async fn the_job_moved_to_the_front_runs_next() {
     rest_of(&mut next).await;
     check_queue(&api, &["long cancelled", "first cancelled", "second cancelled"]).await;
     backend.shutdown().await;
+}
+
+#[test]
+fn a_bad_or_unreachable_database_names_the_flag_and_hides_the_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |flag: Option<&str>, env: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_arkor"));
+        cmd.args(["server", "--port", "0", "--data-dir"]).arg(tmp.path());
+        cmd.env_remove("ARKOR_DATABASE_URL");
+        if let Some(url) = flag {
+            cmd.args(["--database", url]);
+        }
+        if let Some(url) = env {
+            cmd.env("ARKOR_DATABASE_URL", url);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(Some("mysql://u:hunter2@h/db"), None);
+    assert!(
+        err.contains("invalid --database (or ARKOR_DATABASE_URL): expected postgres://"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    let err = run(None, Some("postgres://u:hunter2@127.0.0.1:1/db"));
+    assert!(
+        err.contains("failed to open the database postgres://u@127.0.0.1:1/db (--database)"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arkor_server_runs_on_postgres_with_the_database_flag() {
+    let Some(db) = arkor_test_support::pg::database().await else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arkor"))
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(tmp.path())
+        .args(["--database", &db.url])
+        .env("ARKOR_CPU", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        if let Some(d) = arkor_server::discover(tmp.path()) {
+            break d.url;
+        }
+        assert!(Instant::now() < deadline, "the backend did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let api = Api::sign_up(&url, "on-pg").await;
+    let (status, body) = api.send("GET", &api.scoped("/v1/jobs"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The identity and the project are rows in PostgreSQL, not in the data dir.
+    assert!(!tmp.path().join("arkor.db").exists());
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM projects WHERE slug = 'on-pg'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    drop(client);
+    db.drop_database().await;
 }

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 
 use super::{ApiError, ApiResult, Caller, JsonBody, OrgScope};
 use crate::AppState;
-use crate::store;
+
 use crate::util::{new_id, new_token, token_hash};
 
 pub async fn cli_config() -> Json<CliConfig> {
@@ -30,13 +30,13 @@ pub async fn anonymous(
     let slug = format!("anon-{}", &org_id[4..16]);
     let org = Org { id: org_id, slug, name: "Personal".to_owned() };
     let (o, a, h) = (org.clone(), anonymous_id.clone(), token_hash(&token));
-    state.store.call(move |c| store::create_anonymous(c, &user_id, &a, &o, &h)).await?;
+    state.store.create_anonymous(&user_id, &a, &o, &h).await?;
     Ok(Json(AnonymousResponse { token, anonymous_id, kind: req.kind, personal_org: org }))
 }
 
 pub async fn me(State(state): State<Arc<AppState>>, Caller(user): Caller) -> ApiResult<Json<Me>> {
     let id = user.id.clone();
-    let orgs = state.store.call(move |c| store::orgs_of(c, &id)).await?;
+    let orgs = state.store.orgs_of(&id).await?;
     Ok(Json(Me { user, orgs }))
 }
 
@@ -45,7 +45,7 @@ pub async fn list_projects(
     scope: OrgScope,
 ) -> ApiResult<Json<ProjectList>> {
     let id = scope.org.id.clone();
-    let projects = state.store.call(move |c| store::projects(c, &id)).await?;
+    let projects = state.store.projects(&id).await?;
     Ok(Json(ProjectList { org: scope.org, projects }))
 }
 
@@ -71,7 +71,7 @@ pub async fn create_project(
         org_id: scope.org.id.clone(),
     };
     let p = project.clone();
-    if !state.store.call(move |c| store::insert_project(c, &p)).await? {
+    if !state.store.insert_project(&p).await? {
         return Err(ApiError::new(
             arkor_protocol::error::ErrorCode::Conflict,
             format!("a project with slug \"{}\" already exists", req.slug),

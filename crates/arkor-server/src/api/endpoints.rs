@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::jobs::scoped_job;
 use super::{ApiError, ApiResult, JsonBody, Scope};
 use crate::AppState;
-use crate::store::{self, EndpointRow};
+use crate::store::EndpointRow;
 use crate::util::{iso, new_id, now_ms, token_hash};
 
 /// Slugs that name the service itself, never an endpoint.
@@ -157,7 +157,7 @@ pub fn endpoint_url(state: &AppState, headers: &HeaderMap, slug: &str) -> Option
 
 async fn dto(state: &AppState, headers: &HeaderMap, row: EndpointRow) -> ApiResult<DeploymentDto> {
     let id = row.id.clone();
-    let stats = state.store.call(move |c| store::stats_of(c, &id)).await?;
+    let stats = state.store.stats_of(&id).await?;
     Ok(dto_with(state, headers, row, stats))
 }
 
@@ -189,7 +189,7 @@ fn dto_with(
 /// The endpoint `id` if it belongs to the scope's project.
 async fn scoped(state: &AppState, scope: &Scope, id: &str) -> ApiResult<EndpointRow> {
     let (eid, project) = (id.to_owned(), scope.project.id.clone());
-    let row = state.store.call(move |c| store::endpoint(c, &eid)).await?;
+    let row = state.store.endpoint(&eid).await?;
     row.filter(|e| e.project_id == project)
         .ok_or_else(|| ApiError::not_found(format!("endpoint {id} not found")))
 }
@@ -200,16 +200,10 @@ pub async fn list(
     headers: HeaderMap,
 ) -> ApiResult<Json<DeploymentList>> {
     let project = scope.project.id.clone();
-    // The rows and their figures in one trip to the database.
-    let rows = state
-        .store
-        .call(move |c| {
-            let rows = store::endpoints_of_project(c, &project)?;
-            rows.into_iter()
-                .map(|r| Ok((store::stats_of(c, &r.id)?, r)))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+    let mut rows = vec![];
+    for row in state.store.endpoints_of_project(&project).await? {
+        rows.push((state.store.stats_of(&row.id).await?, row));
+    }
     let deployments =
         rows.into_iter().map(|(stats, row)| dto_with(&state, &headers, row, stats)).collect();
     Ok(Json(DeploymentList { deployments }))
@@ -254,7 +248,7 @@ pub async fn create(
         updated_at: now,
     };
     let r = row.clone();
-    if !state.store.call(move |c| store::insert_endpoint(c, &r)).await? {
+    if !state.store.insert_endpoint(&r).await? {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             format!("slug {:?} is taken: choose another", input.slug),
@@ -307,13 +301,7 @@ pub async fn update(
     }
     row.updated_at = now_ms();
     let r = row.clone();
-    state
-        .store
-        .call(move |c| {
-            store::update_endpoint(c, &r)?;
-            store::prune_requests(c, &r, r.updated_at)
-        })
-        .await?;
+    state.store.update_endpoint(&r).await?;
     Ok(Json(DeploymentEnvelope { deployment: dto(&state, &headers, row).await? }))
 }
 
@@ -323,7 +311,7 @@ pub async fn delete(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<StatusCode> {
     let row = scoped(&state, &scope, &id).await?;
-    state.store.call(move |c| store::delete_endpoint(c, &row.id)).await?;
+    state.store.delete_endpoint(&row.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -333,7 +321,7 @@ pub async fn list_keys(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Json<DeploymentKeyList>> {
     let row = scoped(&state, &scope, &id).await?;
-    let keys = state.store.call(move |c| store::keys_of(c, &row.id)).await?;
+    let keys = state.store.keys_of(&row.id).await?;
     Ok(Json(DeploymentKeyList { keys }))
 }
 
@@ -365,7 +353,7 @@ pub async fn create_key(
         last_used_at: None,
     };
     let (k, hash) = (key.clone(), token_hash(&plaintext));
-    state.store.call(move |c| store::insert_key(c, &row.id, &k, &hash, now)).await?;
+    state.store.insert_key(&row.id, &k, &hash, now).await?;
     let key = CreateDeploymentKeyResult {
         id: key.id,
         label: key.label,
@@ -383,7 +371,7 @@ pub async fn revoke_key(
 ) -> ApiResult<StatusCode> {
     let row = scoped(&state, &scope, &id).await?;
     let k = key_id.clone();
-    if !state.store.call(move |c| store::revoke_key(c, &row.id, &k)).await? {
+    if !state.store.revoke_key(&row.id, &k).await? {
         return Err(ApiError::not_found(format!("key {key_id} not found on endpoint {id}")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -402,7 +390,7 @@ pub async fn requests(
 ) -> ApiResult<Json<EndpointRequestList>> {
     let row = scoped(&state, &scope, &id).await?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let requests = state.store.call(move |c| store::requests_of(c, &row.id, limit)).await?;
+    let requests = state.store.requests_of(&row.id, limit).await?;
     Ok(Json(EndpointRequestList { requests }))
 }
 

@@ -19,7 +19,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::jobs::scoped_job;
 use super::{ApiError, ApiResult, Scope};
 use crate::AppState;
-use crate::store;
 
 type Frames = Sse<axum::response::sse::KeepAliveStream<ReceiverStream<Result<Event, Infallible>>>>;
 
@@ -64,7 +63,7 @@ async fn follow(
     loop {
         loop {
             let id = job_id.to_owned();
-            let page = state.store.call(move |c| store::events_after(c, &id, last, 500)).await?;
+            let page = state.store.events_after(&id, last, 500).await?;
             let n = page.len();
             for ev in page {
                 last = ev.id;

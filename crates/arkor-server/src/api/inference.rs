@@ -24,7 +24,7 @@ use super::tools;
 use super::{ApiError, ApiResult, Caller, JsonBody, Scope};
 use crate::AppState;
 use crate::inference::{Failure, Finished, Piece, Prompt, Target, ToolMode};
-use crate::store;
+
 use crate::util::{new_id, now_ms};
 
 /// Base models listed by `/v1/models` besides those jobs used.
@@ -305,13 +305,8 @@ async fn completion_ask(req: ChatCompletionRequest, target: ApiResult<Target>) -
 
 async fn visible_job(state: &AppState, user_id: &str, job_id: &str) -> ApiResult<Job> {
     let (u, j) = (user_id.to_owned(), job_id.to_owned());
-    let found = state
-        .store
-        .call(move |c| {
-            let orgs: Vec<String> = store::orgs_of(c, &u)?.into_iter().map(|o| o.id).collect();
-            Ok(store::job(c, &j)?.filter(|job| orgs.contains(&job.org_id)))
-        })
-        .await?;
+    let orgs: Vec<String> = state.store.orgs_of(&u).await?.into_iter().map(|o| o.id).collect();
+    let found = state.store.job(&j).await?.filter(|job| orgs.contains(&job.org_id));
     found.ok_or_else(|| ApiError::not_found(format!("model for job {job_id} not found")))
 }
 
@@ -523,13 +518,8 @@ pub async fn models(
     Caller(user): Caller,
 ) -> ApiResult<Json<ModelList>> {
     let uid = user.id.clone();
-    let jobs = state
-        .store
-        .call(move |c| {
-            let orgs: Vec<String> = store::orgs_of(c, &uid)?.into_iter().map(|o| o.id).collect();
-            store::jobs_of_orgs(c, &orgs)
-        })
-        .await?;
+    let orgs: Vec<String> = state.store.orgs_of(&uid).await?.into_iter().map(|o| o.id).collect();
+    let jobs = state.store.jobs_of_orgs(&orgs).await?;
     let st = state.clone();
     let data = tokio::task::spawn_blocking(move || {
         let mut bases: Vec<String> = KNOWN_BASE_MODELS.iter().map(|s| (*s).to_owned()).collect();

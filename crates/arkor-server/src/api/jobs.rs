@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiResult, JsonBody, Scope};
 use crate::AppState;
-use crate::store::{self, JobQuery};
+use crate::store::JobQuery;
 use crate::util::{iso, new_id, now_ms};
 
 pub async fn create(
@@ -52,13 +52,7 @@ pub async fn create(
         queue_position: None,
     };
     // Read back: the stored job carries its queue position.
-    let job = state
-        .store
-        .call(move |c| {
-            store::insert_job(c, &job)?;
-            Ok(store::job(c, &job.id)?.unwrap_or(job))
-        })
-        .await?;
+    let job = state.store.insert_job(&job).await?;
     state.runner.notify();
     Ok((StatusCode::CREATED, Json(JobResponse { job })))
 }
@@ -98,7 +92,7 @@ pub async fn list(
     }
     let q = JobQuery { limit, before_seq, statuses, q: query.q };
     let project = scope.project.id.clone();
-    let page = state.store.call(move |c| store::list_jobs(c, &project, &q)).await?;
+    let page = state.store.list_jobs(&project, &q).await?;
     Ok(Json(JobList {
         jobs: page.jobs,
         next_cursor: page.next_before_seq.map(|s| s.to_string()),
@@ -112,7 +106,7 @@ pub async fn scoped_job(state: &AppState, scope: &Scope, id: &str) -> ApiResult<
     let job_id = id.to_owned();
     state
         .store
-        .call(move |c| store::job_in_project(c, &project, &job_id))
+        .job_in_project(&project, &job_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))
 }
@@ -133,8 +127,7 @@ pub async fn get(
     let job = scoped_job(&state, &scope, &id).await?;
     let mut body = serde_json::json!({ "job": job });
     if query.include_events {
-        let events: Vec<StoredEvent> =
-            state.store.call(move |c| store::events_after(c, &id, 0, 100_000)).await?;
+        let events: Vec<StoredEvent> = state.store.events_after(&id, 0, 100_000).await?;
         body["events"] = serde_json::to_value(events).map_err(ApiError::internal)?;
     }
     Ok(Json(body))
@@ -169,7 +162,7 @@ pub async fn move_to_front(
         return Err(not_queued(&job));
     }
     let job_id = id.clone();
-    let moved = state.store.call(move |c| store::move_to_front(c, &job_id)).await?;
+    let moved = state.store.move_to_front(&job_id).await?;
     // Re-read: the position changed, or the job started (or was cancelled) meanwhile.
     let job = scoped_job(&state, &scope, &id).await?;
     if !moved {

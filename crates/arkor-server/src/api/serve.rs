@@ -24,13 +24,13 @@ use super::inference::{Ended, OnEnd, adapter_target, base_target, complete};
 use super::{ApiError, ApiResult};
 use crate::AppState;
 use crate::inference::Target;
-use crate::store::{self, EndpointRow, RequestLog};
+use crate::store::{EndpointRow, RequestLog};
 use crate::util::{now_ms, token_hash};
 
 /// The endpoint `slug` if it exists and is enabled.
 async fn live_endpoint(state: &AppState, slug: &str) -> ApiResult<EndpointRow> {
     let s = slug.to_owned();
-    let row = state.store.call(move |c| store::endpoint_by_slug(c, &s)).await?;
+    let row = state.store.endpoint_by_slug(&s).await?;
     row.filter(|e| e.enabled)
         .ok_or_else(|| ApiError::not_found(format!("no endpoint named {slug:?}")))
 }
@@ -59,7 +59,7 @@ async fn authorize(
         )
     })?;
     let (id, hash) = (endpoint.id.clone(), token_hash(&key));
-    let found = state.store.call(move |c| store::use_key(c, &id, &hash, now_ms())).await?;
+    let found = state.store.use_key(&id, &hash, now_ms()).await?;
     found
         .map(Some)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "invalid or revoked API key"))
@@ -75,7 +75,7 @@ async fn target(state: &AppState, endpoint: &EndpointRow) -> ApiResult<Target> {
         }
     };
     let (j, project) = (job_id.clone(), endpoint.project_id.clone());
-    let job = state.store.call(move |c| store::job_in_project(c, &project, &j)).await?;
+    let job = state.store.job_in_project(&project, &j).await?;
     let job = job.ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unavailable,
@@ -117,7 +117,7 @@ fn logger(
             response_body: ended.response,
         };
         tokio::spawn(async move {
-            if let Err(e) = store.call(move |c| store::log_request(c, &endpoint, &log)).await {
+            if let Err(e) = store.log_request(&endpoint, &log).await {
                 eprintln!("arkor server: failed to log a request to endpoint: {e}");
             }
         });
