@@ -331,6 +331,11 @@ async fn version_gate_auth_and_scoping() {
     assert_eq!(listed["jobs"], json!([]));
     let (_, models) = bob.send("GET", "/v1/models", None).await;
     assert!(!models.to_string().contains(&job));
+    // Every base the SDK names is listed, each saying whether it is on this machine.
+    for id in arkor_protocol::SUPPORTED_MODELS {
+        let listed = models["data"].as_array().unwrap().iter().find(|m| m["id"] == id);
+        assert!(listed.is_some_and(|m| m["available_offline"].is_boolean()), "{id}: {models}");
+    }
     let (status, _) = bob.send("GET", "/v1/nope", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 

@@ -207,6 +207,7 @@ fn our_adapter_files_are_written_for_the_peft_check() {
     use rand::{Rng, SeedableRng};
     for name in [
         "tiny-llama",
+        "tiny-qwen2",
         "tiny-qwen3",
         "tiny-smollm3",
         "tiny-mistral",

@@ -27,16 +27,6 @@ use crate::inference::{Failure, Finished, Piece, Prompt, Target, ToolMode};
 
 use crate::util::{new_id, now_ms};
 
-/// Base models listed by `/v1/models` besides those jobs used.
-pub const KNOWN_BASE_MODELS: [&str; 6] = [
-    TINY_MODEL_ID,
-    "HuggingFaceTB/SmolLM2-135M-Instruct",
-    "HuggingFaceTB/SmolLM2-360M-Instruct",
-    "Qwen/Qwen2.5-0.5B-Instruct",
-    "Qwen/Qwen3-0.6B",
-    "google/gemma-3-270m-it",
-];
-
 /// What a request asks for, after validation.
 struct Ask {
     target: Target,
@@ -522,7 +512,8 @@ pub async fn models(
     let jobs = state.store.jobs_of_orgs(&orgs).await?;
     let st = state.clone();
     let data = tokio::task::spawn_blocking(move || {
-        let mut bases: Vec<String> = KNOWN_BASE_MODELS.iter().map(|s| (*s).to_owned()).collect();
+        let mut bases: Vec<String> =
+            arkor_protocol::SUPPORTED_MODELS.iter().map(|s| (*s).to_owned()).collect();
         for job in &jobs {
             if !bases.contains(&job.config.model) {
                 bases.push(job.config.model.clone());
