@@ -18,7 +18,7 @@ use crate::State;
 
 type St = AxumState<Arc<State>>;
 
-/// `/api/train` children, killed when Studio stops.
+/// `/api/train` and `/api/manifest` children, killed when Studio stops.
 #[derive(Default)]
 pub(crate) struct Children {
     pids: Mutex<HashMap<u32, ()>>,
@@ -29,6 +29,14 @@ impl Children {
         for pid in self.pids.lock().unwrap_or_else(|p| p.into_inner()).keys() {
             kill(*pid);
         }
+    }
+
+    fn insert(&self, pid: u32) {
+        self.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(pid, ());
+    }
+
+    fn remove(&self, pid: u32) {
+        self.pids.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
     }
 }
 
@@ -457,12 +465,24 @@ fn seg(s: &str) -> String {
 
 async fn manifest(AxumState(state): St) -> Response {
     let dir = &state.config.project_dir;
-    let out = tokio::process::Command::new(&state.config.arkor_exe)
+    // Tracked like `/api/train`'s children: a build still running when Studio stops (or
+    // when the page that asked goes away) is stopped, not left writing into `.arkor/build`.
+    let child = tokio::process::Command::new(&state.config.arkor_exe)
         .arg("build")
         .current_dir(dir)
         .stdin(Stdio::null())
-        .output()
-        .await;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("failed to run arkor build: {e}")),
+    };
+    let pid = child.id().unwrap_or(0);
+    state.children.insert(pid);
+    let out = child.wait_with_output().await;
+    state.children.remove(pid);
     let out = match out {
         Ok(o) => o,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("failed to run arkor build: {e}")),
@@ -513,7 +533,7 @@ async fn train(AxumState(state): St, body: Bytes) -> Response {
         }
     };
     let pid = child.id().unwrap_or(0);
-    state.children.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(pid, ());
+    state.children.insert(pid);
     let (mut out, mut err) =
         (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
     let st = state.clone();
@@ -539,7 +559,7 @@ async fn train(AxumState(state): St, body: Bytes) -> Response {
             Err(e) => format!("unknown ({e})"),
         };
         let _ = tx.send(Ok(Bytes::from(format!("\n---\nexit={code}\n")))).await;
-        st.children.pids.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
+        st.children.remove(pid);
     });
     (
         [

@@ -64,8 +64,11 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     let exe = executable.context("cargo built no binary: does the project have src/main.rs?")?;
     let target = binary_path(dir);
     std::fs::create_dir_all(target.parent().expect("has a parent"))?;
-    let tmp = target.with_extension("tmp");
+    // Per process: Studio's Overview and Run training may build at the same time.
+    let tmp = target.with_extension(format!("{}.tmp", std::process::id()));
     std::fs::copy(&exe, &tmp).with_context(|| format!("failed to copy {}", exe.display()))?;
-    std::fs::rename(&tmp, &target)?;
+    std::fs::rename(&tmp, &target).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
     Ok(target)
 }
