@@ -86,6 +86,7 @@ pub struct Studio {
     token_file: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<()>,
+    state: Arc<State>,
 }
 
 /// Shared by the handlers.
@@ -118,6 +119,7 @@ impl Studio {
         });
         let app = api::router(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served_state = state.clone();
         let served = tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
@@ -125,9 +127,9 @@ impl Studio {
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
                 eprintln!("arkor studio: {e}");
             }
-            state.children.kill_all();
+            served_state.children.kill_all();
         });
-        Ok(Studio { addr, token, token_file, shutdown: Some(tx), served })
+        Ok(Studio { addr, token, token_file, shutdown: Some(tx), served, state })
     }
 
     /// `http://localhost:<port>`.
@@ -145,11 +147,13 @@ impl Studio {
         &self.token
     }
 
-    /// Stops serving, kills `/api/train` children, removes the token file.
+    /// Stops serving, kills `/api/train` and `/api/manifest` children, removes the token
+    /// file. The children go first: graceful shutdown waits for the requests they serve.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.state.children.kill_all();
         if tokio::time::timeout(std::time::Duration::from_secs(3), &mut self.served).await.is_err()
         {
             self.served.abort();
