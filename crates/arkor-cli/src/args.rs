@@ -55,9 +55,59 @@ pub enum Command {
     Endpoints(EndpointsCommand),
     /// Run the training backend (the HTTP API that the SDK, the CLI and Studio use).
     Server(ServerArgs),
+    /// Train a backend's queued jobs on this machine (a remote worker; see docs/deploy.md).
+    Worker(RemoteWorkerArgs),
+    /// Create, list and revoke the tokens remote workers lease jobs with (run on the
+    /// backend's machine, against its data dir or --database).
+    #[command(subcommand)]
+    Workers(WorkersCommand),
     /// Run one training job for the backend (internal).
     #[command(name = "__worker", hide = true)]
-    Worker(WorkerArgs),
+    TrainWorker(TrainWorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteWorkerArgs {
+    /// The backend's URL, e.g. http://10.0.0.5:4100.
+    #[arg(long, env = "ARKOR_BACKEND_URL")]
+    pub backend: String,
+    /// A worker token from `arkor workers add NAME` on the backend's machine.
+    #[arg(long, env = "ARKOR_WORKER_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Jobs trained at once on this machine.
+    #[arg(long, default_value_t = 1, env = "ARKOR_MAX_JOBS")]
+    pub max_jobs: usize,
+    /// Where job folders go (default: <data dir>/worker).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Seconds a cancelled job gets to stop before its process is killed.
+    #[arg(long, default_value_t = 30)]
+    pub cancel_grace: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkersCommand {
+    /// Create a worker token (printed once; only its hash is stored).
+    Add(WorkersStoreArgs),
+    /// List the worker tokens: name, created, last seen, revoked.
+    List(WorkersDbArgs),
+    /// Revoke a worker token: its next request is refused and its jobs are requeued.
+    Revoke(WorkersStoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersDbArgs {
+    /// The backend's PostgreSQL database, when it uses one (as `arkor server --database`).
+    #[arg(long, value_name = "URL", env = "ARKOR_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersStoreArgs {
+    /// The worker's name (letters, digits, '-', '_', '.').
+    pub name: String,
+    #[command(flatten)]
+    pub db: WorkersDbArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -267,10 +317,20 @@ pub struct ServerArgs {
     /// network) instead of SQLite in the data directory; files stay in the data directory.
     #[arg(long, value_name = "URL", env = "ARKOR_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// Seconds a remote worker's lease lasts without a heartbeat (`arkor worker`); the job
+    /// is requeued after that.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease_ttl: u64,
+    /// Leases a job gets before a lost worker fails it.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lease_attempts: u32,
+    /// Seconds before a requeued job is leased again, doubled per attempt.
+    #[arg(long, default_value_t = 10)]
+    pub lease_backoff: u64,
 }
 
 #[derive(Debug, Args)]
-pub struct WorkerArgs {
+pub struct TrainWorkerArgs {
     #[arg(long)]
     pub job_dir: PathBuf,
 }

@@ -21,6 +21,7 @@ mod jobs;
 mod server;
 mod start;
 mod train;
+mod workers;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = Global::resolve(cli.data_dir, cli.cpu)?;
@@ -40,7 +41,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs(cmd) => jobs::run(&global, cmd),
         Command::Endpoints(cmd) => endpoints::run(&global, cmd),
         Command::Server(args) => server::run(&global, args),
-        Command::Worker(args) => {
+        Command::Worker(args) => workers::run_worker(&global, args),
+        Command::Workers(cmd) => workers::run(&global, cmd),
+        Command::TrainWorker(args) => {
             Ok(arkor_server::worker::main(&args.job_dir, &global.data_dir, global.device))
         }
     }

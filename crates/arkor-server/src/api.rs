@@ -29,6 +29,7 @@ mod inference;
 mod jobs;
 mod serve;
 mod tools;
+pub mod workers;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -66,6 +67,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/endpoints/{id}/keys", get(endpoints::list_keys).post(endpoints::create_key))
         .route("/v1/endpoints/{id}/keys/{key_id}", delete(endpoints::revoke_key))
         .route("/v1/endpoints/{id}/requests", get(endpoints::requests))
+        .route("/v1/worker/lease", post(workers::lease))
+        .route("/v1/worker/jobs/{id}/heartbeat", post(workers::heartbeat))
+        .route("/v1/worker/jobs/{id}/events", post(workers::events))
+        .route(
+            "/v1/worker/jobs/{id}/files/{*path}",
+            axum::routing::put(workers::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(workers::UPLOAD_LIMIT)),
+        )
+        .route("/v1/worker/jobs/{id}/dataset", get(workers::dataset))
         .layer(axum::middleware::from_fn(version_gate));
     // Called by OpenAI clients: no version gate.
     let openai = Router::new()

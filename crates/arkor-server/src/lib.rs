@@ -9,7 +9,8 @@
 //!
 //! Data directory layout:
 //! - `arkor.db` (+ WAL files): orgs, users, hashed tokens, projects, jobs, events;
-//! - `jobs/<job id>/`: `job.json`, `worker.log`, `checkpoint-<step>/`, `final/`;
+//! - `jobs/<job id>/`: `job.json`, `worker.log`, `checkpoint-<step>/`, `final/` (a remote
+//!   worker's job holds only what the worker uploaded: its checkpoints and `final/`);
 //! - `datasets/<org id>/<sha256>.<ext>`: uploaded datasets;
 //! - `models/`: generated models (`arkor/tiny`);
 //! - `backend.lock`, `backend.json`.
@@ -28,11 +29,12 @@ pub mod exports;
 pub mod inference;
 pub mod inspector;
 pub mod jobconfig;
+pub mod remote_worker;
 pub mod resolve;
 pub mod runner;
 pub mod store;
 pub mod tasks;
-mod util;
+pub mod util;
 pub mod worker;
 
 pub use runner::WorkerCommand;
@@ -69,7 +71,13 @@ pub struct ServerConfig {
     /// data directory by default, or PostgreSQL. Files (datasets, adapters, exports) stay in
     /// the data directory either way.
     pub database: store::Database,
+    /// Remote workers' leases (`arkor worker`): TTL, attempts, backoff.
+    pub lease: store::LeaseTerms,
 }
+
+/// 90 s leases, 3 attempts, 10 s backoff doubled per attempt.
+pub const DEFAULT_LEASE: store::LeaseTerms =
+    store::LeaseTerms { ttl_ms: 90_000, max_attempts: 3, backoff_ms: 10_000 };
 
 impl ServerConfig {
     /// Defaults: loopback on `port`, one job at a time, 30 s cancel grace, 15 s pings.
@@ -87,6 +95,7 @@ impl ServerConfig {
             max_loaded_models: 2,
             max_batch: 16,
             database: store::Database::DataDir,
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -107,6 +116,8 @@ pub struct AppState {
     pub tasks: Arc<tasks::LiveTasks>,
     /// See [`ServerConfig::endpoint_domain`] (lowercase, no leading dot).
     pub endpoint_domain: Option<String>,
+    /// See [`ServerConfig::lease`].
+    pub lease: store::LeaseTerms,
 }
 
 /// What `backend.json` says about the running backend.
@@ -250,6 +261,7 @@ impl Backend {
                 .as_deref()
                 .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
                 .filter(|d| !d.is_empty()),
+            lease: config.lease,
         });
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
@@ -265,7 +277,9 @@ impl Backend {
         let json = serde_json::to_string_pretty(&discovery).expect("serialises");
         std::fs::write(config.data_dir.join("backend.json"), json)
             .map_err(|e| data_err(e.to_string()))?;
-        let queue = tokio::spawn(runner.run_queue());
+        let queue = tokio::spawn(runner.clone().run_queue());
+        let reap_every = Duration::from_millis((config.lease.ttl_ms / 6).clamp(200, 15_000) as u64);
+        let reaper = tokio::spawn(runner.reap_leases(config.lease, reap_every));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = api::router(state);
         let served = tokio::spawn(async move {
@@ -276,6 +290,7 @@ impl Backend {
                 eprintln!("arkor server: {e}");
             }
             queue.abort();
+            reaper.abort();
         });
         Ok(Backend { addr, data_dir: config.data_dir, shutdown: Some(tx), served, _lock: lock })
     }

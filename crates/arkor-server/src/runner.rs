@@ -12,11 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arkor_protocol::event::{EventKind, StoredEvent};
-use arkor_protocol::job::JobStatus;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::store::{Store, StoreResult};
+use crate::store::{Expired, LeaseTerms, Store, StoreResult};
 use crate::worker::{JOB_FILE, JobFile};
 
 /// How the backend starts a worker: `program args... --job-dir D --data-dir D`.
@@ -48,8 +47,9 @@ pub struct Runner {
     store: Store,
     config: RunnerConfig,
     channels: Mutex<HashMap<String, broadcast::Sender<StoredEvent>>>,
-    running: Mutex<HashMap<String, mpsc::UnboundedSender<()>>>,
+    running: Mutex<HashMap<String, mpsc::UnboundedSender<Stop>>>,
     wake: Notify,
+    lease_wake: Notify,
 }
 
 impl Runner {
@@ -61,6 +61,7 @@ impl Runner {
             channels: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            lease_wake: Notify::new(),
         })
     }
 
@@ -82,20 +83,24 @@ impl Runner {
     /// Persists an event, updates the job, then broadcasts it. `None` when the job was
     /// already terminal (the event is dropped).
     pub async fn record(&self, job_id: &str, kind: EventKind) -> StoreResult<Option<StoredEvent>> {
-        let id = job_id.to_owned();
-        let terminal = kind.is_terminal();
-        let stored = self.store.append_event(&id, &kind).await?;
+        let stored = self.store.append_event(job_id, &kind).await?;
         if let Some(ev) = &stored {
-            let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(tx) = channels.get(job_id) {
-                let _ = tx.send(ev.clone());
-            }
-            if terminal {
-                channels.remove(job_id);
-                self.wake.notify_one();
-            }
+            self.publish(job_id, ev);
         }
         Ok(stored)
+    }
+
+    /// Broadcasts an event already persisted (by [`Runner::record`], or by the store for a
+    /// remote worker's lease) to the job's live subscribers.
+    pub fn publish(&self, job_id: &str, ev: &StoredEvent) {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = channels.get(job_id) {
+            let _ = tx.send(ev.clone());
+        }
+        if ev.event.kind.is_terminal() {
+            channels.remove(job_id);
+            self.wake.notify_one();
+        }
     }
 
     /// A receiver of the job's future events (subscribe before reading history).
@@ -112,9 +117,15 @@ impl Runner {
         }
     }
 
-    /// Wakes the queue (a job was submitted).
+    /// Wakes the queue and the remote workers' long polls (a job was submitted).
     pub fn notify(&self) {
         self.wake.notify_one();
+        self.lease_wake.notify_waiters();
+    }
+
+    /// Woken when a job may be leased: a submission or a requeue.
+    pub fn lease_wake(&self) -> &Notify {
+        &self.lease_wake
     }
 
     /// Asks a job to stop. Queued jobs are cancelled at once; running ones get `cancel` on
@@ -123,7 +134,12 @@ impl Runner {
     pub async fn cancel(&self, job_id: &str) -> StoreResult<bool> {
         let sender = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(job_id).cloned();
         if let Some(tx) = sender {
-            let _ = tx.send(());
+            let _ = tx.send(Stop::Cancel);
+            return Ok(true);
+        }
+        // Leased by a remote worker: it learns at its next heartbeat or event post, and if
+        // it never does, the lease expires into `cancelled`.
+        if self.store.request_cancel(job_id).await? {
             return Ok(true);
         }
         // Not running here: queued (or between states); a terminal job records nothing.
@@ -131,9 +147,10 @@ impl Runner {
     }
 
     /// At startup: jobs left `running` by a backend that died are failed (their workers
-    /// cancel themselves when their stdin closes). Queued jobs stay queued.
+    /// cancel themselves when their stdin closes). Queued jobs stay queued; jobs leased by
+    /// remote workers keep their leases (the workers retry until the backend answers).
     pub async fn recover(&self) -> StoreResult<usize> {
-        let ids = self.store.job_ids_with_status(JobStatus::Running).await?;
+        let ids = self.store.unleased_running().await?;
         for id in &ids {
             let error = "the backend stopped while this job was running; its saved checkpoints \
                          are kept. Submit the job again to retrain."
@@ -141,6 +158,32 @@ impl Runner {
             self.record(id, EventKind::Failed { error, step: None }).await?;
         }
         Ok(ids.len())
+    }
+
+    /// Every `every`, handles the remote workers' expired leases: requeued jobs wake the
+    /// long polls, ended ones reach their subscribers. Runs until the process ends.
+    pub async fn reap_leases(self: Arc<Self>, terms: LeaseTerms, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            match self.store.expire_leases(terms).await {
+                Ok(expired) => {
+                    for e in expired {
+                        match e {
+                            Expired::Requeued { job_id, worker, attempt } => {
+                                eprintln!(
+                                    "arkor server: job {job_id}: worker \"{worker}\" lost its \
+                                     lease (attempt {attempt}); requeued"
+                                );
+                                self.lease_wake.notify_waiters();
+                                self.wake.notify_one();
+                            }
+                            Expired::Ended { job_id, event } => self.publish(&job_id, &event),
+                        }
+                    }
+                }
+                Err(e) => eprintln!("arkor server: lease reaper: {e}"),
+            }
+        }
     }
 
     /// Starts queued jobs while there are free slots; runs until the process ends.
@@ -178,19 +221,9 @@ impl Runner {
         }
     }
 
-    async fn run_job(&self, job_id: &str, mut cancel_rx: mpsc::UnboundedReceiver<()>) {
-        let outcome = self.supervise(job_id, &mut cancel_rx).await;
-        let end = match outcome {
-            Ok(Exit { cancelled: true, .. }) => EventKind::Cancelled { step: None },
-            Ok(Exit { status, .. }) => EventKind::Failed {
-                error: format!("the training worker exited unexpectedly ({})", describe(status)),
-                step: None,
-            },
-            Err(e) => EventKind::Failed {
-                error: format!("failed to run the training worker: {e}"),
-                step: None,
-            },
-        };
+    async fn run_job(&self, job_id: &str, mut stop_rx: mpsc::UnboundedReceiver<Stop>) {
+        let outcome = self.supervise(job_id, &mut stop_rx).await;
+        let end = exit_event(outcome);
         // A no-op when the worker already reported a terminal event.
         if let Err(e) = self.record(job_id, end).await {
             eprintln!("arkor server: job {job_id}: {e}");
@@ -200,7 +233,7 @@ impl Runner {
     async fn supervise(
         &self,
         job_id: &str,
-        cancel_rx: &mut mpsc::UnboundedReceiver<()>,
+        stop_rx: &mut mpsc::UnboundedReceiver<Stop>,
     ) -> anyhow::Result<Exit> {
         let id = job_id.to_owned();
         let job =
@@ -208,67 +241,135 @@ impl Runner {
         let config = crate::jobconfig::to_train_config(&job.name, &job.config)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let dir = self.job_dir(job_id);
-        std::fs::create_dir_all(&dir)?;
         let file = JobFile { job_id: job_id.to_owned(), config };
-        std::fs::write(dir.join(JOB_FILE), serde_json::to_vec_pretty(&file)?)?;
-        let log = std::fs::File::create(dir.join("worker.log"))?;
-        let mut command = tokio::process::Command::new(&self.config.worker.program);
-        command
-            .args(&self.config.worker.args)
-            .arg("--job-dir")
-            .arg(&dir)
-            .arg("--data-dir")
-            .arg(&self.config.data_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true);
-        // Its own process group: a Ctrl-C in the terminal that started the backend must
-        // not kill the worker; cancellation comes through `cancel` on stdin.
-        #[cfg(unix)]
-        command.process_group(0);
-        let mut child = command.spawn()?;
-        let mut stdin = child.stdin.take();
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let mut cancelled = false;
-        let mut deadline: Option<tokio::time::Instant> = None;
-        loop {
-            let grace = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
+        let c = &self.config;
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let process = run_worker_process(
+            &c.worker,
+            &file,
+            &dir,
+            &c.data_dir,
+            c.cancel_grace,
+            stop_rx,
+            events_tx,
+        );
+        let persist = async {
+            while let Some(kind) = events.recv().await {
+                if let Err(e) = self.record(job_id, kind).await {
+                    eprintln!("arkor server: job {job_id}: {e}");
                 }
-            };
-            tokio::select! {
-                line = lines.next_line() => match line {
-                    Ok(Some(line)) => {
-                        let Ok(kind) = serde_json::from_str::<EventKind>(&line) else { continue };
-                        self.record(job_id, kind).await?;
-                    }
-                    Ok(None) | Err(_) => break,
-                },
-                Some(()) = cancel_rx.recv(), if !cancelled => {
+            }
+        };
+        let (exit, ()) = tokio::join!(process, persist);
+        exit
+    }
+}
+
+/// What stops a worker process: `Cancel` asks it (on stdin) and kills it after the grace
+/// period; `Kill` kills it at once (a remote worker that lost its lease).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Cancel,
+    Kill,
+}
+
+/// Writes `job.json` into `dir` and runs one training worker process there, sending each
+/// event it prints to `events` in order, until it exits (then `events` closes). Shared by
+/// the backend's own queue and `arkor worker`.
+pub async fn run_worker_process(
+    worker: &WorkerCommand,
+    job: &JobFile,
+    dir: &Path,
+    data_dir: &Path,
+    cancel_grace: Duration,
+    stop_rx: &mut mpsc::UnboundedReceiver<Stop>,
+    events: mpsc::UnboundedSender<EventKind>,
+) -> anyhow::Result<Exit> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(JOB_FILE), serde_json::to_vec_pretty(job)?)?;
+    let log = std::fs::File::create(dir.join("worker.log"))?;
+    let mut command = tokio::process::Command::new(&worker.program);
+    command
+        .args(&worker.args)
+        .arg("--job-dir")
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    // Its own process group: a Ctrl-C in the terminal that started the backend must
+    // not kill the worker; cancellation comes through `cancel` on stdin.
+    #[cfg(unix)]
+    command.process_group(0);
+    let mut child = command.spawn()?;
+    let mut stdin = child.stdin.take();
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut cancelled = false;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let grace = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    let Ok(kind) = serde_json::from_str::<EventKind>(&line) else { continue };
+                    let _ = events.send(kind);
+                }
+                Ok(None) | Err(_) => break,
+            },
+            Some(stop) = stop_rx.recv() => match stop {
+                Stop::Cancel if !cancelled => {
                     cancelled = true;
                     if let Some(mut s) = stdin.take() {
                         let _ = s.write_all(b"cancel\n").await;
                         let _ = s.flush().await;
                     }
-                    deadline = Some(tokio::time::Instant::now() + self.config.cancel_grace);
+                    deadline = Some(tokio::time::Instant::now() + cancel_grace);
                 }
-                () = grace => {
+                Stop::Cancel => {}
+                Stop::Kill => {
                     let _ = child.start_kill();
-                    deadline = None;
+                    break;
                 }
+            },
+            () = grace => {
+                let _ = child.start_kill();
+                deadline = None;
             }
         }
-        let status = child.wait().await?;
-        Ok(Exit { status, cancelled })
+    }
+    let status = child.wait().await?;
+    Ok(Exit { status, cancelled })
+}
+
+/// The terminal event of a worker process that ended without reporting one (a no-op for
+/// the store when it did report one).
+pub fn exit_event(outcome: anyhow::Result<Exit>) -> EventKind {
+    match outcome {
+        Ok(Exit { cancelled: true, .. }) => EventKind::Cancelled { step: None },
+        Ok(Exit { status, .. }) => EventKind::Failed {
+            error: format!("the training worker exited unexpectedly ({})", describe(status)),
+            step: None,
+        },
+        Err(e) => EventKind::Failed {
+            error: format!("failed to run the training worker: {e}"),
+            step: None,
+        },
     }
 }
 
-struct Exit {
-    status: std::process::ExitStatus,
-    cancelled: bool,
+/// How a worker process ended.
+pub struct Exit {
+    /// Its exit status.
+    pub status: std::process::ExitStatus,
+    /// Whether it was asked to cancel.
+    pub cancelled: bool,
 }
 
 fn describe(status: std::process::ExitStatus) -> String {

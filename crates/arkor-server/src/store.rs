@@ -10,8 +10,8 @@
 //! Each method is one operation callers need; an operation of several statements runs in one
 //! transaction on both backends. The schema is one numbered list of migrations with both
 //! dialects (`store/migrations.rs`). `store/tests.rs` is the conformance suite both run.
-//! Not here yet: job leases with expiry and heartbeats for remote workers (a job claimed by
-//! [`Store::claim_next`] stays running until its terminal event).
+//! Jobs the backend runs itself are taken with [`Store::claim_next`] and stay running until
+//! their terminal event; remote workers lease them instead (`store/leases.rs`).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,6 +22,7 @@ use arkor_protocol::event::{EventKind, StoredEvent};
 use arkor_protocol::job::{Job, JobStatus};
 
 mod endpoints;
+mod leases;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -29,6 +30,7 @@ mod sqlite;
 mod tests;
 
 pub use endpoints::{EndpointRow, RequestLog};
+pub use leases::{Expired, Lease, LeaseReply, LeaseTerms, LeasedEvent, WorkerRow};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -326,6 +328,86 @@ impl Store {
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
         dispatch!(self, events_after(job_id; after, limit))
+    }
+
+    // ---- remote workers and leases ----
+
+    /// Registers a worker token (by its hash); `Ok(false)` when the name is taken.
+    pub async fn insert_worker(&self, name: &str, token_hash: &str) -> StoreResult<bool> {
+        dispatch!(self, insert_worker(name, token_hash;))
+    }
+
+    /// Creates a worker and its token (`arkw_` + 64 hex chars; only its hash is stored);
+    /// `Ok(None)` when the name is taken.
+    pub async fn add_worker(&self, name: &str) -> StoreResult<Option<String>> {
+        let token = format!("arkw_{}", crate::util::random_hex(32));
+        let added = self.insert_worker(name, &crate::util::token_hash(&token)).await?;
+        Ok(added.then_some(token))
+    }
+
+    /// Every worker token, oldest first, revoked ones included.
+    pub async fn workers(&self) -> StoreResult<Vec<WorkerRow>> {
+        dispatch!(self, workers(;))
+    }
+
+    /// Revokes a worker token and expires its leases at once (the reaper requeues them);
+    /// `Ok(false)` when no unrevoked worker has that name.
+    pub async fn revoke_worker(&self, name: &str) -> StoreResult<bool> {
+        dispatch!(self, revoke_worker(name;))
+    }
+
+    /// The name of the unrevoked worker holding this token, marked seen now.
+    pub async fn worker_by_token(&self, token_hash: &str) -> StoreResult<Option<String>> {
+        dispatch!(self, worker_by_token(token_hash;))
+    }
+
+    /// Leases the next queued job (in the queue's order, past its backoff) to `worker`:
+    /// concurrent callers each get a different job or none.
+    pub async fn lease_next(&self, worker: &str, terms: LeaseTerms) -> StoreResult<Option<Lease>> {
+        dispatch!(self, lease_next(worker; terms))
+    }
+
+    /// Extends a lease by the TTL.
+    pub async fn heartbeat(
+        &self,
+        job_id: &str,
+        token: &str,
+        terms: LeaseTerms,
+    ) -> StoreResult<LeaseReply<()>> {
+        dispatch!(self, heartbeat(job_id, token; terms))
+    }
+
+    /// Appends a lease's events in one transaction, dropping those whose `seq` was applied
+    /// already; a terminal one ends the job (and the lease). Returns what was appended.
+    pub async fn append_leased(
+        &self,
+        job_id: &str,
+        token: &str,
+        events: &[LeasedEvent],
+    ) -> StoreResult<LeaseReply<Vec<StoredEvent>>> {
+        dispatch!(self, append_leased(job_id, token, events;))
+    }
+
+    /// Whether this token holds the job's lease (for uploads), and whether a cancel was asked.
+    pub async fn check_lease(&self, job_id: &str, token: &str) -> StoreResult<LeaseReply<()>> {
+        dispatch!(self, check_lease(job_id, token;))
+    }
+
+    /// Asks a remote worker to cancel the job it leased: `Ok(false)` when the job is not
+    /// running under a lease (the caller cancels it itself).
+    pub async fn request_cancel(&self, job_id: &str) -> StoreResult<bool> {
+        dispatch!(self, request_cancel(job_id;))
+    }
+
+    /// Ids of running jobs the backend itself runs (no lease), oldest first.
+    pub async fn unleased_running(&self) -> StoreResult<Vec<String>> {
+        dispatch!(self, unleased_running(;))
+    }
+
+    /// Handles the leases past their expiry: requeued with a backoff, cancelled when a
+    /// cancel was asked, failed after the last attempt (naming the worker).
+    pub async fn expire_leases(&self, terms: LeaseTerms) -> StoreResult<Vec<Expired>> {
+        dispatch!(self, expire_leases(; terms))
     }
 
     // ---- endpoints ----

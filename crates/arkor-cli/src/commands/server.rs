@@ -21,12 +21,12 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
         config.endpoint_domain = args.endpoint_domain.clone();
         config.max_loaded_models = args.max_loaded_models;
         config.max_batch = args.max_batch;
-        if let Some(url) = args.database.as_deref() {
-            let url: PgUrl = url
-                .parse()
-                .map_err(|e| anyhow::anyhow!("invalid --database (or ARKOR_DATABASE_URL): {e}"))?;
-            config.database = Database::Postgres(Box::new(url));
-        }
+        config.database = database(args.database.as_deref())?;
+        config.lease = arkor_server::store::LeaseTerms {
+            ttl_ms: (args.lease_ttl * 1000) as i64,
+            max_attempts: args.lease_attempts,
+            backoff_ms: (args.lease_backoff * 1000) as i64,
+        };
         if !args.host.is_loopback() {
             eprintln!(
                 "warning: listening on {}: anyone who can reach this address and holds a token \
@@ -46,6 +46,15 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
         backend.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The database `--database` (or `ARKOR_DATABASE_URL`) names, SQLite in the data dir without.
+pub fn database(url: Option<&str>) -> anyhow::Result<Database> {
+    let Some(url) = url else { return Ok(Database::DataDir) };
+    let url: PgUrl = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid --database (or ARKOR_DATABASE_URL): {e}"))?;
+    Ok(Database::Postgres(Box::new(url)))
 }
 
 /// This executable, re-run with the hidden worker subcommand.

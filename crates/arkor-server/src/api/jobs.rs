@@ -325,17 +325,27 @@ fn downloadable(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     let plain = |p: &&str| !p.is_empty() && !p.starts_with('.') && !p.contains('\\');
     match parts.as_slice() {
-        [dir, file] => {
-            (*dir == "final"
-                || dir.strip_prefix("checkpoint-").is_some_and(|s| s.parse::<u64>().is_ok()))
-                && plain(file)
-        }
+        [_, _] => adapter_file(path),
         ["exports" | "evals", id, rest @ ..] => {
             plain(id)
                 && !rest.is_empty()
                 && rest.iter().all(plain)
                 && rest != [crate::tasks::TASK_FILE]
                 && rest != [crate::tasks::LOG_FILE]
+        }
+        _ => false,
+    }
+}
+
+/// `final/<file>` or `checkpoint-<step>/<file>`: what a training worker writes (and what a
+/// remote worker may upload).
+pub(super) fn adapter_file(path: &str) -> bool {
+    let plain = |p: &str| !p.is_empty() && !p.starts_with('.') && !p.contains('\\');
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        [dir, file] => {
+            (*dir == "final"
+                || dir.strip_prefix("checkpoint-").is_some_and(|s| s.parse::<u64>().is_ok()))
+                && plain(file)
         }
         _ => false,
     }

@@ -122,4 +122,32 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: "ALTER TABLE jobs ADD COLUMN priority BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX jobs_queue ON jobs (status, priority DESC, seq);",
     },
+    // 4: remote workers (`arkor worker`) and their leases. A leased job holds its worker's
+    // name, a token only that lease knows, an expiry heartbeats extend, the last event
+    // sequence number applied (retried posts are dropped) and whether a cancel was asked;
+    // `attempt` counts leases, `run_after` holds a requeued job back (the backoff).
+    Migration {
+        sqlite: "ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN run_after INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_token TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;
+    ALTER TABLE jobs ADD COLUMN lease_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE status = 'running';
+    CREATE TABLE workers (
+        name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,
+        revoked_at INTEGER, last_seen_at INTEGER);",
+        postgres: "ALTER TABLE jobs ADD COLUMN attempt BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN run_after BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_token TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_expires_at BIGINT;
+    ALTER TABLE jobs ADD COLUMN lease_seq BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE status = 'running';
+    CREATE TABLE workers (
+        name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL,
+        revoked_at BIGINT, last_seen_at BIGINT);",
+    },
 ];

@@ -23,6 +23,7 @@ use super::{JOB_COLUMNS, JobPage, JobQuery, PgUrl, QUEUE_ORDER, StoreError, Stor
 use crate::util::{iso, now_ms};
 
 mod endpoints;
+mod leases;
 
 /// Connections the pool keeps at most.
 const POOL_SIZE: usize = 16;
@@ -296,8 +297,8 @@ impl PgStore {
         let client = self.client().await?;
         let sql = format!(
             "UPDATE jobs SET status = 'running', started_at = $1 WHERE seq = (
-                SELECT seq FROM jobs WHERE status = 'queued' ORDER BY {QUEUE_ORDER}
-                LIMIT 1 FOR UPDATE SKIP LOCKED)
+                SELECT seq FROM jobs WHERE status = 'queued' AND run_after <= $1
+                ORDER BY {QUEUE_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id"
         );
         let Some(row) = client.query_opt(&sql, &[&now_ms()]).await? else { return Ok(None) };
@@ -342,63 +343,9 @@ impl PgStore {
         if status.is_terminal() {
             return Ok(None);
         }
-        let now = now_ms();
-        let event = JobEvent { job_id: job_id.to_owned(), timestamp: iso(now), kind: kind.clone() };
-        let data = serde_json::to_string(&event)?;
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO job_events (job_id, type, data, created_at) VALUES ($1, $2, $3, $4)
-                 RETURNING id",
-                &[&job_id, &kind.name(), &data, &now],
-            )
-            .await?
-            .get(0);
-        match kind {
-            EventKind::Started { metadata } => {
-                let total = metadata.as_ref().map_or(0, |m| m.total_steps as i64);
-                let start = metadata.as_ref().map_or(0, |m| m.start_step as i64);
-                tx.execute(
-                    "UPDATE jobs SET status = 'running', total_steps = $2, step = $3,
-                     started_at = COALESCE(started_at, $4) WHERE id = $1",
-                    &[&job_id, &total, &start, &now],
-                )
-                .await?;
-            }
-            EventKind::Log { step, loss, .. } => {
-                tx.execute(
-                    "UPDATE jobs SET step = GREATEST(step, $2), loss = COALESCE($3, loss)
-                     WHERE id = $1",
-                    &[&job_id, &(*step as i64), loss],
-                )
-                .await?;
-            }
-            EventKind::CheckpointSaved { .. } => {}
-            EventKind::Completed { metrics, .. } => {
-                let step = metrics.as_ref().map(|m| m.step as i64);
-                tx.execute(
-                    "UPDATE jobs SET status = 'completed', completed_at = $2,
-                     step = COALESCE($3, step) WHERE id = $1",
-                    &[&job_id, &now, &step],
-                )
-                .await?;
-            }
-            EventKind::Failed { error, .. } => {
-                tx.execute(
-                    "UPDATE jobs SET status = 'failed', completed_at = $2, error = $3 WHERE id = $1",
-                    &[&job_id, &now, error],
-                )
-                .await?;
-            }
-            EventKind::Cancelled { .. } => {
-                tx.execute(
-                    "UPDATE jobs SET status = 'cancelled', completed_at = $2 WHERE id = $1",
-                    &[&job_id, &now],
-                )
-                .await?;
-            }
-        }
+        let event = apply_event(&tx, job_id, kind).await?;
         tx.commit().await?;
-        Ok(Some(StoredEvent { id: id as u64, event }))
+        Ok(Some(event))
     }
 
     pub(super) async fn events_after(
@@ -452,7 +399,7 @@ async fn migrate(client: &mut Object) -> StoreResult<()> {
     Ok(())
 }
 
-async fn job_by_id(client: &Object, id: &str) -> StoreResult<Option<Job>> {
+pub(super) async fn job_by_id(client: &Object, id: &str) -> StoreResult<Option<Job>> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
     let row = client.query_opt(&sql, &[&id]).await?;
     row.map(|r| job_row(&r).map(|(_, j)| j)).transpose()
@@ -486,4 +433,69 @@ fn job_row(r: &tokio_postgres::Row) -> StoreResult<(i64, Job)> {
         queue_position: r.try_get::<_, Option<i64>>(14)?.map(|p| p as u64),
     };
     Ok((r.try_get(0)?, job))
+}
+
+/// Inserts an event and applies it to the job row, inside the caller's transaction (which
+/// has locked the row and checked that the job takes it).
+pub(super) async fn apply_event(
+    tx: &tokio_postgres::Transaction<'_>,
+    job_id: &str,
+    kind: &EventKind,
+) -> StoreResult<StoredEvent> {
+    let now = now_ms();
+    let event = JobEvent { job_id: job_id.to_owned(), timestamp: iso(now), kind: kind.clone() };
+    let data = serde_json::to_string(&event)?;
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO job_events (job_id, type, data, created_at) VALUES ($1, $2, $3, $4)
+             RETURNING id",
+            &[&job_id, &kind.name(), &data, &now],
+        )
+        .await?
+        .get(0);
+    match kind {
+        EventKind::Started { metadata } => {
+            let total = metadata.as_ref().map_or(0, |m| m.total_steps as i64);
+            let start = metadata.as_ref().map_or(0, |m| m.start_step as i64);
+            tx.execute(
+                "UPDATE jobs SET status = 'running', total_steps = $2, step = $3,
+                 started_at = COALESCE(started_at, $4) WHERE id = $1",
+                &[&job_id, &total, &start, &now],
+            )
+            .await?;
+        }
+        EventKind::Log { step, loss, .. } => {
+            tx.execute(
+                "UPDATE jobs SET step = GREATEST(step, $2), loss = COALESCE($3, loss)
+                 WHERE id = $1",
+                &[&job_id, &(*step as i64), loss],
+            )
+            .await?;
+        }
+        EventKind::CheckpointSaved { .. } => {}
+        EventKind::Completed { metrics, .. } => {
+            let step = metrics.as_ref().map(|m| m.step as i64);
+            tx.execute(
+                "UPDATE jobs SET status = 'completed', completed_at = $2,
+                 step = COALESCE($3, step) WHERE id = $1",
+                &[&job_id, &now, &step],
+            )
+            .await?;
+        }
+        EventKind::Failed { error, .. } => {
+            tx.execute(
+                "UPDATE jobs SET status = 'failed', completed_at = $2, error = $3 WHERE id = $1",
+                &[&job_id, &now, error],
+            )
+            .await?;
+        }
+        EventKind::Cancelled { .. } => {
+            tx.execute(
+                "UPDATE jobs SET status = 'cancelled', completed_at = $2 WHERE id = $1",
+                &[&job_id, &now],
+            )
+            .await?;
+        }
+    }
+    Ok(StoredEvent { id: id as u64, event })
 }

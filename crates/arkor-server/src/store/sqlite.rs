@@ -18,7 +18,9 @@ use super::{JOB_COLUMNS, JobPage, JobQuery, QUEUE_ORDER, StoreError, StoreResult
 use crate::util::{iso, now_ms};
 
 mod endpoints;
+mod leases;
 pub use endpoints::*;
+pub use leases::*;
 
 /// The SQLite database; cheap to clone.
 #[derive(Clone)]
@@ -320,13 +322,14 @@ pub fn claim_next(conn: &mut Connection) -> StoreResult<Option<Job>> {
 }
 
 /// The queued job to start next (first in [`QUEUE_ORDER`]), if any.
-fn next_queued(conn: &Connection) -> StoreResult<Option<Job>> {
+pub(super) fn next_queued(conn: &Connection) -> StoreResult<Option<Job>> {
     let row = conn
         .query_row(
             &format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY {QUEUE_ORDER} LIMIT 1"
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_after <= ?1
+                 ORDER BY {QUEUE_ORDER} LIMIT 1"
             ),
-            [],
+            [now_ms()],
             job_row,
         )
         .optional()?;
@@ -374,6 +377,18 @@ pub fn append_event(
     if status.is_terminal() {
         return Ok(None);
     }
+    let event = apply_event(&tx, job_id, kind)?;
+    tx.commit()?;
+    Ok(Some(event))
+}
+
+/// Inserts an event and applies it to the job row, inside the caller's transaction (which
+/// has checked that the job takes it).
+pub(super) fn apply_event(
+    tx: &Connection,
+    job_id: &str,
+    kind: &EventKind,
+) -> StoreResult<StoredEvent> {
     let now = now_ms();
     let event = JobEvent { job_id: job_id.to_owned(), timestamp: iso(now), kind: kind.clone() };
     let data = serde_json::to_string(&event)?;
@@ -420,8 +435,7 @@ pub fn append_event(
             )?;
         }
     }
-    tx.commit()?;
-    Ok(Some(StoredEvent { id: id as u64, event }))
+    Ok(StoredEvent { id: id as u64, event })
 }
 
 /// Events of a job after `after` (exclusive), oldest first, at most `limit`.
