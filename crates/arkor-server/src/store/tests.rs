@@ -48,6 +48,11 @@ conformance!(
     events_update_the_job_and_resume_after_a_cursor,
     endpoints_keys_and_stats,
     retention_prunes_old_rows_and_drops_bodies,
+    concurrent_leases_each_get_a_different_job,
+    a_lease_guards_heartbeats_events_and_drops_retried_events,
+    expired_leases_requeue_with_backoff_then_fail_naming_the_worker,
+    cancel_of_a_leased_job_reaches_the_worker_or_the_reaper,
+    worker_tokens_are_listed_and_revoked,
 );
 
 /// Org `o` (slug `o`) owned by user `u` with token hash `h`, and project `p`.
@@ -514,4 +519,202 @@ fn database_urls_are_checked_and_passwords_kept_out_of_messages() {
     assert!(!err.contains("pw"), "{err}");
     let err = "postgres://u:pw@h:notaport/db".parse::<PgUrl>().unwrap_err();
     assert!(err.contains("expected postgres://") && !err.contains(":pw@"), "{err}");
+}
+
+/// Lease terms with no backoff, so an expired job is leased again at once.
+const TERMS: LeaseTerms = LeaseTerms { ttl_ms: 60_000, max_attempts: 2, backoff_ms: 0 };
+
+/// Pushes a lease's expiry into the past (what a silent worker's lease comes to).
+async fn expire_now(store: &Store, job_id: &str) {
+    let id = job_id.to_owned();
+    match store {
+        Store::Sqlite(s) => s
+            .call(move |c| {
+                c.execute("UPDATE jobs SET lease_expires_at = 0 WHERE id = ?1", [id])?;
+                Ok(())
+            })
+            .await
+            .unwrap(),
+        Store::Postgres(p) => {
+            let client = p.client().await.unwrap();
+            client
+                .execute("UPDATE jobs SET lease_expires_at = 0 WHERE id = $1", &[&id])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn concurrent_leases_each_get_a_different_job(store: Store) {
+    const JOBS: usize = 30;
+    queue_db(&store, JOBS).await;
+    let tasks: Vec<_> = (0..6)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = vec![];
+                while let Some(lease) = store.lease_next(&format!("w{w}"), TERMS).await.unwrap() {
+                    assert_eq!(lease.attempt, 1);
+                    assert_eq!(lease.job.status, JobStatus::Running);
+                    mine.push(lease.job.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), JOBS, "every job leased once: {all:?}");
+    assert_eq!(distinct.len(), JOBS, "no job leased twice: {all:?}");
+    // The backend's own queue finds nothing left either.
+    assert!(store.claim_next().await.unwrap().is_none());
+}
+
+async fn a_lease_guards_heartbeats_events_and_drops_retried_events(store: Store) {
+    queue_db(&store, 1).await;
+    let lease = store.lease_next("w", TERMS).await.unwrap().unwrap();
+    let (id, token) = (lease.job.id.clone(), lease.token.clone());
+    assert_eq!(store.heartbeat(&id, "forged", TERMS).await.unwrap(), LeaseReply::Lost);
+    assert_eq!(
+        store.heartbeat(&id, &token, TERMS).await.unwrap(),
+        LeaseReply::Held { value: (), cancel: false }
+    );
+    let started = LeasedEvent { seq: 1, event: EventKind::Started { metadata: None } };
+    let step = |seq: u64, step: u64| LeasedEvent { seq, event: log(step, Some(1.0 / step as f64)) };
+    let forged = store.append_leased(&id, "forged", &[started.clone()]).await.unwrap();
+    assert_eq!(forged, LeaseReply::Lost);
+    let LeaseReply::Held { value: first, .. } =
+        store.append_leased(&id, &token, &[started.clone(), step(2, 1)]).await.unwrap()
+    else {
+        panic!("lease lost")
+    };
+    assert_eq!(first.len(), 2);
+    // A retried post (the answer was lost on the way) appends nothing twice.
+    let LeaseReply::Held { value: again, .. } =
+        store.append_leased(&id, &token, &[step(2, 1), step(3, 2)]).await.unwrap()
+    else {
+        panic!("lease lost")
+    };
+    assert_eq!(again.len(), 1);
+    assert!(again[0].id > first[1].id);
+    let events = store.events_after(&id, 0, 100).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.kind.name()).collect();
+    assert_eq!(names, ["training.started", "training.log", "training.log"]);
+    assert_eq!(store.job(&id).await.unwrap().unwrap().progress.step, 2);
+    // The terminal event ends the lease: nothing after it is taken.
+    let done = LeasedEvent {
+        seq: 4,
+        event: EventKind::Completed {
+            metrics: Some(CompletedMetrics { step: 2, train_loss: 0.5 }),
+            artifacts: vec![],
+        },
+    };
+    assert!(matches!(store.append_leased(&id, &token, &[done]).await.unwrap(), LeaseReply::Held { .. }));
+    assert_eq!(store.job(&id).await.unwrap().unwrap().status, JobStatus::Completed);
+    assert_eq!(store.append_leased(&id, &token, &[step(5, 3)]).await.unwrap(), LeaseReply::Lost);
+    assert_eq!(store.heartbeat(&id, &token, TERMS).await.unwrap(), LeaseReply::Lost);
+    assert_eq!(store.events_after(&id, 0, 100).await.unwrap().len(), 4);
+}
+
+async fn expired_leases_requeue_with_backoff_then_fail_naming_the_worker(store: Store) {
+    queue_db(&store, 1).await;
+    let first = store.lease_next("gpu-1", TERMS).await.unwrap().unwrap();
+    let id = first.job.id.clone();
+    // Not expired yet: nothing happens.
+    assert!(store.expire_leases(TERMS).await.unwrap().is_empty());
+    expire_now(&store, &id).await;
+    let expired = store.expire_leases(TERMS).await.unwrap();
+    assert!(
+        matches!(&expired[..], [Expired::Requeued { job_id, worker, attempt: 1 }] if *job_id == id && worker == "gpu-1"),
+        "{expired:?}"
+    );
+    assert_eq!(store.job(&id).await.unwrap().unwrap().status, JobStatus::Queued);
+    // The old lease is dead: its late events and heartbeats are refused.
+    let late = LeasedEvent { seq: 1, event: log(1, Some(1.0)) };
+    assert_eq!(store.append_leased(&id, &first.token, &[late]).await.unwrap(), LeaseReply::Lost);
+    assert_eq!(store.heartbeat(&id, &first.token, TERMS).await.unwrap(), LeaseReply::Lost);
+    // A backoff holds the requeued job back from the backend's queue and from leases alike.
+    let slow = LeaseTerms { backoff_ms: 3_600_000, ..TERMS };
+    let second = store.lease_next("gpu-2", TERMS).await.unwrap().unwrap();
+    assert_eq!((second.job.id.as_str(), second.attempt), (id.as_str(), 2));
+    assert_ne!(second.token, first.token);
+    expire_now(&store, &id).await;
+    // The second expiry is the last attempt: the job fails, naming the worker, in one event.
+    let expired = store.expire_leases(slow).await.unwrap();
+    let [Expired::Ended { job_id, event }] = &expired[..] else { panic!("{expired:?}") };
+    assert_eq!(job_id, &id);
+    let EventKind::Failed { error, .. } = &event.event.kind else { panic!("{event:?}") };
+    assert!(error.contains("worker \"gpu-2\"") && error.contains("attempt 2 of 2"), "{error}");
+    let failed = store.job(&id).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some(error.as_str()));
+    assert!(store.expire_leases(TERMS).await.unwrap().is_empty());
+    let ends = store.events_after(&id, 0, 100).await.unwrap();
+    assert_eq!(ends.iter().filter(|e| e.event.kind.is_terminal()).count(), 1);
+
+    // With a backoff, a requeued job waits.
+    let mut j = job(2, "backoff");
+    j.id = "k".into();
+    store.insert_job(&j).await.unwrap();
+    let lease = store.lease_next("w", slow).await.unwrap().unwrap();
+    expire_now(&store, &lease.job.id).await;
+    assert_eq!(store.expire_leases(slow).await.unwrap().len(), 1);
+    assert!(store.lease_next("w", slow).await.unwrap().is_none());
+    assert!(store.claim_next().await.unwrap().is_none());
+}
+
+async fn cancel_of_a_leased_job_reaches_the_worker_or_the_reaper(store: Store) {
+    queue_db(&store, 2).await;
+    // Not leased: the caller cancels it itself.
+    assert!(!store.request_cancel("j1").await.unwrap());
+    let a = store.lease_next("w", TERMS).await.unwrap().unwrap();
+    let b = store.lease_next("w", TERMS).await.unwrap().unwrap();
+    for lease in [&a, &b] {
+        assert!(store.request_cancel(&lease.job.id).await.unwrap());
+    }
+    // The worker hears it at its next heartbeat and at its next event post.
+    assert_eq!(
+        store.heartbeat(&a.job.id, &a.token, TERMS).await.unwrap(),
+        LeaseReply::Held { value: (), cancel: true }
+    );
+    let ev = LeasedEvent { seq: 1, event: log(1, Some(1.0)) };
+    assert!(matches!(
+        store.append_leased(&b.job.id, &b.token, &[ev]).await.unwrap(),
+        LeaseReply::Held { cancel: true, .. }
+    ));
+    // A worker that never answers: its lease expires into `cancelled`, not a requeue.
+    expire_now(&store, &b.job.id).await;
+    let expired = store.expire_leases(TERMS).await.unwrap();
+    let [Expired::Ended { event, .. }] = &expired[..] else { panic!("{expired:?}") };
+    assert!(matches!(event.event.kind, EventKind::Cancelled { .. }));
+    assert_eq!(store.job(&b.job.id).await.unwrap().unwrap().status, JobStatus::Cancelled);
+    // Leased jobs are not the backend's own: a restart leaves them to their workers.
+    assert!(store.unleased_running().await.unwrap().is_empty());
+}
+
+async fn worker_tokens_are_listed_and_revoked(store: Store) {
+    queue_db(&store, 1).await;
+    let token = store.add_worker("gpu-1").await.unwrap().unwrap();
+    assert!(token.starts_with("arkw_"));
+    assert!(store.add_worker("gpu-1").await.unwrap().is_none(), "names are unique");
+    let hash = crate::util::token_hash(&token);
+    assert_eq!(store.worker_by_token(&hash).await.unwrap().as_deref(), Some("gpu-1"));
+    assert!(store.worker_by_token("nope").await.unwrap().is_none());
+    // A user token is no worker token.
+    assert!(store.worker_by_token("h").await.unwrap().is_none());
+    let listed = store.workers().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_seen_at.is_some() && listed[0].revoked_at.is_none());
+
+    let lease = store.lease_next("gpu-1", TERMS).await.unwrap().unwrap();
+    assert!(store.revoke_worker("gpu-1").await.unwrap());
+    assert!(!store.revoke_worker("gpu-1").await.unwrap());
+    assert!(store.worker_by_token(&hash).await.unwrap().is_none());
+    assert!(store.workers().await.unwrap()[0].revoked_at.is_some());
+    // Its lease is expired at once, so the reaper requeues the job.
+    let expired = store.expire_leases(TERMS).await.unwrap();
+    assert!(matches!(&expired[..], [Expired::Requeued { job_id, .. }] if *job_id == lease.job.id));
 }
