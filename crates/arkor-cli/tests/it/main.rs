@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 mod endpoints;
 mod models;
 mod server;
+mod workers;
 
 struct Env {
     dir: tempfile::TempDir,

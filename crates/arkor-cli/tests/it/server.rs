@@ -165,14 +165,14 @@ impl Api {
         body["job"]["id"].as_str().unwrap().to_owned()
     }
 
-    async fn job(&self, id: &str) -> Value {
+    pub(crate) async fn job(&self, id: &str) -> Value {
         let (status, body) = self.send("GET", &self.scoped(&format!("/v1/jobs/{id}")), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["job"].clone()
     }
 
     /// Opens the event stream; yields `(id, event, data)` frames, pings included.
-    async fn events(
+    pub(crate) async fn events(
         &self,
         job: &str,
         last_event_id: Option<&str>,
@@ -702,7 +702,7 @@ async fn cancel_stops_a_running_job_within_a_step() {
     backend.shutdown().await;
 }
 
-fn worker_pids(job_dir_fragment: &str) -> Vec<u32> {
+pub(crate) fn worker_pids(job_dir_fragment: &str) -> Vec<u32> {
     let mut pids = vec![];
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
@@ -836,7 +836,7 @@ async fn one_backend_per_data_dir_and_a_killed_backend_leaves_no_running_job() {
 }
 
 /// SHA-256 through `sha256sum`, independent of the server's implementation.
-mod sha2_check {
+pub(crate) mod sha2_check {
     pub fn digest(bytes: &[u8]) -> String {
         use std::io::Write;
         let mut child = std::process::Command::new("sha256sum")

@@ -612,7 +612,10 @@ async fn a_lease_guards_heartbeats_events_and_drops_retried_events(store: Store)
             artifacts: vec![],
         },
     };
-    assert!(matches!(store.append_leased(&id, &token, &[done]).await.unwrap(), LeaseReply::Held { .. }));
+    assert!(matches!(
+        store.append_leased(&id, &token, &[done]).await.unwrap(),
+        LeaseReply::Held { .. }
+    ));
     assert_eq!(store.job(&id).await.unwrap().unwrap().status, JobStatus::Completed);
     assert_eq!(store.append_leased(&id, &token, &[step(5, 3)]).await.unwrap(), LeaseReply::Lost);
     assert_eq!(store.heartbeat(&id, &token, TERMS).await.unwrap(), LeaseReply::Lost);
