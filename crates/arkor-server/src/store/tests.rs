@@ -584,7 +584,7 @@ async fn a_lease_guards_heartbeats_events_and_drops_retried_events(store: Store)
     );
     let started = LeasedEvent { seq: 1, event: EventKind::Started { metadata: None } };
     let step = |seq: u64, step: u64| LeasedEvent { seq, event: log(step, Some(1.0 / step as f64)) };
-    let forged = store.append_leased(&id, "forged", &[started.clone()]).await.unwrap();
+    let forged = store.append_leased(&id, "forged", std::slice::from_ref(&started)).await.unwrap();
     assert_eq!(forged, LeaseReply::Lost);
     let LeaseReply::Held { value: first, .. } =
         store.append_leased(&id, &token, &[started.clone(), step(2, 1)]).await.unwrap()
