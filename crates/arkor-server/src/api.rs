@@ -73,7 +73,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/worker/jobs/{id}/files/{*path}",
             axum::routing::put(workers::upload)
-                .layer(axum::extract::DefaultBodyLimit::max(workers::UPLOAD_LIMIT)),
+                .layer(axum::extract::DefaultBodyLimit::max(workers::UPLOAD_LIMIT))
+                .get(workers::download),
         )
         .route("/v1/worker/jobs/{id}/dataset", get(workers::dataset))
         .layer(axum::middleware::from_fn(version_gate));

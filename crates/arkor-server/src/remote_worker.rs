@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::api::workers::{
     EventsRequest, HeartbeatRequest, LEASE_HEADER, LeaseGrant, LeaseRequest, LeaseStatus,
-    MAX_WAIT_SECONDS, SHA256_HEADER,
+    MAX_WAIT_SECONDS, ResumePoint, SHA256_HEADER,
 };
 use crate::runner::{Stop, WorkerCommand, exit_event, run_worker_process};
 use crate::store::LeasedEvent;
@@ -158,19 +158,18 @@ impl Api {
         self.send(req).await.map(|_| ())
     }
 
-    async fn dataset(&self, job: &str, lease_token: &str, dest: &Path) -> Result<(), CallError> {
+    /// Downloads `GET path` (a lease-guarded file) to `dest`.
+    async fn fetch(&self, path: &str, lease_token: &str, dest: &Path) -> Result<(), CallError> {
         use futures_util::StreamExt;
         use tokio::io::AsyncWriteExt;
-        let req = self
-            .request(reqwest::Method::GET, &format!("/v1/worker/jobs/{job}/dataset"))
-            .header(LEASE_HEADER, lease_token);
+        let req = self.request(reqwest::Method::GET, path).header(LEASE_HEADER, lease_token);
         let resp = self.send(req).await?;
         let local = |e: std::io::Error| CallError::Rejected(format!("{}: {e}", dest.display()));
         tokio::fs::create_dir_all(dest.parent().expect("in a folder")).await.map_err(local)?;
         let mut file = tokio::fs::File::create(dest).await.map_err(local)?;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| CallError::Unreachable(format!("dataset cut: {e}")))?;
+            let chunk = chunk.map_err(|e| CallError::Unreachable(format!("{path} cut: {e}")))?;
             file.write_all(&chunk).await.map_err(local)?;
         }
         file.flush().await.map_err(local)
@@ -294,7 +293,8 @@ async fn run_job(api: &Api, config: &RemoteWorkerConfig, grant: LeaseGrant) -> O
     let mut job = grant.job.clone();
     if let Some(name) = &grant.dataset_file {
         let dest = dir.join("dataset").join(name);
-        let fetched = retry(&state, || api.dataset(&id, &token, &dest)).await;
+        let url = format!("/v1/worker/jobs/{id}/dataset");
+        let fetched = retry(&state, || api.fetch(&url, &token, &dest)).await;
         if let Err(e) = fetched {
             heartbeat.abort();
             let end = EventKind::Failed {
@@ -307,6 +307,19 @@ async fn run_job(api: &Api, config: &RemoteWorkerConfig, grant: LeaseGrant) -> O
         }
         if let arkor_engine::config::DatasetConfig::Jsonl { path, .. } = &mut job.config.dataset {
             *path = dest;
+        }
+    }
+
+    if let Some(resume) = &grant.resume {
+        match fetch_checkpoint(api, &state, &id, &token, &dir, resume).await {
+            Ok(checkpoint) => {
+                println!("job {id}: resuming from step {}", resume.step);
+                job.resume_from = Some(checkpoint);
+            }
+            // Starting over is still right, only slower.
+            Err(e) => {
+                eprintln!("job {id}: cannot resume from step {}: {e}; starting over", resume.step)
+            }
         }
     }
 
@@ -379,6 +392,30 @@ async fn run_job(api: &Api, config: &RemoteWorkerConfig, grant: LeaseGrant) -> O
         println!("job {id}: stopped (lease lost)");
     }
     refused
+}
+
+/// Downloads a checkpoint's files into the job folder, each checked against its SHA-256;
+/// returns the checkpoint's folder.
+async fn fetch_checkpoint(
+    api: &Api,
+    state: &LeaseState,
+    id: &str,
+    token: &str,
+    dir: &Path,
+    resume: &ResumePoint,
+) -> Result<PathBuf, String> {
+    let mut folder = None;
+    for f in &resume.files {
+        let dest = dir.join(&f.pathname);
+        let url = format!("/v1/worker/jobs/{id}/files/{}", f.pathname);
+        retry(state, || api.fetch(&url, token, &dest)).await.map_err(|e| e.to_string())?;
+        let (size, sha) = crate::util::file_digest(&dest).map_err(|e| e.to_string())?;
+        if size != f.size || sha != f.sha256 {
+            return Err(format!("{} arrived with SHA-256 {sha}, not {}", f.pathname, f.sha256));
+        }
+        folder = dest.parent().map(Path::to_owned);
+    }
+    folder.ok_or_else(|| "the checkpoint has no files".to_owned())
 }
 
 /// Retries while the backend is unreachable, until the lease is declared lost.

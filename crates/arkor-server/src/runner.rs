@@ -241,7 +241,7 @@ impl Runner {
         let config = crate::jobconfig::to_train_config(&job.name, &job.config)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let dir = self.job_dir(job_id);
-        let file = JobFile { job_id: job_id.to_owned(), config };
+        let file = JobFile { job_id: job_id.to_owned(), config, resume_from: None };
         let c = &self.config;
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let process = run_worker_process(

@@ -32,6 +32,9 @@ pub struct JobFile {
     pub job_id: String,
     /// The validated run configuration (absolute dataset path).
     pub config: TrainConfig,
+    /// A checkpoint directory to continue from (a remote worker's requeued job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_from: Option<PathBuf>,
 }
 
 /// Name of the job file inside the job directory.
@@ -173,7 +176,7 @@ fn run(
         data: &data,
         config: &job.config,
         output_dir: job_dir,
-        resume_from: None,
+        resume_from: job.resume_from.as_deref(),
     };
     train(&req, &mut sink, cancel)?;
     Ok(())

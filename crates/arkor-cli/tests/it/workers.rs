@@ -145,6 +145,16 @@ async fn history(api: &Api, job: &str) -> Vec<String> {
     events.into_iter().map(|(_, name, _)| name).collect()
 }
 
+/// The training loss at each logged step (the last attempt's, for a requeued job).
+async fn losses(api: &Api, job: &str) -> std::collections::BTreeMap<u64, f64> {
+    api.follow(job, None)
+        .await
+        .into_iter()
+        .filter(|(_, name, _)| name == "training.log")
+        .filter_map(|(_, _, d)| Some((d["step"].as_u64()?, d["loss"].as_f64()?)))
+        .collect()
+}
+
 fn terminal(names: &[String]) -> usize {
     names
         .iter()
@@ -302,13 +312,34 @@ async fn a_killed_worker_s_job_finishes_on_another_and_the_backend_restarts_unde
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Worker B gets the job once A's lease expires, as attempt 2, and finishes it.
+    // Worker B gets the job once A's lease expires, as attempt 2, continues from A's
+    // uploaded checkpoint, and finishes it.
     let worker_b = Worker::start(&tmp.path().join("worker-b"), &url, &b);
     let names = history(&api, &job).await;
+    let starts: Vec<Value> = api
+        .follow(&job, None)
+        .await
+        .into_iter()
+        .filter(|(_, name, _)| name == "training.started")
+        .map(|(_, _, data)| data["metadata"]["startStep"].clone())
+        .collect();
+    assert_eq!(starts, [serde_json::json!(0), serde_json::json!(10)]);
+    assert!(worker_b.stdout().contains("resuming from step 10"), "{}", worker_b.stdout());
+    // Resumed exactly: the same losses as the run done in one go, step for step.
+    let reference = api.submit(train_config(&rows, 40, 10)).await;
+    let (resumed, whole) = (losses(&api, &job).await, losses(&api, &reference).await);
+    assert_eq!(resumed.keys().max(), Some(&40));
+    for (step, loss) in resumed.iter().filter(|(s, _)| **s > 10) {
+        let other = whole[step];
+        assert!(
+            (loss - other).abs() < 1e-4 * other.abs().max(1.0),
+            "step {step}: {loss} vs {other}"
+        );
+    }
     assert_eq!(names.last().map(String::as_str), Some("training.completed"), "{names:?}");
     assert_eq!(names.iter().filter(|n| *n == "training.started").count(), 2, "{names:?}");
     assert_eq!(terminal(&names), 1, "{names:?}");
-    assert_eq!(worker_b.leased(), vec![(job.clone(), 2)]);
+    assert_eq!(worker_b.leased()[0], (job.clone(), 2));
     same_final_adapter(&api, &job, &worker_b.dir.join("worker/jobs").join(format!("{job}-2")))
         .await;
 

@@ -61,6 +61,19 @@ pub struct LeaseGrant {
     /// The dataset file's name when the backend serves its bytes
     /// (`GET /v1/worker/jobs/{id}/dataset`); the worker saves it and trains on its copy.
     pub dataset_file: Option<String>,
+    /// The last checkpoint an earlier attempt uploaded: the worker downloads its files
+    /// (`GET /v1/worker/jobs/{id}/files/{path}`) and continues from it.
+    #[serde(default)]
+    pub resume: Option<ResumePoint>,
+}
+
+/// A checkpoint to continue a requeued job from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// Its step.
+    pub step: u64,
+    /// Its files, relative to the job directory (`checkpoint-<step>/...`).
+    pub files: Vec<ArtifactFile>,
 }
 
 /// `POST /v1/worker/jobs/{id}/heartbeat`.
@@ -152,14 +165,17 @@ pub async fn lease(
                         "arkor server: job {id} leased to worker \"{worker}\" (attempt {})",
                         lease.attempt
                     );
+                    let resume =
+                        if lease.attempt > 1 { last_checkpoint(&state, &id).await? } else { None };
                     let grant = LeaseGrant {
                         job_id: id.clone(),
                         attempt: lease.attempt,
                         lease_token: lease.token,
                         ttl_ms: terms.ttl_ms as u64,
                         heartbeat_ms: (terms.ttl_ms / 3).max(100) as u64,
-                        job: JobFile { job_id: id, config },
+                        job: JobFile { job_id: id, config, resume_from: None },
                         dataset_file,
+                        resume,
                     };
                     return Ok(Json(grant).into_response());
                 }
@@ -182,6 +198,50 @@ pub async fn lease(
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
     }
+}
+
+/// The newest `checkpoint.saved` of the job whose files are all in its folder, if any.
+async fn last_checkpoint(state: &AppState, job_id: &str) -> ApiResult<Option<ResumePoint>> {
+    let mut last = None;
+    let mut after = 0;
+    loop {
+        let page = state.store.events_after(job_id, after, 1000).await?;
+        let Some(end) = page.last() else { break };
+        after = end.id;
+        for ev in &page {
+            if let EventKind::CheckpointSaved { step, artifacts } = &ev.event.kind {
+                last = Some(ResumePoint { step: *step, files: artifacts.clone() });
+            }
+        }
+    }
+    let dir = state.runner.job_dir(job_id);
+    Ok(last.filter(|r| {
+        !r.files.is_empty()
+            && r.files
+                .iter()
+                .all(|f| std::fs::metadata(dir.join(&f.pathname)).is_ok_and(|m| m.len() == f.size))
+    }))
+}
+
+/// `GET /v1/worker/jobs/{id}/files/{path}`: an uploaded checkpoint file, for a requeued
+/// job's next worker.
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    WorkerCaller(_): WorkerCaller,
+    UrlPath((id, path)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let token = header_str(&headers, LEASE_HEADER)?;
+    lease_status(&id, state.store.check_lease(&id, token).await?)?;
+    if !super::jobs::adapter_file(&path) {
+        return Err(ApiError::not_found(format!("no file \"{path}\" in job {id}")));
+    }
+    let file = tokio::fs::File::open(state.runner.job_dir(&id).join(&path))
+        .await
+        .map_err(|_| ApiError::not_found(format!("no file \"{path}\" in job {id}")))?;
+    let len = file.metadata().await.map_err(ApiError::internal)?.len();
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok(([(header::CONTENT_LENGTH, len.to_string())], body).into_response())
 }
 
 fn publish(
