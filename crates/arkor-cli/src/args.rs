@@ -77,6 +77,10 @@ pub struct RemoteWorkerArgs {
     /// Jobs trained at once on this machine.
     #[arg(long, default_value_t = 1, env = "ARKOR_MAX_JOBS")]
     pub max_jobs: usize,
+    /// What this machine has, comma-separated (e.g. gpu,a100): jobs that ask for labels
+    /// (`workerLabels`) run only on a worker that has all of them.
+    #[arg(long, value_delimiter = ',', env = "ARKOR_WORKER_LABELS")]
+    pub labels: Vec<String>,
     /// Where job folders go (default: <data dir>/worker).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,

@@ -129,6 +129,10 @@ pub struct JobConfig {
     /// How the frozen base is kept in memory: `none`, `q8_0` or `q4_1` (arkor).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_quant: Option<String>,
+    /// Labels a remote worker must have to run this job, e.g. `["gpu"]` (arkor; see
+    /// `docs/deploy.md`). A job with labels never runs on the backend's own queue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worker_labels: Vec<String>,
     /// Recompute each block's activations in the backward pass to save memory (arkor).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gradient_checkpointing: Option<bool>,

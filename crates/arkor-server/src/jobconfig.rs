@@ -34,9 +34,42 @@ const SCHEDULERS: &str = "linear, cosine, constant";
 const OPTIMIZERS: &str = "adamw (aliases adamw_torch, adamw_hf, adamw_torch_fused)";
 
 /// Checks `c` and builds the engine configuration for the job `name`.
+/// The most labels a job may ask for.
+const MAX_LABELS: usize = 8;
+
+/// Worker labels: 1-32 lowercase letters, digits, `-`, `_` or `.` each, at most
+/// [`MAX_LABELS`].
+pub fn check_labels(labels: &[String]) -> Result<(), FieldError> {
+    if labels.len() > MAX_LABELS {
+        return Err(err(
+            "workerLabels",
+            format!("at most {MAX_LABELS} labels, got {}", labels.len()),
+        ));
+    }
+    for (i, l) in labels.iter().enumerate() {
+        let ok = !l.is_empty()
+            && l.len() <= 32
+            && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+        if !ok {
+            return Err(err(
+                &format!("workerLabels[{i}]"),
+                format!("expected 1-32 lowercase letters, digits, '-', '_' or '.', got {l:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Labels as the store keeps them: a sorted JSON array without repeats.
+pub fn labels_json(labels: &[String]) -> String {
+    let set: std::collections::BTreeSet<&String> = labels.iter().collect();
+    serde_json::to_string(&set).expect("strings serialise")
+}
+
 pub fn to_train_config(name: &str, c: &JobConfig) -> Result<TrainConfig, FieldError> {
     let mut t = TrainConfig { name: name.to_owned(), ..TrainConfig::default() };
     check_model(&c.model)?;
+    check_labels(&c.worker_labels)?;
     t.model = c.model.clone();
     let format = match &c.dataset_format {
         None => DatasetFormat::Auto,
@@ -282,6 +315,12 @@ mod tests {
         assert_eq!(with("model", "not a model".into()).field, "config.model");
         let e = with("datasetSource", serde_json::json!({"type": "jsonl", "path": "rel.jsonl"}));
         assert_eq!(e.field, "config.datasetSource.path");
+        let e = with("workerLabels", serde_json::json!(["gpu", "Big GPU"]));
+        assert_eq!(e.field, "config.workerLabels[1]");
+        assert!(e.message.contains("\"Big GPU\""), "{e}");
+        let many: Vec<String> = (0..9).map(|i| format!("l{i}")).collect();
+        assert_eq!(with("workerLabels", serde_json::json!(many)).field, "config.workerLabels");
         assert!(to_train_config("x", &config(base)).is_ok());
+        assert_eq!(labels_json(&["gpu".into(), "a100".into(), "gpu".into()]), r#"["a100","gpu"]"#);
     }
 }

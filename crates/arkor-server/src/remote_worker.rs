@@ -42,6 +42,8 @@ pub struct RemoteWorkerConfig {
     pub worker: WorkerCommand,
     /// Jobs trained at once.
     pub max_jobs: usize,
+    /// What this machine has (e.g. `gpu`): jobs asking for labels run only where all are.
+    pub labels: Vec<String>,
     /// Time a cancelled job gets before its process is killed.
     pub cancel_grace: Duration,
 }
@@ -102,10 +104,14 @@ impl Api {
         })
     }
 
-    async fn lease(&self, wait_seconds: u64) -> Result<Option<LeaseGrant>, CallError> {
+    async fn lease(
+        &self,
+        wait_seconds: u64,
+        labels: &[String],
+    ) -> Result<Option<LeaseGrant>, CallError> {
         let req = self
             .request(reqwest::Method::POST, "/v1/worker/lease")
-            .json(&LeaseRequest { wait_seconds })
+            .json(&LeaseRequest { wait_seconds, labels: labels.to_vec() })
             .timeout(Duration::from_secs(wait_seconds + 30));
         let resp = self.send(req).await?;
         if resp.status() == StatusCode::NO_CONTENT {
@@ -209,7 +215,7 @@ pub async fn run(
         let leased = tokio::select! {
             () = &mut shutdown => return Ok(()),
             Some(m) = fatal.recv() => bail!("{m}"),
-            r = api.lease(MAX_WAIT_SECONDS) => r,
+            r = api.lease(MAX_WAIT_SECONDS, &config.labels) => r,
         };
         match leased {
             Ok(Some(grant)) => {
@@ -232,6 +238,7 @@ pub async fn run(
                 reported_unreachable = false;
             }
             Err(CallError::Refused(m)) => bail!("the backend refused this worker's token: {m}"),
+            Err(CallError::Rejected(m)) => bail!("the backend refused the lease request: {m}"),
             Err(e) => {
                 if !reported_unreachable {
                     eprintln!("worker: cannot lease from {}: {e}; retrying", config.backend);

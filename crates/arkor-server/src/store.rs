@@ -295,7 +295,7 @@ impl Store {
 
     /// Takes the next queued job (first in the queue's order) and marks it running, at most
     /// once: concurrent callers, on this backend or another sharing the database, each get a
-    /// different job or none.
+    /// different job or none. Jobs with worker labels are left to remote workers.
     pub async fn claim_next(&self) -> StoreResult<Option<Job>> {
         dispatch!(self, claim_next(;))
     }
@@ -361,10 +361,17 @@ impl Store {
         dispatch!(self, worker_by_token(token_hash;))
     }
 
-    /// Leases the next queued job (in the queue's order, past its backoff) to `worker`:
-    /// concurrent callers each get a different job or none.
-    pub async fn lease_next(&self, worker: &str, terms: LeaseTerms) -> StoreResult<Option<Lease>> {
-        dispatch!(self, lease_next(worker; terms))
+    /// Leases the next queued job (in the queue's order, past its backoff) whose labels
+    /// are all in `labels` to `worker`: concurrent callers each get a different job or none.
+    pub async fn lease_next(
+        &self,
+        worker: &str,
+        labels: &[String],
+        terms: LeaseTerms,
+    ) -> StoreResult<Option<Lease>> {
+        let json = crate::jobconfig::labels_json(labels);
+        let labels = json.as_str();
+        dispatch!(self, lease_next(worker, labels; terms))
     }
 
     /// Extends a lease by the TTL.

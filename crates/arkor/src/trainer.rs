@@ -494,6 +494,17 @@ impl TrainerBuilder {
         self
     }
 
+    /// Labels a remote worker must have to run this trainer's jobs, e.g. `["gpu"]`
+    /// (`arkor worker --labels gpu`); such jobs never run on the backend's own queue.
+    pub fn worker_labels<I, S>(mut self, labels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.worker_labels = labels.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The learning-rate schedule.
     pub fn scheduler(mut self, s: crate::config::Scheduler) -> Self {
         self.config.lr_scheduler_type = Some(s.name().to_owned());
@@ -999,6 +1010,19 @@ fn is_loopback(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_labels_travel_in_the_job_config() {
+        let trainer = Trainer::builder("t", Model::arkor_tiny(), Dataset::jsonl("rows.jsonl"))
+            .worker_labels(["gpu", "a100"])
+            .build()
+            .unwrap();
+        let json = serde_json::to_value(trainer.job_config()).unwrap();
+        assert_eq!(json["workerLabels"], serde_json::json!(["gpu", "a100"]));
+        let plain = Trainer::builder("t", Model::arkor_tiny(), Dataset::jsonl("rows.jsonl"));
+        let json = serde_json::to_value(plain.build().unwrap().job_config()).unwrap();
+        assert!(json.get("workerLabels").is_none(), "{json}");
+    }
 
     #[test]
     fn backoff_follows_the_table() {

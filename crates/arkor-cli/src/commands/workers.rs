@@ -20,6 +20,7 @@ pub fn run_worker(global: &Global, args: RemoteWorkerArgs) -> anyhow::Result<Exi
         data_dir: global.data_dir.clone(),
         worker: super::server::worker_command()?,
         max_jobs: args.max_jobs,
+        labels: args.labels.clone(),
         cancel_grace: Duration::from_secs(args.cancel_grace),
     };
     println!("arkor worker: leasing jobs from {} ({} at once)", args.backend, args.max_jobs);

@@ -87,12 +87,17 @@ struct Worker {
 
 impl Worker {
     fn start(dir: &Path, url: &str, token: &str) -> Worker {
+        Worker::start_with(dir, url, token, &[])
+    }
+
+    fn start_with(dir: &Path, url: &str, token: &str, extra: &[&str]) -> Worker {
         std::fs::create_dir_all(dir).unwrap();
         let (out, err) = (dir.with_extension("out"), dir.with_extension("err"));
         let child = arkor()
             .args(["worker", "--backend", url, "--token", token, "--data-dir"])
             .arg(dir)
             .args(["--cancel-grace", "5"])
+            .args(extra)
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
@@ -227,14 +232,22 @@ async fn three_workers_lease_ten_jobs_from_postgres_and_each_runs_once() {
     assert_eq!(lease_as_user.status(), StatusCode::UNAUTHORIZED);
 
     let rows = dataset(tmp.path());
+    // The first two ask for a GPU worker: only the third worker says it has one.
     let mut jobs = vec![];
-    for _ in 0..10 {
-        jobs.push(api.submit(train_config(&rows, 6, 3)).await);
+    for i in 0..10 {
+        let mut config = train_config(&rows, 6, 3);
+        if i < 2 {
+            config["workerLabels"] = serde_json::json!(["gpu"]);
+        }
+        jobs.push(api.submit(config).await);
     }
     let workers: Vec<Worker> = tokens
         .iter()
         .enumerate()
-        .map(|(i, t)| Worker::start(&tmp.path().join(format!("worker-{i}")), &url, t))
+        .map(|(i, t)| {
+            let labels: &[&str] = if i == 2 { &["--labels", "gpu,linux"] } else { &[] };
+            Worker::start_with(&tmp.path().join(format!("worker-{i}")), &url, t, labels)
+        })
         .collect();
     for job in &jobs {
         let names = history(&api, job).await;
@@ -256,6 +269,9 @@ async fn three_workers_lease_ten_jobs_from_postgres_and_each_runs_once() {
     }
     for job in &jobs {
         assert_eq!(by_job.get(job).map(Vec::len), Some(1), "{job}: {by_job:?}");
+    }
+    for job in &jobs[..2] {
+        assert_eq!(by_job[job], [2], "{job} asked for a gpu worker");
     }
     assert!(
         by_job.values().flatten().collect::<std::collections::HashSet<_>>().len() >= 2,

@@ -42,6 +42,10 @@ pub struct LeaseRequest {
     /// Seconds to wait for a job when none is queued (at most [`MAX_WAIT_SECONDS`]).
     #[serde(default)]
     pub wait_seconds: u64,
+    /// What this worker has (`arkor worker --labels gpu`): it takes the jobs whose labels
+    /// are all among these.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// A leased job (200), or 204 when none came within the wait.
@@ -145,12 +149,19 @@ pub async fn lease(
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(req.wait_seconds.min(MAX_WAIT_SECONDS));
     let terms = state.lease;
+    crate::jobconfig::check_labels(&req.labels).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}: {}",
+            e.field.replace("config.workerLabels", "labels"),
+            e.message
+        ))
+    })?;
     loop {
         // Registered before looking, so a submission in between still wakes this poll.
         let woken = state.runner.lease_wake().notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        if let Some(lease) = state.store.lease_next(&worker, terms).await? {
+        if let Some(lease) = state.store.lease_next(&worker, &req.labels, terms).await? {
             let id = lease.job.id.clone();
             match crate::jobconfig::to_train_config(&lease.job.name, &lease.job.config) {
                 Ok(config) => {

@@ -125,7 +125,8 @@ pub const MIGRATIONS: &[Migration] = &[
     // 4: remote workers (`arkor worker`) and their leases. A leased job holds its worker's
     // name, a token only that lease knows, an expiry heartbeats extend, the last event
     // sequence number applied (retried posts are dropped) and whether a cancel was asked;
-    // `attempt` counts leases, `run_after` holds a requeued job back (the backoff).
+    // `attempt` counts leases, `run_after` holds a requeued job back (the backoff), `labels`
+    // (a sorted JSON array) names what a worker must have to take the job.
     Migration {
         sqlite: "ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN run_after INTEGER NOT NULL DEFAULT 0;
@@ -134,6 +135,7 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;
     ALTER TABLE jobs ADD COLUMN lease_seq INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE status = 'running';
     CREATE TABLE workers (
         name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,
@@ -145,6 +147,7 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE jobs ADD COLUMN lease_expires_at BIGINT;
     ALTER TABLE jobs ADD COLUMN lease_seq BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE jobs ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE status = 'running';
     CREATE TABLE workers (
         name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL,

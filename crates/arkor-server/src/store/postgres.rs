@@ -196,8 +196,8 @@ impl PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO jobs (id, org_id, project_id, name, status, config, created_at)
-                 VALUES ($1, $2, $3, $4, 'queued', $5, $6)",
+                "INSERT INTO jobs (id, org_id, project_id, name, status, config, created_at, labels)
+                 VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7)",
                 &[
                     &job.id,
                     &job.org_id,
@@ -205,6 +205,7 @@ impl PgStore {
                     &job.name,
                     &serde_json::to_string(&job.config)?,
                     &now_ms(),
+                    &crate::jobconfig::labels_json(&job.config.worker_labels),
                 ],
             )
             .await?;
@@ -298,7 +299,7 @@ impl PgStore {
         let sql = format!(
             "UPDATE jobs SET status = 'running', started_at = $1 WHERE seq = (
                 SELECT seq FROM jobs WHERE status = 'queued' AND run_after <= $1
-                ORDER BY {QUEUE_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED)
+                AND labels = '[]' ORDER BY {QUEUE_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id"
         );
         let Some(row) = client.query_opt(&sql, &[&now_ms()]).await? else { return Ok(None) };

@@ -208,15 +208,16 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<Job, serde_js
 /// Inserts a queued job and reads it back as stored.
 pub fn insert_job(conn: &Connection, job: &Job) -> StoreResult<Job> {
     conn.execute(
-        "INSERT INTO jobs (id, org_id, project_id, name, status, config, created_at)
-         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+        "INSERT INTO jobs (id, org_id, project_id, name, status, config, created_at, labels)
+         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
         params![
             job.id,
             job.org_id,
             job.project_id,
             job.name,
             serde_json::to_string(&job.config)?,
-            now_ms()
+            now_ms(),
+            crate::jobconfig::labels_json(&job.config.worker_labels),
         ],
     )?;
     Ok(self::job(conn, &job.id)?.unwrap_or_else(|| job.clone()))
@@ -312,7 +313,7 @@ pub fn jobs_of_orgs(conn: &Connection, org_ids: &[String]) -> StoreResult<Vec<Jo
 /// one immediate transaction, so two callers never take the same job.
 pub fn claim_next(conn: &mut Connection) -> StoreResult<Option<Job>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let Some(next) = next_queued(&tx)? else { return Ok(None) };
+    let Some(next) = next_queued(&tx, "[]")? else { return Ok(None) };
     if !mark_running(&tx, &next.id)? {
         return Ok(None);
     }
@@ -322,14 +323,19 @@ pub fn claim_next(conn: &mut Connection) -> StoreResult<Option<Job>> {
 }
 
 /// The queued job to start next (first in [`QUEUE_ORDER`]), if any.
-pub(super) fn next_queued(conn: &Connection) -> StoreResult<Option<Job>> {
+///
+/// Only jobs whose labels are all in `labels` (a JSON array; `[]` for the backend's own
+/// queue, which takes only unlabelled jobs).
+pub(super) fn next_queued(conn: &Connection, labels: &str) -> StoreResult<Option<Job>> {
     let row = conn
         .query_row(
             &format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_after <= ?1
+                 AND NOT EXISTS (SELECT 1 FROM json_each(jobs.labels) AS l
+                     WHERE l.value NOT IN (SELECT value FROM json_each(?2)))
                  ORDER BY {QUEUE_ORDER} LIMIT 1"
             ),
-            [now_ms()],
+            params![now_ms(), labels],
             job_row,
         )
         .optional()?;

@@ -53,6 +53,7 @@ conformance!(
     expired_leases_requeue_with_backoff_then_fail_naming_the_worker,
     cancel_of_a_leased_job_reaches_the_worker_or_the_reaper,
     worker_tokens_are_listed_and_revoked,
+    labels_pick_the_workers_that_may_lease_a_job,
 );
 
 /// Org `o` (slug `o`) owned by user `u` with token hash `h`, and project `p`.
@@ -553,7 +554,9 @@ async fn concurrent_leases_each_get_a_different_job(store: Store) {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut mine = vec![];
-                while let Some(lease) = store.lease_next(&format!("w{w}"), TERMS).await.unwrap() {
+                while let Some(lease) =
+                    store.lease_next(&format!("w{w}"), &[], TERMS).await.unwrap()
+                {
                     assert_eq!(lease.attempt, 1);
                     assert_eq!(lease.job.status, JobStatus::Running);
                     mine.push(lease.job.id);
@@ -575,7 +578,7 @@ async fn concurrent_leases_each_get_a_different_job(store: Store) {
 
 async fn a_lease_guards_heartbeats_events_and_drops_retried_events(store: Store) {
     queue_db(&store, 1).await;
-    let lease = store.lease_next("w", TERMS).await.unwrap().unwrap();
+    let lease = store.lease_next("w", &[], TERMS).await.unwrap().unwrap();
     let (id, token) = (lease.job.id.clone(), lease.token.clone());
     assert_eq!(store.heartbeat(&id, "forged", TERMS).await.unwrap(), LeaseReply::Lost);
     assert_eq!(
@@ -624,7 +627,7 @@ async fn a_lease_guards_heartbeats_events_and_drops_retried_events(store: Store)
 
 async fn expired_leases_requeue_with_backoff_then_fail_naming_the_worker(store: Store) {
     queue_db(&store, 1).await;
-    let first = store.lease_next("gpu-1", TERMS).await.unwrap().unwrap();
+    let first = store.lease_next("gpu-1", &[], TERMS).await.unwrap().unwrap();
     let id = first.job.id.clone();
     // Not expired yet: nothing happens.
     assert!(store.expire_leases(TERMS).await.unwrap().is_empty());
@@ -641,7 +644,7 @@ async fn expired_leases_requeue_with_backoff_then_fail_naming_the_worker(store: 
     assert_eq!(store.heartbeat(&id, &first.token, TERMS).await.unwrap(), LeaseReply::Lost);
     // A backoff holds the requeued job back from the backend's queue and from leases alike.
     let slow = LeaseTerms { backoff_ms: 3_600_000, ..TERMS };
-    let second = store.lease_next("gpu-2", TERMS).await.unwrap().unwrap();
+    let second = store.lease_next("gpu-2", &[], TERMS).await.unwrap().unwrap();
     assert_eq!((second.job.id.as_str(), second.attempt), (id.as_str(), 2));
     assert_ne!(second.token, first.token);
     expire_now(&store, &id).await;
@@ -662,10 +665,10 @@ async fn expired_leases_requeue_with_backoff_then_fail_naming_the_worker(store: 
     let mut j = job(2, "backoff");
     j.id = "k".into();
     store.insert_job(&j).await.unwrap();
-    let lease = store.lease_next("w", slow).await.unwrap().unwrap();
+    let lease = store.lease_next("w", &[], slow).await.unwrap().unwrap();
     expire_now(&store, &lease.job.id).await;
     assert_eq!(store.expire_leases(slow).await.unwrap().len(), 1);
-    assert!(store.lease_next("w", slow).await.unwrap().is_none());
+    assert!(store.lease_next("w", &[], slow).await.unwrap().is_none());
     assert!(store.claim_next().await.unwrap().is_none());
 }
 
@@ -673,8 +676,8 @@ async fn cancel_of_a_leased_job_reaches_the_worker_or_the_reaper(store: Store) {
     queue_db(&store, 2).await;
     // Not leased: the caller cancels it itself.
     assert!(!store.request_cancel("j1").await.unwrap());
-    let a = store.lease_next("w", TERMS).await.unwrap().unwrap();
-    let b = store.lease_next("w", TERMS).await.unwrap().unwrap();
+    let a = store.lease_next("w", &[], TERMS).await.unwrap().unwrap();
+    let b = store.lease_next("w", &[], TERMS).await.unwrap().unwrap();
     for lease in [&a, &b] {
         assert!(store.request_cancel(&lease.job.id).await.unwrap());
     }
@@ -712,7 +715,7 @@ async fn worker_tokens_are_listed_and_revoked(store: Store) {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_seen_at.is_some() && listed[0].revoked_at.is_none());
 
-    let lease = store.lease_next("gpu-1", TERMS).await.unwrap().unwrap();
+    let lease = store.lease_next("gpu-1", &[], TERMS).await.unwrap().unwrap();
     assert!(store.revoke_worker("gpu-1").await.unwrap());
     assert!(!store.revoke_worker("gpu-1").await.unwrap());
     assert!(store.worker_by_token(&hash).await.unwrap().is_none());
@@ -720,4 +723,22 @@ async fn worker_tokens_are_listed_and_revoked(store: Store) {
     // Its lease is expired at once, so the reaper requeues the job.
     let expired = store.expire_leases(TERMS).await.unwrap();
     assert!(matches!(&expired[..], [Expired::Requeued { job_id, .. }] if *job_id == lease.job.id));
+}
+
+async fn labels_pick_the_workers_that_may_lease_a_job(store: Store) {
+    scope(&store).await;
+    let mut gpu = job(1, "gpu");
+    gpu.config.worker_labels = vec!["gpu".into(), "a100".into(), "gpu".into()];
+    store.insert_job(&gpu).await.unwrap();
+    store.insert_job(&job(2, "anywhere")).await.unwrap();
+    let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // The backend's own queue and a worker without both labels skip the labelled job.
+    let first = store.lease_next("cpu-box", &labels(&["gpu"]), TERMS).await.unwrap().unwrap();
+    assert_eq!(first.job.id, "j2");
+    assert!(store.lease_next("cpu-box", &labels(&["gpu"]), TERMS).await.unwrap().is_none());
+    assert!(store.claim_next().await.unwrap().is_none());
+    // A worker with them (and more) takes it.
+    let lease =
+        store.lease_next("gpu-box", &labels(&["x", "a100", "gpu"]), TERMS).await.unwrap().unwrap();
+    assert_eq!(lease.job.id, "j1");
 }

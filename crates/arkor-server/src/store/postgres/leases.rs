@@ -88,6 +88,7 @@ impl PgStore {
     pub(in crate::store) async fn lease_next(
         &self,
         worker: &str,
+        labels: &str,
         terms: LeaseTerms,
     ) -> StoreResult<Option<Lease>> {
         let client = self.client().await?;
@@ -99,10 +100,13 @@ impl PgStore {
                  lease_expires_at = $4, lease_seq = 0
              WHERE seq = (
                 SELECT seq FROM jobs WHERE status = 'queued' AND run_after <= $1
+                AND labels::jsonb <@ $5::text::jsonb
                 ORDER BY {QUEUE_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id, attempt"
         );
-        let row = client.query_opt(&sql, &[&now, &worker, &token, &(now + terms.ttl_ms)]).await?;
+        let row = client
+            .query_opt(&sql, &[&now, &worker, &token, &(now + terms.ttl_ms), &labels])
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let (id, attempt): (String, i64) = (row.get(0), row.get(1));
         let job = job_by_id(&client, &id).await?;

@@ -64,10 +64,11 @@ pub fn worker_by_token(conn: &mut Connection, token_hash: &str) -> StoreResult<O
 pub fn lease_next(
     conn: &mut Connection,
     worker: &str,
+    labels: &str,
     terms: LeaseTerms,
 ) -> StoreResult<Option<Lease>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let Some(next) = next_queued(&tx)? else { return Ok(None) };
+    let Some(next) = next_queued(&tx, labels)? else { return Ok(None) };
     let token = random_hex(16);
     let now = now_ms();
     let attempt: i64 = tx.query_row(
