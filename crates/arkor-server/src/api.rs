@@ -70,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/worker/lease", post(workers::lease))
         .route("/v1/worker/jobs/{id}/heartbeat", post(workers::heartbeat))
         .route("/v1/worker/jobs/{id}/events", post(workers::events))
+        .route("/v1/worker/jobs/{id}/release", post(workers::release))
         .route(
             "/v1/worker/jobs/{id}/files/{*path}",
             axum::routing::put(workers::upload)

@@ -204,17 +204,21 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(config.max_jobs));
     let (fatal_tx, mut fatal) = mpsc::unbounded_channel::<String>();
     tokio::pin!(shutdown);
+    // Set when the worker stops: each job's process is killed and the job handed back.
+    let (stopping, _) = tokio::sync::watch::channel(false);
+    let mut jobs = tokio::task::JoinSet::new();
     let mut backoff = Duration::from_millis(250);
     let mut reported_unreachable = false;
-    loop {
+    let result = loop {
+        while jobs.try_join_next().is_some() {}
         let permit = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            Some(m) = fatal.recv() => bail!("{m}"),
+            () = &mut shutdown => break Ok(()),
+            Some(m) = fatal.recv() => break Err(anyhow::anyhow!("{m}")),
             p = slots.clone().acquire_owned() => p.expect("never closed"),
         };
         let leased = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            Some(m) = fatal.recv() => bail!("{m}"),
+            () = &mut shutdown => break Ok(()),
+            Some(m) = fatal.recv() => break Err(anyhow::anyhow!("{m}")),
             r = api.lease(MAX_WAIT_SECONDS, &config.labels) => r,
         };
         match leased {
@@ -226,8 +230,9 @@ pub async fn run(
                     grant.job_id, grant.attempt, grant.job.config.model
                 );
                 let (api, config, fatal) = (api.clone(), config.clone(), fatal_tx.clone());
-                tokio::spawn(async move {
-                    if let Some(m) = run_job(&api, &config, grant).await {
+                let stop = stopping.subscribe();
+                jobs.spawn(async move {
+                    if let Some(m) = run_job(&api, &config, grant, stop).await {
                         let _ = fatal.send(m);
                     }
                     drop(permit);
@@ -237,8 +242,12 @@ pub async fn run(
                 backoff = Duration::from_millis(250);
                 reported_unreachable = false;
             }
-            Err(CallError::Refused(m)) => bail!("the backend refused this worker's token: {m}"),
-            Err(CallError::Rejected(m)) => bail!("the backend refused the lease request: {m}"),
+            Err(CallError::Refused(m)) => {
+                break Err(anyhow::anyhow!("the backend refused this worker's token: {m}"));
+            }
+            Err(CallError::Rejected(m)) => {
+                break Err(anyhow::anyhow!("the backend refused the lease request: {m}"));
+            }
             Err(e) => {
                 if !reported_unreachable {
                     eprintln!("worker: cannot lease from {}: {e}; retrying", config.backend);
@@ -248,7 +257,15 @@ pub async fn run(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    };
+    // Stopping: every running job is killed and handed back (a refused token's jobs are
+    // requeued by the backend anyway).
+    let _ = stopping.send(true);
+    let drain = async { while jobs.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.cancel_grace + Duration::from_secs(30), drain).await.is_err() {
+        eprintln!("worker: jobs did not stop in time; their leases will expire");
     }
+    result
 }
 
 /// Shared by a job's tasks: whether the lease is gone (then nothing more is sent).
@@ -259,7 +276,12 @@ struct LeaseState {
 
 /// Runs one leased job to its end. Returns a message when the token was refused (the
 /// worker then stops).
-async fn run_job(api: &Api, config: &RemoteWorkerConfig, grant: LeaseGrant) -> Option<String> {
+async fn run_job(
+    api: &Api,
+    config: &RemoteWorkerConfig,
+    grant: LeaseGrant,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> Option<String> {
     let id = grant.job_id.clone();
     let token = grant.lease_token.clone();
     let dir = config.work_dir.join("jobs").join(format!("{id}-{}", grant.attempt));
@@ -330,6 +352,19 @@ async fn run_job(api: &Api, config: &RemoteWorkerConfig, grant: LeaseGrant) -> O
         }
     }
 
+    // The worker stopping: nothing more is reported, the run is killed, the job handed back.
+    let handing_back = Arc::new(AtomicBool::new(false));
+    let watch_stop = {
+        let (stop_tx, state, handing_back) = (stop_tx.clone(), state.clone(), handing_back.clone());
+        tokio::spawn(async move {
+            if stopping.wait_for(|s| *s).await.is_ok() {
+                handing_back.store(true, Ordering::SeqCst);
+                state.lost.store(true, Ordering::SeqCst);
+                let _ = stop_tx.send(Stop::Kill);
+            }
+        })
+    };
+
     let (events_tx, mut events) = mpsc::unbounded_channel::<EventKind>();
     let forward = async {
         let mut seq = 0u64;
@@ -389,6 +424,19 @@ async fn run_job(api: &Api, config: &RemoteWorkerConfig, grant: LeaseGrant) -> O
     };
     let (ended, ()) = tokio::join!(forward, process);
     heartbeat.abort();
+    watch_stop.abort();
+    if handing_back.load(Ordering::SeqCst) && !ended {
+        let body = HeartbeatRequest { lease_token: token.clone() };
+        let req = api
+            .request(reqwest::Method::POST, &format!("/v1/worker/jobs/{id}/release"))
+            .json(&body)
+            .timeout(Duration::from_secs(10));
+        match api.send(req).await {
+            Ok(_) => println!("job {id}: handed back to the queue"),
+            Err(e) => eprintln!("job {id}: could not hand it back ({e}); its lease will expire"),
+        }
+        return None;
+    }
     let refused = match heartbeat.await {
         Ok(CallError::Refused(m)) => Some(format!("the backend refused this worker's token: {m}")),
         _ => None,

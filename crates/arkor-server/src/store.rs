@@ -400,6 +400,13 @@ impl Store {
         dispatch!(self, check_lease(job_id, token;))
     }
 
+    /// A worker hands a job back (it is stopping): queued again at once, the attempt not
+    /// counted. `Ok(false)` when the lease is not this token's (or a cancel was asked: the
+    /// worker reports `training.cancelled` instead).
+    pub async fn release_lease(&self, job_id: &str, token: &str) -> StoreResult<bool> {
+        dispatch!(self, release_lease(job_id, token;))
+    }
+
     /// Asks a remote worker to cancel the job it leased: `Ok(false)` when the job is not
     /// running under a lease (the caller cancels it itself).
     pub async fn request_cancel(&self, job_id: &str) -> StoreResult<bool> {

@@ -25,7 +25,7 @@ pub fn run_worker(global: &Global, args: RemoteWorkerArgs) -> anyhow::Result<Exi
     };
     println!("arkor worker: leasing jobs from {} ({} at once)", args.backend, args.max_jobs);
     runtime.block_on(run_remote(config, stopped()))?;
-    eprintln!("arkor worker: stopped; jobs it held are requeued when their leases expire");
+    eprintln!("arkor worker: stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -113,6 +113,18 @@ impl Worker {
         std::fs::read_to_string(&self.err).unwrap_or_default()
     }
 
+    /// Its exit status, once it exits (within 30 s, or the test fails with `why`).
+    async fn exited(&mut self, why: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.proc.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{why}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The jobs it leased, with the attempt of each lease.
     fn leased(&self) -> Vec<(String, u32)> {
         self.stdout()
@@ -394,14 +406,7 @@ async fn a_killed_worker_s_job_finishes_on_another_and_the_backend_restarts_unde
     let out = workers_cmd(&data, None, &["revoke", "b"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut worker_b = worker_b;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = worker_b.proc.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the revoked worker kept going");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = worker_b.exited("the revoked worker kept going").await;
     assert!(!status.success());
     assert!(worker_b.stderr().contains("refused this worker's token"), "{}", worker_b.stderr());
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -415,5 +420,43 @@ async fn a_killed_worker_s_job_finishes_on_another_and_the_backend_restarts_unde
         api.send("POST", &api.scoped(&format!("/v1/jobs/{third}/cancel")), None).await;
     assert!(status.is_success(), "{body}");
     assert_eq!(api.job(&third).await["status"], "cancelled");
+    drop(backend_proc);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_worker_hands_its_job_back_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("backend");
+    // Leases of two minutes: only the hand-back can requeue the job within this test.
+    let (backend_proc, url) = backend(&data, free_port(), None, 120).await;
+    let (a, b) = (add_worker(&data, None, "a"), add_worker(&data, None, "b"));
+    let api = Api::sign_up(&url, "handback").await;
+    let rows = dataset(tmp.path());
+    let job = api.submit(train_config(&rows, 100_000, 20)).await;
+    let mut worker_a = Worker::start(&tmp.path().join("worker-a"), &url, &a);
+    wait_for(&api, &job, "checkpoint.saved").await;
+    // What a supervisor, Slurm at the end of an allocation or Kubernetes does: SIGTERM.
+    let pid = worker_a.proc.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = worker_a.exited("the worker did not stop on SIGTERM").await;
+    assert!(status.success(), "{}", worker_a.stderr());
+    assert!(worker_a.stdout().contains(&format!("job {job}: handed back to the queue")));
+    assert_eq!(api.job(&job).await["status"], "queued");
+
+    // The next worker takes it (the hand-back cost no attempt) and continues from a checkpoint.
+    let worker_b = Worker::start(&tmp.path().join("worker-b"), &url, &b);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !worker_b.stdout().contains(&format!("job {job}: resuming from step")) {
+        assert!(Instant::now() < deadline, "not resumed: {}", worker_b.stdout());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(worker_b.leased(), [(job.clone(), 1)]);
+    let (status, body) =
+        api.send("POST", &api.scoped(&format!("/v1/jobs/{job}/cancel")), None).await;
+    assert!(status.is_success(), "{body}");
+    let names = history(&api, &job).await;
+    assert_eq!(names.iter().filter(|n| *n == "training.started").count(), 2, "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("training.cancelled"), "{names:?}");
+    assert_eq!(terminal(&names), 1);
     drop(backend_proc);
 }

@@ -176,8 +176,9 @@ pub async fn lease(
                         "arkor server: job {id} leased to worker \"{worker}\" (attempt {})",
                         lease.attempt
                     );
-                    let resume =
-                        if lease.attempt > 1 { last_checkpoint(&state, &id).await? } else { None };
+                    // Any earlier lease's last checkpoint (a job handed back keeps its attempt
+                    // number, so every lease looks; a new job's log is empty).
+                    let resume = last_checkpoint(&state, &id).await?;
                     let grant = LeaseGrant {
                         job_id: id.clone(),
                         attempt: lease.attempt,
@@ -275,6 +276,23 @@ pub async fn heartbeat(
 ) -> ApiResult<Json<LeaseStatus>> {
     let reply = state.store.heartbeat(&id, &req.lease_token, state.lease).await?;
     Ok(Json(lease_status(&id, reply)?.1))
+}
+
+/// `POST /v1/worker/jobs/{id}/release`: the worker is stopping and hands the job back; it
+/// is queued again at once (the attempt does not count) and resumes from its last uploaded
+/// checkpoint on the next worker.
+pub async fn release(
+    State(state): State<Arc<AppState>>,
+    WorkerCaller(worker): WorkerCaller,
+    UrlPath(id): UrlPath<String>,
+    JsonBody(req): JsonBody<HeartbeatRequest>,
+) -> ApiResult<StatusCode> {
+    if !state.store.release_lease(&id, &req.lease_token).await? {
+        return Err(lost(&id));
+    }
+    eprintln!("arkor server: job {id}: worker \"{worker}\" handed it back; queued again");
+    state.runner.lease_wake().notify_waiters();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn events(

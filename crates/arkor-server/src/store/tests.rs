@@ -54,6 +54,7 @@ conformance!(
     cancel_of_a_leased_job_reaches_the_worker_or_the_reaper,
     worker_tokens_are_listed_and_revoked,
     labels_pick_the_workers_that_may_lease_a_job,
+    a_job_handed_back_is_queued_at_once_without_costing_an_attempt,
 );
 
 /// Org `o` (slug `o`) owned by user `u` with token hash `h`, and project `p`.
@@ -741,4 +742,20 @@ async fn labels_pick_the_workers_that_may_lease_a_job(store: Store) {
     let lease =
         store.lease_next("gpu-box", &labels(&["x", "a100", "gpu"]), TERMS).await.unwrap().unwrap();
     assert_eq!(lease.job.id, "j1");
+}
+
+async fn a_job_handed_back_is_queued_at_once_without_costing_an_attempt(store: Store) {
+    queue_db(&store, 2).await;
+    let lease = store.lease_next("w", &[], TERMS).await.unwrap().unwrap();
+    let id = lease.job.id.clone();
+    assert!(!store.release_lease(&id, "forged").await.unwrap());
+    assert!(store.release_lease(&id, &lease.token).await.unwrap());
+    assert_eq!(store.job(&id).await.unwrap().unwrap().status, JobStatus::Queued);
+    // Its old token is dead; the next lease is attempt 1 again (TERMS allows 2).
+    assert_eq!(store.heartbeat(&id, &lease.token, TERMS).await.unwrap(), LeaseReply::Lost);
+    let again = store.lease_next("w2", &[], TERMS).await.unwrap().unwrap();
+    assert_eq!((again.job.id.as_str(), again.attempt), (id.as_str(), 1));
+    // A job whose owner asked to cancel is not handed back: the worker reports the cancel.
+    assert!(store.request_cancel(&id).await.unwrap());
+    assert!(!store.release_lease(&id, &again.token).await.unwrap());
 }

@@ -188,6 +188,26 @@ impl PgStore {
         Ok(LeaseReply::Held { value: stored, cancel })
     }
 
+    pub(in crate::store) async fn release_lease(
+        &self,
+        job_id: &str,
+        token: &str,
+    ) -> StoreResult<bool> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,
+                     lease_expires_at = NULL, lease_seq = 0, attempt = attempt - 1,
+                     run_after = 0, step = 0, loss = NULL
+                 WHERE id = $1 AND status = 'running' AND lease_token = $2
+                     AND NOT cancel_requested",
+                &[&job_id, &token],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     pub(in crate::store) async fn request_cancel(&self, job_id: &str) -> StoreResult<bool> {
         let n = self
             .client()

@@ -152,6 +152,17 @@ pub fn append_leased(
     Ok(LeaseReply::Held { value: stored, cancel })
 }
 
+pub fn release_lease(conn: &mut Connection, job_id: &str, token: &str) -> StoreResult<bool> {
+    let n = conn.execute(
+        "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_token = NULL,
+             lease_expires_at = NULL, lease_seq = 0, attempt = attempt - 1, run_after = 0,
+             step = 0, loss = NULL
+         WHERE id = ?1 AND status = 'running' AND lease_token = ?2 AND cancel_requested = 0",
+        params![job_id, token],
+    )?;
+    Ok(n == 1)
+}
+
 pub fn request_cancel(conn: &mut Connection, job_id: &str) -> StoreResult<bool> {
     let n = conn.execute(
         "UPDATE jobs SET cancel_requested = 1
