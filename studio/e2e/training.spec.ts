@@ -4,7 +4,7 @@ import { execSync } from "node:child_process";
 import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "@playwright/test";
-import { startStudio, type StudioProject, watchConsole } from "./studio";
+import { chat, startStudio, type StudioProject, watchConsole } from "./studio";
 
 let studio: StudioProject;
 let firstJob = "";
@@ -317,19 +317,6 @@ test("the Playground holds replies to the project's JSON schema and shows tool c
   expect(errors).toEqual([]);
 });
 
-async function chat(page: import("@playwright/test").Page, prompt: string) {
-  // Greedy decoding: the tiny adapter's reply is the same on every run.
-  await page.getByLabel("Temperature", { exact: true }).fill("0");
-  const box = page.getByRole("textbox", { name: "Message" });
-  await box.fill(prompt);
-  await page.getByRole("button", { name: "Send message" }).click();
-  await expect(page.locator('[data-role="user"]').last()).toContainText(prompt);
-  const reply = page.locator('[data-role="assistant"]').last();
-  await expect(reply).toHaveAttribute("aria-busy", "false", { timeout: 120_000 });
-  const text = (await reply.textContent()) ?? "";
-  expect(text.trim().length).toBeGreaterThan(0);
-  expect(text).not.toContain("[error]");
-}
 
 // A trainer that does not compile: the Overview shows cargo's error instead of a Run
 // button, and recovers by itself once the file is fixed (the manifest is polled).

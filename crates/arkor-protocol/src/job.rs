@@ -259,6 +259,14 @@ pub struct Job {
     /// jobs in any other status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<u64>,
+    /// The remote worker (`arkor worker`) that leased it last (arkor). Absent for jobs the
+    /// backend runs itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Leases it has had: 2 or more after a lost worker's job was requeued (arkor). Absent
+    /// for jobs never leased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 /// `POST /v1/jobs` and `GET /v1/jobs/:id` answer.

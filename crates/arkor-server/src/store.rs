@@ -40,14 +40,15 @@ const QUEUE_ORDER: &str = "priority DESC, seq";
 /// The columns a job row is read from, the same on both backends; only valid in a query
 /// over `jobs` without an alias.
 ///
-/// The last is the queue position: 1 + the queued jobs that sort before this one in
-/// [`QUEUE_ORDER`], NULL when it is not queued. It must agree with `QUEUE_ORDER` (a store
+/// After the progress comes the queue position: 1 + the queued jobs that sort before this
+/// one in [`QUEUE_ORDER`], NULL when it is not queued; then the last lease's worker and the
+/// number of leases. It must agree with `QUEUE_ORDER` (a store
 /// test checks that it does).
 const JOB_COLUMNS: &str = "seq, id, org_id, project_id, name, status, config, error, created_at, \
     started_at, completed_at, step, total_steps, loss, \
     CASE WHEN jobs.status = 'queued' THEN (SELECT COUNT(*) FROM jobs AS q \
         WHERE q.status = 'queued' AND (q.priority > jobs.priority \
-        OR (q.priority = jobs.priority AND q.seq <= jobs.seq))) END";
+        OR (q.priority = jobs.priority AND q.seq <= jobs.seq))) END, lease_owner, attempt";
 
 /// A store error: the database failed or a stored value no longer parses.
 #[derive(Debug, thiserror::Error)]

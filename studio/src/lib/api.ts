@@ -50,6 +50,10 @@ export interface Job {
   progress?: { step: number; totalSteps: number; loss?: number | null };
   /** While queued: its place in the backend's queue, 1 starts next. */
   queuePosition?: number | null;
+  /** The remote worker (`arkor worker`) that leased it last; absent when the backend runs it. */
+  worker?: string | null;
+  /** Leases it has had: 2 or more after a lost worker's job was requeued. */
+  attempt?: number | null;
 }
 
 export interface JobList {

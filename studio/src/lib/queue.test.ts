@@ -1,5 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { queueActions, queuedBehindLabel, queueLabel, runProgress } from "./queue";
+import { queueActions, queuedBehindLabel, queueLabel, runProgress, workerLabel } from "./queue";
+
+describe("remote worker", () => {
+  it("names the worker, and the attempt after a requeue", () => {
+    expect(workerLabel({ worker: "gpu-box-1", attempt: 1 })).toBe("gpu-box-1");
+    expect(workerLabel({ worker: "gpu-box-1", attempt: 2 })).toBe("gpu-box-1 (attempt 2)");
+    expect(workerLabel({ worker: "gpu-box-1" })).toBe("gpu-box-1");
+    // The backend's own jobs have none.
+    expect(workerLabel({})).toBeNull();
+    expect(workerLabel({ worker: null, attempt: 3 })).toBeNull();
+    expect(workerLabel({ worker: "  ", attempt: 2 })).toBeNull();
+  });
+});
 
 describe("queue position", () => {
   it("labels queued jobs with the backend's position only", () => {

@@ -21,6 +21,14 @@ export function queueActions(job: QueueFields): { moveToFront: boolean; cancel: 
   };
 }
 
+/** `gpu-box-1`, or `gpu-box-1 (attempt 2)` after a requeue, for a job a remote worker leased; else null. */
+export function workerLabel(job: Pick<Job, "worker" | "attempt">): string | null {
+  const name = typeof job.worker === "string" ? job.worker.trim() : "";
+  if (!name) return null;
+  const a = job.attempt;
+  return typeof a === "number" && Number.isInteger(a) && a > 1 ? `${name} (attempt ${a})` : name;
+}
+
 export interface RunProgress {
   step: number;
   /** 0 until the worker reports its plan. */

@@ -36,6 +36,7 @@ import {
   terminalStatusOf,
 } from "../lib/jobView";
 import { createDeployment, slugForJob } from "../lib/endpoints";
+import { workerLabel } from "../lib/queue";
 import { playgroundHref } from "../lib/route";
 import { endpointHref } from "./Endpoints";
 import "./jobdetail.css";
@@ -337,6 +338,7 @@ function MetadataCard({
   const completedAt = job?.completedAt ?? (isTerminalStatus(status) ? ev.terminal?.at : null) ?? null;
   const config = job?.config;
   const dataset = datasetLabel(config?.datasetSource);
+  const worker = workerLabel(job ?? {});
   return (
     <section className="card" aria-labelledby="jd-meta-title">
       <div className="card-head">
@@ -371,6 +373,12 @@ function MetadataCard({
               <dt>Completed</dt>
               <dd>{formatDateTime(completedAt)}</dd>
             </div>
+            {worker && (
+              <div className="jd-pair">
+                <dt>Worker</dt>
+                <dd className="mono">{worker}</dd>
+              </div>
+            )}
             <div className="jd-pair">
               <dt>Base model</dt>
               <dd className="mono">{config?.model || "N/A"}</dd>

@@ -368,6 +368,8 @@ async fn a_killed_worker_s_job_finishes_on_another_and_the_backend_restarts_unde
     assert_eq!(names.iter().filter(|n| *n == "training.started").count(), 2, "{names:?}");
     assert_eq!(terminal(&names), 1, "{names:?}");
     assert_eq!(worker_b.leased()[0], (job.clone(), 2));
+    let j = api.job(&job).await;
+    assert_eq!((j["worker"].as_str(), j["attempt"].as_u64()), (Some("b"), Some(2)), "{j}");
     same_final_adapter(&api, &job, &worker_b.dir.join("worker/jobs").join(format!("{job}-2")))
         .await;
 

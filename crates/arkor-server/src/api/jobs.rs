@@ -50,6 +50,8 @@ pub async fn create(
         completed_at: None,
         progress: JobProgress::default(),
         queue_position: None,
+        worker: None,
+        attempt: None,
     };
     // Read back: the stored job carries its queue position.
     let job = state.store.insert_job(&job).await?;

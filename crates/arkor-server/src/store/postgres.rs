@@ -432,6 +432,8 @@ fn job_row(r: &tokio_postgres::Row) -> StoreResult<(i64, Job)> {
             loss: r.try_get(13)?,
         },
         queue_position: r.try_get::<_, Option<i64>>(14)?.map(|p| p as u64),
+        worker: r.try_get(15)?,
+        attempt: Some(r.try_get::<_, i64>(16)?).filter(|a| *a > 0).map(|a| a as u32),
     };
     Ok((r.try_get(0)?, job))
 }

@@ -201,6 +201,8 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<Job, serde_js
             loss: r.get(13).unwrap_or_default(),
         },
         queue_position: r.get::<_, Option<i64>>(14).unwrap_or_default().map(|p| p as u64),
+        worker: r.get(15).unwrap_or_default(),
+        attempt: r.get::<_, i64>(16).ok().filter(|a| *a > 0).map(|a| a as u32),
     });
     Ok((seq, job))
 }

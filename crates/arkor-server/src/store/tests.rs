@@ -79,6 +79,8 @@ fn job(i: usize, name: &str) -> Job {
         completed_at: None,
         progress: JobProgress::default(),
         queue_position: None,
+        worker: None,
+        attempt: None,
     }
 }
 
@@ -581,6 +583,7 @@ async fn a_lease_guards_heartbeats_events_and_drops_retried_events(store: Store)
     queue_db(&store, 1).await;
     let lease = store.lease_next("w", &[], TERMS).await.unwrap().unwrap();
     let (id, token) = (lease.job.id.clone(), lease.token.clone());
+    assert_eq!((lease.job.worker.as_deref(), lease.job.attempt), (Some("w"), Some(1)));
     assert_eq!(store.heartbeat(&id, "forged", TERMS).await.unwrap(), LeaseReply::Lost);
     assert_eq!(
         store.heartbeat(&id, &token, TERMS).await.unwrap(),
