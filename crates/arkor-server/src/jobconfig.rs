@@ -33,26 +33,25 @@ const FORMATS: &str = "auto, chat (alias chatml), prompt_completion, alpaca, tex
 const SCHEDULERS: &str = "linear, cosine, constant";
 const OPTIMIZERS: &str = "adamw (aliases adamw_torch, adamw_hf, adamw_torch_fused)";
 
-/// Checks `c` and builds the engine configuration for the job `name`.
 /// The most labels a job may ask for.
 const MAX_LABELS: usize = 8;
 
 /// Worker labels: 1-32 lowercase letters, digits, `-`, `_` or `.` each, at most
-/// [`MAX_LABELS`].
-pub fn check_labels(labels: &[String]) -> Result<(), FieldError> {
+/// [`MAX_LABELS`]; errors name `field` (`config.workerLabels` in a job, `labels` in a
+/// lease request) and the index.
+pub fn check_labels(field: &str, labels: &[String]) -> Result<(), FieldError> {
+    let named = |field: String, message: String| FieldError { field, message };
     if labels.len() > MAX_LABELS {
-        return Err(err(
-            "workerLabels",
-            format!("at most {MAX_LABELS} labels, got {}", labels.len()),
-        ));
+        let message = format!("at most {MAX_LABELS} labels, got {}", labels.len());
+        return Err(named(field.to_owned(), message));
     }
     for (i, l) in labels.iter().enumerate() {
         let ok = !l.is_empty()
             && l.len() <= 32
             && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
         if !ok {
-            return Err(err(
-                &format!("workerLabels[{i}]"),
+            return Err(named(
+                format!("{field}[{i}]"),
                 format!("expected 1-32 lowercase letters, digits, '-', '_' or '.', got {l:?}"),
             ));
         }
@@ -66,10 +65,11 @@ pub fn labels_json(labels: &[String]) -> String {
     serde_json::to_string(&set).expect("strings serialise")
 }
 
+/// Checks `c` and builds the engine configuration for the job `name`.
 pub fn to_train_config(name: &str, c: &JobConfig) -> Result<TrainConfig, FieldError> {
     let mut t = TrainConfig { name: name.to_owned(), ..TrainConfig::default() };
     check_model(&c.model)?;
-    check_labels(&c.worker_labels)?;
+    check_labels("config.workerLabels", &c.worker_labels)?;
     t.model = c.model.clone();
     let format = match &c.dataset_format {
         None => DatasetFormat::Auto,

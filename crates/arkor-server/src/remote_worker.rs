@@ -72,6 +72,7 @@ impl std::fmt::Display for CallError {
     }
 }
 
+#[derive(Clone)]
 struct Api {
     http: reqwest::Client,
     base: String,
@@ -293,7 +294,7 @@ async fn run_job(
         let (stop_tx, state) = (stop_tx.clone(), state.clone());
         let (id, token, every) =
             (id.clone(), token.clone(), Duration::from_millis(grant.heartbeat_ms));
-        let api = Api { http: api.http.clone(), base: api.base.clone(), token: api.token.clone() };
+        let api = api.clone();
         tokio::spawn(async move {
             let mut last_ok = Instant::now();
             loop {

@@ -149,13 +149,8 @@ pub async fn lease(
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(req.wait_seconds.min(MAX_WAIT_SECONDS));
     let terms = state.lease;
-    crate::jobconfig::check_labels(&req.labels).map_err(|e| {
-        ApiError::bad_request(format!(
-            "{}: {}",
-            e.field.replace("config.workerLabels", "labels"),
-            e.message
-        ))
-    })?;
+    crate::jobconfig::check_labels("labels", &req.labels)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     loop {
         // Registered before looking, so a submission in between still wakes this poll.
         let woken = state.runner.lease_wake().notified();

@@ -73,8 +73,28 @@ pub enum Expired {
     Ended { job_id: String, event: StoredEvent },
 }
 
+/// What an expired lease ends its job with: cancelled when a cancel was asked, failed after
+/// the last attempt; `None` requeues it.
+pub(super) fn expiry_end(
+    terms: &LeaseTerms,
+    worker: &str,
+    attempt: i64,
+    cancel_requested: bool,
+) -> Option<EventKind> {
+    if cancel_requested {
+        Some(EventKind::Cancelled { step: None })
+    } else if attempt >= i64::from(terms.max_attempts) {
+        Some(EventKind::Failed {
+            error: lost_worker_error(worker, attempt, terms.max_attempts),
+            step: None,
+        })
+    } else {
+        None
+    }
+}
+
 /// The failure a job gets when its last lease expires.
-pub(super) fn lost_worker_error(worker: &str, attempt: i64, max: u32) -> String {
+fn lost_worker_error(worker: &str, attempt: i64, max: u32) -> String {
     format!(
         "worker \"{worker}\" stopped renewing its lease (attempt {attempt} of {max}): the \
          machine or its network went away, or the worker was killed; the job is not retried \

@@ -2,10 +2,10 @@
 //! so backends sharing the database hand each job to one worker; the reaper skips rows
 //! another backend's reaper holds.
 
-use arkor_protocol::event::{EventKind, StoredEvent};
+use arkor_protocol::event::StoredEvent;
 
 use super::super::leases::{
-    Expired, Lease, LeaseReply, LeaseTerms, LeasedEvent, WorkerRow, backoff, lost_worker_error,
+    Expired, Lease, LeaseReply, LeaseTerms, LeasedEvent, WorkerRow, backoff, expiry_end,
 };
 use super::{PgStore, apply_event, job_by_id};
 use crate::store::{QUEUE_ORDER, StoreResult};
@@ -252,16 +252,7 @@ impl PgStore {
         for r in rows {
             let (job_id, worker, attempt, cancel): (String, String, i64, bool) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
-            let end = if cancel {
-                Some(EventKind::Cancelled { step: None })
-            } else if attempt >= i64::from(terms.max_attempts) {
-                Some(EventKind::Failed {
-                    error: lost_worker_error(&worker, attempt, terms.max_attempts),
-                    step: None,
-                })
-            } else {
-                None
-            };
+            let end = expiry_end(&terms, &worker, attempt, cancel);
             match end {
                 Some(kind) => {
                     let event = apply_event(&tx, &job_id, &kind).await?;

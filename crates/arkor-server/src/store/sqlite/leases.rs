@@ -1,11 +1,11 @@
 //! Remote workers and leases on SQLite: each operation is one immediate transaction (SQLite
 //! has one writer, so a lease is taken by exactly one caller).
 
-use arkor_protocol::event::{EventKind, StoredEvent};
+use arkor_protocol::event::StoredEvent;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::super::leases::{
-    Expired, Lease, LeaseReply, LeaseTerms, LeasedEvent, WorkerRow, backoff, lost_worker_error,
+    Expired, Lease, LeaseReply, LeaseTerms, LeasedEvent, WorkerRow, backoff, expiry_end,
 };
 use super::{apply_event, job, next_queued};
 use crate::store::StoreResult;
@@ -196,16 +196,7 @@ pub fn expire_leases(conn: &mut Connection, terms: LeaseTerms) -> StoreResult<Ve
     };
     let mut out = vec![];
     for (job_id, worker, attempt, cancel) in expired {
-        let end = if cancel {
-            Some(EventKind::Cancelled { step: None })
-        } else if attempt >= i64::from(terms.max_attempts) {
-            Some(EventKind::Failed {
-                error: lost_worker_error(&worker, attempt, terms.max_attempts),
-                step: None,
-            })
-        } else {
-            None
-        };
+        let end = expiry_end(&terms, &worker, attempt, cancel);
         match end {
             Some(kind) => {
                 let event = apply_event(&tx, &job_id, &kind)?;
