@@ -318,9 +318,15 @@ pub struct ServerArgs {
     pub max_batch: usize,
     /// Keep jobs, events, users and endpoints in this PostgreSQL database
     /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, plain TCP: loopback or a private
-    /// network) instead of SQLite in the data directory; files stay in the data directory.
+    /// network) instead of SQLite in the data directory.
     #[arg(long, value_name = "URL", env = "ARKOR_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// Keep uploaded datasets and every job's checkpoints, adapters, exports and
+    /// evaluations in this S3-compatible bucket (s3://BUCKET[/PREFIX]), with the data
+    /// directory as its cache. Endpoint, region and credentials come from AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL", env = "ARKOR_ARTIFACTS")]
+    pub artifacts: Option<String>,
     /// Seconds a remote worker's lease lasts without a heartbeat (`arkor worker`); the job
     /// is requeued after that.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..))]

@@ -133,6 +133,14 @@ impl ApiError {
         Self::new(ErrorCode::NotFound, message)
     }
 
+    /// The bucket behind the data directory (`--artifacts`) failed: 503, which a client
+    /// (and `arkor worker`) may retry.
+    pub fn artifacts(e: anyhow::Error) -> Self {
+        let message = format!("artifact store: {}", crate::artifacts::describe(&e));
+        eprintln!("arkor server: {message}");
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
     pub fn internal(message: impl std::fmt::Display) -> Self {
         eprintln!("arkor server: internal error: {message}");
         Self::new(ErrorCode::Internal, format!("internal error: {message}"))

@@ -51,6 +51,7 @@ pub fn validate(req: &EvalRequest, job_dir: &Path, final_step: u64) -> Result<Va
 /// Starts an evaluation in a child process and returns its record (status `running`).
 pub fn start(
     live: &Arc<LiveTasks>,
+    artifacts: &Arc<crate::artifacts::Artifacts>,
     program: &Path,
     data_dir: &Path,
     base_model: &str,
@@ -89,7 +90,7 @@ pub fn start(
     }
     let mut done = info.clone();
     let pathname = format!("evals/{}/{REPORT_FILE}", done.id);
-    tasks::spawn(live, program, data_dir, &dir, args, move |ended| {
+    tasks::spawn(live, artifacts, program, data_dir, &dir, args, move |ended| {
         done.finished_at = Some(iso(now_ms()));
         let scores = ended.error().map_or_else(|| read_scores(&report), Err);
         match scores {

@@ -40,6 +40,7 @@ pub fn validate(req: &ExportRequest, job_dir: &Path) -> Result<ValidExport, Stri
 /// Starts an export in a child process and returns its record (status `running`).
 pub fn start(
     live: &Arc<LiveTasks>,
+    artifacts: &Arc<crate::artifacts::Artifacts>,
     program: &Path,
     data_dir: &Path,
     job_name: &str,
@@ -81,7 +82,7 @@ pub fn start(
         args.extend(["--system".into(), system.into()]);
     }
     let (mut done, job_dir, out_dir) = (info.clone(), job_dir.to_path_buf(), dir.clone());
-    tasks::spawn(live, program, data_dir, &dir, args, move |ended| {
+    tasks::spawn(live, artifacts, program, data_dir, &dir, args, move |ended| {
         done.finished_at = Some(iso(now_ms()));
         match ended.error() {
             None => {

@@ -14,6 +14,10 @@
 //! - `datasets/<org id>/<sha256>.<ext>`: uploaded datasets;
 //! - `models/`: generated models (`arkor/tiny`);
 //! - `backend.lock`, `backend.json`.
+//!
+//! With `--artifacts s3://bucket/prefix` the data directory caches a bucket that holds the
+//! datasets and every job's adapters, checkpoints, exports and evaluations
+//! ([`artifacts`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,7 @@ use arkor_engine::device::DeviceChoice;
 use serde::{Deserialize, Serialize};
 
 pub mod api;
+pub mod artifacts;
 pub mod evals;
 pub mod exports;
 pub mod inference;
@@ -68,11 +73,15 @@ pub struct ServerConfig {
     /// place); 1 decodes one request at a time.
     pub max_batch: usize,
     /// Where jobs, events, identities and endpoints are stored (`--database`): SQLite in the
-    /// data directory by default, or PostgreSQL. Files (datasets, adapters, exports) stay in
-    /// the data directory either way.
+    /// data directory by default, or PostgreSQL. Files (datasets, adapters, exports) live in
+    /// the data directory either way, and in the bucket of [`ServerConfig::artifacts`].
     pub database: store::Database,
     /// Remote workers' leases (`arkor worker`): TTL, attempts, backoff.
     pub lease: store::LeaseTerms,
+    /// An S3-compatible bucket for datasets and job artifacts (`--artifacts
+    /// s3://bucket/prefix`), with the data directory as its cache; `None` keeps them in the
+    /// data directory only.
+    pub artifacts: Option<String>,
 }
 
 /// 90 s leases, 3 attempts, 10 s backoff doubled per attempt.
@@ -96,6 +105,7 @@ impl ServerConfig {
             max_batch: 16,
             database: store::Database::DataDir,
             lease: DEFAULT_LEASE,
+            artifacts: None,
         }
     }
 }
@@ -118,6 +128,8 @@ pub struct AppState {
     pub endpoint_domain: Option<String>,
     /// See [`ServerConfig::lease`].
     pub lease: store::LeaseTerms,
+    /// The data directory, and the bucket behind it (`--artifacts`).
+    pub artifacts: Arc<artifacts::Artifacts>,
 }
 
 /// What `backend.json` says about the running backend.
@@ -159,6 +171,12 @@ pub enum StartError {
         /// The path.
         path: PathBuf,
         /// What went wrong.
+        message: String,
+    },
+    /// The bucket (`--artifacts`) cannot be used.
+    #[error("failed to open the artifact store (--artifacts): {message}")]
+    Artifacts {
+        /// What went wrong, with its causes.
         message: String,
     },
     /// The PostgreSQL database (`--database`) cannot be reached or migrated.
@@ -219,9 +237,16 @@ impl Backend {
         let store = store::Store::open(&config.database, &config.data_dir.join("arkor.db"))
             .await
             .map_err(store_err)?;
+        let artifacts = Arc::new(match &config.artifacts {
+            Some(url) => artifacts::Artifacts::open(config.data_dir.clone(), url)
+                .await
+                .map_err(|e| StartError::Artifacts { message: artifacts::describe(&e) })?,
+            None => artifacts::Artifacts::local(config.data_dir.clone()),
+        });
         let runner = runner::Runner::new(
             store.clone(),
             runner::RunnerConfig {
+                artifacts: artifacts.clone(),
                 jobs_dir: config.data_dir.join("jobs"),
                 data_dir: config.data_dir.clone(),
                 worker: config.worker.clone(),
@@ -262,6 +287,7 @@ impl Backend {
                 .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
                 .filter(|d| !d.is_empty()),
             lease: config.lease,
+            artifacts,
         });
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await

@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arkor_protocol::event::{EventKind, StoredEvent};
+use arkor_protocol::job::ArtifactFile;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, broadcast, mpsc};
 
+use crate::artifacts::Artifacts;
 use crate::store::{Expired, LeaseTerms, Store, StoreResult};
 use crate::worker::{JOB_FILE, JobFile};
 
@@ -40,6 +42,8 @@ pub struct RunnerConfig {
     pub max_concurrent: usize,
     /// Time a worker gets to stop after `cancel` before it is killed.
     pub cancel_grace: Duration,
+    /// Where the adapters a worker writes are copied before their events are persisted.
+    pub artifacts: Arc<Artifacts>,
 }
 
 /// Owner of the queue and the running workers.
@@ -238,11 +242,13 @@ impl Runner {
         let id = job_id.to_owned();
         let job =
             self.store.job(&id).await?.ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
+        let c = &self.config;
+        // An uploaded dataset this data directory lost is in the bucket.
+        c.artifacts.fetch_dataset(&job.config).await?;
         let config = crate::jobconfig::to_train_config(&job.name, &job.config)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let dir = self.job_dir(job_id);
         let file = JobFile { job_id: job_id.to_owned(), config, resume_from: None };
-        let c = &self.config;
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let process = run_worker_process(
             &c.worker,
@@ -255,6 +261,11 @@ impl Runner {
         );
         let persist = async {
             while let Some(kind) = events.recv().await {
+                if let EventKind::CheckpointSaved { artifacts, .. }
+                | EventKind::Completed { artifacts, .. } = &kind
+                {
+                    copy_to_bucket(&c.artifacts, job_id, &dir, artifacts).await;
+                }
                 if let Err(e) = self.record(job_id, kind).await {
                     eprintln!("arkor server: job {job_id}: {e}");
                 }
@@ -262,6 +273,29 @@ impl Runner {
         };
         let (exit, ()) = tokio::join!(process, persist);
         exit
+    }
+}
+
+/// Copies the adapter files an event names to the bucket before the event is persisted,
+/// trying nine times over about three minutes (training goes on meanwhile; its events wait). The files
+/// stay in the data directory whatever happens, so after that the event goes on with the
+/// failure on the backend's log.
+async fn copy_to_bucket(artifacts: &Artifacts, job_id: &str, dir: &Path, files: &[ArtifactFile]) {
+    let mut wait = Duration::from_secs(1);
+    for attempt in 1.. {
+        let Err(e) = artifacts.put_files(dir, files).await else { return };
+        let last = attempt == 9;
+        eprintln!(
+            "arkor server: job {job_id}: copying its adapter files to {}: {}{}",
+            artifacts.bucket_url().unwrap_or("the artifact store"),
+            crate::artifacts::describe(&e),
+            if last { "; they stay in the data directory only" } else { "; retrying" }
+        );
+        if last {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(60));
     }
 }
 

@@ -74,9 +74,11 @@ pub fn write_record<T: Serialize>(dir: &Path, record: &T) -> std::io::Result<()>
 }
 
 /// Runs `program --data-dir D args...` with its output in `dir/task.log`; `finish` runs on
-/// a blocking thread when it exits and returns the record to write.
+/// a blocking thread when it exits and returns the record to write. The folder is then
+/// copied to the bucket, if artifacts go to one.
 pub fn spawn<T: Serialize + Send + 'static>(
     live: &Arc<LiveTasks>,
+    artifacts: &Arc<crate::artifacts::Artifacts>,
     program: &Path,
     data_dir: &Path,
     dir: &Path,
@@ -94,7 +96,7 @@ pub fn spawn<T: Serialize + Send + 'static>(
         .kill_on_drop(true)
         .spawn()?;
     live.0.lock().expect("live tasks lock").insert(dir.to_path_buf());
-    let (live, dir) = (live.clone(), dir.to_path_buf());
+    let (live, artifacts, dir) = (live.clone(), artifacts.clone(), dir.to_path_buf());
     tokio::spawn(async move {
         let status = child.wait().await;
         let task_dir = dir.clone();
@@ -107,6 +109,10 @@ pub fn spawn<T: Serialize + Send + 'static>(
         .await;
         if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
             eprintln!("arkor: failed to record the end of {}: {e}", dir.display());
+        }
+        if let Err(e) = artifacts.put_dir(&dir).await {
+            let e = crate::artifacts::describe(&e);
+            eprintln!("arkor: {} stays in the data directory only: {e}", dir.display());
         }
         live.0.lock().expect("live tasks lock").remove(&dir);
     });

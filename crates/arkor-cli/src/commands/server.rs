@@ -22,6 +22,7 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
         config.max_loaded_models = args.max_loaded_models;
         config.max_batch = args.max_batch;
         config.database = database(args.database.as_deref())?;
+        config.artifacts = args.artifacts.clone();
         config.lease = arkor_server::store::LeaseTerms {
             ttl_ms: (args.lease_ttl * 1000) as i64,
             max_attempts: args.lease_attempts,
@@ -40,6 +41,9 @@ pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
         println!("data dir: {}", global.data_dir.display());
         if let Database::Postgres(url) = &config_database {
             println!("database: {}", url.describe());
+        }
+        if let Some(bucket) = &args.artifacts {
+            println!("artifacts: {bucket} (cached in the data dir)");
         }
         tokio::signal::ctrl_c().await.context("failed to wait for Ctrl-C")?;
         eprintln!("shutting down");

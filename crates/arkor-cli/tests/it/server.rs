@@ -49,6 +49,11 @@ pub(crate) fn on_postgres(test: fn()) {
     });
 }
 
+/// Whether backends started on this thread use PostgreSQL (inside [`on_postgres`]).
+pub(crate) fn on_postgres_now() -> bool {
+    DATABASE.with(|d| matches!(*d.borrow(), Database::Postgres(_)))
+}
+
 /// `on_postgres::NAME` for each test NAME of the module: the same test on PostgreSQL.
 macro_rules! also_on_postgres {
     ($($name:ident),* $(,)?) => {
@@ -85,7 +90,7 @@ pub(crate) async fn start_with(data: &Path, tweak: impl FnOnce(&mut ServerConfig
 /// A signed-in client scoped to one project.
 pub(crate) struct Api {
     pub(crate) base: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     pub(crate) token: String,
     pub(crate) org: String,
     pub(crate) project: String,
@@ -1032,7 +1037,7 @@ async fn the_dataset_inspector_lists_pages_renders_and_rereads_a_changed_file() 
 }
 
 impl Api {
-    async fn download(&self, job: &str, pathname: &str) -> (StatusCode, Vec<u8>) {
+    pub(crate) async fn download(&self, job: &str, pathname: &str) -> (StatusCode, Vec<u8>) {
         let resp = self
             .http
             .get(format!(
@@ -1049,7 +1054,7 @@ impl Api {
     }
 
     /// Starts an export and polls the list until it ends.
-    async fn export(&self, job: &str, body: Value) -> Value {
+    pub(crate) async fn export(&self, job: &str, body: Value) -> Value {
         let (status, started) =
             self.send("POST", &self.scoped(&format!("/v1/jobs/{job}/export")), Some(body)).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{started}");

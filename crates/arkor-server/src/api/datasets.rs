@@ -68,6 +68,8 @@ pub async fn upload(
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
+    // In the bucket before the answer names it (`--artifacts`).
+    state.artifacts.put(&path, Some((size, &sha256))).await.map_err(ApiError::artifacts)?;
     let source = DatasetSource::Jsonl { path: path.to_string_lossy().into_owned() };
     Ok((StatusCode::CREATED, Json(DatasetUpload { dataset_source: source, size, sha256 })))
 }
@@ -109,10 +111,11 @@ pub async fn inspect(
     scope: Scope,
     super::JsonBody(req): super::JsonBody<InspectRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    state.artifacts.fetch_dataset(&req.config).await.map_err(ApiError::artifacts)?;
     let config = crate::jobconfig::to_train_config("inspect", &req.config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if !state.local_paths {
-        check_remote_paths(&state, &scope.org.id, &config)?;
+        check_remote_paths(&state, &scope.org.id, &config).await?;
     }
     let limit = req.limit.unwrap_or(PAGE).min(MAX_PAGE);
     let inspector = state.inspector.clone();
@@ -165,7 +168,11 @@ pub async fn inspect(
 
 /// On a backend that does not take local paths: the dataset must be one of the
 /// organisation's uploads and the model must not be a directory on the backend.
-pub fn check_remote_paths(state: &AppState, org_id: &str, config: &TrainConfig) -> ApiResult<()> {
+pub async fn check_remote_paths(
+    state: &AppState,
+    org_id: &str,
+    config: &TrainConfig,
+) -> ApiResult<()> {
     let installed =
         arkor_hub::is_repo_id(&config.model) || arkor_hub::ollama::is_ollama_ref(&config.model);
     if config.model != TINY_MODEL_ID && !installed {
@@ -176,21 +183,24 @@ pub fn check_remote_paths(state: &AppState, org_id: &str, config: &TrainConfig) 
         )));
     }
     if let DatasetConfig::Jsonl { path, .. } = &config.dataset {
-        check_uploaded(state, org_id, path, "config.datasetSource.path")?;
+        check_uploaded(state, org_id, path, "config.datasetSource.path").await?;
     }
     Ok(())
 }
 
 /// A dataset file a request names: on a shared backend only an upload of the caller's
 /// organisation, on a local one any absolute path.
-pub fn check_dataset_file(
+pub async fn check_dataset_file(
     state: &AppState,
     org_id: &str,
     path: &Path,
     field: &str,
 ) -> ApiResult<()> {
     if !state.local_paths {
-        return check_uploaded(state, org_id, path, field);
+        return check_uploaded(state, org_id, path, field).await;
+    }
+    if path.is_absolute() {
+        state.artifacts.fetch(path).await.map_err(ApiError::artifacts)?;
     }
     if !path.is_absolute() || !path.is_file() {
         return Err(ApiError::bad_request(format!(
@@ -201,9 +211,12 @@ pub fn check_dataset_file(
     Ok(())
 }
 
-fn check_uploaded(state: &AppState, org_id: &str, path: &Path, field: &str) -> ApiResult<()> {
+async fn check_uploaded(state: &AppState, org_id: &str, path: &Path, field: &str) -> ApiResult<()> {
     let uploads = state.datasets_dir.join(org_id);
-    if path.parent().is_some_and(|p| p == uploads) && path.is_file() {
+    // An upload this data directory lost is fetched from the bucket (`--artifacts`).
+    if path.parent().is_some_and(|p| p == uploads)
+        && state.artifacts.fetch(path).await.map_err(ApiError::artifacts)?
+    {
         return Ok(());
     }
     Err(ApiError::bad_request(format!(

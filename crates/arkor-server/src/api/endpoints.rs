@@ -115,7 +115,8 @@ async fn check_target(state: &AppState, scope: &Scope, target: &DeploymentTarget
                 ))
             })?;
             if let Some(step) = step {
-                let steps = super::jobs::checkpoint_steps(&state.runner.job_dir(&job.id));
+                let dir = super::jobs::job_folder(state, &job.id).await?;
+                let steps = super::jobs::checkpoint_steps(&dir);
                 if !steps.contains(&step) {
                     let saved: Vec<String> = steps.iter().map(u64::to_string).collect();
                     return Err(ApiError::bad_request(format!(

@@ -127,8 +127,12 @@ fn sampling(
 }
 
 /// The adapter directory of a job's final adapter or checkpoint, with its base model.
-pub(super) fn adapter_target(state: &AppState, job: &Job, step: Option<u64>) -> ApiResult<Target> {
-    let dir = state.runner.job_dir(&job.id);
+pub(super) async fn adapter_target(
+    state: &AppState,
+    job: &Job,
+    step: Option<u64>,
+) -> ApiResult<Target> {
+    let dir = super::jobs::job_folder(state, &job.id).await?;
     let adapter_dir = match step {
         None => {
             if job.status != JobStatus::Completed {
@@ -186,11 +190,11 @@ pub async fn chat(
         }
         (Some(AdapterRef::Final { job_id }), None) => {
             let job = scoped_job(&state, &scope, job_id).await?;
-            adapter_target(&state, &job, None)?
+            adapter_target(&state, &job, None).await?
         }
         (Some(AdapterRef::Checkpoint { job_id, step }), None) => {
             let job = scoped_job(&state, &scope, job_id).await?;
-            adapter_target(&state, &job, Some(*step))?
+            adapter_target(&state, &job, Some(*step)).await?
         }
         (None, Some(model)) => base_target(model)?,
     };
@@ -218,7 +222,7 @@ pub async fn completions(
     let target = match parse_model_id(&req.model) {
         Some((job_id, step)) => {
             let job = visible_job(&state, &user.id, job_id).await?;
-            adapter_target(&state, &job, step)
+            adapter_target(&state, &job, step).await
         }
         None => base_target(&req.model),
     };
@@ -510,6 +514,9 @@ pub async fn models(
     let uid = user.id.clone();
     let orgs: Vec<String> = state.store.orgs_of(&uid).await?.into_iter().map(|o| o.id).collect();
     let jobs = state.store.jobs_of_orgs(&orgs).await?;
+    for job in &jobs {
+        super::jobs::job_folder(&state, &job.id).await?;
+    }
     let st = state.clone();
     let data = tokio::task::spawn_blocking(move || {
         let mut bases: Vec<String> =

@@ -32,10 +32,11 @@ pub async fn create(
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::bad_request("invalid name: expected 1-200 characters"));
     }
+    state.artifacts.fetch_dataset(&req.config).await.map_err(ApiError::artifacts)?;
     let config = crate::jobconfig::to_train_config(name, &req.config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if !state.local_paths {
-        super::datasets::check_remote_paths(&state, &scope.org.id, &config)?;
+        super::datasets::check_remote_paths(&state, &scope.org.id, &config).await?;
     }
     let job = Job {
         id: new_id("job"),
@@ -194,12 +195,20 @@ pub async fn artifacts(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Json<ArtifactList>> {
     let job = scoped_job(&state, &scope, &id).await?;
-    let dir = state.runner.job_dir(&id);
+    let dir = job_folder(&state, &id).await?;
     let step = job.progress.step;
     let sets = tokio::task::spawn_blocking(move || artifact_sets(&id, &dir, step))
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(ArtifactList { artifacts: sets }))
+}
+
+/// A job's folder, with what the bucket holds of it fetched first (`--artifacts`; once per
+/// job and process).
+pub(super) async fn job_folder(state: &AppState, id: &str) -> ApiResult<std::path::PathBuf> {
+    let dir = state.runner.job_dir(id);
+    state.artifacts.fetch_job(&dir).await.map_err(ApiError::artifacts)?;
+    Ok(dir)
 }
 
 /// Saved checkpoints by step, then the final adapter, with their files.
@@ -250,10 +259,11 @@ pub async fn export(
     JsonBody(req): JsonBody<ExportRequest>,
 ) -> ApiResult<(StatusCode, Json<ExportInfo>)> {
     let job = scoped_job(&state, &scope, &id).await?;
-    let dir = state.runner.job_dir(&id);
+    let dir = job_folder(&state, &id).await?;
     let valid = crate::exports::validate(&req, &dir).map_err(ApiError::bad_request)?;
     let info = crate::exports::start(
         &state.tasks,
+        &state.artifacts,
         state.runner.program(),
         state.runner.data_dir(),
         &job.name,
@@ -272,7 +282,7 @@ pub async fn exports(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Json<ExportList>> {
     scoped_job(&state, &scope, &id).await?;
-    let dir = state.runner.job_dir(&id);
+    let dir = job_folder(&state, &id).await?;
     let live = state.tasks.clone();
     let exports =
         tokio::task::spawn_blocking(move || crate::tasks::list(&live, &dir.join("exports")))
@@ -289,12 +299,14 @@ pub async fn eval(
     JsonBody(req): JsonBody<EvalRequest>,
 ) -> ApiResult<(StatusCode, Json<EvalInfo>)> {
     let job = scoped_job(&state, &scope, &id).await?;
-    let dir = state.runner.job_dir(&id);
+    let dir = job_folder(&state, &id).await?;
     let valid =
         crate::evals::validate(&req, &dir, job.progress.step).map_err(ApiError::bad_request)?;
-    super::datasets::check_dataset_file(&state, &scope.org.id, &valid.dataset, "datasetPath")?;
+    super::datasets::check_dataset_file(&state, &scope.org.id, &valid.dataset, "datasetPath")
+        .await?;
     let info = crate::evals::start(
         &state.tasks,
+        &state.artifacts,
         state.runner.program(),
         state.runner.data_dir(),
         &job.config.model,
@@ -312,7 +324,7 @@ pub async fn evals(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Json<EvalList>> {
     scoped_job(&state, &scope, &id).await?;
-    let dir = state.runner.job_dir(&id);
+    let dir = job_folder(&state, &id).await?;
     let live = state.tasks.clone();
     let evals = tokio::task::spawn_blocking(move || crate::tasks::list(&live, &dir.join("evals")))
         .await
@@ -365,7 +377,9 @@ pub async fn download(
              exports/<id>/<file> or evals/<id>/report.json"
         )));
     }
-    let file_path = state.runner.job_dir(&id).join(&path);
+    let file_path = job_folder(&state, &id).await?.join(&path);
+    // An export's files are fetched from the bucket when one is downloaded.
+    state.artifacts.fetch(&file_path).await.map_err(ApiError::artifacts)?;
     let not_found = || ApiError::not_found(format!("artifact \"{path}\" not found in job {id}"));
     let file = tokio::fs::File::open(&file_path).await.map_err(|_| not_found())?;
     let meta = file.metadata().await.map_err(|_| not_found())?;

@@ -93,7 +93,7 @@ async fn target(state: &AppState, endpoint: &EndpointRow) -> ApiResult<Target> {
             ),
         ));
     }
-    adapter_target(state, &job, step)
+    adapter_target(state, &job, step).await
 }
 
 /// A request log entry written when the answer has been sent whole.

@@ -158,6 +158,12 @@ pub async fn lease(
         woken.as_mut().enable();
         if let Some(lease) = state.store.lease_next(&worker, &req.labels, terms).await? {
             let id = lease.job.id.clone();
+            // The dataset this data directory lost is in the bucket. If the bucket fails, the
+            // job goes back to the queue as it was and the worker asks again.
+            if let Err(e) = state.artifacts.fetch_dataset(&lease.job.config).await {
+                state.store.release_lease(&id, &lease.token).await?;
+                return Err(ApiError::artifacts(e));
+            }
             match crate::jobconfig::to_train_config(&lease.job.name, &lease.job.config) {
                 Ok(config) => {
                     let dataset_file = match &config.dataset {
@@ -222,6 +228,11 @@ async fn last_checkpoint(state: &AppState, job_id: &str) -> ApiResult<Option<Res
         }
     }
     let dir = state.runner.job_dir(job_id);
+    if let Some(r) = &last {
+        for f in &r.files {
+            state.artifacts.fetch(&dir.join(&f.pathname)).await.map_err(ApiError::artifacts)?;
+        }
+    }
     Ok(last.filter(|r| {
         !r.files.is_empty()
             && r.files
@@ -243,7 +254,9 @@ pub async fn download(
     if !super::jobs::adapter_file(&path) {
         return Err(ApiError::not_found(format!("no file \"{path}\" in job {id}")));
     }
-    let file = tokio::fs::File::open(state.runner.job_dir(&id).join(&path))
+    let file_path = state.runner.job_dir(&id).join(&path);
+    state.artifacts.fetch(&file_path).await.map_err(ApiError::artifacts)?;
+    let file = tokio::fs::File::open(file_path)
         .await
         .map_err(|_| ApiError::not_found(format!("no file \"{path}\" in job {id}")))?;
     let len = file.metadata().await.map_err(ApiError::internal)?.len();
@@ -303,6 +316,8 @@ pub async fn events(
         | EventKind::Completed { artifacts, .. } = &e.event
         {
             check_uploaded(&dir, artifacts).await?;
+            // Answered 503 when the bucket fails: the worker retries the post.
+            state.artifacts.put_files(&dir, artifacts).await.map_err(ApiError::artifacts)?;
         }
     }
     let reply = state.store.append_leased(&id, &req.lease_token, &req.events).await?;
@@ -434,6 +449,7 @@ pub async fn dataset(
             "this job trains on a Hugging Face dataset: the worker downloads it itself",
         ));
     };
+    state.artifacts.fetch(path).await.map_err(ApiError::artifacts)?;
     let file = tokio::fs::File::open(path).await.map_err(|e| {
         ApiError::not_found(format!("the job's dataset {} cannot be read: {e}", path.display()))
     })?;
