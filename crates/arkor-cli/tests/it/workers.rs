@@ -38,7 +38,13 @@ fn free_port() -> u16 {
 }
 
 /// `arkor server` with no local jobs and short leases, on `port`; waits until it answers.
-async fn backend(data: &Path, port: u16, database: Option<&str>, ttl: u64) -> (Proc, String) {
+async fn backend(
+    data: &Path,
+    port: u16,
+    database: Option<&str>,
+    artifacts: Option<&str>,
+    ttl: u64,
+) -> (Proc, String) {
     let mut cmd = arkor();
     cmd.args(["server", "--max-jobs", "0", "--lease-backoff", "0", "--port"])
         .arg(port.to_string())
@@ -48,6 +54,9 @@ async fn backend(data: &Path, port: u16, database: Option<&str>, ttl: u64) -> (P
         .stderr(std::fs::File::create(data.with_extension(format!("{port}.log"))).unwrap());
     if let Some(url) = database {
         cmd.args(["--database", url]);
+    }
+    if let Some(url) = artifacts {
+        cmd.args(["--artifacts", url]);
     }
     std::fs::create_dir_all(data).unwrap();
     let proc = Proc(cmd.spawn().unwrap());
@@ -215,11 +224,12 @@ async fn same_final_adapter(api: &Api, job: &str, worker_job_dir: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn three_workers_lease_ten_jobs_from_postgres_and_each_runs_once() {
+async fn three_workers_lease_ten_jobs_from_postgres_each_once_and_the_adapters_land_in_a_bucket() {
     let Some(db) = arkor_test_support::pg::database().await else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("backend");
-    let (backend_proc, url) = backend(&data, free_port(), Some(&db.url), 30).await;
+    let Some(bucket) = arkor_test_support::s3::bucket() else { return };
+    let (backend_proc, url) = backend(&data, free_port(), Some(&db.url), Some(&bucket), 30).await;
     let tokens: Vec<String> =
         (1..=3).map(|i| add_worker(&data, Some(&db.url), &format!("box-{i}"))).collect();
     // Worker tokens open the worker routes only; user tokens do not lease.
@@ -294,6 +304,31 @@ async fn three_workers_lease_ten_jobs_from_postgres_and_each_runs_once() {
         let w = &workers[by_job[job][0]];
         same_final_adapter(&api, job, &w.dir.join("worker/jobs").join(format!("{job}-1"))).await;
     }
+    // And in the bucket, read back by a client of its own: the same bytes again.
+    let copy = tmp.path().join("from-bucket");
+    let reader = arkor_server::artifacts::Artifacts::open(copy.clone(), &bucket).await.unwrap();
+    reader.fetch_dir(&copy, |_| true).await.unwrap();
+    for job in &jobs {
+        let mine = workers[by_job[job][0]].dir.join("worker/jobs").join(format!("{job}-1"));
+        let dirs: Vec<String> = std::fs::read_dir(&mine)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n == "final" || n.starts_with("checkpoint-"))
+            .collect();
+        assert!(dirs.len() >= 2, "{dirs:?}");
+        for dir in &dirs {
+            let names = std::fs::read_dir(mine.join(dir)).unwrap();
+            for name in names.map(|e| e.unwrap().file_name()) {
+                let theirs = copy.join("jobs").join(job).join(dir).join(&name);
+                assert_eq!(
+                    std::fs::read(&theirs).unwrap_or_else(|e| panic!("{}: {e}", theirs.display())),
+                    std::fs::read(mine.join(dir).join(&name)).unwrap(),
+                    "{}",
+                    theirs.display()
+                );
+            }
+        }
+    }
     // The rows are PostgreSQL's: one attempt each.
     let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
@@ -316,7 +351,7 @@ async fn a_killed_worker_s_job_finishes_on_another_and_the_backend_restarts_unde
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("backend");
     let port = free_port();
-    let (backend_proc, url) = backend(&data, port, None, 4).await;
+    let (backend_proc, url) = backend(&data, port, None, None, 4).await;
     let (a, b) = (add_worker(&data, None, "a"), add_worker(&data, None, "b"));
     let api = Api::sign_up(&url, "resilience").await;
     let rows = dataset(tmp.path());
@@ -377,7 +412,7 @@ async fn a_killed_worker_s_job_finishes_on_another_and_the_backend_restarts_unde
     let long = api.submit(train_config(&rows, 100_000, 1_000_000)).await;
     let first = wait_for(&api, &long, "training.log").await;
     drop(backend_proc);
-    let (backend_proc, _) = backend(&data, port, None, 4).await;
+    let (backend_proc, _) = backend(&data, port, None, None, 4).await;
     let j = api.job(&long).await;
     assert_eq!(j["status"], "running", "{j}");
     let before = j["progress"]["step"].as_u64().unwrap_or(0).max(first["step"].as_u64().unwrap());
@@ -430,7 +465,7 @@ async fn a_stopped_worker_hands_its_job_back_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("backend");
     // Leases of two minutes: only the hand-back can requeue the job within this test.
-    let (backend_proc, url) = backend(&data, free_port(), None, 120).await;
+    let (backend_proc, url) = backend(&data, free_port(), None, None, 120).await;
     let (a, b) = (add_worker(&data, None, "a"), add_worker(&data, None, "b"));
     let api = Api::sign_up(&url, "handback").await;
     let rows = dataset(tmp.path());
