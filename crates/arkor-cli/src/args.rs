@@ -87,6 +87,18 @@ pub struct RemoteWorkerArgs {
     /// Seconds a cancelled job gets to stop before its process is killed.
     #[arg(long, default_value_t = 30)]
     pub cancel_grace: u64,
+    /// Where jobs train: auto (a GPU when this arkor has CUDA and one is present, else the
+    /// CPU), cpu (as --cpu), or cuda (the first GPU; the worker does not start without one).
+    #[arg(long, value_enum, default_value_t = WorkerDevice::Auto, env = "ARKOR_WORKER_DEVICE")]
+    pub device: WorkerDevice,
+}
+
+/// `arkor worker --device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkerDevice {
+    Auto,
+    Cpu,
+    Cuda,
 }
 
 #[derive(Debug, Subcommand)]

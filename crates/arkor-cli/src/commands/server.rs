@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use arkor_engine::device::DeviceChoice;
 use arkor_server::store::{Database, PgUrl};
 use arkor_server::{Backend, ServerConfig, WorkerCommand};
 
@@ -13,7 +14,8 @@ use crate::config::Global;
 pub fn run(global: &Global, args: ServerArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     runtime.block_on(async {
-        let mut config = ServerConfig::new(global.data_dir.clone(), args.port, worker_command()?);
+        let mut config =
+            ServerConfig::new(global.data_dir.clone(), args.port, worker_command(global.device)?);
         config.addr = std::net::SocketAddr::new(args.host, args.port);
         config.max_concurrent_jobs = args.max_jobs;
         config.cancel_grace = Duration::from_secs(args.cancel_grace);
@@ -61,10 +63,15 @@ pub fn database(url: Option<&str>) -> anyhow::Result<Database> {
     Ok(Database::Postgres(Box::new(url)))
 }
 
-/// This executable, re-run with the hidden worker subcommand.
-pub fn worker_command() -> anyhow::Result<WorkerCommand> {
+/// This executable, re-run with the hidden worker subcommand (and `--cpu` when this process
+/// was told to keep off the GPU: training runs in that child).
+pub fn worker_command(device: DeviceChoice) -> anyhow::Result<WorkerCommand> {
     let program = std::env::current_exe().context("cannot find the arkor executable")?;
-    Ok(WorkerCommand { program, args: vec!["__worker".to_owned()] })
+    let mut args = vec!["__worker".to_owned()];
+    if device == DeviceChoice::Cpu {
+        args.push("--cpu".to_owned());
+    }
+    Ok(WorkerCommand { program, args })
 }
 
 /// The backend of the data dir: the running one, or one started in this process (which
@@ -73,7 +80,7 @@ pub async fn local_backend(global: &Global) -> anyhow::Result<(String, Option<Ba
     if let Some(found) = arkor_server::discover(&global.data_dir) {
         return Ok((found.url, None));
     }
-    let mut config = ServerConfig::new(global.data_dir.clone(), 0, worker_command()?);
+    let mut config = ServerConfig::new(global.data_dir.clone(), 0, worker_command(global.device)?);
     config.device = global.device;
     let backend = Backend::start(config).await?;
     Ok((backend.url(), Some(backend)))

@@ -8,22 +8,34 @@ use anyhow::{Context, bail};
 use arkor_server::remote_worker::{RemoteWorkerConfig, run as run_remote};
 use arkor_server::store::Store;
 
-use crate::args::{RemoteWorkerArgs, WorkersCommand, WorkersDbArgs};
+use arkor_engine::device::DeviceChoice;
+
+use crate::args::{RemoteWorkerArgs, WorkerDevice, WorkersCommand, WorkersDbArgs};
 use crate::config::Global;
 
 pub fn run_worker(global: &Global, args: RemoteWorkerArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    let device = match (global.device, args.device) {
+        (DeviceChoice::Cpu, _) | (_, WorkerDevice::Cpu) => DeviceChoice::Cpu,
+        (_, WorkerDevice::Cuda) => {
+            // The training child picks the GPU by itself (auto); this makes sure there is one.
+            DeviceChoice::Cuda(0).open().map_err(|e| anyhow::anyhow!("--device cuda: {e}"))?;
+            DeviceChoice::Auto
+        }
+        (_, WorkerDevice::Auto) => DeviceChoice::Auto,
+    };
     let config = RemoteWorkerConfig {
         backend: args.backend.clone(),
         token: args.token,
         work_dir: args.work_dir.unwrap_or_else(|| global.data_dir.join("worker")),
         data_dir: global.data_dir.clone(),
-        worker: super::server::worker_command()?,
+        worker: super::server::worker_command(device)?,
         max_jobs: args.max_jobs,
         labels: args.labels.clone(),
         cancel_grace: Duration::from_secs(args.cancel_grace),
     };
-    println!("arkor worker: leasing jobs from {} ({} at once)", args.backend, args.max_jobs);
+    let on = if device == DeviceChoice::Cpu { "on the CPU" } else { "on a GPU if there is one" };
+    println!("arkor worker: leasing jobs from {} ({} at once, {on})", args.backend, args.max_jobs);
     runtime.block_on(run_remote(config, stopped()))?;
     eprintln!("arkor worker: stopped");
     Ok(ExitCode::SUCCESS)
