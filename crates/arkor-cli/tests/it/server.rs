@@ -25,7 +25,59 @@ pub(crate) async fn start(data: &Path, max_jobs: usize) -> Backend {
 thread_local! {
     /// The store backends started on this thread use (see [`on_postgres`]).
     static DATABASE: RefCell<Database> = const { RefCell::new(Database::DataDir) };
+    /// The bucket backends started on this thread keep artifacts in (see [`on_bucket`]).
+    static BUCKET: RefCell<Option<String>> = const { RefCell::new(None) };
 }
+
+/// Runs `test`, a `#[tokio::test]` function, with every backend it starts keeping its
+/// artifacts in a fresh prefix of the test bucket (`--artifacts`), then checks they landed
+/// there. Skips when `ARKOR_TEST_S3_URL` is unset outside CI; fails in CI.
+pub(crate) fn on_bucket(test: fn()) {
+    let Some(bucket) = arkor_test_support::s3::bucket() else { return };
+    BUCKET.with(|b| *b.borrow_mut() = Some(bucket.clone()));
+    test();
+    BUCKET.with(|b| *b.borrow_mut() = None);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let copy = tempfile::tempdir().unwrap();
+        let reader = arkor_server::artifacts::Artifacts::open(copy.path().to_owned(), &bucket)
+            .await
+            .unwrap();
+        reader.fetch_dir(copy.path(), |_| true).await.unwrap();
+        let adapters = walk(copy.path())
+            .into_iter()
+            .filter(|p| p.ends_with("adapter_model.safetensors"))
+            .count();
+        assert!(adapters > 0, "no adapter reached the bucket {bucket}");
+    });
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// `on_bucket::NAME` for each test NAME of the module: the same test with its artifacts in
+/// the test bucket.
+macro_rules! also_on_bucket {
+    ($($name:ident),* $(,)?) => {
+        mod on_bucket {
+            $(#[test]
+            fn $name() {
+                crate::server::on_bucket(super::$name);
+            })*
+        }
+    };
+}
+
+also_on_bucket!(
+    train_stream_artifacts_and_chat_through_both_apis,
+    a_finished_job_exports_to_gguf_and_ollama_and_evaluates_on_held_out_rows,
+);
 
 /// Runs `test`, a `#[tokio::test]` function, with every backend it starts on a fresh
 /// PostgreSQL database instead of SQLite in its data dir. The test's runtime runs on this
@@ -83,6 +135,7 @@ pub(crate) async fn start_with(data: &Path, tweak: impl FnOnce(&mut ServerConfig
     config.keepalive = Duration::from_millis(500);
     config.device = arkor_engine::device::DeviceChoice::Cpu;
     config.database = DATABASE.with(|d| d.borrow().clone());
+    config.artifacts = BUCKET.with(|b| b.borrow().clone());
     tweak(&mut config);
     Backend::start(config).await.unwrap()
 }

@@ -501,7 +501,7 @@ async fn a_stopped_worker_hands_its_job_back_at_once() {
 /// `--device cuda` on a machine (or a build) without CUDA stops before leasing anything.
 #[test]
 fn a_worker_told_to_use_a_gpu_it_lacks_does_not_start() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arkor"))
+    let out = Command::new(env!("CARGO_BIN_EXE_arkor"))
         .args(["worker", "--backend", "http://127.0.0.1:9", "--token", "arkw_x"])
         .args(["--device", "cuda"])
         .env("HF_HUB_OFFLINE", "1")
