@@ -1,0 +1,467 @@
+//! Causal self-attention as one op over projections in row layout, for training and
+//! prefill on the CPU.
+//!
+//! Composed of candle ops, attention copies q, k and v into head layout, repeats the
+//! key/value heads for grouped-query attention, materialises the full square of scores
+//! (masked half included) and copies the result back to rows; its backward pass repeats
+//! every copy and runs four full batched products. Here queries `[rows, heads * hd]` and
+//! keys/values `[kv_rows, kv_heads * hd]` are read where they are: each (sequence, head)
+//! computes only the scores its causal (and sliding-window) mask keeps, one query at a
+//! time, and the result is written back in row layout. The forward pass keeps each query's
+//! log-sum-exp; the backward pass recomputes the probabilities from it (as FlashAttention
+//! does) instead of keeping them, and sums the key/value gradients over the query heads of
+//! each group.
+//!
+//! It does not apply the rotary embedding, a soft cap (Gemma 2) or a KV cache: the caller
+//! rotates q and k, and keeps the composed path where a cap or a cache in head layout is
+//! involved. On devices other than the CPU, or in another dtype, [`causal_attention`]
+//! runs the composed ops.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+use super::{causal_softmax, f32_slice, visible_keys};
+
+/// The geometry of one causal attention call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Causal {
+    /// Independent sequences, laid out one after the other in the rows.
+    pub batch: usize,
+    /// New positions (queries) per sequence.
+    pub seq: usize,
+    /// Positions before the first query whose keys every query may see (a shared prefix
+    /// or cached positions): each sequence has `offset + seq` keys, and query `i` sits at
+    /// position `offset + i`.
+    pub offset: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads; query head `h` uses key/value head `h / (heads / kv_heads)`.
+    pub kv_heads: usize,
+    /// Width of each head.
+    pub head_dim: usize,
+    /// The factor scores are multiplied by before the softmax.
+    pub scale: f32,
+    /// The sliding window: the query at `p` sees only keys in `(p - window, p]`.
+    pub window: Option<usize>,
+}
+
+impl Causal {
+    /// Keys (and values) per sequence.
+    fn keys(&self) -> usize {
+        self.offset + self.seq
+    }
+
+    /// The keys query `i` attends to.
+    fn visible(&self, i: usize) -> std::ops::Range<usize> {
+        let keys = visible_keys(self.offset + i, self.window);
+        keys.start.min(self.keys())..keys.end.min(self.keys())
+    }
+}
+
+/// `softmax(scale * q k^T + causal mask) v` per sequence and head: `q` is
+/// `[batch * seq, heads * hd]`, `k` and `v` are `[batch * (offset + seq), kv_heads * hd]`
+/// (each sequence's keys after the previous sequence's), and the result is
+/// `[batch * seq, heads * hd]`. Differentiable with respect to all three.
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    c: Causal,
+) -> candle_core::Result<Tensor> {
+    let (width, kv_width) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
+    let (q_rows, kv_rows) = (c.batch * c.seq, c.batch * c.keys());
+    if q.dims2()? != (q_rows, width)
+        || k.dims2()? != (kv_rows, kv_width)
+        || v.dims2()? != (kv_rows, kv_width)
+        || c.kv_heads == 0
+        || !c.heads.is_multiple_of(c.kv_heads)
+    {
+        candle_core::bail!(
+            "causal_attention: q {:?}, k {:?}, v {:?} do not fit {c:?}",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    }
+    if q.device().is_cpu() && [q, k, v].iter().all(|t| t.dtype() == DType::F32) {
+        let op = FusedAttention { c, lse: Mutex::new(None) };
+        return q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op);
+    }
+    composed(q, k, v, c)
+}
+
+/// The same computation from candle ops: head layout, repeated key/value heads, full
+/// scores, [`causal_softmax`].
+pub(crate) fn composed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    c: Causal,
+) -> candle_core::Result<Tensor> {
+    let heads = |x: &Tensor, t: usize, n: usize| -> candle_core::Result<Tensor> {
+        x.reshape((c.batch, t, n, c.head_dim))?.transpose(1, 2)?.contiguous()
+    };
+    let rep = c.heads / c.kv_heads;
+    let q = heads(q, c.seq, c.heads)?;
+    let k = repeat_kv(&heads(k, c.keys(), c.kv_heads)?, rep)?;
+    let v = repeat_kv(&heads(v, c.keys(), c.kv_heads)?, rep)?;
+    let probs = causal_softmax(&q.matmul(&k.t()?)?, c.scale as f64, c.offset, c.window)?;
+    probs.matmul(&v)?.transpose(1, 2)?.reshape((c.batch * c.seq, c.heads * c.head_dim))
+}
+
+/// `[b, kv_heads, t, d]` -> `[b, kv_heads * n_rep, t, d]`, each kv head repeated `n_rep`
+/// times consecutively (the grouping transformers uses).
+pub(crate) fn repeat_kv(x: &Tensor, n_rep: usize) -> candle_core::Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, nkv, t, d) = x.dims4()?;
+    x.unsqueeze(2)?.broadcast_as((b, nkv, n_rep, t, d))?.reshape((b, nkv * n_rep, t, d))
+}
+
+struct FusedAttention {
+    c: Causal,
+    /// `[batch, heads, seq]`: each query's log-sum-exp of its scaled scores, kept by the
+    /// forward pass for the backward pass.
+    lse: Mutex<Option<Vec<f32>>>,
+}
+
+/// The inputs of one call, read in row layout.
+struct Rows<'a> {
+    c: Causal,
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+}
+
+impl Rows<'_> {
+    fn q(&self, b: usize, i: usize, h: usize) -> &[f32] {
+        let at = ((b * self.c.seq + i) * self.c.heads + h) * self.c.head_dim;
+        &self.q[at..at + self.c.head_dim]
+    }
+
+    /// Offset of key/value `j` of sequence `b` in kv head `g`.
+    fn kv_at(&self, b: usize, j: usize, g: usize) -> usize {
+        ((b * self.c.keys() + j) * self.c.kv_heads + g) * self.c.head_dim
+    }
+
+    fn group(&self, h: usize) -> usize {
+        h / (self.c.heads / self.c.kv_heads)
+    }
+}
+
+const NAME: &str = "causal-attention";
+
+impl CustomOp3 for FusedAttention {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let c = self.c;
+        let x = Rows {
+            c,
+            q: f32_slice(qs, ql, NAME)?,
+            k: f32_slice(ks, kl, NAME)?,
+            v: f32_slice(vs, vl, NAME)?,
+        };
+        let (hd, width) = (c.head_dim, c.heads * c.head_dim);
+        // Each (sequence, head) into its own `[seq, hd]` block, then into rows.
+        let heads: Vec<(Vec<f32>, Vec<f32>)> = (0..c.batch * c.heads)
+            .into_par_iter()
+            .map(|t| {
+                let mut out = vec![0f32; c.seq * hd];
+                let mut lse = vec![0f32; c.seq];
+                kernel::forward(&x, t / c.heads, t % c.heads, &mut out, &mut lse);
+                (out, lse)
+            })
+            .collect();
+        let mut out = vec![0f32; c.batch * c.seq * width];
+        out.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
+            let (b, i) = (r / c.seq.max(1), r % c.seq.max(1));
+            for (h, dst) in row.chunks_exact_mut(hd).enumerate() {
+                dst.copy_from_slice(&heads[b * c.heads + h].0[i * hd..(i + 1) * hd]);
+            }
+        });
+        let lse = heads.into_iter().flat_map(|(_, lse)| lse).collect();
+        *self.lse.lock().expect("attention lse lock") = Some(lse);
+        Ok((CpuStorage::F32(out), Shape::from((c.batch * c.seq, width))))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let lse = self.lse.lock().expect("attention lse lock");
+        let Some(lse) = lse.as_deref() else {
+            candle_core::bail!("{NAME}: backward pass without a forward pass on the CPU")
+        };
+        let c = self.c;
+        let tensors = [q, k, v, out, grad]
+            .map(|t| t.detach().contiguous())
+            .into_iter()
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let storages: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+        let mut slices = Vec::with_capacity(storages.len());
+        for (s, l) in &storages {
+            let Storage::Cpu(s) = &**s else {
+                candle_core::bail!("{NAME}: backward pass on another device")
+            };
+            slices.push(f32_slice(s, l, NAME)?);
+        }
+        let x = Rows { c, q: slices[0], k: slices[1], v: slices[2] };
+        let (o, g) = (slices[3], slices[4]);
+        let hd = c.head_dim;
+        let kv = c.keys();
+        // Per (sequence, head): dq `[seq, hd]`, and that head's share of dk and dv
+        // `[keys, hd]` each.
+        let parts: Vec<[Vec<f32>; 3]> = (0..c.batch * c.heads)
+            .into_par_iter()
+            .map(|t| {
+                let (b, h) = (t / c.heads, t % c.heads);
+                let mut dq = vec![0f32; c.seq * hd];
+                let (mut dk, mut dv) = (vec![0f32; kv * hd], vec![0f32; kv * hd]);
+                let lse = &lse[t * c.seq..(t + 1) * c.seq];
+                let grads = kernel::Grads { dq: &mut dq, dk: &mut dk, dv: &mut dv };
+                kernel::backward(&x, b, h, o, g, lse, grads);
+                [dq, dk, dv]
+            })
+            .collect();
+        let (width, kv_width) = (c.heads * hd, c.kv_heads * hd);
+        let mut dq = vec![0f32; c.batch * c.seq * width];
+        dq.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
+            let (b, i) = (r / c.seq.max(1), r % c.seq.max(1));
+            for (h, dst) in row.chunks_exact_mut(hd).enumerate() {
+                dst.copy_from_slice(&parts[b * c.heads + h][0][i * hd..(i + 1) * hd]);
+            }
+        });
+        // dk and dv of a kv head: the sum over its group's query heads.
+        let group = c.heads / c.kv_heads;
+        let sum_heads = |which: usize| {
+            let mut d = vec![0f32; c.batch * kv * kv_width];
+            d.par_chunks_mut(kv_width).enumerate().for_each(|(r, row)| {
+                let (b, j) = (r / kv.max(1), r % kv.max(1));
+                for (g, dst) in row.chunks_exact_mut(hd).enumerate() {
+                    for h in g * group..(g + 1) * group {
+                        let src = &parts[b * c.heads + h][which][j * hd..(j + 1) * hd];
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    }
+                }
+            });
+            d
+        };
+        let (dk, dv) = (sum_heads(1), sum_heads(2));
+        let device = q.device();
+        Ok((
+            Some(Tensor::from_vec(dq, q.shape(), device)?),
+            Some(Tensor::from_vec(dk, k.shape(), device)?),
+            Some(Tensor::from_vec(dv, v.shape(), device)?),
+        ))
+    }
+}
+
+/// The per-(sequence, head) loops, compiled for AVX-512 or AVX2 with FMA when the CPU
+/// has them (chosen at run time, like [`super::skinny`]).
+mod kernel {
+    use super::Rows;
+
+    /// A head's gradient buffers: `dq [seq, hd]`, `dk`, `dv` `[keys, hd]`.
+    pub(super) struct Grads<'a> {
+        pub dq: &'a mut [f32],
+        pub dk: &'a mut [f32],
+        pub dv: &'a mut [f32],
+    }
+
+    /// Sequence `b`, head `h`: `out [seq, hd]` and each query's log-sum-exp.
+    pub(super) fn forward(x: &Rows<'_>, b: usize, h: usize, out: &mut [f32], lse: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { forward_avx512(x, b, h, out, lse) };
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                return unsafe { forward_avx2(x, b, h, out, lse) };
+            }
+        }
+        forward_generic::<false>(x, b, h, out, lse)
+    }
+
+    /// Sequence `b`, head `h` of the backward pass, given the forward output `o` and its
+    /// gradient `g` (both `[rows, heads * hd]`) and the head's log-sum-exps.
+    pub(super) fn backward(
+        x: &Rows<'_>,
+        b: usize,
+        h: usize,
+        o: &[f32],
+        g: &[f32],
+        lse: &[f32],
+        d: Grads<'_>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { backward_avx512(x, b, h, o, g, lse, d) };
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                return unsafe { backward_avx2(x, b, h, o, g, lse, d) };
+            }
+        }
+        backward_generic::<false>(x, b, h, o, g, lse, d)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn forward_avx512(x: &Rows<'_>, b: usize, h: usize, out: &mut [f32], lse: &mut [f32]) {
+        forward_generic::<true>(x, b, h, out, lse)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_avx2(x: &Rows<'_>, b: usize, h: usize, out: &mut [f32], lse: &mut [f32]) {
+        forward_generic::<true>(x, b, h, out, lse)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn backward_avx512(
+        x: &Rows<'_>,
+        b: usize,
+        h: usize,
+        o: &[f32],
+        g: &[f32],
+        lse: &[f32],
+        d: Grads<'_>,
+    ) {
+        backward_generic::<true>(x, b, h, o, g, lse, d)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn backward_avx2(
+        x: &Rows<'_>,
+        b: usize,
+        h: usize,
+        o: &[f32],
+        g: &[f32],
+        lse: &[f32],
+        d: Grads<'_>,
+    ) {
+        backward_generic::<true>(x, b, h, o, g, lse, d)
+    }
+
+    #[inline(always)]
+    fn forward_generic<const FMA: bool>(
+        x: &Rows<'_>,
+        b: usize,
+        h: usize,
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) {
+        let (c, hd, grp) = (x.c, x.c.head_dim, x.group(h));
+        let mut scores = vec![0f32; c.keys()];
+        for (i, (out, lse)) in out.chunks_exact_mut(hd).zip(lse.iter_mut()).enumerate() {
+            let keys = c.visible(i);
+            let qi = x.q(b, i, h);
+            let s = &mut scores[keys.clone()];
+            let mut max = f32::NEG_INFINITY;
+            for (s, j) in s.iter_mut().zip(keys.clone()) {
+                let at = x.kv_at(b, j, grp);
+                *s = c.scale * dot::<FMA>(qi, &x.k[at..at + hd]);
+                max = max.max(*s);
+            }
+            let mut sum = 0.0;
+            for s in s.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            let inv = 1.0 / sum;
+            for (p, j) in s.iter().zip(keys) {
+                let at = x.kv_at(b, j, grp);
+                axpy::<FMA>(out, p * inv, &x.v[at..at + hd]);
+            }
+            *lse = max + sum.ln();
+        }
+    }
+
+    #[inline(always)]
+    fn backward_generic<const FMA: bool>(
+        x: &Rows<'_>,
+        b: usize,
+        h: usize,
+        o: &[f32],
+        g: &[f32],
+        lse: &[f32],
+        d: Grads<'_>,
+    ) {
+        let (c, hd, grp) = (x.c, x.c.head_dim, x.group(h));
+        for (i, dq) in d.dq.chunks_exact_mut(hd).enumerate() {
+            let row = ((b * c.seq + i) * c.heads + h) * hd;
+            let (oi, gi, qi) = (&o[row..row + hd], &g[row..row + hd], x.q(b, i, h));
+            // dS = P (dP - rowsum(dO * O)), dP = dO V^T.
+            let delta = dot::<FMA>(gi, oi);
+            for j in c.visible(i) {
+                let at = x.kv_at(b, j, grp);
+                let (kj, vj) = (&x.k[at..at + hd], &x.v[at..at + hd]);
+                let p = (c.scale * dot::<FMA>(qi, kj) - lse[i]).exp();
+                let ds = c.scale * p * (dot::<FMA>(gi, vj) - delta);
+                let local = j * hd..(j + 1) * hd;
+                axpy::<FMA>(dq, ds, kj);
+                axpy::<FMA>(&mut d.dk[local.clone()], ds, qi);
+                axpy::<FMA>(&mut d.dv[local], p, gi);
+            }
+        }
+    }
+
+    /// Lanes of the dot product's accumulator: two AVX2 registers, one AVX-512 register.
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+        if FMA { a.mul_add(b, c) } else { c + a * b }
+    }
+
+    #[inline(always)]
+    fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+        let body = a.len() / LANES * LANES;
+        let mut acc = [0f32; LANES];
+        for (a, b) in a[..body].chunks_exact(LANES).zip(b[..body].chunks_exact(LANES)) {
+            for l in 0..LANES {
+                acc[l] = fma::<FMA>(a[l], b[l], acc[l]);
+            }
+        }
+        let mut width = LANES / 2;
+        while width > 0 {
+            for l in 0..width {
+                acc[l] += acc[l + width];
+            }
+            width /= 2;
+        }
+        acc[0] + a[body..].iter().zip(&b[body..]).map(|(a, b)| a * b).sum::<f32>()
+    }
+
+    /// `y += a x`.
+    #[inline(always)]
+    fn axpy<const FMA: bool>(y: &mut [f32], a: f32, x: &[f32]) {
+        for (y, x) in y.iter_mut().zip(x) {
+            *y = fma::<FMA>(a, *x, *y);
+        }
+    }
+}
