@@ -93,13 +93,8 @@ pub fn causal_attention(
 }
 
 /// The same computation from candle ops: head layout, repeated key/value heads, full
-/// scores, [`causal_softmax`].
-pub(crate) fn composed(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    c: Causal,
-) -> candle_core::Result<Tensor> {
+/// scores, [`causal_softmax`]. The path other devices take; public for benchmarks.
+pub fn composed(q: &Tensor, k: &Tensor, v: &Tensor, c: Causal) -> candle_core::Result<Tensor> {
     let heads = |x: &Tensor, t: usize, n: usize| -> candle_core::Result<Tensor> {
         x.reshape((c.batch, t, n, c.head_dim))?.transpose(1, 2)?.contiguous()
     };
