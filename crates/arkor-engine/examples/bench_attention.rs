@@ -22,6 +22,7 @@ static ALLOCATOR: arkor_engine::alloc::Allocator = arkor_engine::alloc::Allocato
 type Attn = fn(&Tensor, &Tensor, &Tensor, Causal) -> candle_core::Result<Tensor>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    arkor_engine::alloc::keep_freed_memory();
     let mut iters = 10;
     let mut seq = 256;
     let mut args = std::env::args().skip(1);
