@@ -142,6 +142,16 @@ impl Rows<'_> {
         ((b * self.c.keys() + j) * self.c.kv_heads + g) * self.c.head_dim
     }
 
+    fn k_row(&self, b: usize, j: usize, g: usize) -> &[f32] {
+        let at = self.kv_at(b, j, g);
+        &self.k[at..at + self.c.head_dim]
+    }
+
+    fn v_row(&self, b: usize, j: usize, g: usize) -> &[f32] {
+        let at = self.kv_at(b, j, g);
+        &self.v[at..at + self.c.head_dim]
+    }
+
     fn group(&self, h: usize) -> usize {
         h / (self.c.heads / self.c.kv_heads)
     }
@@ -378,8 +388,7 @@ mod kernel {
             let s = &mut scores[keys.clone()];
             let mut max = f32::NEG_INFINITY;
             for (s, j) in s.iter_mut().zip(keys.clone()) {
-                let at = x.kv_at(b, j, grp);
-                *s = c.scale * dot::<FMA>(qi, &x.k[at..at + hd]);
+                *s = c.scale * dot::<FMA>(qi, x.k_row(b, j, grp));
                 max = max.max(*s);
             }
             let mut sum = 0.0;
@@ -388,13 +397,15 @@ mod kernel {
                 sum += *s;
             }
             let inv = 1.0 / sum;
-            for (p, j) in s.iter().zip(keys) {
-                let at = x.kv_at(b, j, grp);
-                axpy::<FMA>(out, p * inv, &x.v[at..at + hd]);
-            }
+            s.iter_mut().for_each(|p| *p *= inv);
+            weighted_sum::<FMA>(out, s, |t| x.v_row(b, keys.start + t, grp));
             *lse = max + sum.ln();
         }
     }
+
+    /// Queries whose keys are visited together in the backward pass, so each key's
+    /// gradient rows are loaded and stored once per block rather than once per query.
+    const BLOCK: usize = 4;
 
     #[inline(always)]
     fn backward_generic<const FMA: bool>(
@@ -407,21 +418,75 @@ mod kernel {
         d: Grads<'_>,
     ) {
         let (c, hd, grp) = (x.c, x.c.head_dim, x.group(h));
-        for (i, dq) in d.dq.chunks_exact_mut(hd).enumerate() {
-            let row = ((b * c.seq + i) * c.heads + h) * hd;
-            let (oi, gi, qi) = (&o[row..row + hd], &g[row..row + hd], x.q(b, i, h));
-            // dS = P (dP - rowsum(dO * O)), dP = dO V^T.
-            let delta = dot::<FMA>(gi, oi);
-            for j in c.visible(i) {
-                let at = x.kv_at(b, j, grp);
-                let (kj, vj) = (&x.k[at..at + hd], &x.v[at..at + hd]);
-                let p = (c.scale * dot::<FMA>(qi, kj) - lse[i]).exp();
-                let ds = c.scale * p * (dot::<FMA>(gi, vj) - delta);
-                let local = j * hd..(j + 1) * hd;
-                axpy::<FMA>(dq, ds, kj);
-                axpy::<FMA>(&mut d.dk[local.clone()], ds, qi);
-                axpy::<FMA>(&mut d.dv[local], p, gi);
+        // Per query of the block, over the block's keys: probabilities and dS =
+        // P (dP - rowsum(dO * O)), dP = dO V^T; zero where that query does not look.
+        let (mut p, mut ds) = (vec![0f32; BLOCK * c.keys()], vec![0f32; BLOCK * c.keys()]);
+        let zero = vec![0f32; hd];
+        for i0 in (0..c.seq).step_by(BLOCK) {
+            let n = BLOCK.min(c.seq - i0);
+            let span = c.visible(i0).start..c.visible(i0 + n - 1).end;
+            let len = span.len();
+            let (mut qs, mut gs) = ([&zero[..]; BLOCK], [&zero[..]; BLOCK]);
+            for r in 0..BLOCK {
+                let (pr, dsr) = (&mut p[r * len..(r + 1) * len], &mut ds[r * len..(r + 1) * len]);
+                pr.fill(0.0);
+                dsr.fill(0.0);
+                if r >= n {
+                    continue;
+                }
+                let i = i0 + r;
+                let row = ((b * c.seq + i) * c.heads + h) * hd;
+                let (oi, gi, qi) = (&o[row..row + hd], &g[row..row + hd], x.q(b, i, h));
+                (qs[r], gs[r]) = (qi, gi);
+                let delta = dot::<FMA>(gi, oi);
+                let keys = c.visible(i);
+                for j in keys.clone() {
+                    let t = j - span.start;
+                    let pj = (c.scale * dot::<FMA>(qi, x.k_row(b, j, grp)) - lse[i]).exp();
+                    pr[t] = pj;
+                    dsr[t] = c.scale * pj * (dot::<FMA>(gi, x.v_row(b, j, grp)) - delta);
+                }
+                let own = &dsr[keys.start - span.start..keys.end - span.start];
+                let dq = &mut d.dq[i * hd..(i + 1) * hd];
+                weighted_sum::<FMA>(dq, own, |t| x.k_row(b, keys.start + t, grp));
             }
+            for (t, j) in span.enumerate() {
+                let at = j * hd..(j + 1) * hd;
+                let weights = |w: &[f32]| std::array::from_fn(|r| w[r * len + t]);
+                axpy4::<FMA>(&mut d.dk[at.clone()], weights(&ds), qs);
+                axpy4::<FMA>(&mut d.dv[at], weights(&p), gs);
+            }
+        }
+    }
+
+    /// `y += sum_t w[t] row(t)`, four rows per pass over `y`.
+    #[inline(always)]
+    fn weighted_sum<'a, const FMA: bool>(
+        y: &mut [f32],
+        w: &[f32],
+        row: impl Fn(usize) -> &'a [f32],
+    ) {
+        let mut t = 0;
+        while t + 4 <= w.len() {
+            let rows = [row(t), row(t + 1), row(t + 2), row(t + 3)];
+            axpy4::<FMA>(y, [w[t], w[t + 1], w[t + 2], w[t + 3]], rows);
+            t += 4;
+        }
+        for t in t..w.len() {
+            axpy::<FMA>(y, w[t], row(t));
+        }
+    }
+
+    /// `y += sum_r a[r] x[r]`.
+    #[inline(always)]
+    fn axpy4<const FMA: bool>(y: &mut [f32], a: [f32; 4], x: [&[f32]; 4]) {
+        let n = y.len();
+        let x = x.map(|x| &x[..n]);
+        for (d, y) in y.iter_mut().enumerate() {
+            let v = fma::<FMA>(a[0], x[0][d], *y);
+            let v = fma::<FMA>(a[1], x[1][d], v);
+            let v = fma::<FMA>(a[2], x[2][d], v);
+            *y = fma::<FMA>(a[3], x[3][d], v);
         }
     }
 
