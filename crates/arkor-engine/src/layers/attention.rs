@@ -472,8 +472,8 @@ mod kernel {
             axpy4::<FMA>(y, [w[t], w[t + 1], w[t + 2], w[t + 3]], rows);
             t += 4;
         }
-        for t in t..w.len() {
-            axpy::<FMA>(y, w[t], row(t));
+        for (t, &w) in w.iter().enumerate().skip(t) {
+            axpy::<FMA>(y, w, row(t));
         }
     }
 
