@@ -391,11 +391,9 @@ mod kernel {
                 *s = c.scale * dot::<FMA>(qi, x.k_row(b, j, grp));
                 max = max.max(*s);
             }
-            let mut sum = 0.0;
-            for s in s.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
+            s.iter_mut().for_each(|s| *s -= max);
+            exp::<FMA>(s);
+            let sum: f32 = s.iter().sum();
             let inv = 1.0 / sum;
             s.iter_mut().for_each(|p| *p *= inv);
             weighted_sum::<FMA>(out, s, |t| x.v_row(b, keys.start + t, grp));
@@ -440,13 +438,17 @@ mod kernel {
                 (qs[r], gs[r]) = (qi, gi);
                 let delta = dot::<FMA>(gi, oi);
                 let keys = c.visible(i);
+                let own = keys.start - span.start..keys.end - span.start;
                 for j in keys.clone() {
                     let t = j - span.start;
-                    let pj = (c.scale * dot::<FMA>(qi, x.k_row(b, j, grp)) - lse[i]).exp();
-                    pr[t] = pj;
-                    dsr[t] = c.scale * pj * (dot::<FMA>(gi, x.v_row(b, j, grp)) - delta);
+                    pr[t] = c.scale * dot::<FMA>(qi, x.k_row(b, j, grp)) - lse[i];
+                    dsr[t] = dot::<FMA>(gi, x.v_row(b, j, grp));
                 }
-                let own = &dsr[keys.start - span.start..keys.end - span.start];
+                exp::<FMA>(&mut pr[own.clone()]);
+                for (ds, p) in dsr[own.clone()].iter_mut().zip(&pr[own.clone()]) {
+                    *ds = c.scale * p * (*ds - delta);
+                }
+                let own = &dsr[own];
                 let dq = &mut d.dq[i * hd..(i + 1) * hd];
                 weighted_sum::<FMA>(dq, own, |t| x.k_row(b, keys.start + t, grp));
             }
@@ -480,19 +482,72 @@ mod kernel {
     /// `y += sum_r a[r] x[r]`.
     #[inline(always)]
     fn axpy4<const FMA: bool>(y: &mut [f32], a: [f32; 4], x: [&[f32]; 4]) {
-        let n = y.len();
-        let x = x.map(|x| &x[..n]);
-        for (d, y) in y.iter_mut().enumerate() {
-            let v = fma::<FMA>(a[0], x[0][d], *y);
-            let v = fma::<FMA>(a[1], x[1][d], v);
-            let v = fma::<FMA>(a[2], x[2][d], v);
-            *y = fma::<FMA>(a[3], x[3][d], v);
+        // Zipped slices, not indexing through the array: the compiler vectorises this form.
+        let [x0, x1, x2, x3] = x;
+        for ((((y, x0), x1), x2), x3) in y.iter_mut().zip(x0).zip(x1).zip(x2).zip(x3) {
+            let v = fma::<FMA>(a[0], *x0, *y);
+            let v = fma::<FMA>(a[1], *x1, v);
+            let v = fma::<FMA>(a[2], *x2, v);
+            *y = fma::<FMA>(a[3], *x3, v);
         }
     }
 
     #[inline(always)]
     fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
         if FMA { a.mul_add(b, c) } else { c + a * b }
+    }
+
+    /// `x = e^x` in place: eight lanes at a time in the `FMA` kernels (a polynomial within
+    /// a few units in the last place of `f32::exp`, for arguments down to -87), `f32::exp`
+    /// elsewhere and for the tail.
+    #[inline(always)]
+    fn exp<const FMA: bool>(x: &mut [f32]) {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if FMA {
+            // SAFETY: `FMA` kernels run only inside the AVX2 + FMA (or AVX-512) functions.
+            done = unsafe { exp_avx2(x) };
+        }
+        x[done..].iter_mut().for_each(|v| *v = v.exp());
+    }
+
+    /// The Cephes `expf` scheme on eight lanes: `2^n e^r` with `n = round(x / ln 2)` and a
+    /// degree-5 polynomial for `e^r - 1 - r`. Returns how many leading elements it did.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn exp_avx2(x: &mut [f32]) -> usize {
+        use std::arch::x86_64::*;
+        let body = x.len() / 8 * 8;
+        let p = x.as_mut_ptr();
+        let coeffs =
+            [1.987_569_2e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+        let mut i = 0;
+        while i < body {
+            // SAFETY: `i + 8 <= x.len()`.
+            let v = unsafe { _mm256_loadu_ps(p.add(i)) };
+            let v =
+                _mm256_max_ps(_mm256_min_ps(v, _mm256_set1_ps(88.376_26)), _mm256_set1_ps(-87.0));
+            let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm256_mul_ps(v, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+            );
+            let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), v);
+            let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+            let mut y = _mm256_set1_ps(coeffs[0]);
+            for c in &coeffs[1..] {
+                y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(*c));
+            }
+            let y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+            let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+                _mm256_cvtps_epi32(n),
+                _mm256_set1_epi32(127),
+            ));
+            let out = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_ps(p.add(i), out) };
+            i += 8;
+        }
+        body
     }
 
     #[inline(always)]
