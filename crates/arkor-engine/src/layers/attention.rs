@@ -381,28 +381,45 @@ mod kernel {
         lse: &mut [f32],
     ) {
         let (c, hd, grp) = (x.c, x.c.head_dim, x.group(h));
-        let mut scores = vec![0f32; c.keys()];
-        for (i, (out, lse)) in out.chunks_exact_mut(hd).zip(lse.iter_mut()).enumerate() {
-            let keys = c.visible(i);
-            let qi = x.q(b, i, h);
-            let s = &mut scores[keys.clone()];
-            let mut max = f32::NEG_INFINITY;
-            for (s, j) in s.iter_mut().zip(keys.clone()) {
-                *s = c.scale * dot::<FMA>(qi, x.k_row(b, j, grp));
-                max = max.max(*s);
+        let mut scores = vec![0f32; BLOCK * c.keys()];
+        for i0 in (0..c.seq).step_by(BLOCK) {
+            let n = BLOCK.min(c.seq - i0);
+            let span = c.visible(i0).start..c.visible(i0 + n - 1).end;
+            let len = span.len();
+            let qs: [&[f32]; BLOCK] = std::array::from_fn(|r| x.q(b, i0 + r.min(n - 1), h));
+            // Keys every query of a full block sees: four dot products per load of a key.
+            let common = c.visible(i0 + n - 1).start..c.visible(i0).end;
+            if n == BLOCK {
+                for j in common.clone() {
+                    let s = dots4::<FMA>(qs, x.k_row(b, j, grp));
+                    for (r, s) in s.iter().enumerate() {
+                        scores[r * len + j - span.start] = c.scale * s;
+                    }
+                }
             }
-            s.iter_mut().for_each(|s| *s -= max);
-            exp::<FMA>(s);
-            let sum: f32 = s.iter().sum();
-            let inv = 1.0 / sum;
-            s.iter_mut().for_each(|p| *p *= inv);
-            weighted_sum::<FMA>(out, s, |t| x.v_row(b, keys.start + t, grp));
-            *lse = max + sum.ln();
+            for r in 0..n {
+                let i = i0 + r;
+                let keys = c.visible(i);
+                let s = &mut scores[r * len..(r + 1) * len];
+                for j in keys.clone().filter(|j| n < BLOCK || !common.contains(j)) {
+                    s[j - span.start] = c.scale * dot::<FMA>(qs[r], x.k_row(b, j, grp));
+                }
+                let s = &mut s[keys.start - span.start..keys.end - span.start];
+                let max = s.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                s.iter_mut().for_each(|s| *s -= max);
+                exp::<FMA>(s);
+                let sum: f32 = s.iter().sum();
+                let inv = 1.0 / sum;
+                s.iter_mut().for_each(|p| *p *= inv);
+                let out = &mut out[i * hd..(i + 1) * hd];
+                weighted_sum::<FMA>(out, s, |t| x.v_row(b, keys.start + t, grp));
+                lse[i] = max + sum.ln();
+            }
         }
     }
 
-    /// Queries whose keys are visited together in the backward pass, so each key's
-    /// gradient rows are loaded and stored once per block rather than once per query.
+    /// Queries whose keys are visited together: each key is loaded once for the block's
+    /// dot products, and its gradient rows are loaded and stored once per block.
     const BLOCK: usize = 4;
 
     #[inline(always)]
@@ -425,21 +442,34 @@ mod kernel {
             let span = c.visible(i0).start..c.visible(i0 + n - 1).end;
             let len = span.len();
             let (mut qs, mut gs) = ([&zero[..]; BLOCK], [&zero[..]; BLOCK]);
-            for r in 0..BLOCK {
-                let (pr, dsr) = (&mut p[r * len..(r + 1) * len], &mut ds[r * len..(r + 1) * len]);
-                pr.fill(0.0);
-                dsr.fill(0.0);
-                if r >= n {
-                    continue;
+            p[..BLOCK * len].fill(0.0);
+            ds[..BLOCK * len].fill(0.0);
+            for r in 0..n {
+                let row = ((b * c.seq + i0 + r) * c.heads + h) * hd;
+                (qs[r], gs[r]) = (x.q(b, i0 + r, h), &g[row..row + hd]);
+            }
+            // Keys every query of a full block sees: four dot products per load of a key.
+            let common = c.visible(i0 + n - 1).start..c.visible(i0).end;
+            if n == BLOCK {
+                for j in common.clone() {
+                    let t = j - span.start;
+                    let s = dots4::<FMA>(qs, x.k_row(b, j, grp));
+                    let dp = dots4::<FMA>(gs, x.v_row(b, j, grp));
+                    for r in 0..BLOCK {
+                        p[r * len + t] = c.scale * s[r] - lse[i0 + r];
+                        ds[r * len + t] = dp[r];
+                    }
                 }
+            }
+            for r in 0..n {
+                let (pr, dsr) = (&mut p[r * len..(r + 1) * len], &mut ds[r * len..(r + 1) * len]);
                 let i = i0 + r;
                 let row = ((b * c.seq + i) * c.heads + h) * hd;
-                let (oi, gi, qi) = (&o[row..row + hd], &g[row..row + hd], x.q(b, i, h));
-                (qs[r], gs[r]) = (qi, gi);
+                let (oi, gi, qi) = (&o[row..row + hd], gs[r], qs[r]);
                 let delta = dot::<FMA>(gi, oi);
                 let keys = c.visible(i);
                 let own = keys.start - span.start..keys.end - span.start;
-                for j in keys.clone() {
+                for j in keys.clone().filter(|j| n < BLOCK || !common.contains(j)) {
                     let t = j - span.start;
                     pr[t] = c.scale * dot::<FMA>(qi, x.k_row(b, j, grp)) - lse[i];
                     dsr[t] = dot::<FMA>(gi, x.v_row(b, j, grp));
@@ -548,6 +578,47 @@ mod kernel {
             i += 8;
         }
         body
+    }
+
+    /// `[q[r] · k for r in 0..4]`.
+    #[inline(always)]
+    fn dots4<const FMA: bool>(q: [&[f32]; 4], k: &[f32]) -> [f32; 4] {
+        #[cfg(target_arch = "x86_64")]
+        if FMA {
+            // SAFETY: `FMA` kernels run only inside the AVX2 + FMA (or AVX-512) functions.
+            return unsafe { dots4_avx2(q, k) };
+        }
+        q.map(|q| dot::<FMA>(q, k))
+    }
+
+    /// [`dots4`] with one 8-lane accumulator per row.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn dots4_avx2(q: [&[f32]; 4], k: &[f32]) -> [f32; 4] {
+        use std::arch::x86_64::*;
+        let n = q.iter().fold(k.len(), |n, q| n.min(q.len()));
+        let body = n / 8 * 8;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < body {
+            // SAFETY: `i + 8 <= n`, inside `k` and every row of `q`.
+            unsafe {
+                let kv = _mm256_loadu_ps(k.as_ptr().add(i));
+                for (acc, q) in acc.iter_mut().zip(&q) {
+                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), kv, *acc);
+                }
+            }
+            i += 8;
+        }
+        std::array::from_fn(|r| {
+            let v = acc[r];
+            let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+            let v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
+            let tail: f32 = q[r][body..n].iter().zip(&k[body..n]).map(|(a, b)| a * b).sum();
+            _mm_cvtss_f32(v) + tail
+        })
     }
 
     #[inline(always)]
