@@ -1,5 +1,5 @@
 //! Differentiable building blocks of the decoder: frozen linear, RMSNorm, RoPE, causal
-//! softmax and cross-entropy.
+//! softmax, fused causal attention ([`attention`]) and cross-entropy.
 //!
 //! Why these exist instead of candle-nn's: candle-nn's fused `rms_norm`, `softmax_last_dim`,
 //! `rope*` and `sdpa` have no backward and silently drop gradients, and candle's `matmul`
@@ -613,6 +613,40 @@ impl RopeTables {
         }
         rotate(x, &cos, &sin)
     }
+
+    /// Applies the rotation to `x` in row layout, `[batch * seq, heads * head_dim]`, each
+    /// sequence's first position being `offset`: the same result as [`RopeTables::apply`]
+    /// on the head layout, without copying into it on the CPU.
+    pub fn apply_rows(
+        &self,
+        x: &Tensor,
+        seq: usize,
+        head_dim: usize,
+        offset: usize,
+    ) -> candle_core::Result<Tensor> {
+        let (rows, width) = x.dims2()?;
+        if seq == 0 || !rows.is_multiple_of(seq) || head_dim == 0 || !width.is_multiple_of(head_dim)
+        {
+            candle_core::bail!("rope: {rows} x {width} rows are not sequences of {seq} heads");
+        }
+        let whole = 2 * self.cos.dim(1)? == head_dim;
+        if whole && x.device().is_cpu() && x.dtype() == DType::F32 {
+            if offset + seq > self.cos.dim(0)? {
+                candle_core::bail!(
+                    "sequence of {} tokens exceeds the model's {} positions",
+                    offset + seq,
+                    self.cos.dim(0)?
+                );
+            }
+            let (cos, sin) = self.for_end(offset + seq);
+            let cos = with_cpu_f32(&cos.narrow(0, offset, seq)?, "rope", |c| Ok(c.to_vec()))?;
+            let sin = with_cpu_f32(&sin.narrow(0, offset, seq)?, "rope", |s| Ok(s.to_vec()))?;
+            return x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false, rows: Some(seq) });
+        }
+        let (batch, heads) = (rows / seq, width / head_dim);
+        let x = x.reshape((batch, seq, heads, head_dim))?.transpose(1, 2)?.contiguous()?;
+        self.apply(&x, offset)?.transpose(1, 2)?.reshape((rows, width))
+    }
 }
 
 /// The rotation of a whole head by tables already narrowed to its positions.
@@ -620,7 +654,7 @@ fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor>
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         let cos = with_cpu_f32(cos, "rope", |c| Ok(c.to_vec()))?;
         let sin = with_cpu_f32(sin, "rope", |s| Ok(s.to_vec()))?;
-        x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false })
+        x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false, rows: None })
     } else if x.track_op() {
         candle_nn::rotary_emb::rope_slow(&x.contiguous()?, cos, sin)
     } else {
@@ -632,6 +666,9 @@ struct Rope {
     cos: Vec<f32>,
     sin: Vec<f32>,
     inverse: bool,
+    /// `None`: `x` is `[batch, heads, seq, head_dim]`. `Some(seq)`: `x` is in row layout,
+    /// `[batch * seq, heads * head_dim]`, and the tables rotate whole heads.
+    rows: Option<usize>,
 }
 
 impl CustomOp1 for Rope {
@@ -641,19 +678,30 @@ impl CustomOp1 for Rope {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "rope")?;
-        let (_, _, t, d) = l.shape().dims4()?;
+        // Runs of `t` positions, each `width` wide: one head per position in head layout,
+        // every head of the position in row layout.
+        let (t, d, width) = match self.rows {
+            None => {
+                let (_, _, t, d) = l.shape().dims4()?;
+                (t, d, d)
+            }
+            Some(t) => (t, 2 * self.cos.len() / t.max(1), l.shape().dims2()?.1),
+        };
         let half = d / 2;
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).for_each(|(o, x)| {
+        let run = (t * width).max(1);
+        out.par_chunks_mut(run).zip(x.par_chunks(run)).for_each(|(o, x)| {
             for p in 0..t {
-                let (o, x) = (&mut o[p * d..(p + 1) * d], &x[p * d..(p + 1) * d]);
+                let at = p * width..(p + 1) * width;
                 let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..]);
-                for j in 0..half {
-                    let (c, s) = (cos[j], sign * sin[j]);
-                    let (a, b) = (x[j], x[j + half]);
-                    o[j] = a * c - b * s;
-                    o[j + half] = b * c + a * s;
+                for (o, x) in o[at.clone()].chunks_exact_mut(d).zip(x[at].chunks_exact(d)) {
+                    for j in 0..half {
+                        let (c, s) = (cos[j], sign * sin[j]);
+                        let (a, b) = (x[j], x[j + half]);
+                        o[j] = a * c - b * s;
+                        o[j + half] = b * c + a * s;
+                    }
                 }
             }
         });
@@ -661,7 +709,12 @@ impl CustomOp1 for Rope {
     }
 
     fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let inverse = Rope { cos: self.cos.clone(), sin: self.sin.clone(), inverse: !self.inverse };
+        let inverse = Rope {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            inverse: !self.inverse,
+            rows: self.rows,
+        };
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&inverse)?))
     }
 }
@@ -1025,6 +1078,7 @@ impl CustomOp1 for LinearCrossEntropy {
     }
 }
 
+pub mod attention;
 pub(crate) mod decode;
 pub mod quant;
 mod skinny;

@@ -227,3 +227,112 @@ fn quant_linear_matches_the_dequantized_weight() {
         );
     }
 }
+
+#[test]
+fn rope_in_row_layout_matches_rope_in_head_layout() {
+    let inv: Vec<f32> = (0..4).map(|i| 1.0 / 10000f32.powf(i as f32 / 4.0)).collect();
+    let tables = RopeTables::new(&inv, 32, &Device::Cpu).unwrap();
+    // 2 sequences of 5 positions, 3 heads of 8, first position 4.
+    let heads = |x: &Tensor| x.reshape((2, 5, 3, 8)).unwrap().transpose(1, 2).unwrap();
+    let rows = |x: Tensor| x.transpose(1, 2).unwrap().reshape((10, 24)).unwrap();
+    check(
+        &randn(&[10, 24], 30),
+        |x| tables.apply_rows(x, 5, 8, 4).unwrap(),
+        |x| rows(tables.apply(&heads(x).contiguous().unwrap(), 4).unwrap()),
+        1e-5,
+    );
+}
+
+/// Attention from candle's differentiable ops and an explicit mask, in head layout.
+fn reference_attention(q: &Tensor, k: &Tensor, v: &Tensor, c: attention::Causal) -> Tensor {
+    let kv = c.offset + c.seq;
+    let heads = |x: &Tensor, t: usize, n: usize| {
+        x.reshape((c.batch, t, n, c.head_dim)).unwrap().transpose(1, 2).unwrap().contiguous()
+    };
+    let rep = c.heads / c.kv_heads;
+    let q = heads(q, c.seq, c.heads).unwrap();
+    let k = attention::repeat_kv(&heads(k, kv, c.kv_heads).unwrap(), rep).unwrap();
+    let v = attention::repeat_kv(&heads(v, kv, c.kv_heads).unwrap(), rep).unwrap();
+    let mask: Vec<f32> = (0..c.seq)
+        .flat_map(|i| {
+            let p = c.offset + i;
+            (0..kv).map(move |j| {
+                let hidden = j > p || c.window.is_some_and(|w| p - j >= w);
+                if hidden { f32::NEG_INFINITY } else { 0.0 }
+            })
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, (c.seq, kv), &Device::Cpu).unwrap();
+    let scores = (q.matmul(&k.t().unwrap()).unwrap() * c.scale as f64).unwrap();
+    let probs = candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
+    let out = probs.matmul(&v).unwrap().transpose(1, 2).unwrap();
+    out.reshape((c.batch * c.seq, c.heads * c.head_dim)).unwrap()
+}
+
+/// `max |a - b| / max |b|`.
+fn relative_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let scale: f32 = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+    max_diff(a, b) / scale.max(1e-12)
+}
+
+#[test]
+fn fused_attention_matches_composed_ops_with_gradients() {
+    // (batch, seq, offset, heads, kv heads, head_dim, window)
+    let cases = [
+        (2, 7, 0, 9, 3, 64, None),
+        (3, 5, 4, 4, 2, 16, None),
+        (2, 6, 3, 2, 2, 8, Some(4)),
+        (1, 9, 0, 4, 2, 64, Some(3)),
+        (2, 5, 2, 9, 3, 64, Some(20)),
+        (1, 1, 6, 4, 1, 12, Some(2)),
+    ];
+    for (n, (batch, seq, offset, heads, kv_heads, head_dim, window)) in
+        cases.into_iter().enumerate()
+    {
+        let c = attention::Causal {
+            batch,
+            seq,
+            offset,
+            heads,
+            kv_heads,
+            head_dim,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            window,
+        };
+        let seed = 40 + 4 * n as u64;
+        let q = Var::from_tensor(&randn(&[batch * seq, heads * head_dim], seed)).unwrap();
+        let kv_shape = [batch * (offset + seq), kv_heads * head_dim];
+        let k = Var::from_tensor(&randn(&kv_shape, seed + 1)).unwrap();
+        let v = Var::from_tensor(&randn(&kv_shape, seed + 2)).unwrap();
+        let ours = attention::causal_attention(&q, &k, &v, c).unwrap();
+        let reference = reference_attention(&q, &k, &v, c);
+        let diff = relative_diff(&ours, &reference);
+        assert!(diff < 1e-4, "case {n}: forward differs by {diff}");
+        let probe = randn(ours.dims(), seed + 3);
+        let loss = |y: &Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let (ga, gb) = (loss(&ours), loss(&reference));
+        for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
+            let (a, b) = (ga.get(x).unwrap(), gb.get(x).unwrap());
+            let diff = relative_diff(a, b);
+            assert!(diff < 1e-4, "case {n}: d{name} differs by {diff}");
+        }
+    }
+}
+
+#[test]
+fn fused_attention_rejects_shapes_that_do_not_fit() {
+    let c = attention::Causal {
+        batch: 2,
+        seq: 3,
+        offset: 1,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 8,
+        scale: 0.5,
+        window: None,
+    };
+    let q = randn(&[6, 32], 1);
+    // Keys without the offset's positions.
+    let k = randn(&[6, 16], 2);
+    assert!(attention::causal_attention(&q, &k, &k, c).is_err());
+}

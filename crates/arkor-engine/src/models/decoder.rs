@@ -634,6 +634,25 @@ impl Model {
                     }
                     Tensor::cat(&parts, 0)?
                 }
+                Rows::Packed { prefix, lens } if self.fuses_attention() => {
+                    let mut parts = Vec::with_capacity(lens.len() + 1);
+                    // The prefix attends to itself; its rotated keys and values then
+                    // precede each sequence's own.
+                    let mut past = None;
+                    if prefix > 0 {
+                        let [q, k, v] = part(0, prefix)?;
+                        let (out, k, v) = self.attention_rows(&q, &k, &v, 1, prefix, None, i)?;
+                        parts.push(out);
+                        past = Some((k, v));
+                    }
+                    let mut start = prefix;
+                    for &len in lens {
+                        let [q, k, v] = part(start, len)?;
+                        parts.push(self.attention_rows(&q, &k, &v, 1, len, past.as_ref(), i)?.0);
+                        start += len;
+                    }
+                    Tensor::cat(&parts, 0)?
+                }
                 Rows::Packed { prefix, lens } => {
                     let mut parts = Vec::with_capacity(lens.len() + 1);
                     // The prefix attends to itself; its keys and values then serve every
@@ -708,6 +727,16 @@ impl Model {
         let heads = |y: &Tensor, n: usize| -> Result<Tensor> {
             Ok(y.reshape((batch, seq, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
+        // Nothing cached before: the fused op, with the new keys and values copied into
+        // the cache's head layout only when a cache is kept.
+        if offset == 0 && cache.as_ref().is_none_or(|slot| slot.is_none()) && self.fuses_attention()
+        {
+            let (out, k, v) = self.attention_rows(q, k, v, batch, seq, None, layer)?;
+            if let Some(slot) = cache {
+                *slot = Some((heads(&k, nkv)?, heads(&v, nkv)?));
+            }
+            return Ok(out);
+        }
         let rope = self.rope_of(layer);
         let rotate = |x: Tensor| -> Result<Tensor> {
             Ok(match rope {
@@ -725,6 +754,7 @@ impl Model {
             }
             *slot = Some((k.clone(), v.clone()));
         }
+        let repeat_kv = layers::attention::repeat_kv;
         let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
         let scores = q.matmul(&k.t()?)?;
         let (scale, window) = (s.attention_scale(), s.window(layer));
@@ -737,6 +767,60 @@ impl Model {
             None => layers::causal_softmax(&scores, scale, offset, window)?,
         };
         Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, nh * hd))?)
+    }
+
+    /// Whether `layer`'s attention runs as [`layers::attention::causal_attention`]'s fused
+    /// CPU op: fp32 on the CPU, without Gemma 2's soft cap.
+    fn fuses_attention(&self) -> bool {
+        self.device.is_cpu()
+            && self.embed.dtype() == DType::F32
+            && self.spec.gemma.as_ref().and_then(|g| g.attn_softcap).is_none()
+    }
+
+    /// Causal self-attention in row layout: `batch` sequences of `seq` new positions,
+    /// after `past` (rotated keys and values `[offset, kv_heads * hd]` of a single
+    /// sequence's earlier positions). Returns the output `[batch * seq, heads * hd]` and
+    /// the new positions' rotated keys and their values.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_rows(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        batch: usize,
+        seq: usize,
+        past: Option<&(Tensor, Tensor)>,
+        layer: usize,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let s = &self.spec;
+        let offset = match past {
+            Some((pk, _)) => pk.dim(0)?,
+            None => 0,
+        };
+        debug_assert!(past.is_none() || batch == 1, "a past serves a single sequence");
+        let (q, k) = match self.rope_of(layer) {
+            Some(rope) => (
+                rope.apply_rows(q, seq, s.head_dim, offset)?,
+                rope.apply_rows(k, seq, s.head_dim, offset)?,
+            ),
+            None => (q.clone(), k.clone()),
+        };
+        let (all_k, all_v) = match past {
+            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 0)?, Tensor::cat(&[pv, v], 0)?),
+            None => (k.clone(), v.clone()),
+        };
+        let shape = layers::attention::Causal {
+            batch,
+            seq,
+            offset,
+            heads: s.num_heads,
+            kv_heads: s.num_kv_heads,
+            head_dim: s.head_dim,
+            scale: s.attention_scale() as f32,
+            window: s.window(layer),
+        };
+        let out = layers::attention::causal_attention(&q, &all_k, &all_v, shape)?;
+        Ok((out, k, v.clone()))
     }
 
     /// The rotation of `layer`'s queries and keys: none in SmolLM3's NoPE layers, Gemma 3's
@@ -796,16 +880,6 @@ impl Model {
         }
         Ok(out)
     }
-}
-
-/// `[b, kv_heads, t, d]` -> `[b, kv_heads * n_rep, t, d]`, each kv head repeated `n_rep`
-/// times consecutively (the grouping transformers uses).
-fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, nkv, t, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?.broadcast_as((b, nkv, n_rep, t, d))?.reshape((b, nkv * n_rep, t, d))?)
 }
 
 /// The layout of packed training rows: a shared prefix, then each row's own tokens.
