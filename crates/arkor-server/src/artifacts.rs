@@ -193,7 +193,7 @@ impl Artifacts {
             Ok(())
         }
         .await;
-        let sha: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sha = crate::util::hex(&hasher.finalize());
         let wrong = expect.filter(|(s, h)| (*s, *h) != (size, sha.as_str()));
         if copied.is_err() || wrong.is_some() {
             let _ = writer.abort().await;

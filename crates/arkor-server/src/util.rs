@@ -82,6 +82,7 @@ pub fn files_digest(paths: &[PathBuf]) -> anyhow::Result<String> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of bytes (a digest).
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -769,8 +769,8 @@ impl Model {
         Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, nh * hd))?)
     }
 
-    /// Whether `layer`'s attention runs as [`layers::attention::causal_attention`]'s fused
-    /// CPU op: fp32 on the CPU, without Gemma 2's soft cap.
+    /// Whether attention may run as [`layers::attention::causal_attention`]'s fused op:
+    /// fp32 on the CPU, without Gemma 2's soft cap (the same for every layer).
     fn fuses_attention(&self) -> bool {
         self.device.is_cpu()
             && self.embed.dtype() == DType::F32

@@ -428,7 +428,7 @@ async fn write_checked(tmp: &Path, body: Body) -> ApiResult<(u64, String)> {
     }
     file.flush().await.map_err(ApiError::internal)?;
     file.sync_all().await.map_err(ApiError::internal)?;
-    let sha = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let sha = crate::util::hex(&hasher.finalize());
     Ok((size, sha))
 }
 
