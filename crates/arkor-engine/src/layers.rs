@@ -272,11 +272,31 @@ impl<'a> Mat<'a> {
     fn t(self) -> Self {
         Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
+
+    /// Rows `range` of the matrix, without moving data.
+    fn rows(self, range: std::ops::Range<usize>) -> Self {
+        let data =
+            if range.is_empty() { &self.data[..0] } else { &self.data[range.start * self.rs..] };
+        Mat { data, rows: range.len(), ..self }
+    }
 }
 
 /// `dst = (dst if accumulate) + alpha * lhs @ rhs` for a contiguous row-major `dst`, on
 /// candle's GEMM with its thread count.
 fn sgemm(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>, alpha: f32) {
+    sgemm_on(candle_core::utils::get_num_threads(), dst, accumulate, lhs, rhs, alpha)
+}
+
+/// [`sgemm`] on `threads` threads (1: on the calling thread, for callers that are already
+/// parallel).
+fn sgemm_on(
+    threads: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: Mat<'_>,
+    rhs: Mat<'_>,
+    alpha: f32,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "sgemm: inner dimensions differ");
     assert_eq!(dst.len(), m * n, "sgemm: destination size");
@@ -294,7 +314,6 @@ fn sgemm(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>, alpha: f
         }
         return;
     }
-    let threads = candle_core::utils::get_num_threads();
     let parallelism =
         if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: every index the kernel reads is inside `lhs.data` / `rhs.data` (checked

@@ -5,12 +5,14 @@
 //! key/value heads for grouped-query attention, materialises the full square of scores
 //! (masked half included) and copies the result back to rows; its backward pass repeats
 //! every copy and runs four full batched products. Here queries `[rows, heads * hd]` and
-//! keys/values `[kv_rows, kv_heads * hd]` are read where they are: each (sequence, head)
-//! computes only the scores its causal (and sliding-window) mask keeps, one query at a
-//! time, and the result is written back in row layout. The forward pass keeps each query's
-//! log-sum-exp; the backward pass recomputes the probabilities from it (as FlashAttention
-//! does) instead of keeping them, and sums the key/value gradients over the query heads of
-//! each group.
+//! keys/values `[kv_rows, kv_heads * hd]` are read where they are (strided views, no
+//! copies). Each (sequence, head) takes its queries a tile at a time: the tile's scores
+//! against the keys its causal (and sliding-window) mask lets it see are one GEMM, the
+//! masked softmax runs over that block, and the block times the values is another. Only
+//! the diagonal tile computes scores the mask then drops. The forward pass keeps each
+//! query's log-sum-exp; the backward pass recomputes the probabilities from it (as
+//! FlashAttention does) instead of keeping them, and runs each (sequence, key/value head)
+//! over its group's query heads, so the key/value gradients are summed where they are made.
 //!
 //! It does not apply the rotary embedding, a soft cap (Gemma 2) or a KV cache: the caller
 //! rotates q and k, and keeps the composed path where a cap or a cache in head layout is
@@ -22,7 +24,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::{causal_softmax, f32_slice, visible_keys};
+use super::{Mat, causal_softmax, f32_slice, sgemm_on, visible_keys};
 
 /// The geometry of one causal attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -131,29 +133,19 @@ struct Rows<'a> {
     v: &'a [f32],
 }
 
-impl Rows<'_> {
-    fn q(&self, b: usize, i: usize, h: usize) -> &[f32] {
-        let at = ((b * self.c.seq + i) * self.c.heads + h) * self.c.head_dim;
-        &self.q[at..at + self.c.head_dim]
+impl<'a> Rows<'a> {
+    /// Head `h` of sequence `b` of `x` (`q`, the output or its gradient): `[seq, hd]`.
+    fn head(&self, x: &'a [f32], b: usize, h: usize) -> Mat<'a> {
+        let c = self.c;
+        let at = (b * c.seq * c.heads + h) * c.head_dim;
+        Mat { data: &x[at..], rows: c.seq, cols: c.head_dim, rs: c.heads * c.head_dim, cs: 1 }
     }
 
-    /// Offset of key/value `j` of sequence `b` in kv head `g`.
-    fn kv_at(&self, b: usize, j: usize, g: usize) -> usize {
-        ((b * self.c.keys() + j) * self.c.kv_heads + g) * self.c.head_dim
-    }
-
-    fn k_row(&self, b: usize, j: usize, g: usize) -> &[f32] {
-        let at = self.kv_at(b, j, g);
-        &self.k[at..at + self.c.head_dim]
-    }
-
-    fn v_row(&self, b: usize, j: usize, g: usize) -> &[f32] {
-        let at = self.kv_at(b, j, g);
-        &self.v[at..at + self.c.head_dim]
-    }
-
-    fn group(&self, h: usize) -> usize {
-        h / (self.c.heads / self.c.kv_heads)
+    /// Key/value head `g` of sequence `b` of `x` (`k` or `v`): `[keys, hd]`.
+    fn kv_head(&self, x: &'a [f32], b: usize, g: usize) -> Mat<'a> {
+        let c = self.c;
+        let at = (b * c.keys() * c.kv_heads + g) * c.head_dim;
+        Mat { data: &x[at..], rows: c.keys(), cols: c.head_dim, rs: c.kv_heads * c.head_dim, cs: 1 }
     }
 }
 
@@ -230,19 +222,17 @@ impl CustomOp3 for FusedAttention {
         }
         let x = Rows { c, q: slices[0], k: slices[1], v: slices[2] };
         let (o, g) = (slices[3], slices[4]);
-        let hd = c.head_dim;
-        let kv = c.keys();
-        // Per (sequence, head): dq `[seq, hd]`, and that head's share of dk and dv
-        // `[keys, hd]` each.
-        let parts: Vec<[Vec<f32>; 3]> = (0..c.batch * c.heads)
+        let (hd, kv, group) = (c.head_dim, c.keys(), c.heads / c.kv_heads);
+        // Per (sequence, key/value head): dq of the group's query heads `[group, seq, hd]`,
+        // and dk and dv `[keys, hd]` each, summed over those heads.
+        let parts: Vec<[Vec<f32>; 3]> = (0..c.batch * c.kv_heads)
             .into_par_iter()
             .map(|t| {
-                let (b, h) = (t / c.heads, t % c.heads);
-                let mut dq = vec![0f32; c.seq * hd];
+                let (b, kv_head) = (t / c.kv_heads, t % c.kv_heads);
+                let mut dq = vec![0f32; group * c.seq * hd];
                 let (mut dk, mut dv) = (vec![0f32; kv * hd], vec![0f32; kv * hd]);
-                let lse = &lse[t * c.seq..(t + 1) * c.seq];
                 let grads = kernel::Grads { dq: &mut dq, dk: &mut dk, dv: &mut dv };
-                kernel::backward(&x, b, h, o, g, lse, grads);
+                kernel::backward(&x, b, kv_head, o, g, lse, grads);
                 [dq, dk, dv]
             })
             .collect();
@@ -251,25 +241,21 @@ impl CustomOp3 for FusedAttention {
         dq.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
             let (b, i) = (r / c.seq.max(1), r % c.seq.max(1));
             for (h, dst) in row.chunks_exact_mut(hd).enumerate() {
-                dst.copy_from_slice(&parts[b * c.heads + h][0][i * hd..(i + 1) * hd]);
+                let at = ((h % group) * c.seq + i) * hd;
+                dst.copy_from_slice(&parts[b * c.kv_heads + h / group][0][at..at + hd]);
             }
         });
-        // dk and dv of a kv head: the sum over its group's query heads.
-        let group = c.heads / c.kv_heads;
-        let sum_heads = |which: usize| {
+        let gather = |which: usize| {
             let mut d = vec![0f32; c.batch * kv * kv_width];
             d.par_chunks_mut(kv_width).enumerate().for_each(|(r, row)| {
                 let (b, j) = (r / kv.max(1), r % kv.max(1));
                 for (g, dst) in row.chunks_exact_mut(hd).enumerate() {
-                    for h in g * group..(g + 1) * group {
-                        let src = &parts[b * c.heads + h][which][j * hd..(j + 1) * hd];
-                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                    }
+                    dst.copy_from_slice(&parts[b * c.kv_heads + g][which][j * hd..(j + 1) * hd]);
                 }
             });
             d
         };
-        let (dk, dv) = (sum_heads(1), sum_heads(2));
+        let (dk, dv) = (gather(1), gather(2));
         let device = q.device();
         Ok((
             Some(Tensor::from_vec(dq, q.shape(), device)?),
@@ -280,11 +266,15 @@ impl CustomOp3 for FusedAttention {
 }
 
 /// The per-(sequence, head) loops, compiled for AVX-512 or AVX2 with FMA when the CPU
-/// has them (chosen at run time, like [`super::skinny`]).
+/// has them (chosen at run time, like [`super::skinny`]); the products run on gemm.
 mod kernel {
-    use super::Rows;
+    use super::{Mat, Rows, sgemm_on};
 
-    /// A head's gradient buffers: `dq [seq, hd]`, `dk`, `dv` `[keys, hd]`.
+    /// Query rows per tile: one GEMM computes a tile's scores against the keys it sees.
+    const TILE: usize = 64;
+
+    /// A (sequence, key/value head)'s gradient buffers: `dq [group, seq, hd]` for the
+    /// group's query heads, `dk`, `dv` `[keys, hd]`.
     pub(super) struct Grads<'a> {
         pub dq: &'a mut [f32],
         pub dk: &'a mut [f32],
@@ -307,12 +297,13 @@ mod kernel {
         forward_generic::<false>(x, b, h, out, lse)
     }
 
-    /// Sequence `b`, head `h` of the backward pass, given the forward output `o` and its
-    /// gradient `g` (both `[rows, heads * hd]`) and the head's log-sum-exps.
+    /// Sequence `b`, key/value head `kv` of the backward pass, given the forward output `o`
+    /// and its gradient `g` (both `[rows, heads * hd]`) and every query's log-sum-exp
+    /// (`[batch, heads, seq]`).
     pub(super) fn backward(
         x: &Rows<'_>,
         b: usize,
-        h: usize,
+        kv: usize,
         o: &[f32],
         g: &[f32],
         lse: &[f32],
@@ -322,14 +313,14 @@ mod kernel {
         {
             if is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has the features the function is compiled for.
-                return unsafe { backward_avx512(x, b, h, o, g, lse, d) };
+                return unsafe { backward_avx512(x, b, kv, o, g, lse, d) };
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 // SAFETY: as above.
-                return unsafe { backward_avx2(x, b, h, o, g, lse, d) };
+                return unsafe { backward_avx2(x, b, kv, o, g, lse, d) };
             }
         }
-        backward_generic::<false>(x, b, h, o, g, lse, d)
+        backward_generic::<false>(x, b, kv, o, g, lse, d)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -349,13 +340,13 @@ mod kernel {
     unsafe fn backward_avx512(
         x: &Rows<'_>,
         b: usize,
-        h: usize,
+        kv: usize,
         o: &[f32],
         g: &[f32],
         lse: &[f32],
         d: Grads<'_>,
     ) {
-        backward_generic::<true>(x, b, h, o, g, lse, d)
+        backward_generic::<true>(x, b, kv, o, g, lse, d)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -363,13 +354,43 @@ mod kernel {
     unsafe fn backward_avx2(
         x: &Rows<'_>,
         b: usize,
-        h: usize,
+        kv: usize,
         o: &[f32],
         g: &[f32],
         lse: &[f32],
         d: Grads<'_>,
     ) {
-        backward_generic::<true>(x, b, h, o, g, lse, d)
+        backward_generic::<true>(x, b, kv, o, g, lse, d)
+    }
+
+    /// The tiles of `seq` queries: each tile's first query, its length, the span of keys
+    /// its queries see between them, and for each of its queries the keys that query sees,
+    /// relative to the span.
+    fn tiles(
+        x: &Rows<'_>,
+    ) -> impl Iterator<Item = (usize, std::ops::Range<usize>, impl Fn(usize) -> std::ops::Range<usize>)>
+    {
+        let c = x.c;
+        (0..c.seq).step_by(TILE).map(move |i0| {
+            let n = TILE.min(c.seq - i0);
+            let span = c.visible(i0).start..c.visible(i0 + n - 1).end;
+            let start = span.start;
+            let own = move |r: usize| {
+                let keys = c.visible(i0 + r);
+                keys.start - start..keys.end - start
+            };
+            (i0, span, own)
+        })
+    }
+
+    /// `row = e^(row - shift)` over `own`, zero elsewhere.
+    #[inline(always)]
+    fn masked_exp<const FMA: bool>(row: &mut [f32], own: std::ops::Range<usize>, shift: f32) {
+        row[..own.start].fill(0.0);
+        row[own.end..].fill(0.0);
+        let p = &mut row[own];
+        p.iter_mut().for_each(|s| *s -= shift);
+        exp::<FMA>(p);
     }
 
     #[inline(always)]
@@ -380,151 +401,71 @@ mod kernel {
         out: &mut [f32],
         lse: &mut [f32],
     ) {
-        let (c, hd, grp) = (x.c, x.c.head_dim, x.group(h));
-        let mut scores = vec![0f32; BLOCK * c.keys()];
-        for i0 in (0..c.seq).step_by(BLOCK) {
-            let n = BLOCK.min(c.seq - i0);
-            let span = c.visible(i0).start..c.visible(i0 + n - 1).end;
-            let len = span.len();
-            let qs: [&[f32]; BLOCK] = std::array::from_fn(|r| x.q(b, i0 + r.min(n - 1), h));
-            // Keys every query of a full block sees: four dot products per load of a key.
-            let common = c.visible(i0 + n - 1).start..c.visible(i0).end;
-            if n == BLOCK {
-                for j in common.clone() {
-                    let s = dots4::<FMA>(qs, x.k_row(b, j, grp));
-                    for (r, s) in s.iter().enumerate() {
-                        scores[r * len + j - span.start] = c.scale * s;
-                    }
-                }
-            }
-            for r in 0..n {
-                let i = i0 + r;
-                let keys = c.visible(i);
-                let s = &mut scores[r * len..(r + 1) * len];
-                for j in keys.clone().filter(|j| n < BLOCK || !common.contains(j)) {
-                    s[j - span.start] = c.scale * dot::<FMA>(qs[r], x.k_row(b, j, grp));
-                }
-                let s = &mut s[keys.start - span.start..keys.end - span.start];
-                let max = s.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-                s.iter_mut().for_each(|s| *s -= max);
-                exp::<FMA>(s);
-                let sum: f32 = s.iter().sum();
+        let (c, hd) = (x.c, x.c.head_dim);
+        let g = h / (c.heads / c.kv_heads);
+        let (q, k, v) = (x.head(x.q, b, h), x.kv_head(x.k, b, g), x.kv_head(x.v, b, g));
+        let mut scores = vec![0f32; TILE * c.keys()];
+        for (i0, span, own) in tiles(x) {
+            let (n, len) = (TILE.min(c.seq - i0), span.len());
+            let s = &mut scores[..n * len];
+            sgemm_on(1, s, false, q.rows(i0..i0 + n), k.rows(span.clone()).t(), c.scale);
+            for (r, row) in s.chunks_exact_mut(len).enumerate() {
+                let own = own(r);
+                let max = row[own.clone()].iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                masked_exp::<FMA>(row, own, max);
+                let sum: f32 = row.iter().sum();
                 let inv = 1.0 / sum;
-                s.iter_mut().for_each(|p| *p *= inv);
-                let out = &mut out[i * hd..(i + 1) * hd];
-                weighted_sum::<FMA>(out, s, |t| x.v_row(b, keys.start + t, grp));
-                lse[i] = max + sum.ln();
+                row.iter_mut().for_each(|p| *p *= inv);
+                lse[i0 + r] = max + sum.ln();
             }
+            let probs = Mat::new(s, n, len);
+            sgemm_on(1, &mut out[i0 * hd..(i0 + n) * hd], false, probs, v.rows(span), 1.0);
         }
     }
-
-    /// Queries whose keys are visited together: each key is loaded once for the block's
-    /// dot products, and its gradient rows are loaded and stored once per block.
-    const BLOCK: usize = 4;
 
     #[inline(always)]
     fn backward_generic<const FMA: bool>(
         x: &Rows<'_>,
         b: usize,
-        h: usize,
+        kv: usize,
         o: &[f32],
         g: &[f32],
         lse: &[f32],
         d: Grads<'_>,
     ) {
-        let (c, hd, grp) = (x.c, x.c.head_dim, x.group(h));
-        // Per query of the block, over the block's keys: probabilities and dS =
-        // P (dP - rowsum(dO * O)), dP = dO V^T; zero where that query does not look.
-        let (mut p, mut ds) = (vec![0f32; BLOCK * c.keys()], vec![0f32; BLOCK * c.keys()]);
-        let zero = vec![0f32; hd];
-        for i0 in (0..c.seq).step_by(BLOCK) {
-            let n = BLOCK.min(c.seq - i0);
-            let span = c.visible(i0).start..c.visible(i0 + n - 1).end;
-            let len = span.len();
-            let (mut qs, mut gs) = ([&zero[..]; BLOCK], [&zero[..]; BLOCK]);
-            p[..BLOCK * len].fill(0.0);
-            ds[..BLOCK * len].fill(0.0);
-            for r in 0..n {
-                let row = ((b * c.seq + i0 + r) * c.heads + h) * hd;
-                (qs[r], gs[r]) = (x.q(b, i0 + r, h), &g[row..row + hd]);
-            }
-            // Keys every query of a full block sees: four dot products per load of a key.
-            let common = c.visible(i0 + n - 1).start..c.visible(i0).end;
-            if n == BLOCK {
-                for j in common.clone() {
-                    let t = j - span.start;
-                    let s = dots4::<FMA>(qs, x.k_row(b, j, grp));
-                    let dp = dots4::<FMA>(gs, x.v_row(b, j, grp));
-                    for r in 0..BLOCK {
-                        p[r * len + t] = c.scale * s[r] - lse[i0 + r];
-                        ds[r * len + t] = dp[r];
+        let (c, hd) = (x.c, x.c.head_dim);
+        let group = c.heads / c.kv_heads;
+        let (k, v) = (x.kv_head(x.k, b, kv), x.kv_head(x.v, b, kv));
+        // Per tile: the probabilities P, and dP = dO V^T turned into dS = P (dP - rowsum(dO * O)).
+        let (mut p, mut ds) = (vec![0f32; TILE * c.keys()], vec![0f32; TILE * c.keys()]);
+        for h in kv * group..(kv + 1) * group {
+            let (q, gh, oh) = (x.head(x.q, b, h), x.head(g, b, h), x.head(o, b, h));
+            let lse = &lse[(b * c.heads + h) * c.seq..(b * c.heads + h + 1) * c.seq];
+            let dq = &mut d.dq[(h % group) * c.seq * hd..(h % group + 1) * c.seq * hd];
+            for (i0, span, own) in tiles(x) {
+                let (n, len) = (TILE.min(c.seq - i0), span.len());
+                let (qt, gt) = (q.rows(i0..i0 + n), gh.rows(i0..i0 + n));
+                let (p, ds) = (&mut p[..n * len], &mut ds[..n * len]);
+                sgemm_on(1, p, false, qt, k.rows(span.clone()).t(), c.scale);
+                sgemm_on(1, ds, false, gt, v.rows(span.clone()).t(), 1.0);
+                for (r, (pr, dsr)) in
+                    p.chunks_exact_mut(len).zip(ds.chunks_exact_mut(len)).enumerate()
+                {
+                    let i = i0 + r;
+                    masked_exp::<FMA>(pr, own(r), lse[i]);
+                    let (gi, oi) = (i * gh.rs, i * oh.rs);
+                    let delta = dot::<FMA>(&gh.data[gi..gi + hd], &oh.data[oi..oi + hd]);
+                    for (ds, p) in dsr.iter_mut().zip(pr.iter()) {
+                        *ds = c.scale * p * (*ds - delta);
                     }
                 }
-            }
-            for r in 0..n {
-                let (pr, dsr) = (&mut p[r * len..(r + 1) * len], &mut ds[r * len..(r + 1) * len]);
-                let i = i0 + r;
-                let row = ((b * c.seq + i) * c.heads + h) * hd;
-                let (oi, gi, qi) = (&o[row..row + hd], gs[r], qs[r]);
-                let delta = dot::<FMA>(gi, oi);
-                let keys = c.visible(i);
-                let own = keys.start - span.start..keys.end - span.start;
-                for j in keys.clone().filter(|j| n < BLOCK || !common.contains(j)) {
-                    let t = j - span.start;
-                    pr[t] = c.scale * dot::<FMA>(qi, x.k_row(b, j, grp)) - lse[i];
-                    dsr[t] = dot::<FMA>(gi, x.v_row(b, j, grp));
-                }
-                exp::<FMA>(&mut pr[own.clone()]);
-                for (ds, p) in dsr[own.clone()].iter_mut().zip(&pr[own.clone()]) {
-                    *ds = c.scale * p * (*ds - delta);
-                }
-                let own = &dsr[own];
-                let dq = &mut d.dq[i * hd..(i + 1) * hd];
-                weighted_sum::<FMA>(dq, own, |t| x.k_row(b, keys.start + t, grp));
-            }
-            for (t, j) in span.enumerate() {
-                let at = j * hd..(j + 1) * hd;
-                let weights = |w: &[f32]| std::array::from_fn(|r| w[r * len + t]);
-                axpy4::<FMA>(&mut d.dk[at.clone()], weights(&ds), qs);
-                axpy4::<FMA>(&mut d.dv[at], weights(&p), gs);
+                let (pm, dsm) = (Mat::new(p, n, len), Mat::new(ds, n, len));
+                sgemm_on(1, &mut dq[i0 * hd..(i0 + n) * hd], false, dsm, k.rows(span.clone()), 1.0);
+                let keys = span.start * hd..span.end * hd;
+                sgemm_on(1, &mut d.dk[keys.clone()], true, dsm.t(), qt, 1.0);
+                sgemm_on(1, &mut d.dv[keys], true, pm.t(), gt, 1.0);
             }
         }
-    }
-
-    /// `y += sum_t w[t] row(t)`, four rows per pass over `y`.
-    #[inline(always)]
-    fn weighted_sum<'a, const FMA: bool>(
-        y: &mut [f32],
-        w: &[f32],
-        row: impl Fn(usize) -> &'a [f32],
-    ) {
-        let mut t = 0;
-        while t + 4 <= w.len() {
-            let rows = [row(t), row(t + 1), row(t + 2), row(t + 3)];
-            axpy4::<FMA>(y, [w[t], w[t + 1], w[t + 2], w[t + 3]], rows);
-            t += 4;
-        }
-        for (t, &w) in w.iter().enumerate().skip(t) {
-            axpy::<FMA>(y, w, row(t));
-        }
-    }
-
-    /// `y += sum_r a[r] x[r]`.
-    #[inline(always)]
-    fn axpy4<const FMA: bool>(y: &mut [f32], a: [f32; 4], x: [&[f32]; 4]) {
-        // Zipped slices, not indexing through the array: the compiler vectorises this form.
-        let [x0, x1, x2, x3] = x;
-        for ((((y, x0), x1), x2), x3) in y.iter_mut().zip(x0).zip(x1).zip(x2).zip(x3) {
-            let v = fma::<FMA>(a[0], *x0, *y);
-            let v = fma::<FMA>(a[1], *x1, v);
-            let v = fma::<FMA>(a[2], *x2, v);
-            *y = fma::<FMA>(a[3], *x3, v);
-        }
-    }
-
-    #[inline(always)]
-    fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-        if FMA { a.mul_add(b, c) } else { c + a * b }
     }
 
     /// `x = e^x` in place: eight lanes at a time in the `FMA` kernels (a polynomial within
@@ -580,47 +521,6 @@ mod kernel {
         body
     }
 
-    /// `[q[r] · k for r in 0..4]`.
-    #[inline(always)]
-    fn dots4<const FMA: bool>(q: [&[f32]; 4], k: &[f32]) -> [f32; 4] {
-        #[cfg(target_arch = "x86_64")]
-        if FMA {
-            // SAFETY: `FMA` kernels run only inside the AVX2 + FMA (or AVX-512) functions.
-            return unsafe { dots4_avx2(q, k) };
-        }
-        q.map(|q| dot::<FMA>(q, k))
-    }
-
-    /// [`dots4`] with one 8-lane accumulator per row.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn dots4_avx2(q: [&[f32]; 4], k: &[f32]) -> [f32; 4] {
-        use std::arch::x86_64::*;
-        let n = q.iter().fold(k.len(), |n, q| n.min(q.len()));
-        let body = n / 8 * 8;
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i < body {
-            // SAFETY: `i + 8 <= n`, inside `k` and every row of `q`.
-            unsafe {
-                let kv = _mm256_loadu_ps(k.as_ptr().add(i));
-                for (acc, q) in acc.iter_mut().zip(&q) {
-                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), kv, *acc);
-                }
-            }
-            i += 8;
-        }
-        std::array::from_fn(|r| {
-            let v = acc[r];
-            let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-            let v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
-            let tail: f32 = q[r][body..n].iter().zip(&k[body..n]).map(|(a, b)| a * b).sum();
-            _mm_cvtss_f32(v) + tail
-        })
-    }
-
     #[inline(always)]
     fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
@@ -657,13 +557,5 @@ mod kernel {
         let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
         let v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
         _mm_cvtss_f32(v) + a[body..n].iter().zip(&b[body..n]).map(|(a, b)| a * b).sum::<f32>()
-    }
-
-    /// `y += a x`.
-    #[inline(always)]
-    fn axpy<const FMA: bool>(y: &mut [f32], a: f32, x: &[f32]) {
-        for (y, x) in y.iter_mut().zip(x) {
-            *y = fma::<FMA>(a, *x, *y);
-        }
     }
 }

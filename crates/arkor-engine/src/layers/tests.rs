@@ -285,6 +285,10 @@ fn fused_attention_matches_composed_ops_with_gradients() {
         (1, 9, 0, 4, 2, 64, Some(3)),
         (2, 5, 2, 9, 3, 64, Some(20)),
         (1, 1, 6, 4, 1, 12, Some(2)),
+        // Several query tiles: windows that end inside a tile, and a last partial tile.
+        (2, 150, 0, 9, 3, 64, None),
+        (1, 130, 70, 4, 2, 16, Some(40)),
+        (2, 129, 5, 4, 4, 8, Some(100)),
     ];
     for (n, (batch, seq, offset, heads, kv_heads, head_dim, window)) in
         cases.into_iter().enumerate()
