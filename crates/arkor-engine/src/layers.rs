@@ -666,6 +666,56 @@ impl RopeTables {
         let x = x.reshape((batch, seq, heads, head_dim))?.transpose(1, 2)?.contiguous()?;
         self.apply(&x, offset)?.transpose(1, 2)?.reshape((rows, width))
     }
+
+    /// [`RopeTables::apply_rows`] over packed rows: `prefix` rows at positions from 0, then
+    /// one sequence after another (`lens` rows each), each from position `prefix`. One op
+    /// for all rows on the CPU; each sequence picks its tables by its own end, as
+    /// [`RopeTables::apply_rows`] does.
+    pub fn apply_rows_packed(
+        &self,
+        x: &Tensor,
+        head_dim: usize,
+        prefix: usize,
+        lens: &[usize],
+    ) -> candle_core::Result<Tensor> {
+        let (rows, width) = x.dims2()?;
+        if rows != prefix + lens.iter().sum::<usize>() || head_dim == 0 {
+            candle_core::bail!(
+                "rope: {rows} x {width} rows are not a prefix of {prefix} rows and sequences of {lens:?}"
+            );
+        }
+        let parts = std::iter::once((0, prefix)).chain(lens.iter().map(|&len| (prefix, len)));
+        let whole = 2 * self.cos.dim(1)? == head_dim && width.is_multiple_of(head_dim);
+        if !(whole && x.device().is_cpu() && x.dtype() == DType::F32) {
+            let mut start = 0;
+            let mut out = Vec::with_capacity(lens.len() + 1);
+            for (offset, len) in parts.filter(|&(_, len)| len > 0) {
+                out.push(self.apply_rows(&x.narrow(0, start, len)?, len, head_dim, offset)?);
+                start += len;
+            }
+            return Tensor::cat(&out, 0);
+        }
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for (offset, len) in parts.filter(|&(_, len)| len > 0) {
+            if offset + len > self.cos.dim(0)? {
+                candle_core::bail!(
+                    "sequence of {} tokens exceeds the model's {} positions",
+                    offset + len,
+                    self.cos.dim(0)?
+                );
+            }
+            let (c, s) = self.for_end(offset + len);
+            with_cpu_f32(&c.narrow(0, offset, len)?, "rope", |c| {
+                cos.extend_from_slice(c);
+                Ok(())
+            })?;
+            with_cpu_f32(&s.narrow(0, offset, len)?, "rope", |s| {
+                sin.extend_from_slice(s);
+                Ok(())
+            })?;
+        }
+        x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false, rows: Some(rows) })
+    }
 }
 
 /// The rotation of a whole head by tables already narrowed to its positions.
@@ -709,18 +759,16 @@ impl CustomOp1 for Rope {
         let half = d / 2;
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut out = vec![0f32; x.len()];
-        let run = (t * width).max(1);
-        out.par_chunks_mut(run).zip(x.par_chunks(run)).for_each(|(o, x)| {
-            for p in 0..t {
-                let at = p * width..(p + 1) * width;
-                let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..]);
-                for (o, x) in o[at.clone()].chunks_exact_mut(d).zip(x[at].chunks_exact(d)) {
-                    for j in 0..half {
-                        let (c, s) = (cos[j], sign * sin[j]);
-                        let (a, b) = (x[j], x[j + half]);
-                        o[j] = a * c - b * s;
-                        o[j + half] = b * c + a * s;
-                    }
+        let width = width.max(1);
+        out.par_chunks_mut(width).zip(x.par_chunks(width)).enumerate().for_each(|(r, (o, x))| {
+            let p = r % t.max(1);
+            let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..]);
+            for (o, x) in o.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                for j in 0..half {
+                    let (c, s) = (cos[j], sign * sin[j]);
+                    let (a, b) = (x[j], x[j + half]);
+                    o[j] = a * c - b * s;
+                    o[j + half] = b * c + a * s;
                 }
             }
         });

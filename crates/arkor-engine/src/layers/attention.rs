@@ -87,11 +87,118 @@ pub fn causal_attention(
             v.dims()
         );
     }
-    if q.device().is_cpu() && [q, k, v].iter().all(|t| t.dtype() == DType::F32) {
-        let op = FusedAttention { c, lse: Mutex::new(None) };
-        return q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op);
+    if fusable(q, k, v) {
+        let segments = (0..c.batch)
+            .map(|b| Segment {
+                queries: b * c.seq..(b + 1) * c.seq,
+                keys: b * c.keys()..(b + 1) * c.keys(),
+                prefix: 0,
+            })
+            .collect();
+        return fused(q, k, v, Heads::of(&c), segments);
     }
     composed(q, k, v, c)
+}
+
+/// Heads and scores of an attention call, whatever its rows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    /// The factor scores are multiplied by before the softmax.
+    pub scale: f32,
+    /// The sliding window: the query at `p` sees only keys in `(p - window, p]`.
+    pub window: Option<usize>,
+}
+
+impl Heads {
+    fn of(c: &Causal) -> Self {
+        let Causal { heads, kv_heads, head_dim, scale, window, .. } = *c;
+        Heads { heads, kv_heads, head_dim, scale, window }
+    }
+
+    /// One sequence of `seq` queries after `offset` earlier positions.
+    fn sequence(&self, seq: usize, offset: usize) -> Causal {
+        let Heads { heads, kv_heads, head_dim, scale, window } = *self;
+        Causal { batch: 1, seq, offset, heads, kv_heads, head_dim, scale, window }
+    }
+}
+
+/// Causal attention over packed rows: `prefix` rows every sequence shares, then one
+/// sequence after another (`lens` rows each). The prefix attends causally to itself; each
+/// sequence attends to the whole prefix and causally to itself, never to another
+/// sequence. `q` is `[rows, heads * hd]`, `k` and `v` `[rows, kv_heads * hd]`, rotated as
+/// their positions say (the prefix from 0, each sequence from `prefix`). One op for the
+/// whole batch: no per-sequence slices whose gradients candle would pad to full size.
+pub fn packed_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    h: Heads,
+    prefix: usize,
+    lens: &[usize],
+) -> candle_core::Result<Tensor> {
+    let rows = prefix + lens.iter().sum::<usize>();
+    let (width, kv_width) = (h.heads * h.head_dim, h.kv_heads * h.head_dim);
+    if q.dims2()? != (rows, width)
+        || k.dims2()? != (rows, kv_width)
+        || v.dims2()? != (rows, kv_width)
+        || h.kv_heads == 0
+        || !h.heads.is_multiple_of(h.kv_heads)
+    {
+        candle_core::bail!(
+            "packed_attention: q {:?}, k {:?}, v {:?} do not fit {h:?} over a prefix of \
+             {prefix} rows and sequences of {lens:?}",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    }
+    let mut segments = Vec::with_capacity(lens.len() + 1);
+    if prefix > 0 {
+        segments.push(Segment { queries: 0..prefix, keys: 0..prefix, prefix: 0 });
+    }
+    let mut start = prefix;
+    for &len in lens.iter().filter(|&&len| len > 0) {
+        segments.push(Segment { queries: start..start + len, keys: start..start + len, prefix });
+        start += len;
+    }
+    if fusable(q, k, v) {
+        return fused(q, k, v, h, segments);
+    }
+    // Other devices: each segment on the composed ops, its keys after the prefix's.
+    let parts = segments
+        .iter()
+        .map(|s| {
+            let rows = |x: &Tensor| -> candle_core::Result<Tensor> {
+                let own = x.narrow(0, s.keys.start, s.keys.len())?;
+                if s.prefix == 0 {
+                    Ok(own)
+                } else {
+                    Tensor::cat(&[&x.narrow(0, 0, s.prefix)?, &own], 0)
+                }
+            };
+            let c = h.sequence(s.queries.len(), s.prefix);
+            composed(&q.narrow(0, s.queries.start, s.queries.len())?, &rows(k)?, &rows(v)?, c)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Tensor::cat(&parts, 0)
+}
+
+fn fusable(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
+    q.device().is_cpu() && [q, k, v].iter().all(|t| t.dtype() == DType::F32)
+}
+
+fn fused(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    h: Heads,
+    segments: Vec<Segment>,
+) -> candle_core::Result<Tensor> {
+    let op = FusedAttention { h, segments, lse: Mutex::new(None) };
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
 /// The same computation from candle ops: head layout, repeated key/value heads, full
@@ -118,34 +225,76 @@ pub(crate) fn repeat_kv(x: &Tensor, n_rep: usize) -> candle_core::Result<Tensor>
     x.unsqueeze(2)?.broadcast_as((b, nkv, n_rep, t, d))?.reshape((b, nkv * n_rep, t, d))
 }
 
-struct FusedAttention {
-    c: Causal,
-    /// `[batch, heads, seq]`: each query's log-sum-exp of its scaled scores, kept by the
-    /// forward pass for the backward pass.
-    lse: Mutex<Option<Vec<f32>>>,
+/// One sequence of a call: its queries are rows `queries` of q; its keys (and values) are
+/// rows `0..prefix` of k (and v), if any, then rows `keys`. The queries are its last
+/// positions.
+#[derive(Clone, Debug)]
+struct Segment {
+    queries: std::ops::Range<usize>,
+    keys: std::ops::Range<usize>,
+    prefix: usize,
 }
 
-/// The inputs of one call, read in row layout.
+impl Segment {
+    fn key_count(&self) -> usize {
+        self.prefix + self.keys.len()
+    }
+
+    /// The row of k (and v) that holds the segment's key `j`.
+    fn key_row(&self, j: usize) -> usize {
+        if j < self.prefix { j } else { self.keys.start + j - self.prefix }
+    }
+}
+
+struct FusedAttention {
+    h: Heads,
+    segments: Vec<Segment>,
+    /// Per (segment, head): each query's log-sum-exp of its scaled scores, kept by the
+    /// forward pass for the backward pass.
+    lse: Mutex<Option<Vec<Vec<f32>>>>,
+}
+
+/// One segment's inputs, read in row layout.
 struct Rows<'a> {
+    h: Heads,
+    /// The segment's geometry as one sequence.
     c: Causal,
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
+    /// The segment's query rows of q (or of the output or its gradient) start here.
+    q_at: usize,
+    /// Its keys and values as `[keys, kv_heads * hd]` rows: views into k and v, or copies
+    /// where a prefix precedes its own rows.
+    k: std::borrow::Cow<'a, [f32]>,
+    v: std::borrow::Cow<'a, [f32]>,
 }
 
 impl<'a> Rows<'a> {
-    /// Head `h` of sequence `b` of `x` (`q`, the output or its gradient): `[seq, hd]`.
-    fn head(&self, x: &'a [f32], b: usize, h: usize) -> Mat<'a> {
-        let c = self.c;
-        let at = (b * c.seq * c.heads + h) * c.head_dim;
-        Mat { data: &x[at..], rows: c.seq, cols: c.head_dim, rs: c.heads * c.head_dim, cs: 1 }
+    fn new(h: Heads, s: &Segment, k: &'a [f32], v: &'a [f32]) -> Self {
+        let kv_width = h.kv_heads * h.head_dim;
+        let rows = |x: &'a [f32]| -> std::borrow::Cow<'a, [f32]> {
+            let own = &x[s.keys.start * kv_width..s.keys.end * kv_width];
+            if s.prefix == 0 {
+                own.into()
+            } else {
+                [&x[..s.prefix * kv_width], own].concat().into()
+            }
+        };
+        let c = h.sequence(s.queries.len(), s.key_count() - s.queries.len());
+        Rows { h, c, q_at: s.queries.start, k: rows(k), v: rows(v) }
     }
 
-    /// Key/value head `g` of sequence `b` of `x` (`k` or `v`): `[keys, hd]`.
-    fn kv_head(&self, x: &'a [f32], b: usize, g: usize) -> Mat<'a> {
-        let c = self.c;
-        let at = (b * c.keys() * c.kv_heads + g) * c.head_dim;
-        Mat { data: &x[at..], rows: c.keys(), cols: c.head_dim, rs: c.kv_heads * c.head_dim, cs: 1 }
+    /// Head `h` of the segment's rows of `x` (q, the output or its gradient): `[seq, hd]`.
+    fn head<'x>(&self, x: &'x [f32], h: usize) -> Mat<'x> {
+        let (hd, width) = (self.h.head_dim, self.h.heads * self.h.head_dim);
+        let at = self.q_at * width + h * hd;
+        Mat { data: &x[at..], rows: self.c.seq, cols: hd, rs: width, cs: 1 }
+    }
+
+    /// Key/value head `g` of the segment's keys (`which`: 0) or values (1): `[keys, hd]`.
+    fn kv_head(&self, which: usize, g: usize) -> Mat<'_> {
+        let hd = self.h.head_dim;
+        let data = if which == 0 { &self.k } else { &self.v };
+        let kv_width = self.h.kv_heads * hd;
+        Mat { data: &data[g * hd..], rows: self.c.keys(), cols: hd, rs: kv_width, cs: 1 }
     }
 }
 
@@ -165,34 +314,33 @@ impl CustomOp3 for FusedAttention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let c = self.c;
-        let x = Rows {
-            c,
-            q: f32_slice(qs, ql, NAME)?,
-            k: f32_slice(ks, kl, NAME)?,
-            v: f32_slice(vs, vl, NAME)?,
-        };
-        let (hd, width) = (c.head_dim, c.heads * c.head_dim);
-        // Each (sequence, head) into its own `[seq, hd]` block, then into rows.
-        let heads: Vec<(Vec<f32>, Vec<f32>)> = (0..c.batch * c.heads)
+        let h = self.h;
+        let (q, k, v) =
+            (f32_slice(qs, ql, NAME)?, f32_slice(ks, kl, NAME)?, f32_slice(vs, vl, NAME)?);
+        let segs: Vec<Rows<'_>> = self.segments.iter().map(|s| Rows::new(h, s, k, v)).collect();
+        let (hd, width) = (h.head_dim, h.heads * h.head_dim);
+        // Each (segment, head) into its own `[seq, hd]` block, then into rows.
+        let heads: Vec<(Vec<f32>, Vec<f32>)> = (0..segs.len() * h.heads)
             .into_par_iter()
             .map(|t| {
-                let mut out = vec![0f32; c.seq * hd];
-                let mut lse = vec![0f32; c.seq];
-                kernel::forward(&x, t / c.heads, t % c.heads, &mut out, &mut lse);
+                let x = &segs[t / h.heads];
+                let mut out = vec![0f32; x.c.seq * hd];
+                let mut lse = vec![0f32; x.c.seq];
+                kernel::forward(x, q, t % h.heads, &mut out, &mut lse);
                 (out, lse)
             })
             .collect();
-        let mut out = vec![0f32; c.batch * c.seq * width];
+        let rows = ql.shape().dims2()?.0;
+        let mut out = vec![0f32; rows * width];
         out.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
-            let (b, i) = (r / c.seq.max(1), r % c.seq.max(1));
-            for (h, dst) in row.chunks_exact_mut(hd).enumerate() {
-                dst.copy_from_slice(&heads[b * c.heads + h].0[i * hd..(i + 1) * hd]);
+            let (s, i) = owner(&self.segments, r);
+            for (hh, dst) in row.chunks_exact_mut(hd).enumerate() {
+                dst.copy_from_slice(&heads[s * h.heads + hh].0[i * hd..(i + 1) * hd]);
             }
         });
-        let lse = heads.into_iter().flat_map(|(_, lse)| lse).collect();
+        let lse = heads.into_iter().map(|(_, lse)| lse).collect();
         *self.lse.lock().expect("attention lse lock") = Some(lse);
-        Ok((CpuStorage::F32(out), Shape::from((c.batch * c.seq, width))))
+        Ok((CpuStorage::F32(out), Shape::from((rows, width))))
     }
 
     fn bwd(
@@ -207,7 +355,7 @@ impl CustomOp3 for FusedAttention {
         let Some(lse) = lse.as_deref() else {
             candle_core::bail!("{NAME}: backward pass without a forward pass on the CPU")
         };
-        let c = self.c;
+        let h = self.h;
         let tensors = [q, k, v, out, grad]
             .map(|t| t.detach().contiguous())
             .into_iter()
@@ -220,42 +368,49 @@ impl CustomOp3 for FusedAttention {
             };
             slices.push(f32_slice(s, l, NAME)?);
         }
-        let x = Rows { c, q: slices[0], k: slices[1], v: slices[2] };
-        let (o, g) = (slices[3], slices[4]);
-        let (hd, kv, group) = (c.head_dim, c.keys(), c.heads / c.kv_heads);
-        // Per (sequence, key/value head): dq of the group's query heads `[group, seq, hd]`,
+        let (qd, o, g) = (slices[0], slices[3], slices[4]);
+        let segs: Vec<Rows<'_>> =
+            self.segments.iter().map(|s| Rows::new(h, s, slices[1], slices[2])).collect();
+        let (hd, group) = (h.head_dim, h.heads / h.kv_heads);
+        // Per (segment, key/value head): dq of the group's query heads `[group, seq, hd]`,
         // and dk and dv `[keys, hd]` each, summed over those heads.
-        let parts: Vec<[Vec<f32>; 3]> = (0..c.batch * c.kv_heads)
+        let parts: Vec<[Vec<f32>; 3]> = (0..segs.len() * h.kv_heads)
             .into_par_iter()
             .map(|t| {
-                let (b, kv_head) = (t / c.kv_heads, t % c.kv_heads);
-                let mut dq = vec![0f32; group * c.seq * hd];
-                let (mut dk, mut dv) = (vec![0f32; kv * hd], vec![0f32; kv * hd]);
+                let (s, kv) = (t / h.kv_heads, t % h.kv_heads);
+                let x = &segs[s];
+                let mut dq = vec![0f32; group * x.c.seq * hd];
+                let (mut dk, mut dv) = (vec![0f32; x.c.keys() * hd], vec![0f32; x.c.keys() * hd]);
+                let lse = &lse[s * h.heads..(s + 1) * h.heads];
                 let grads = kernel::Grads { dq: &mut dq, dk: &mut dk, dv: &mut dv };
-                kernel::backward(&x, b, kv_head, o, g, lse, grads);
+                kernel::backward(x, [qd, o, g], kv, lse, grads);
                 [dq, dk, dv]
             })
             .collect();
-        let (width, kv_width) = (c.heads * hd, c.kv_heads * hd);
-        let mut dq = vec![0f32; c.batch * c.seq * width];
+        let (width, kv_width) = (h.heads * hd, h.kv_heads * hd);
+        let mut dq = vec![0f32; q.dim(0)? * width];
         dq.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
-            let (b, i) = (r / c.seq.max(1), r % c.seq.max(1));
-            for (h, dst) in row.chunks_exact_mut(hd).enumerate() {
-                let at = ((h % group) * c.seq + i) * hd;
-                dst.copy_from_slice(&parts[b * c.kv_heads + h / group][0][at..at + hd]);
+            let (s, i) = owner(&self.segments, r);
+            for (hh, dst) in row.chunks_exact_mut(hd).enumerate() {
+                let at = ((hh % group) * segs[s].c.seq + i) * hd;
+                dst.copy_from_slice(&parts[s * h.kv_heads + hh / group][0][at..at + hd]);
             }
         });
+        // dk and dv: a prefix's keys collect every segment's share.
         let gather = |which: usize| {
-            let mut d = vec![0f32; c.batch * kv * kv_width];
-            d.par_chunks_mut(kv_width).enumerate().for_each(|(r, row)| {
-                let (b, j) = (r / kv.max(1), r % kv.max(1));
-                for (g, dst) in row.chunks_exact_mut(hd).enumerate() {
-                    dst.copy_from_slice(&parts[b * c.kv_heads + g][which][j * hd..(j + 1) * hd]);
+            let mut d = vec![0f32; k.dim(0)? * kv_width];
+            for (s, seg) in self.segments.iter().enumerate() {
+                for j in 0..seg.key_count() {
+                    let row = &mut d[seg.key_row(j) * kv_width..(seg.key_row(j) + 1) * kv_width];
+                    for (kv, dst) in row.chunks_exact_mut(hd).enumerate() {
+                        let src = &parts[s * h.kv_heads + kv][which][j * hd..(j + 1) * hd];
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    }
                 }
-            });
-            d
+            }
+            candle_core::Result::Ok(d)
         };
-        let (dk, dv) = (gather(1), gather(2));
+        let (dk, dv) = (gather(1)?, gather(2)?);
         let device = q.device();
         Ok((
             Some(Tensor::from_vec(dq, q.shape(), device)?),
@@ -263,6 +418,12 @@ impl CustomOp3 for FusedAttention {
             Some(Tensor::from_vec(dv, v.shape(), device)?),
         ))
     }
+}
+
+/// The segment whose queries include row `r`, and `r`'s place among them.
+fn owner(segments: &[Segment], r: usize) -> (usize, usize) {
+    let s = segments.partition_point(|s| s.queries.end <= r);
+    (s, r - segments[s].queries.start)
 }
 
 /// The per-(sequence, head) loops, compiled for AVX-512 or AVX2 with FMA when the CPU
@@ -281,86 +442,81 @@ mod kernel {
         pub dv: &'a mut [f32],
     }
 
-    /// Sequence `b`, head `h`: `out [seq, hd]` and each query's log-sum-exp.
-    pub(super) fn forward(x: &Rows<'_>, b: usize, h: usize, out: &mut [f32], lse: &mut [f32]) {
+    /// Head `h` of a segment whose queries are in `q`: `out [seq, hd]` and each query's
+    /// log-sum-exp.
+    pub(super) fn forward(x: &Rows<'_>, q: &[f32], h: usize, out: &mut [f32], lse: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has the features the function is compiled for.
-                return unsafe { forward_avx512(x, b, h, out, lse) };
+                return unsafe { forward_avx512(x, q, h, out, lse) };
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 // SAFETY: as above.
-                return unsafe { forward_avx2(x, b, h, out, lse) };
+                return unsafe { forward_avx2(x, q, h, out, lse) };
             }
         }
-        forward_generic::<false>(x, b, h, out, lse)
+        forward_generic::<false>(x, q, h, out, lse)
     }
 
-    /// Sequence `b`, key/value head `kv` of the backward pass, given the forward output `o`
-    /// and its gradient `g` (both `[rows, heads * hd]`) and every query's log-sum-exp
-    /// (`[batch, heads, seq]`).
+    /// Key/value head `kv` of a segment's backward pass, given `[q, o, g]` (the queries,
+    /// the forward output and its gradient, each `[rows, heads * hd]`) and the log-sum-exps
+    /// of the segment's heads.
     pub(super) fn backward(
         x: &Rows<'_>,
-        b: usize,
+        qog: [&[f32]; 3],
         kv: usize,
-        o: &[f32],
-        g: &[f32],
-        lse: &[f32],
+        lse: &[Vec<f32>],
         d: Grads<'_>,
     ) {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has the features the function is compiled for.
-                return unsafe { backward_avx512(x, b, kv, o, g, lse, d) };
+                return unsafe { backward_avx512(x, qog, kv, lse, d) };
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 // SAFETY: as above.
-                return unsafe { backward_avx2(x, b, kv, o, g, lse, d) };
+                return unsafe { backward_avx2(x, qog, kv, lse, d) };
             }
         }
-        backward_generic::<false>(x, b, kv, o, g, lse, d)
+        backward_generic::<false>(x, qog, kv, lse, d)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn forward_avx512(x: &Rows<'_>, b: usize, h: usize, out: &mut [f32], lse: &mut [f32]) {
-        forward_generic::<true>(x, b, h, out, lse)
+    unsafe fn forward_avx512(x: &Rows<'_>, q: &[f32], h: usize, out: &mut [f32], lse: &mut [f32]) {
+        forward_generic::<true>(x, q, h, out, lse)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn forward_avx2(x: &Rows<'_>, b: usize, h: usize, out: &mut [f32], lse: &mut [f32]) {
-        forward_generic::<true>(x, b, h, out, lse)
+    unsafe fn forward_avx2(x: &Rows<'_>, q: &[f32], h: usize, out: &mut [f32], lse: &mut [f32]) {
+        forward_generic::<true>(x, q, h, out, lse)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn backward_avx512(
         x: &Rows<'_>,
-        b: usize,
+        qog: [&[f32]; 3],
         kv: usize,
-        o: &[f32],
-        g: &[f32],
-        lse: &[f32],
+        lse: &[Vec<f32>],
         d: Grads<'_>,
     ) {
-        backward_generic::<true>(x, b, kv, o, g, lse, d)
+        backward_generic::<true>(x, qog, kv, lse, d)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn backward_avx2(
         x: &Rows<'_>,
-        b: usize,
+        qog: [&[f32]; 3],
         kv: usize,
-        o: &[f32],
-        g: &[f32],
-        lse: &[f32],
+        lse: &[Vec<f32>],
         d: Grads<'_>,
     ) {
-        backward_generic::<true>(x, b, kv, o, g, lse, d)
+        backward_generic::<true>(x, qog, kv, lse, d)
     }
 
     /// The tiles of `seq` queries: each tile's first query, its length, the span of keys
@@ -396,14 +552,14 @@ mod kernel {
     #[inline(always)]
     fn forward_generic<const FMA: bool>(
         x: &Rows<'_>,
-        b: usize,
+        q: &[f32],
         h: usize,
         out: &mut [f32],
         lse: &mut [f32],
     ) {
         let (c, hd) = (x.c, x.c.head_dim);
         let g = h / (c.heads / c.kv_heads);
-        let (q, k, v) = (x.head(x.q, b, h), x.kv_head(x.k, b, g), x.kv_head(x.v, b, g));
+        let (q, k, v) = (x.head(q, h), x.kv_head(0, g), x.kv_head(1, g));
         let mut scores = vec![0f32; TILE * c.keys()];
         for (i0, span, own) in tiles(x) {
             let (n, len) = (TILE.min(c.seq - i0), span.len());
@@ -426,21 +582,19 @@ mod kernel {
     #[inline(always)]
     fn backward_generic<const FMA: bool>(
         x: &Rows<'_>,
-        b: usize,
+        [q_all, o, g]: [&[f32]; 3],
         kv: usize,
-        o: &[f32],
-        g: &[f32],
-        lse: &[f32],
+        lse: &[Vec<f32>],
         d: Grads<'_>,
     ) {
         let (c, hd) = (x.c, x.c.head_dim);
         let group = c.heads / c.kv_heads;
-        let (k, v) = (x.kv_head(x.k, b, kv), x.kv_head(x.v, b, kv));
+        let (k, v) = (x.kv_head(0, kv), x.kv_head(1, kv));
         // Per tile: the probabilities P, and dP = dO V^T turned into dS = P (dP - rowsum(dO * O)).
         let (mut p, mut ds) = (vec![0f32; TILE * c.keys()], vec![0f32; TILE * c.keys()]);
         for h in kv * group..(kv + 1) * group {
-            let (q, gh, oh) = (x.head(x.q, b, h), x.head(g, b, h), x.head(o, b, h));
-            let lse = &lse[(b * c.heads + h) * c.seq..(b * c.heads + h + 1) * c.seq];
+            let (q, gh, oh) = (x.head(q_all, h), x.head(g, h), x.head(o, h));
+            let lse = &lse[h];
             let dq = &mut d.dq[(h % group) * c.seq * hd..(h % group + 1) * c.seq * hd];
             for (i0, span, own) in tiles(x) {
                 let (n, len) = (TILE.min(c.seq - i0), span.len());

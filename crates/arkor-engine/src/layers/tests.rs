@@ -340,3 +340,60 @@ fn fused_attention_rejects_shapes_that_do_not_fit() {
     let k = randn(&[6, 16], 2);
     assert!(attention::causal_attention(&q, &k, &k, c).is_err());
 }
+
+#[test]
+fn packed_attention_matches_each_sequence_on_its_own() {
+    // (prefix, lens, heads, kv heads, head_dim, window)
+    let cases: [(usize, &[usize], usize, usize, usize, Option<usize>); 4] = [
+        (5, &[3, 7, 1], 9, 3, 16, None),
+        (0, &[4, 6], 4, 2, 8, None),
+        (70, &[90, 20], 4, 1, 8, Some(50)),
+        (3, &[66], 2, 2, 8, None),
+    ];
+    for (n, (prefix, lens, heads, kv_heads, head_dim, window)) in cases.into_iter().enumerate() {
+        let h = attention::Heads { heads, kv_heads, head_dim, scale: 0.3, window };
+        let rows = prefix + lens.iter().sum::<usize>();
+        let seed = 90 + 4 * n as u64;
+        let q = Var::from_tensor(&randn(&[rows, heads * head_dim], seed)).unwrap();
+        let k = Var::from_tensor(&randn(&[rows, kv_heads * head_dim], seed + 1)).unwrap();
+        let v = Var::from_tensor(&randn(&[rows, kv_heads * head_dim], seed + 2)).unwrap();
+        let ours = attention::packed_attention(&q, &k, &v, h, prefix, lens).unwrap();
+        // The prefix on its own, then each sequence after the prefix's keys and values.
+        let one = |start: usize, len: usize, past: usize| {
+            let c = attention::Causal {
+                batch: 1,
+                seq: len,
+                offset: past,
+                heads,
+                kv_heads,
+                head_dim,
+                scale: 0.3,
+                window,
+            };
+            let keys = |x: &Tensor| {
+                let own = x.narrow(0, start, len).unwrap();
+                Tensor::cat(&[&x.narrow(0, 0, past).unwrap(), &own], 0).unwrap()
+            };
+            reference_attention(&q.narrow(0, start, len).unwrap(), &keys(&k), &keys(&v), c)
+        };
+        let mut parts = vec![];
+        if prefix > 0 {
+            parts.push(one(0, prefix, 0));
+        }
+        let mut start = prefix;
+        for &len in lens {
+            parts.push(one(start, len, prefix));
+            start += len;
+        }
+        let reference = Tensor::cat(&parts, 0).unwrap();
+        let diff = relative_diff(&ours, &reference);
+        assert!(diff < 1e-4, "case {n}: forward differs by {diff}");
+        let probe = randn(ours.dims(), seed + 3);
+        let loss = |y: &Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let (ga, gb) = (loss(&ours), loss(&reference));
+        for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
+            let diff = relative_diff(ga.get(x).unwrap(), gb.get(x).unwrap());
+            assert!(diff < 1e-4, "case {n}: d{name} differs by {diff}");
+        }
+    }
+}

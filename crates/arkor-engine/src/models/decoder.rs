@@ -634,24 +634,17 @@ impl Model {
                     }
                     Tensor::cat(&parts, 0)?
                 }
+                // Every sequence and the prefix in one op: slices of q, k and v per
+                // sequence would each get a full-size gradient in candle's backward pass.
                 Rows::Packed { prefix, lens } if self.fuses_attention() => {
-                    let mut parts = Vec::with_capacity(lens.len() + 1);
-                    // The prefix attends to itself; its rotated keys and values then
-                    // precede each sequence's own.
-                    let mut past = None;
-                    if prefix > 0 {
-                        let [q, k, v] = part(0, prefix)?;
-                        let (out, k, v) = self.attention_rows(&q, &k, &v, 1, prefix, None, i)?;
-                        parts.push(out);
-                        past = Some((k, v));
-                    }
-                    let mut start = prefix;
-                    for &len in lens {
-                        let [q, k, v] = part(start, len)?;
-                        parts.push(self.attention_rows(&q, &k, &v, 1, len, past.as_ref(), i)?.0);
-                        start += len;
-                    }
-                    Tensor::cat(&parts, 0)?
+                    let (q, k) = match self.rope_of(i) {
+                        Some(rope) => (
+                            rope.apply_rows_packed(&q, s.head_dim, prefix, lens)?,
+                            rope.apply_rows_packed(&k, s.head_dim, prefix, lens)?,
+                        ),
+                        None => (q.clone(), k.clone()),
+                    };
+                    layers::attention::packed_attention(&q, &k, &v, self.heads_of(i), prefix, lens)?
                 }
                 Rows::Packed { prefix, lens } => {
                     let mut parts = Vec::with_capacity(lens.len() + 1);
@@ -731,7 +724,7 @@ impl Model {
         // the cache's head layout only when a cache is kept.
         if offset == 0 && cache.as_ref().is_none_or(|slot| slot.is_none()) && self.fuses_attention()
         {
-            let (out, k, v) = self.attention_rows(q, k, v, batch, seq, None, layer)?;
+            let (out, k, v) = self.attention_rows(q, k, v, batch, seq, layer)?;
             if let Some(slot) = cache {
                 *slot = Some((heads(&k, nkv)?, heads(&v, nkv)?));
             }
@@ -778,10 +771,8 @@ impl Model {
     }
 
     /// Causal self-attention in row layout: `batch` sequences of `seq` new positions,
-    /// after `past` (rotated keys and values `[offset, kv_heads * hd]` of a single
-    /// sequence's earlier positions). Returns the output `[batch * seq, heads * hd]` and
-    /// the new positions' rotated keys and their values.
-    #[allow(clippy::too_many_arguments)]
+    /// nothing before them. Returns the output `[batch * seq, heads * hd]` and the rotated
+    /// keys and the values.
     fn attention_rows(
         &self,
         q: &Tensor,
@@ -789,38 +780,38 @@ impl Model {
         v: &Tensor,
         batch: usize,
         seq: usize,
-        past: Option<&(Tensor, Tensor)>,
         layer: usize,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let s = &self.spec;
-        let offset = match past {
-            Some((pk, _)) => pk.dim(0)?,
-            None => 0,
-        };
-        debug_assert!(past.is_none() || batch == 1, "a past serves a single sequence");
+        let hd = self.spec.head_dim;
         let (q, k) = match self.rope_of(layer) {
-            Some(rope) => (
-                rope.apply_rows(q, seq, s.head_dim, offset)?,
-                rope.apply_rows(k, seq, s.head_dim, offset)?,
-            ),
+            Some(rope) => (rope.apply_rows(q, seq, hd, 0)?, rope.apply_rows(k, seq, hd, 0)?),
             None => (q.clone(), k.clone()),
         };
-        let (all_k, all_v) = match past {
-            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 0)?, Tensor::cat(&[pv, v], 0)?),
-            None => (k.clone(), v.clone()),
-        };
+        let h = self.heads_of(layer);
         let shape = layers::attention::Causal {
             batch,
             seq,
-            offset,
+            offset: 0,
+            heads: h.heads,
+            kv_heads: h.kv_heads,
+            head_dim: h.head_dim,
+            scale: h.scale,
+            window: h.window,
+        };
+        let out = layers::attention::causal_attention(&q, &k, v, shape)?;
+        Ok((out, k, v.clone()))
+    }
+
+    /// The heads and scores of `layer`'s attention.
+    fn heads_of(&self, layer: usize) -> layers::attention::Heads {
+        let s = &self.spec;
+        layers::attention::Heads {
             heads: s.num_heads,
             kv_heads: s.num_kv_heads,
             head_dim: s.head_dim,
             scale: s.attention_scale() as f32,
             window: s.window(layer),
-        };
-        let out = layers::attention::causal_attention(&q, &all_k, &all_v, shape)?;
-        Ok((out, k, v.clone()))
+        }
     }
 
     /// The rotation of `layer`'s queries and keys: none in SmolLM3's NoPE layers, Gemma 3's
