@@ -12,6 +12,8 @@
 //! (differentiable) ops, or its fused ops when no gradient is needed, so CUDA builds stay
 //! correct while the CPU path stays fast.
 
+use std::sync::Mutex;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Layout, Shape, Storage, Tensor,
@@ -241,7 +243,7 @@ pub fn lora_linear(
     let y = x2.apply_op3(
         &a.contiguous()?,
         &b.contiguous()?,
-        LoraLinear { w: w.clone(), scale: scale as f32 },
+        LoraLinear { w: w.clone(), scale: scale as f32, u: Mutex::new(None) },
     )?;
     let mut out_dims = dims;
     *out_dims.last_mut().expect("non-empty dims") = out_dim;
@@ -251,6 +253,8 @@ pub fn lora_linear(
 struct LoraLinear {
     w: Frozen,
     scale: f32,
+    /// `x A^T` (`[rows, r]`), kept by the forward pass for the backward pass.
+    u: Mutex<Option<Vec<f32>>>,
 }
 
 /// A row-major view of a matrix for [`sgemm`]: element `(i, j)` is `data[i * rs + j * cs]`.
@@ -369,6 +373,7 @@ impl CustomOp3 for LoraLinear {
         let mut y = vec![0f32; rows * out_dim];
         self.w.cpu_product(&mut y, x)?;
         sgemm(&mut y, true, Mat::new(&u, rows, r), b.t(), self.scale);
+        *self.u.lock().expect("lora u lock") = Some(u);
         Ok((CpuStorage::F32(y), Shape::from((rows, out_dim))))
     }
 
@@ -384,6 +389,9 @@ impl CustomOp3 for LoraLinear {
         // Detached: `A` and `B` are variables, and gradients built from tracked tensors
         // would keep the whole backward graph alive inside the gradient store.
         let (x, a, b, grad) = (x.detach(), a.detach(), b.detach(), grad.detach().contiguous()?);
+        if let Some(u) = self.u.lock().expect("lora u lock").take() {
+            return self.cpu_bwd(&x, &a, &b, &grad, &u);
+        }
         let (x, a, b) = (&x, &a, &b);
         // u = x A^T, g_u = scale * g B; dB = scale * g^T u, dA = g_u^T x,
         // dx = g W + g_u A.
@@ -393,6 +401,50 @@ impl CustomOp3 for LoraLinear {
         let da = grad_u.t()?.matmul(x)?;
         let dx = grad.apply_op2_no_bwd(&grad_u, &LoraInputGrad { w: &self.w, a })?;
         Ok((Some(dx), Some(da), Some(db)))
+    }
+}
+
+impl LoraLinear {
+    /// The backward pass on the CPU from the forward pass's `u = x A^T`: every product on
+    /// gemm with the scale folded in, no intermediate tensors.
+    fn cpu_bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        grad: &Tensor,
+        u: &[f32],
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let ((rows, in_dim), (r, _), (out_dim, _)) = (x.dims2()?, a.dims2()?, b.dims2()?);
+        let op = "lora-linear-bwd";
+        let (mut dx, mut da, mut db) =
+            (vec![0f32; rows * in_dim], vec![0f32; r * in_dim], vec![0f32; out_dim * r]);
+        with_cpu_f32(x, op, |xs| {
+            with_cpu_f32(a, op, |as_| {
+                with_cpu_f32(b, op, |bs| {
+                    with_cpu_f32(grad, op, |gs| {
+                        let (x, a) = (Mat::new(xs, rows, in_dim), Mat::new(as_, r, in_dim));
+                        let (b, g) = (Mat::new(bs, out_dim, r), Mat::new(gs, rows, out_dim));
+                        let u = Mat::new(u, rows, r);
+                        // g_u = scale * g B; dB = scale * g^T u; dA = g_u^T x; dx = g W + g_u A.
+                        let mut gu = vec![0f32; rows * r];
+                        sgemm(&mut gu, false, g, b, self.scale);
+                        let gu = Mat::new(&gu, rows, r);
+                        sgemm(&mut db, false, g.t(), u, self.scale);
+                        sgemm(&mut da, false, gu.t(), x, 1.0);
+                        self.w.cpu_input_grad(&mut dx, g)?;
+                        sgemm(&mut dx, true, gu, a, 1.0);
+                        Ok(())
+                    })
+                })
+            })
+        })?;
+        let device = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (rows, in_dim), device)?),
+            Some(Tensor::from_vec(da, (r, in_dim), device)?),
+            Some(Tensor::from_vec(db, (out_dim, r), device)?),
+        ))
     }
 }
 
@@ -1050,7 +1102,7 @@ pub fn linear_cross_entropy(
         targets: targets.to_vec(),
         softcap: softcap.map(|c| c as f32),
         with_grad,
-        input_grad: std::sync::Mutex::new(None),
+        input_grad: Mutex::new(None),
     };
     hidden.contiguous()?.apply_op1(op)
 }
@@ -1069,7 +1121,7 @@ struct LinearCrossEntropy {
     softcap: Option<f32>,
     with_grad: bool,
     /// `d loss_i / d hidden_i`, computed by the forward pass for the backward pass.
-    input_grad: std::sync::Mutex<Option<Vec<f32>>>,
+    input_grad: Mutex<Option<Vec<f32>>>,
 }
 
 /// Rows of logits computed at once: 128 x 49k floats is a 25 MB buffer.
