@@ -1201,6 +1201,10 @@ pub mod attention;
 pub(crate) mod decode;
 pub mod quant;
 mod skinny;
+mod swiglu;
+mod vexp;
+
+pub use swiglu::swiglu;
 
 #[cfg(test)]
 mod tests;

@@ -397,3 +397,26 @@ fn packed_attention_matches_each_sequence_on_its_own() {
         }
     }
 }
+
+#[test]
+fn swiglu_matches_silu_times_up_with_gradients() {
+    // A width that is no multiple of the vector lanes, and enough rows for several tasks.
+    for (n, shape) in [[3, 7], [40, 1003]].into_iter().enumerate() {
+        let seed = 120 + 3 * n as u64;
+        // Gates from -20 to 20: the sigmoid's tails as well as its middle.
+        let gate = Var::from_tensor(&(randn(&shape, seed) * 10.0).unwrap()).unwrap();
+        let up = Var::from_tensor(&randn(&shape, seed + 1)).unwrap();
+        let ours = swiglu(&gate, &up).unwrap();
+        let reference = (gate.silu().unwrap() * up.as_tensor()).unwrap();
+        let diff = relative_diff(&ours, &reference);
+        assert!(diff < 1e-5, "case {n}: forward differs by {diff}");
+        let probe = randn(&shape, seed + 2);
+        let loss = |y: &Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let (ga, gb) = (loss(&ours), loss(&reference));
+        for (name, x) in [("gate", &gate), ("up", &up)] {
+            let diff = relative_diff(ga.get(x).unwrap(), gb.get(x).unwrap());
+            assert!(diff < 1e-5, "case {n}: d{name} differs by {diff}");
+        }
+    }
+    assert!(swiglu(&randn(&[2, 3], 1), &randn(&[3, 2], 2)).is_err());
+}

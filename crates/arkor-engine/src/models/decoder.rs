@@ -693,8 +693,9 @@ impl Model {
             } else {
                 (proj(&h, i, Proj::Gate, block)?, proj(&h, i, Proj::Up, block)?)
             };
-            let gate = if s.gemma.is_some() { gate.gelu()? } else { gate.silu()? };
-            x = (x + out_norm(proj(&(gate * up)?, i, Proj::Down, block)?, 1)?)?;
+            let act =
+                if s.gemma.is_some() { (gate.gelu()? * up)? } else { layers::swiglu(&gate, &up)? };
+            x = (x + out_norm(proj(&act, i, Proj::Down, block)?, 1)?)?;
         }
         Ok(x)
     }
