@@ -68,7 +68,8 @@ impl CustomOp2 for Swiglu {
         _: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let Some(sig) = self.sigmoid.lock().expect("swiglu lock").take() else {
+        let sig = self.sigmoid.lock().expect("swiglu lock");
+        let Some(sig) = sig.as_deref() else {
             candle_core::bail!("{NAME}: backward pass without a forward pass on the CPU")
         };
         let (gate, up, grad) = (gate.detach(), up.detach(), grad.detach().contiguous()?);
