@@ -51,3 +51,25 @@ unsafe fn exp_avx2(x: &mut [f32]) -> usize {
     }
     body
 }
+
+/// `x = e^(x - shift)` in place, on the vector path where the CPU has AVX2 and FMA.
+pub(crate) fn shifted_exp(x: &mut [f32], shift: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { shifted_exp_avx2(x, shift) };
+    }
+    shifted_exp_generic::<false>(x, shift)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn shifted_exp_avx2(x: &mut [f32], shift: f32) {
+    shifted_exp_generic::<true>(x, shift)
+}
+
+#[inline(always)]
+fn shifted_exp_generic<const FMA: bool>(x: &mut [f32], shift: f32) {
+    x.iter_mut().for_each(|v| *v -= shift);
+    exp::<FMA>(x);
+}
