@@ -433,7 +433,7 @@ mod kernel {
     use super::{Mat, Rows, sgemm_on};
 
     /// Query rows per tile: one GEMM computes a tile's scores against the keys it sees.
-    const TILE: usize = 64;
+    const TILE: usize = 128;
 
     /// A (sequence, key/value head)'s gradient buffers: `dq [group, seq, hd]` for the
     /// group's query heads, `dk`, `dv` `[keys, hd]`.
