@@ -276,6 +276,27 @@ fn relative_diff(a: &Tensor, b: &Tensor) -> f32 {
     max_diff(a, b) / scale.max(1e-12)
 }
 
+/// `ours` and `reference` agree to `tol` (relative), and so do the gradients of
+/// `sum(out * probe)` with respect to each of `vars`.
+fn assert_same_with_gradients(
+    case: usize,
+    ours: &Tensor,
+    reference: &Tensor,
+    vars: &[(&str, &Var)],
+    seed: u64,
+    tol: f32,
+) {
+    let diff = relative_diff(ours, reference);
+    assert!(diff < tol, "case {case}: forward differs by {diff}");
+    let probe = randn(ours.dims(), seed);
+    let loss = |y: &Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let (ga, gb) = (loss(ours), loss(reference));
+    for (name, x) in vars {
+        let diff = relative_diff(ga.get(x).unwrap(), gb.get(x).unwrap());
+        assert!(diff < tol, "case {case}: d{name} differs by {diff}");
+    }
+}
+
 #[test]
 fn fused_attention_matches_composed_ops_with_gradients() {
     // (batch, seq, offset, heads, kv heads, head_dim, window)
@@ -311,16 +332,8 @@ fn fused_attention_matches_composed_ops_with_gradients() {
         let v = Var::from_tensor(&randn(&kv_shape, seed + 2)).unwrap();
         let ours = attention::causal_attention(&q, &k, &v, c).unwrap();
         let reference = reference_attention(&q, &k, &v, c);
-        let diff = relative_diff(&ours, &reference);
-        assert!(diff < 1e-4, "case {n}: forward differs by {diff}");
-        let probe = randn(ours.dims(), seed + 3);
-        let loss = |y: &Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let (ga, gb) = (loss(&ours), loss(&reference));
-        for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
-            let (a, b) = (ga.get(x).unwrap(), gb.get(x).unwrap());
-            let diff = relative_diff(a, b);
-            assert!(diff < 1e-4, "case {n}: d{name} differs by {diff}");
-        }
+        let vars = [("q", &q), ("k", &k), ("v", &v)];
+        assert_same_with_gradients(n, &ours, &reference, &vars, seed + 3, 1e-4);
     }
 }
 
@@ -387,15 +400,8 @@ fn packed_attention_matches_each_sequence_on_its_own() {
             start += len;
         }
         let reference = Tensor::cat(&parts, 0).unwrap();
-        let diff = relative_diff(&ours, &reference);
-        assert!(diff < 1e-4, "case {n}: forward differs by {diff}");
-        let probe = randn(ours.dims(), seed + 3);
-        let loss = |y: &Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let (ga, gb) = (loss(&ours), loss(&reference));
-        for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
-            let diff = relative_diff(ga.get(x).unwrap(), gb.get(x).unwrap());
-            assert!(diff < 1e-4, "case {n}: d{name} differs by {diff}");
-        }
+        let vars = [("q", &q), ("k", &k), ("v", &v)];
+        assert_same_with_gradients(n, &ours, &reference, &vars, seed + 3, 1e-4);
     }
 }
 
@@ -409,15 +415,8 @@ fn swiglu_matches_silu_times_up_with_gradients() {
         let up = Var::from_tensor(&randn(&shape, seed + 1)).unwrap();
         let ours = swiglu(&gate, &up).unwrap();
         let reference = (gate.silu().unwrap() * up.as_tensor()).unwrap();
-        let diff = relative_diff(&ours, &reference);
-        assert!(diff < 1e-5, "case {n}: forward differs by {diff}");
-        let probe = randn(&shape, seed + 2);
-        let loss = |y: &Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let (ga, gb) = (loss(&ours), loss(&reference));
-        for (name, x) in [("gate", &gate), ("up", &up)] {
-            let diff = relative_diff(ga.get(x).unwrap(), gb.get(x).unwrap());
-            assert!(diff < 1e-5, "case {n}: d{name} differs by {diff}");
-        }
+        let vars = [("gate", &gate), ("up", &up)];
+        assert_same_with_gradients(n, &ours, &reference, &vars, seed + 2, 1e-5);
     }
     assert!(swiglu(&randn(&[2, 3], 1), &randn(&[3, 2], 2)).is_err());
 }
