@@ -385,22 +385,14 @@ impl CustomOp3 for LoraLinear {
         _: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let scale = self.scale as f64;
         // Detached: `A` and `B` are variables, and gradients built from tracked tensors
         // would keep the whole backward graph alive inside the gradient store.
         let (x, a, b, grad) = (x.detach(), a.detach(), b.detach(), grad.detach().contiguous()?);
-        if let Some(u) = self.u.lock().expect("lora u lock").take() {
-            return self.cpu_bwd(&x, &a, &b, &grad, &u);
-        }
-        let (x, a, b) = (&x, &a, &b);
-        // u = x A^T, g_u = scale * g B; dB = scale * g^T u, dA = g_u^T x,
-        // dx = g W + g_u A.
-        let u = x.matmul(&a.t()?)?;
-        let grad_u = (grad.matmul(b)? * scale)?;
-        let db = (grad.t()?.matmul(&u)? * scale)?;
-        let da = grad_u.t()?.matmul(x)?;
-        let dx = grad.apply_op2_no_bwd(&grad_u, &LoraInputGrad { w: &self.w, a })?;
-        Ok((Some(dx), Some(da), Some(db)))
+        let u = self.u.lock().expect("lora u lock");
+        let Some(u) = u.as_deref() else {
+            candle_core::bail!("lora-linear: backward pass without a forward pass on the CPU")
+        };
+        self.cpu_bwd(&x, &a, &b, &grad, u)
     }
 }
 
@@ -419,25 +411,19 @@ impl LoraLinear {
         let op = "lora-linear-bwd";
         let (mut dx, mut da, mut db) =
             (vec![0f32; rows * in_dim], vec![0f32; r * in_dim], vec![0f32; out_dim * r]);
-        with_cpu_f32(x, op, |xs| {
-            with_cpu_f32(a, op, |as_| {
-                with_cpu_f32(b, op, |bs| {
-                    with_cpu_f32(grad, op, |gs| {
-                        let (x, a) = (Mat::new(xs, rows, in_dim), Mat::new(as_, r, in_dim));
-                        let (b, g) = (Mat::new(bs, out_dim, r), Mat::new(gs, rows, out_dim));
-                        let u = Mat::new(u, rows, r);
-                        // g_u = scale * g B; dB = scale * g^T u; dA = g_u^T x; dx = g W + g_u A.
-                        let mut gu = vec![0f32; rows * r];
-                        sgemm(&mut gu, false, g, b, self.scale);
-                        let gu = Mat::new(&gu, rows, r);
-                        sgemm(&mut db, false, g.t(), u, self.scale);
-                        sgemm(&mut da, false, gu.t(), x, 1.0);
-                        self.w.cpu_input_grad(&mut dx, g)?;
-                        sgemm(&mut dx, true, gu, a, 1.0);
-                        Ok(())
-                    })
-                })
-            })
+        with_cpu_f32s([x, a, b, grad], op, |[xs, as_, bs, gs]| {
+            let (x, a) = (Mat::new(xs, rows, in_dim), Mat::new(as_, r, in_dim));
+            let (b, g) = (Mat::new(bs, out_dim, r), Mat::new(gs, rows, out_dim));
+            let u = Mat::new(u, rows, r);
+            // g_u = scale * g B; dB = scale * g^T u; dA = g_u^T x; dx = g W + g_u A.
+            let mut gu = vec![0f32; rows * r];
+            sgemm(&mut gu, false, g, b, self.scale);
+            let gu = Mat::new(&gu, rows, r);
+            sgemm(&mut db, false, g.t(), u, self.scale);
+            sgemm(&mut da, false, gu.t(), x, 1.0);
+            self.w.cpu_input_grad(&mut dx, g)?;
+            sgemm(&mut dx, true, gu, a, 1.0);
+            Ok(())
         })?;
         let device = x.device();
         Ok((
@@ -445,39 +431,6 @@ impl LoraLinear {
             Some(Tensor::from_vec(da, (r, in_dim), device)?),
             Some(Tensor::from_vec(db, (out_dim, r), device)?),
         ))
-    }
-}
-
-/// `dx = g W + g_u A`, accumulated into one buffer.
-struct LoraInputGrad<'a> {
-    w: &'a Frozen,
-    a: &'a Tensor,
-}
-
-impl CustomOp2 for LoraInputGrad<'_> {
-    fn name(&self) -> &'static str {
-        "lora-linear-input-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        gs: &CpuStorage,
-        gl: &Layout,
-        us: &CpuStorage,
-        ul: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (rows, out_dim) = gl.shape().dims2()?;
-        let (_, r) = ul.shape().dims2()?;
-        let g = Mat::new(f32_slice(gs, gl, "lora-linear-bwd")?, rows, out_dim);
-        let gu = Mat::new(f32_slice(us, ul, "lora-linear-bwd")?, rows, r);
-        let in_dim = self.w.dims()?.1;
-        let mut dx = vec![0f32; rows * in_dim];
-        self.w.cpu_input_grad(&mut dx, g)?;
-        with_cpu_f32(self.a, "lora-linear-bwd", |a| {
-            sgemm(&mut dx, true, gu, Mat::new(a, r, in_dim), 1.0);
-            Ok(())
-        })?;
-        Ok((CpuStorage::F32(dx), Shape::from((rows, in_dim))))
     }
 }
 
@@ -499,12 +452,25 @@ fn with_cpu_f32<T>(
     op: &'static str,
     f: impl FnOnce(&[f32]) -> candle_core::Result<T>,
 ) -> candle_core::Result<T> {
-    let t = t.contiguous()?;
-    let (s, l) = t.storage_and_layout();
-    match &*s {
-        Storage::Cpu(s) => f(f32_slice(s, l, op)?),
-        _ => candle_core::bail!("{op}: expected a cpu tensor"),
+    with_cpu_f32s([t], op, |[t]| f(t))
+}
+
+/// [`with_cpu_f32`] over several tensors at once.
+fn with_cpu_f32s<const N: usize, T>(
+    ts: [&Tensor; N],
+    op: &'static str,
+    f: impl FnOnce([&[f32]; N]) -> candle_core::Result<T>,
+) -> candle_core::Result<T> {
+    let ts = ts.iter().map(|t| t.contiguous()).collect::<candle_core::Result<Vec<_>>>()?;
+    let storages: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(N);
+    for (s, l) in &storages {
+        match &**s {
+            Storage::Cpu(s) => slices.push(f32_slice(s, l, op)?),
+            _ => candle_core::bail!("{op}: expected a cpu tensor"),
+        }
     }
+    f(slices.try_into().expect("one slice per tensor"))
 }
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * w`.

@@ -21,10 +21,10 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Mat, causal_softmax, f32_slice, sgemm_on, visible_keys};
+use super::{Mat, causal_softmax, f32_slice, sgemm_on, visible_keys, with_cpu_f32s};
 
 /// The geometry of one causal attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -118,10 +118,10 @@ impl Heads {
         Heads { heads, kv_heads, head_dim, scale, window }
     }
 
-    /// One sequence of `seq` queries after `offset` earlier positions.
-    fn sequence(&self, seq: usize, offset: usize) -> Causal {
+    /// `batch` sequences of `seq` queries, each after `offset` earlier positions.
+    pub fn causal(&self, batch: usize, seq: usize, offset: usize) -> Causal {
         let Heads { heads, kv_heads, head_dim, scale, window } = *self;
-        Causal { batch: 1, seq, offset, heads, kv_heads, head_dim, scale, window }
+        Causal { batch, seq, offset, heads, kv_heads, head_dim, scale, window }
     }
 }
 
@@ -130,7 +130,8 @@ impl Heads {
 /// sequence attends to the whole prefix and causally to itself, never to another
 /// sequence. `q` is `[rows, heads * hd]`, `k` and `v` `[rows, kv_heads * hd]`, rotated as
 /// their positions say (the prefix from 0, each sequence from `prefix`). One op for the
-/// whole batch: no per-sequence slices whose gradients candle would pad to full size.
+/// whole batch: no per-sequence slices whose gradients candle would pad to full size. CPU
+/// and f32 only; the decoder runs other devices per sequence on the composed ops.
 pub fn packed_attention(
     q: &Tensor,
     k: &Tensor,
@@ -164,26 +165,12 @@ pub fn packed_attention(
         segments.push(Segment { queries: start..start + len, keys: start..start + len, prefix });
         start += len;
     }
-    if fusable(q, k, v) {
-        return fused(q, k, v, h, segments);
+    if !fusable(q, k, v) {
+        candle_core::bail!(
+            "packed_attention runs on the CPU in f32 (other devices: causal_attention per sequence)"
+        );
     }
-    // Other devices: each segment on the composed ops, its keys after the prefix's.
-    let parts = segments
-        .iter()
-        .map(|s| {
-            let rows = |x: &Tensor| -> candle_core::Result<Tensor> {
-                let own = x.narrow(0, s.keys.start, s.keys.len())?;
-                if s.prefix == 0 {
-                    Ok(own)
-                } else {
-                    Tensor::cat(&[&x.narrow(0, 0, s.prefix)?, &own], 0)
-                }
-            };
-            let c = h.sequence(s.queries.len(), s.prefix);
-            composed(&q.narrow(0, s.queries.start, s.queries.len())?, &rows(k)?, &rows(v)?, c)
-        })
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    Tensor::cat(&parts, 0)
+    fused(q, k, v, h, segments)
 }
 
 fn fusable(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
@@ -278,7 +265,7 @@ impl<'a> Rows<'a> {
                 [&x[..s.prefix * kv_width], own].concat().into()
             }
         };
-        let c = h.sequence(s.queries.len(), s.key_count() - s.queries.len());
+        let c = h.causal(1, s.queries.len(), s.key_count() - s.queries.len());
         Rows { h, c, q_at: s.queries.start, k: rows(k), v: rows(v) }
     }
 
@@ -356,61 +343,52 @@ impl CustomOp3 for FusedAttention {
             candle_core::bail!("{NAME}: backward pass without a forward pass on the CPU")
         };
         let h = self.h;
-        let tensors = [q, k, v, out, grad]
-            .map(|t| t.detach().contiguous())
-            .into_iter()
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let storages: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
-        let mut slices = Vec::with_capacity(storages.len());
-        for (s, l) in &storages {
-            let Storage::Cpu(s) = &**s else {
-                candle_core::bail!("{NAME}: backward pass on another device")
-            };
-            slices.push(f32_slice(s, l, NAME)?);
-        }
-        let (qd, o, g) = (slices[0], slices[3], slices[4]);
-        let segs: Vec<Rows<'_>> =
-            self.segments.iter().map(|s| Rows::new(h, s, slices[1], slices[2])).collect();
-        let (hd, group) = (h.head_dim, h.heads / h.kv_heads);
-        // Per (segment, key/value head): dq of the group's query heads `[group, seq, hd]`,
-        // and dk and dv `[keys, hd]` each, summed over those heads.
-        let parts: Vec<[Vec<f32>; 3]> = (0..segs.len() * h.kv_heads)
-            .into_par_iter()
-            .map(|t| {
-                let (s, kv) = (t / h.kv_heads, t % h.kv_heads);
-                let x = &segs[s];
-                let mut dq = vec![0f32; group * x.c.seq * hd];
-                let (mut dk, mut dv) = (vec![0f32; x.c.keys() * hd], vec![0f32; x.c.keys() * hd]);
-                let lse = &lse[s * h.heads..(s + 1) * h.heads];
-                let grads = kernel::Grads { dq: &mut dq, dk: &mut dk, dv: &mut dv };
-                kernel::backward(x, [qd, o, g], kv, lse, grads);
-                [dq, dk, dv]
-            })
-            .collect();
-        let (width, kv_width) = (h.heads * hd, h.kv_heads * hd);
-        let mut dq = vec![0f32; q.dim(0)? * width];
-        dq.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
-            let (s, i) = owner(&self.segments, r);
-            for (hh, dst) in row.chunks_exact_mut(hd).enumerate() {
-                let at = ((hh % group) * segs[s].c.seq + i) * hd;
-                dst.copy_from_slice(&parts[s * h.kv_heads + hh / group][0][at..at + hd]);
-            }
-        });
-        // dk and dv: a prefix's keys collect every segment's share.
-        let gather = |which: usize| {
-            let mut d = vec![0f32; k.dim(0)? * kv_width];
-            for (s, seg) in self.segments.iter().enumerate() {
-                for j in 0..seg.key_count() {
-                    let row = &mut d[seg.key_row(j) * kv_width..(seg.key_row(j) + 1) * kv_width];
-                    for (kv, dst) in row.chunks_exact_mut(hd).enumerate() {
-                        let src = &parts[s * h.kv_heads + kv][which][j * hd..(j + 1) * hd];
-                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+        let (dq, dk, dv) = with_cpu_f32s([q, k, v, out, grad], NAME, |[qd, kd, vd, o, g]| {
+            let segs: Vec<Rows<'_>> =
+                self.segments.iter().map(|s| Rows::new(h, s, kd, vd)).collect();
+            let (hd, group) = (h.head_dim, h.heads / h.kv_heads);
+            // Per (segment, key/value head): dq of the group's query heads `[group, seq, hd]`,
+            // and dk and dv `[keys, hd]` each, summed over those heads.
+            let parts: Vec<[Vec<f32>; 3]> = (0..segs.len() * h.kv_heads)
+                .into_par_iter()
+                .map(|t| {
+                    let (s, kv) = (t / h.kv_heads, t % h.kv_heads);
+                    let x = &segs[s];
+                    let mut dq = vec![0f32; group * x.c.seq * hd];
+                    let (mut dk, mut dv) =
+                        (vec![0f32; x.c.keys() * hd], vec![0f32; x.c.keys() * hd]);
+                    let lse = &lse[s * h.heads..(s + 1) * h.heads];
+                    let grads = kernel::Grads { dq: &mut dq, dk: &mut dk, dv: &mut dv };
+                    kernel::backward(x, [qd, o, g], kv, lse, grads);
+                    [dq, dk, dv]
+                })
+                .collect();
+            let (width, kv_width) = (h.heads * hd, h.kv_heads * hd);
+            let mut dq = vec![0f32; q.dim(0)? * width];
+            dq.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
+                let (s, i) = owner(&self.segments, r);
+                for (hh, dst) in row.chunks_exact_mut(hd).enumerate() {
+                    let at = ((hh % group) * segs[s].c.seq + i) * hd;
+                    dst.copy_from_slice(&parts[s * h.kv_heads + hh / group][0][at..at + hd]);
+                }
+            });
+            // dk and dv: a prefix's keys collect every segment's share.
+            let gather = |which: usize| {
+                let mut d = vec![0f32; k.dim(0)? * kv_width];
+                for (s, seg) in self.segments.iter().enumerate() {
+                    for j in 0..seg.key_count() {
+                        let row =
+                            &mut d[seg.key_row(j) * kv_width..(seg.key_row(j) + 1) * kv_width];
+                        for (kv, dst) in row.chunks_exact_mut(hd).enumerate() {
+                            let src = &parts[s * h.kv_heads + kv][which][j * hd..(j + 1) * hd];
+                            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                        }
                     }
                 }
-            }
-            candle_core::Result::Ok(d)
-        };
-        let (dk, dv) = (gather(1)?, gather(2)?);
+                candle_core::Result::Ok(d)
+            };
+            Ok((dq, gather(1)?, gather(2)?))
+        })?;
         let device = q.device();
         Ok((
             Some(Tensor::from_vec(dq, q.shape(), device)?),

@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_slice;
 use super::vexp::exp;
+use super::{f32_slice, with_cpu_f32s};
 
 /// `silu(gate) * up`, differentiable with respect to both.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
@@ -73,25 +73,20 @@ impl CustomOp2 for Swiglu {
             candle_core::bail!("{NAME}: backward pass without a forward pass on the CPU")
         };
         let (gate, up, grad) = (gate.detach(), up.detach(), grad.detach().contiguous()?);
-        let (dg, du) = super::with_cpu_f32(&gate, NAME, |g| {
-            super::with_cpu_f32(&up, NAME, |u| {
-                super::with_cpu_f32(&grad, NAME, |d| {
-                    let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; g.len()]);
-                    dg.par_chunks_mut(CHUNK).zip(du.par_chunks_mut(CHUNK)).enumerate().for_each(
-                        |(c, (dg, du))| {
-                            let at = c * CHUNK..c * CHUNK + dg.len();
-                            let (g, u, s, d) =
-                                (&g[at.clone()], &u[at.clone()], &sig[at.clone()], &d[at]);
-                            // silu'(g) = s (1 + g (1 - s)).
-                            for i in 0..dg.len() {
-                                du[i] = d[i] * g[i] * s[i];
-                                dg[i] = d[i] * u[i] * s[i] * (1.0 + g[i] * (1.0 - s[i]));
-                            }
-                        },
-                    );
-                    Ok((dg, du))
-                })
-            })
+        let (dg, du) = with_cpu_f32s([&gate, &up, &grad], NAME, |[g, u, d]| {
+            let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; g.len()]);
+            dg.par_chunks_mut(CHUNK).zip(du.par_chunks_mut(CHUNK)).enumerate().for_each(
+                |(c, (dg, du))| {
+                    let at = c * CHUNK..c * CHUNK + dg.len();
+                    let (g, u, s, d) = (&g[at.clone()], &u[at.clone()], &sig[at.clone()], &d[at]);
+                    // silu'(g) = s (1 + g (1 - s)).
+                    for i in 0..dg.len() {
+                        du[i] = d[i] * g[i] * s[i];
+                        dg[i] = d[i] * u[i] * s[i] * (1.0 + g[i] * (1.0 - s[i]));
+                    }
+                },
+            );
+            Ok((dg, du))
         })?;
         let (shape, device) = (gate.shape(), gate.device());
         Ok((Some(Tensor::from_vec(dg, shape, device)?), Some(Tensor::from_vec(du, shape, device)?)))

@@ -1,5 +1,6 @@
 //! `e^x` over a slice, eight lanes at a time where the CPU has AVX2 and FMA: for kernels
-//! (attention's softmax, SwiGLU's sigmoid) that are themselves compiled for those features.
+//! compiled for those features (attention's softmax, SwiGLU's sigmoid), and
+//! [`shifted_exp`], which picks the path itself (the cross-entropy's softmax).
 
 /// `x = e^x` in place: eight lanes at a time in the `FMA` kernels (a polynomial within
 /// a few units in the last place of `f32::exp`, for arguments down to -87), `f32::exp`

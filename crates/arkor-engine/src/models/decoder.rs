@@ -788,17 +788,7 @@ impl Model {
             Some(rope) => (rope.apply_rows(q, seq, hd, 0)?, rope.apply_rows(k, seq, hd, 0)?),
             None => (q.clone(), k.clone()),
         };
-        let h = self.heads_of(layer);
-        let shape = layers::attention::Causal {
-            batch,
-            seq,
-            offset: 0,
-            heads: h.heads,
-            kv_heads: h.kv_heads,
-            head_dim: h.head_dim,
-            scale: h.scale,
-            window: h.window,
-        };
+        let shape = self.heads_of(layer).causal(batch, seq, 0);
         let out = layers::attention::causal_attention(&q, &k, v, shape)?;
         Ok((out, k, v.clone()))
     }
