@@ -159,15 +159,21 @@ impl Frozen {
         }
     }
 
-    /// `dx = g W` on the CPU, `g` `[rows, out]`, `dx` `[rows, in]`.
-    fn cpu_input_grad(&self, dx: &mut [f32], g: Mat<'_>) -> candle_core::Result<()> {
+    /// `dx = g W` (or `dx += g W` with `accumulate`) on the CPU, `g` `[rows, out]`, `dx`
+    /// `[rows, in]`.
+    fn cpu_input_grad(
+        &self,
+        dx: &mut [f32],
+        accumulate: bool,
+        g: Mat<'_>,
+    ) -> candle_core::Result<()> {
         match self {
             Frozen::Dense(w) => with_cpu_f32(w, "lora-linear-bwd", |w| {
-                sgemm(dx, false, g, Mat::new(w, g.cols, dx.len() / g.rows.max(1)), 1.0);
+                sgemm(dx, accumulate, g, Mat::new(w, g.cols, dx.len() / g.rows.max(1)), 1.0);
                 Ok(())
             }),
             Frozen::Quant(w) => {
-                w.input_grad_into(dx, g.data, g.rows);
+                w.input_grad_into(dx, accumulate, g.data, g.rows);
                 Ok(())
             }
         }
@@ -368,12 +374,9 @@ impl CustomOp3 for LoraLinear {
         let x = Mat::new(f32_slice(xs, xl, "lora-linear")?, rows, in_dim);
         let a = Mat::new(f32_slice(as_, al, "lora-linear")?, r, in_dim);
         let b = Mat::new(f32_slice(bs, bl, "lora-linear")?, out_dim, r);
-        let mut u = vec![0f32; rows * r];
-        sgemm(&mut u, false, x, a.t(), 1.0);
         let mut y = vec![0f32; rows * out_dim];
-        self.w.cpu_product(&mut y, x)?;
-        sgemm(&mut y, true, Mat::new(&u, rows, r), b.t(), self.scale);
-        *self.u.lock().expect("lora u lock") = Some(u);
+        let lin = CpuLinear { w: &self.w, lora: Some((a, b)), scale: self.scale };
+        *self.u.lock().expect("lora u lock") = lin.forward(&mut y, x)?;
         Ok((CpuStorage::F32(y), Shape::from((rows, out_dim))))
     }
 
@@ -414,16 +417,8 @@ impl LoraLinear {
         with_cpu_f32s([x, a, b, grad], op, |[xs, as_, bs, gs]| {
             let (x, a) = (Mat::new(xs, rows, in_dim), Mat::new(as_, r, in_dim));
             let (b, g) = (Mat::new(bs, out_dim, r), Mat::new(gs, rows, out_dim));
-            let u = Mat::new(u, rows, r);
-            // g_u = scale * g B; dB = scale * g^T u; dA = g_u^T x; dx = g W + g_u A.
-            let mut gu = vec![0f32; rows * r];
-            sgemm(&mut gu, false, g, b, self.scale);
-            let gu = Mat::new(&gu, rows, r);
-            sgemm(&mut db, false, g.t(), u, self.scale);
-            sgemm(&mut da, false, gu.t(), x, 1.0);
-            self.w.cpu_input_grad(&mut dx, g)?;
-            sgemm(&mut dx, true, gu, a, 1.0);
-            Ok(())
+            let lin = CpuLinear { w: &self.w, lora: Some((a, b)), scale: self.scale };
+            lin.backward(&mut dx, false, g, x, Some((u, &mut da, &mut db)))
         })?;
         let device = x.device();
         Ok((
@@ -431,6 +426,51 @@ impl LoraLinear {
             Some(Tensor::from_vec(da, (r, in_dim), device)?),
             Some(Tensor::from_vec(db, (out_dim, r), device)?),
         ))
+    }
+}
+
+/// A frozen weight `W [out, in]` with an optional LoRA pair `A [r, in]`, `B [out, r]`, on
+/// the CPU: the products of its forward and backward passes, shared by the LoRA op and the
+/// fused MLP ([`mlp`]).
+struct CpuLinear<'a> {
+    w: &'a Frozen,
+    lora: Option<(Mat<'a>, Mat<'a>)>,
+    scale: f32,
+}
+
+impl CpuLinear<'_> {
+    /// `y = x W^T + scale * (x A^T) B^T` for `x` `[rows, in]`; returns `u = x A^T`
+    /// (`[rows, r]`) for the backward pass when there is a pair.
+    fn forward(&self, y: &mut [f32], x: Mat<'_>) -> candle_core::Result<Option<Vec<f32>>> {
+        self.w.cpu_product(y, x)?;
+        let Some((a, b)) = self.lora else { return Ok(None) };
+        let mut u = vec![0f32; x.rows * a.rows];
+        sgemm(&mut u, false, x, a.t(), 1.0);
+        sgemm(y, true, Mat::new(&u, x.rows, a.rows), b.t(), self.scale);
+        Ok(Some(u))
+    }
+
+    /// From the output's gradient `g` (`[rows, out]`): `dx = g W + scale * (g B) A` (added
+    /// to `dx` with `accumulate`), and with a pair, given the forward pass's `u`, `dA` and
+    /// `dB` (overwritten): `dB = scale * g^T u`, `dA = scale * (g B)^T x`.
+    fn backward(
+        &self,
+        dx: &mut [f32],
+        accumulate: bool,
+        g: Mat<'_>,
+        x: Mat<'_>,
+        pair_grads: Option<(&[f32], &mut [f32], &mut [f32])>,
+    ) -> candle_core::Result<()> {
+        self.w.cpu_input_grad(dx, accumulate, g)?;
+        let (Some((a, b)), Some((u, da, db))) = (self.lora, pair_grads) else { return Ok(()) };
+        let (rows, r) = (g.rows, a.rows);
+        let mut gu = vec![0f32; rows * r];
+        sgemm(&mut gu, false, g, b, self.scale);
+        let gu = Mat::new(&gu, rows, r);
+        sgemm(db, false, g.t(), Mat::new(u, rows, r), self.scale);
+        sgemm(da, false, gu.t(), x, 1.0);
+        sgemm(dx, true, gu, a, 1.0);
+        Ok(())
     }
 }
 
@@ -497,15 +537,8 @@ impl CustomOp1 for RmsNorm {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "rms-norm")?;
-        let n = self.weight.len();
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(|(o, x)| {
-            let ms = x.iter().map(|v| v * v).sum::<f32>() / n as f32;
-            let r = 1.0 / (ms + self.eps).sqrt();
-            for ((o, x), w) in o.iter_mut().zip(x).zip(&self.weight) {
-                *o = x * r * w;
-            }
-        });
+        rms_norm_rows(x, &self.weight, self.eps, &mut out);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -534,19 +567,36 @@ impl CustomOp2 for RmsNormBwd<'_> {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(xs, xl, "rms-norm-bwd")?;
         let g = f32_slice(gs, gl, "rms-norm-bwd")?;
-        let n = self.weight.len();
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(n).zip(x.par_chunks(n).zip(g.par_chunks(n))).for_each(|(o, (x, g))| {
-            let ms = x.iter().map(|v| v * v).sum::<f32>() / n as f32;
-            let r = 1.0 / (ms + self.eps).sqrt();
-            let dot: f32 = x.iter().zip(g).zip(self.weight).map(|((x, g), w)| x * g * w).sum();
-            let c = r * r * r * dot / n as f32;
-            for (((o, x), g), w) in o.iter_mut().zip(x).zip(g).zip(self.weight) {
-                *o = r * g * w - x * c;
-            }
-        });
+        rms_norm_rows_bwd(x, g, self.weight, self.eps, &mut out);
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
+}
+
+/// `out = x / sqrt(mean(x^2) + eps) * w` for each row of `x` (rows as wide as `w`).
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let n = w.len();
+    out.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(|(o, x)| {
+        let ms = x.iter().map(|v| v * v).sum::<f32>() / n as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
+            *o = x * r * w;
+        }
+    });
+}
+
+/// The gradient of [`rms_norm_rows`] with respect to `x`, from the output's gradient `g`.
+fn rms_norm_rows_bwd(x: &[f32], g: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let n = w.len();
+    out.par_chunks_mut(n).zip(x.par_chunks(n).zip(g.par_chunks(n))).for_each(|(o, (x, g))| {
+        let ms = x.iter().map(|v| v * v).sum::<f32>() / n as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| x * g * w).sum();
+        let c = r * r * r * dot / n as f32;
+        for (((o, x), g), w) in o.iter_mut().zip(x).zip(g).zip(w) {
+            *o = r * g * w - x * c;
+        }
+    });
 }
 
 /// Rotary position embedding tables in the Hugging Face "rotate half" layout.
@@ -713,6 +763,19 @@ impl RopeTables {
             }
             return Tensor::cat(&out, 0);
         }
+        let (cos, sin) = self.packed_rows(prefix, lens)?;
+        x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false, rows: Some(rows) })
+    }
+
+    /// The `(cos, sin)` rows (`[rows, rotary_dim / 2]` each, on the CPU) of packed rows:
+    /// `prefix` rows from position 0, then each sequence from `prefix`, each sequence's
+    /// tables chosen by its own end.
+    pub(crate) fn packed_rows(
+        &self,
+        prefix: usize,
+        lens: &[usize],
+    ) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+        let parts = std::iter::once((0, prefix)).chain(lens.iter().map(|&len| (prefix, len)));
         let (mut cos, mut sin) = (Vec::new(), Vec::new());
         for (offset, len) in parts.filter(|&(_, len)| len > 0) {
             if offset + len > self.cos.dim(0)? {
@@ -732,7 +795,7 @@ impl RopeTables {
                 Ok(())
             })?;
         }
-        x.contiguous()?.apply_op1(Rope { cos, sin, inverse: false, rows: Some(rows) })
+        Ok((cos, sin))
     }
 }
 
@@ -774,22 +837,8 @@ impl CustomOp1 for Rope {
             }
             Some(t) => (t, 2 * self.cos.len() / t.max(1), l.shape().dims2()?.1),
         };
-        let half = d / 2;
-        let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut out = vec![0f32; x.len()];
-        let width = width.max(1);
-        out.par_chunks_mut(width).zip(x.par_chunks(width)).enumerate().for_each(|(r, (o, x))| {
-            let p = r % t.max(1);
-            let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..]);
-            for (o, x) in o.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                for j in 0..half {
-                    let (c, s) = (cos[j], sign * sin[j]);
-                    let (a, b) = (x[j], x[j + half]);
-                    o[j] = a * c - b * s;
-                    o[j + half] = b * c + a * s;
-                }
-            }
-        });
+        rotate_runs(x, &mut out, [t, d, width], [&self.cos, &self.sin], self.inverse);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -802,6 +851,33 @@ impl CustomOp1 for Rope {
         };
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&inverse)?))
     }
+}
+
+/// The rotation of `x`'s rows (`width` wide, heads of `d`) into `out`: row `r` takes the
+/// tables' position `r % t` (`cos`, `sin` `[t, d / 2]`); `inverse` rotates back (the
+/// backward pass).
+fn rotate_runs(
+    x: &[f32],
+    out: &mut [f32],
+    [t, d, width]: [usize; 3],
+    [cos, sin]: [&[f32]; 2],
+    inverse: bool,
+) {
+    let half = d / 2;
+    let sign = if inverse { -1.0 } else { 1.0 };
+    let width = width.max(1);
+    out.par_chunks_mut(width).zip(x.par_chunks(width)).enumerate().for_each(|(r, (o, x))| {
+        let p = r % t.max(1);
+        let (cos, sin) = (&cos[p * half..(p + 1) * half], &sin[p * half..]);
+        for (o, x) in o.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+            for j in 0..half {
+                let (c, s) = (cos[j], sign * sin[j]);
+                let (a, b) = (x[j], x[j + half]);
+                o[j] = a * c - b * s;
+                o[j + half] = b * c + a * s;
+            }
+        }
+    });
 }
 
 /// `softmax(scale * scores)` over the last dimension with a causal mask: query `i` (at
@@ -1171,6 +1247,7 @@ impl CustomOp1 for LinearCrossEntropy {
 }
 
 pub mod attention;
+pub mod block;
 pub(crate) mod decode;
 pub mod quant;
 mod skinny;

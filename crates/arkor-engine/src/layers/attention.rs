@@ -156,6 +156,17 @@ pub fn packed_attention(
             v.dims()
         );
     }
+    let segments = packed_segments(prefix, lens);
+    if !fusable(q, k, v) {
+        candle_core::bail!(
+            "packed_attention runs on the CPU in f32 (other devices: causal_attention per sequence)"
+        );
+    }
+    fused(q, k, v, h, segments)
+}
+
+/// The segments of packed rows: the prefix on its own, then each sequence after it.
+pub(super) fn packed_segments(prefix: usize, lens: &[usize]) -> Vec<Segment> {
     let mut segments = Vec::with_capacity(lens.len() + 1);
     if prefix > 0 {
         segments.push(Segment { queries: 0..prefix, keys: 0..prefix, prefix: 0 });
@@ -165,12 +176,7 @@ pub fn packed_attention(
         segments.push(Segment { queries: start..start + len, keys: start..start + len, prefix });
         start += len;
     }
-    if !fusable(q, k, v) {
-        candle_core::bail!(
-            "packed_attention runs on the CPU in f32 (other devices: causal_attention per sequence)"
-        );
-    }
-    fused(q, k, v, h, segments)
+    segments
 }
 
 fn fusable(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
@@ -216,7 +222,7 @@ pub(crate) fn repeat_kv(x: &Tensor, n_rep: usize) -> candle_core::Result<Tensor>
 /// rows `0..prefix` of k (and v), if any, then rows `keys`. The queries are its last
 /// positions.
 #[derive(Clone, Debug)]
-struct Segment {
+pub(super) struct Segment {
     queries: std::ops::Range<usize>,
     keys: std::ops::Range<usize>,
     prefix: usize,
@@ -301,32 +307,12 @@ impl CustomOp3 for FusedAttention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let h = self.h;
         let (q, k, v) =
             (f32_slice(qs, ql, NAME)?, f32_slice(ks, kl, NAME)?, f32_slice(vs, vl, NAME)?);
-        let segs: Vec<Rows<'_>> = self.segments.iter().map(|s| Rows::new(h, s, k, v)).collect();
-        let (hd, width) = (h.head_dim, h.heads * h.head_dim);
-        // Each (segment, head) into its own `[seq, hd]` block, then into rows.
-        let heads: Vec<(Vec<f32>, Vec<f32>)> = (0..segs.len() * h.heads)
-            .into_par_iter()
-            .map(|t| {
-                let x = &segs[t / h.heads];
-                let mut out = vec![0f32; x.c.seq * hd];
-                let mut lse = vec![0f32; x.c.seq];
-                kernel::forward(x, q, t % h.heads, &mut out, &mut lse);
-                (out, lse)
-            })
-            .collect();
         let rows = ql.shape().dims2()?.0;
-        let mut out = vec![0f32; rows * width];
-        out.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
-            let (s, i) = owner(&self.segments, r);
-            for (hh, dst) in row.chunks_exact_mut(hd).enumerate() {
-                dst.copy_from_slice(&heads[s * h.heads + hh].0[i * hd..(i + 1) * hd]);
-            }
-        });
-        let lse = heads.into_iter().map(|(_, lse)| lse).collect();
+        let (out, lse) = attend(self.h, &self.segments, [q, k, v], rows);
         *self.lse.lock().expect("attention lse lock") = Some(lse);
+        let width = self.h.heads * self.h.head_dim;
         Ok((CpuStorage::F32(out), Shape::from((rows, width))))
     }
 
@@ -342,52 +328,8 @@ impl CustomOp3 for FusedAttention {
         let Some(lse) = lse.as_deref() else {
             candle_core::bail!("{NAME}: backward pass without a forward pass on the CPU")
         };
-        let h = self.h;
         let (dq, dk, dv) = with_cpu_f32s([q, k, v, out, grad], NAME, |[qd, kd, vd, o, g]| {
-            let segs: Vec<Rows<'_>> =
-                self.segments.iter().map(|s| Rows::new(h, s, kd, vd)).collect();
-            let (hd, group) = (h.head_dim, h.heads / h.kv_heads);
-            // Per (segment, key/value head): dq of the group's query heads `[group, seq, hd]`,
-            // and dk and dv `[keys, hd]` each, summed over those heads.
-            let parts: Vec<[Vec<f32>; 3]> = (0..segs.len() * h.kv_heads)
-                .into_par_iter()
-                .map(|t| {
-                    let (s, kv) = (t / h.kv_heads, t % h.kv_heads);
-                    let x = &segs[s];
-                    let mut dq = vec![0f32; group * x.c.seq * hd];
-                    let (mut dk, mut dv) =
-                        (vec![0f32; x.c.keys() * hd], vec![0f32; x.c.keys() * hd]);
-                    let lse = &lse[s * h.heads..(s + 1) * h.heads];
-                    let grads = kernel::Grads { dq: &mut dq, dk: &mut dk, dv: &mut dv };
-                    kernel::backward(x, [qd, o, g], kv, lse, grads);
-                    [dq, dk, dv]
-                })
-                .collect();
-            let (width, kv_width) = (h.heads * hd, h.kv_heads * hd);
-            let mut dq = vec![0f32; q.dim(0)? * width];
-            dq.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
-                let (s, i) = owner(&self.segments, r);
-                for (hh, dst) in row.chunks_exact_mut(hd).enumerate() {
-                    let at = ((hh % group) * segs[s].c.seq + i) * hd;
-                    dst.copy_from_slice(&parts[s * h.kv_heads + hh / group][0][at..at + hd]);
-                }
-            });
-            // dk and dv: a prefix's keys collect every segment's share.
-            let gather = |which: usize| {
-                let mut d = vec![0f32; k.dim(0)? * kv_width];
-                for (s, seg) in self.segments.iter().enumerate() {
-                    for j in 0..seg.key_count() {
-                        let row =
-                            &mut d[seg.key_row(j) * kv_width..(seg.key_row(j) + 1) * kv_width];
-                        for (kv, dst) in row.chunks_exact_mut(hd).enumerate() {
-                            let src = &parts[s * h.kv_heads + kv][which][j * hd..(j + 1) * hd];
-                            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                        }
-                    }
-                }
-                candle_core::Result::Ok(d)
-            };
-            Ok((dq, gather(1)?, gather(2)?))
+            Ok(attend_bwd(self.h, &self.segments, [qd, kd, vd, o, g], lse))
         })?;
         let device = q.device();
         Ok((
@@ -396,6 +338,89 @@ impl CustomOp3 for FusedAttention {
             Some(Tensor::from_vec(dv, v.shape(), device)?),
         ))
     }
+}
+
+/// Attention over `segments` of rows of `q` (`[rows, heads * hd]`), `k` and `v`
+/// (`[kv_rows, kv_heads * hd]`, rotated already): the output `[rows, heads * hd]` and, per
+/// (segment, head), each query's log-sum-exp for [`attend_bwd`].
+pub(super) fn attend(
+    h: Heads,
+    segments: &[Segment],
+    [q, k, v]: [&[f32]; 3],
+    rows: usize,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let segs: Vec<Rows<'_>> = segments.iter().map(|s| Rows::new(h, s, k, v)).collect();
+    let (hd, width) = (h.head_dim, h.heads * h.head_dim);
+    // Each (segment, head) into its own `[seq, hd]` block, then into rows.
+    let heads: Vec<(Vec<f32>, Vec<f32>)> = (0..segs.len() * h.heads)
+        .into_par_iter()
+        .map(|t| {
+            let x = &segs[t / h.heads];
+            let mut out = vec![0f32; x.c.seq * hd];
+            let mut lse = vec![0f32; x.c.seq];
+            kernel::forward(x, q, t % h.heads, &mut out, &mut lse);
+            (out, lse)
+        })
+        .collect();
+    let mut out = vec![0f32; rows * width];
+    out.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
+        let (s, i) = owner(segments, r);
+        for (hh, dst) in row.chunks_exact_mut(hd).enumerate() {
+            dst.copy_from_slice(&heads[s * h.heads + hh].0[i * hd..(i + 1) * hd]);
+        }
+    });
+    (out, heads.into_iter().map(|(_, lse)| lse).collect())
+}
+
+/// The gradients `(dq, dk, dv)` of [`attend`] from its inputs, its output `o`, the output's
+/// gradient `g` and its log-sum-exps.
+pub(super) fn attend_bwd(
+    h: Heads,
+    segments: &[Segment],
+    [qd, kd, vd, o, g]: [&[f32]; 5],
+    lse: &[Vec<f32>],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let segs: Vec<Rows<'_>> = segments.iter().map(|s| Rows::new(h, s, kd, vd)).collect();
+    let (hd, group) = (h.head_dim, h.heads / h.kv_heads);
+    // Per (segment, key/value head): dq of the group's query heads `[group, seq, hd]`,
+    // and dk and dv `[keys, hd]` each, summed over those heads.
+    let parts: Vec<[Vec<f32>; 3]> = (0..segs.len() * h.kv_heads)
+        .into_par_iter()
+        .map(|t| {
+            let (s, kv) = (t / h.kv_heads, t % h.kv_heads);
+            let x = &segs[s];
+            let mut dq = vec![0f32; group * x.c.seq * hd];
+            let (mut dk, mut dv) = (vec![0f32; x.c.keys() * hd], vec![0f32; x.c.keys() * hd]);
+            let lse = &lse[s * h.heads..(s + 1) * h.heads];
+            let grads = kernel::Grads { dq: &mut dq, dk: &mut dk, dv: &mut dv };
+            kernel::backward(x, [qd, o, g], kv, lse, grads);
+            [dq, dk, dv]
+        })
+        .collect();
+    let (width, kv_width) = (h.heads * hd, h.kv_heads * hd);
+    let mut dq = vec![0f32; qd.len()];
+    dq.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
+        let (s, i) = owner(segments, r);
+        for (hh, dst) in row.chunks_exact_mut(hd).enumerate() {
+            let at = ((hh % group) * segs[s].c.seq + i) * hd;
+            dst.copy_from_slice(&parts[s * h.kv_heads + hh / group][0][at..at + hd]);
+        }
+    });
+    // dk and dv: a prefix's keys collect every segment's share.
+    let gather = |which: usize| {
+        let mut d = vec![0f32; kd.len()];
+        for (s, seg) in segments.iter().enumerate() {
+            for j in 0..seg.key_count() {
+                let row = &mut d[seg.key_row(j) * kv_width..(seg.key_row(j) + 1) * kv_width];
+                for (kv, dst) in row.chunks_exact_mut(hd).enumerate() {
+                    let src = &parts[s * h.kv_heads + kv][which][j * hd..(j + 1) * hd];
+                    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                }
+            }
+        }
+        d
+    };
+    (dq, gather(1), gather(2))
 }
 
 /// The segment whose queries include row `r`, and `r`'s place among them.

@@ -187,8 +187,9 @@ impl QuantMatrix {
         }
     }
 
-    /// `dx = g W` for `g` `[m, rows]` (contiguous), `dx` `[m, cols]`.
-    pub(crate) fn input_grad_into(&self, dx: &mut [f32], g: &[f32], m: usize) {
+    /// `dx = g W` (`dx += g W` with `accumulate`) for `g` `[m, rows]` (contiguous), `dx`
+    /// `[m, cols]`.
+    pub(crate) fn input_grad_into(&self, dx: &mut [f32], accumulate: bool, g: &[f32], m: usize) {
         let (n, k) = (self.rows, self.cols);
         let mut tile = vec![];
         let step = self.tile_rows();
@@ -197,7 +198,7 @@ impl QuantMatrix {
             self.tile(start, t, &mut tile);
             // The columns `start..start + t` of g, without copying.
             let lhs = Mat { data: &g[start..], rows: m, cols: t, rs: n, cs: 1 };
-            sgemm(dx, start > 0, lhs, Mat::new(&tile, t, k), 1.0);
+            sgemm(dx, accumulate || start > 0, lhs, Mat::new(&tile, t, k), 1.0);
         }
     }
 }
@@ -252,7 +253,7 @@ impl CustomOp1 for QuantLinearBwd {
         let dy = f32_slice(s, l, "quant-linear-bwd")?;
         let m = l.shape().dims2()?.0;
         let mut dx = vec![0f32; m * self.w.cols];
-        self.w.input_grad_into(&mut dx, dy, m);
+        self.w.input_grad_into(&mut dx, false, dy, m);
         Ok((CpuStorage::F32(dx), Shape::from((m, self.w.cols))))
     }
 }

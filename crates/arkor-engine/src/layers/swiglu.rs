@@ -51,12 +51,7 @@ impl CustomOp2 for Swiglu {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (g, u) = (f32_slice(gs, gl, NAME)?, f32_slice(us, ul, NAME)?);
         let (mut sig, mut out) = (vec![0f32; g.len()], vec![0f32; g.len()]);
-        sig.par_chunks_mut(CHUNK).zip(out.par_chunks_mut(CHUNK)).enumerate().for_each(
-            |(c, (sig, out))| {
-                let at = c * CHUNK..c * CHUNK + sig.len();
-                forward(&g[at.clone()], &u[at], sig, out);
-            },
-        );
+        forward_par(g, u, &mut sig, &mut out);
         *self.sigmoid.lock().expect("swiglu lock") = Some(sig);
         Ok((CpuStorage::F32(out), gl.shape().clone()))
     }
@@ -75,22 +70,36 @@ impl CustomOp2 for Swiglu {
         let (gate, up, grad) = (gate.detach(), up.detach(), grad.detach().contiguous()?);
         let (dg, du) = with_cpu_f32s([&gate, &up, &grad], NAME, |[g, u, d]| {
             let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; g.len()]);
-            dg.par_chunks_mut(CHUNK).zip(du.par_chunks_mut(CHUNK)).enumerate().for_each(
-                |(c, (dg, du))| {
-                    let at = c * CHUNK..c * CHUNK + dg.len();
-                    let (g, u, s, d) = (&g[at.clone()], &u[at.clone()], &sig[at.clone()], &d[at]);
-                    // silu'(g) = s (1 + g (1 - s)).
-                    for i in 0..dg.len() {
-                        du[i] = d[i] * g[i] * s[i];
-                        dg[i] = d[i] * u[i] * s[i] * (1.0 + g[i] * (1.0 - s[i]));
-                    }
-                },
-            );
+            backward_par([g, u, sig, d], &mut dg, &mut du);
             Ok((dg, du))
         })?;
         let (shape, device) = (gate.shape(), gate.device());
         Ok((Some(Tensor::from_vec(dg, shape, device)?), Some(Tensor::from_vec(du, shape, device)?)))
     }
+}
+
+/// `sig = sigmoid(g)`, `out = silu(g) u = g sig u`, in parallel chunks.
+pub(super) fn forward_par(g: &[f32], u: &[f32], sig: &mut [f32], out: &mut [f32]) {
+    sig.par_chunks_mut(CHUNK).zip(out.par_chunks_mut(CHUNK)).enumerate().for_each(
+        |(c, (sig, out))| {
+            let at = c * CHUNK..c * CHUNK + sig.len();
+            forward(&g[at.clone()], &u[at], sig, out);
+        },
+    );
+}
+
+/// The gradients of `silu(g) u` with respect to `g` and `u` from the output's gradient `d`
+/// and the forward pass's `sig = sigmoid(g)`, in parallel chunks.
+pub(super) fn backward_par([g, u, sig, d]: [&[f32]; 4], dg: &mut [f32], du: &mut [f32]) {
+    dg.par_chunks_mut(CHUNK).zip(du.par_chunks_mut(CHUNK)).enumerate().for_each(|(c, (dg, du))| {
+        let at = c * CHUNK..c * CHUNK + dg.len();
+        let (g, u, s, d) = (&g[at.clone()], &u[at.clone()], &sig[at.clone()], &d[at]);
+        // silu'(g) = s (1 + g (1 - s)).
+        for i in 0..dg.len() {
+            du[i] = d[i] * g[i] * s[i];
+            dg[i] = d[i] * u[i] * s[i] * (1.0 + g[i] * (1.0 - s[i]));
+        }
+    });
 }
 
 /// `sig = sigmoid(g)`, `out = g sig u`, with the vector `exp` where the CPU has it.

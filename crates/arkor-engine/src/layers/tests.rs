@@ -420,3 +420,189 @@ fn swiglu_matches_silu_times_up_with_gradients() {
     }
     assert!(swiglu(&randn(&[2, 3], 1), &randn(&[3, 2], 2)).is_err());
 }
+
+#[test]
+fn gated_mlp_matches_composed_ops_with_gradients() {
+    use block::{GatedMlp, Projection, residual_gated_mlp};
+    // (rows, hidden, intermediate, rank, which projections carry a pair, quantized base)
+    let cases = [
+        (7, 10, 23, 3, [true, true, true], false),
+        // Enough rows for several parallel tasks, and a pair on down only.
+        (300, 64, 96, 4, [false, false, true], false),
+        (5, 12, 8, 2, [true, false, false], false),
+        // No pair: only x's gradient.
+        (6, 9, 14, 2, [false, false, false], false),
+        (9, 64, 96, 4, [true, true, true], true),
+    ];
+    for (case, (rows, h, n, r, pairs, quant)) in cases.into_iter().enumerate() {
+        let seed = 200 + 20 * case as u64;
+        let x = Var::from_tensor(&randn(&[rows, h], seed)).unwrap();
+        let norm = ((randn(&[h], seed + 1) * 0.5).unwrap() + 1.0).unwrap();
+        let shapes = [(n, h), (n, h), (h, n)];
+        let weights: Vec<Tensor> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(o, k))| (randn(&[o, k], seed + 2 + i as u64) * 0.3).unwrap())
+            .collect();
+        let frozen: Vec<Frozen> = weights
+            .iter()
+            .map(|w| match quant {
+                true => Frozen::Quant(std::sync::Arc::new(
+                    quant::QuantMatrix::from_tensor(w, quant::BaseQuant::Q8_0).unwrap(),
+                )),
+                false => Frozen::Dense(w.clone()),
+            })
+            .collect();
+        // The reference multiplies by the weights the op sees (dequantized when quantized).
+        let dense: Vec<Tensor> = frozen.iter().map(|f| f.dense(&Device::Cpu).unwrap()).collect();
+        let lora: Vec<Option<(Var, Var)>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(o, k))| {
+                pairs[i].then(|| {
+                    let s = seed + 10 + 2 * i as u64;
+                    let a = Var::from_tensor(&(randn(&[r, k], s) * 0.3).unwrap()).unwrap();
+                    (a, Var::from_tensor(&(randn(&[o, r], s + 1) * 0.3).unwrap()).unwrap())
+                })
+            })
+            .collect();
+        let scale = 1.5;
+        let proj = |i: usize| Projection {
+            weight: &frozen[i],
+            bias: None,
+            lora: lora[i].as_ref().map(|(a, b)| (a.as_tensor(), b.as_tensor())),
+        };
+        let m =
+            GatedMlp { norm: &norm, eps: 1e-5, gate: proj(0), up: proj(1), down: proj(2), scale };
+        let ours = residual_gated_mlp(x.as_tensor(), &m).unwrap();
+        let linear = |x: &Tensor, i: usize| {
+            let y = x.matmul(&dense[i].t().unwrap()).unwrap();
+            match &lora[i] {
+                Some((a, b)) => {
+                    let low = x.matmul(&a.t().unwrap()).unwrap().matmul(&b.t().unwrap()).unwrap();
+                    (y + (low * scale).unwrap()).unwrap()
+                }
+                None => y,
+            }
+        };
+        let normed = candle_nn::ops::rms_norm_slow(x.as_tensor(), &norm, 1e-5).unwrap();
+        let act = (linear(&normed, 0).silu().unwrap() * linear(&normed, 1)).unwrap();
+        let reference = (x.as_tensor() + &linear(&act, 2)).unwrap();
+        let mut vars = vec![("x", &x)];
+        for (i, pair) in lora.iter().enumerate() {
+            if let Some((a, b)) = pair {
+                vars.push((["A_gate", "A_up", "A_down"][i], a));
+                vars.push((["B_gate", "B_up", "B_down"][i], b));
+            }
+        }
+        assert_same_with_gradients(case, &ours, &reference, &vars, seed + 30, 1e-4);
+    }
+    let w = Frozen::Dense(randn(&[8, 6], 1));
+    let p = Projection { weight: &w, bias: None, lora: None };
+    let norm = randn(&[6], 2);
+    let m = GatedMlp { norm: &norm, eps: 1e-5, gate: p, up: p, down: p, scale: 1.0 };
+    let err = residual_gated_mlp(&randn(&[3, 6], 3), &m).unwrap_err().to_string();
+    assert!(err.contains("do not fit"), "{err}");
+}
+
+#[test]
+fn self_attention_block_matches_composed_ops_with_gradients() {
+    use block::{Projection, SelfAttention, residual_self_attention};
+    // (prefix, lens, heads, kv heads, head_dim, window, rotated, pairs on q/k/v/o, biases)
+    let cases = [
+        (0, vec![5, 5], 4, 2, 8, None, true, [true, true, true, true], false),
+        (3, vec![4, 6, 2], 4, 4, 8, Some(4), true, [true, false, true, false], true),
+        (0, vec![7], 2, 1, 16, None, false, [false, false, false, true], false),
+        (0, vec![150, 20], 3, 1, 8, None, true, [true, true, true, true], true),
+        (2, vec![3], 2, 2, 8, None, true, [false; 4], false),
+    ];
+    for (case, (prefix, lens, heads, kv_heads, hd, window, rotated, pairs, biases)) in
+        cases.into_iter().enumerate()
+    {
+        let seed = 400 + 40 * case as u64;
+        let (hidden, r, scale) = (12, 3, 0.75);
+        let rows = prefix + lens.iter().sum::<usize>();
+        let x = Var::from_tensor(&randn(&[rows, hidden], seed)).unwrap();
+        let norm = ((randn(&[hidden], seed + 1) * 0.5).unwrap() + 1.0).unwrap();
+        let shapes = [
+            (heads * hd, hidden),
+            (kv_heads * hd, hidden),
+            (kv_heads * hd, hidden),
+            (hidden, heads * hd),
+        ];
+        let weights: Vec<Frozen> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(o, k))| Frozen::Dense((randn(&[o, k], seed + 2 + i as u64) * 0.3).unwrap()))
+            .collect();
+        let bias: Vec<Option<Tensor>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(o, _))| (biases && i < 3).then(|| randn(&[o], seed + 6 + i as u64)))
+            .collect();
+        let lora: Vec<Option<(Var, Var)>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(o, k))| {
+                pairs[i].then(|| {
+                    let s = seed + 10 + 2 * i as u64;
+                    let a = Var::from_tensor(&(randn(&[r, k], s) * 0.3).unwrap()).unwrap();
+                    (a, Var::from_tensor(&(randn(&[o, r], s + 1) * 0.3).unwrap()).unwrap())
+                })
+            })
+            .collect();
+        let inv_freq: Vec<f32> =
+            (0..hd / 2).map(|j| 1.0 / 100f32.powf(2.0 * j as f32 / hd as f32)).collect();
+        let rope = RopeTables::new(&inv_freq, 512, &Device::Cpu).unwrap();
+        let heads_of = attention::Heads {
+            heads,
+            kv_heads,
+            head_dim: hd,
+            scale: 1.0 / (hd as f32).sqrt(),
+            window,
+        };
+        let proj = |i: usize| Projection {
+            weight: &weights[i],
+            bias: bias[i].as_ref(),
+            lora: lora[i].as_ref().map(|(a, b)| (a.as_tensor(), b.as_tensor())),
+        };
+        let a = SelfAttention {
+            norm: &norm,
+            eps: 1e-5,
+            q: proj(0),
+            k: proj(1),
+            v: proj(2),
+            o: proj(3),
+            scale,
+            heads: heads_of,
+            rope: rotated.then_some(&rope),
+        };
+        let ours = residual_self_attention(x.as_tensor(), &a, prefix, &lens).unwrap();
+        let linear = |x: &Tensor, i: usize| {
+            let y = match &lora[i] {
+                Some((a, b)) => lora_linear(x, &weights[i], a, b, scale).unwrap(),
+                None => weights[i].apply(x).unwrap(),
+            };
+            match &bias[i] {
+                Some(b) => y.broadcast_add(b).unwrap(),
+                None => y,
+            }
+        };
+        let n = rms_norm(x.as_tensor(), &norm, 1e-5).unwrap();
+        let (mut q, mut k, v) = (linear(&n, 0), linear(&n, 1), linear(&n, 2));
+        if rotated {
+            q = rope.apply_rows_packed(&q, hd, prefix, &lens).unwrap();
+            k = rope.apply_rows_packed(&k, hd, prefix, &lens).unwrap();
+        }
+        let attn = attention::packed_attention(&q, &k, &v, heads_of, prefix, &lens).unwrap();
+        let reference = (x.as_tensor() + &linear(&attn, 3)).unwrap();
+        let mut vars = vec![("x", &x)];
+        for (i, pair) in lora.iter().enumerate() {
+            if let Some((a, b)) = pair {
+                vars.push((["A_q", "A_k", "A_v", "A_o"][i], a));
+                vars.push((["B_q", "B_k", "B_v", "B_o"][i], b));
+            }
+        }
+        assert_same_with_gradients(case, &ours, &reference, &vars, seed + 30, 1e-4);
+    }
+}

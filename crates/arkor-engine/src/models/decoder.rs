@@ -563,117 +563,17 @@ impl Model {
             }
             Ok(y)
         };
+        // Packed rows (a uniform batch is packed rows without a prefix) of a training pass:
+        // each block half may run as one op.
+        let packed = match rows {
+            Rows::Uniform { batch, seq } if caches.is_empty() => Some((0, vec![seq; batch])),
+            Rows::Packed { prefix, lens } => Some((prefix, lens.to_vec())),
+            _ => None,
+        };
+        let halves = packed.as_ref().and(self.fused_halves(adapters, mode));
         for i in layers {
             let block = &self.blocks[i];
-            let h = layers::rms_norm(&x, &block.attn_norm, s.rms_norm_eps)?;
-            let (mut q, mut k, v) = if s.fused_projections() {
-                // Phi-3: one product, then the rows `[q; k; v]` as columns of the output.
-                let qkv = proj(&h, i, Proj::Qkv, block)?;
-                let (nq, nkv) = (s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim);
-                (qkv.narrow(1, 0, nq)?, qkv.narrow(1, nq, nkv)?, qkv.narrow(1, nq + nkv, nkv)?)
-            } else {
-                (
-                    proj(&h, i, Proj::Q, block)?,
-                    proj(&h, i, Proj::K, block)?,
-                    proj(&h, i, Proj::V, block)?,
-                )
-            };
-            if let Some((qn, kn)) = &block.qk_norm {
-                // Each head normalised on its own: `[rows, heads * hd]` as `[rows, heads, hd]`.
-                let per_head = |x: &Tensor, w: &Tensor, n: usize| -> Result<Tensor> {
-                    let rows = x.dim(0)?;
-                    let y =
-                        layers::rms_norm(&x.reshape((rows, n, s.head_dim))?, w, s.rms_norm_eps)?;
-                    Ok(y.reshape((rows, n * s.head_dim))?)
-                };
-                q = per_head(&q, qn, s.num_heads)?;
-                k = per_head(&k, kn, s.num_kv_heads)?;
-            }
-            let part = |start: usize, len: usize| -> Result<[Tensor; 3]> {
-                Ok([q.narrow(0, start, len)?, k.narrow(0, start, len)?, v.narrow(0, start, len)?])
-            };
-            let attn = match rows {
-                Rows::Uniform { batch, seq } => {
-                    let offset = offsets.first().copied().unwrap_or(0);
-                    let cache = caches.first_mut().map(|c| &mut c.layers[i]);
-                    self.attention(&q, &k, &v, batch, seq, offset, cache, i)?
-                }
-                Rows::Separate { .. } if decode_step => {
-                    let layer: Vec<_> = caches.iter().map(|c| c.layers[i].clone()).collect();
-                    let (out, updated) = layers::decode::decode_attention(
-                        &q,
-                        &k,
-                        &v,
-                        &layer,
-                        &offsets,
-                        self.rope_of(i),
-                        heads,
-                        layers::decode::Scores {
-                            scale: s.attention_scale() as f32,
-                            softcap: s
-                                .gemma
-                                .as_ref()
-                                .and_then(|g| g.attn_softcap)
-                                .map(|c| c as f32),
-                            window: s.window(i),
-                        },
-                    )?;
-                    for (c, kv) in caches.iter_mut().zip(updated) {
-                        c.layers[i] = Some(kv);
-                    }
-                    out
-                }
-                Rows::Separate { lens } => {
-                    let mut parts = Vec::with_capacity(lens.len());
-                    let mut start = 0;
-                    for (j, &len) in lens.iter().enumerate() {
-                        let [q, k, v] = part(start, len)?;
-                        let cache = Some(&mut caches[j].layers[i]);
-                        parts.push(self.attention(&q, &k, &v, 1, len, offsets[j], cache, i)?);
-                        start += len;
-                    }
-                    Tensor::cat(&parts, 0)?
-                }
-                // Every sequence and the prefix in one op: slices of q, k and v per
-                // sequence would each get a full-size gradient in candle's backward pass.
-                Rows::Packed { prefix, lens } if self.fuses_attention() => {
-                    let (q, k) = match self.rope_of(i) {
-                        Some(rope) => (
-                            rope.apply_rows_packed(&q, s.head_dim, prefix, lens)?,
-                            rope.apply_rows_packed(&k, s.head_dim, prefix, lens)?,
-                        ),
-                        None => (q.clone(), k.clone()),
-                    };
-                    layers::attention::packed_attention(&q, &k, &v, self.heads_of(i), prefix, lens)?
-                }
-                Rows::Packed { prefix, lens } => {
-                    let mut parts = Vec::with_capacity(lens.len() + 1);
-                    // The prefix attends to itself; its keys and values then serve every
-                    // sequence as if cached.
-                    let mut prefix_kv = None;
-                    if prefix > 0 {
-                        let [q, k, v] = part(0, prefix)?;
-                        parts.push(self.attention(
-                            &q,
-                            &k,
-                            &v,
-                            1,
-                            prefix,
-                            0,
-                            Some(&mut prefix_kv),
-                            i,
-                        )?);
-                    }
-                    let mut start = prefix;
-                    for &len in lens {
-                        let [q, k, v] = part(start, len)?;
-                        let mut kv = prefix_kv.clone();
-                        parts.push(self.attention(&q, &k, &v, 1, len, prefix, Some(&mut kv), i)?);
-                        start += len;
-                    }
-                    Tensor::cat(&parts, 0)?
-                }
-            };
+            let attention = halves.and_then(|adapter| self.fused_attention(block, i, adapter));
             let out_norm = |y: Tensor, which: usize| -> Result<Tensor> {
                 Ok(match &block.out_norms {
                     Some(norms) => {
@@ -683,7 +583,147 @@ impl Model {
                     None => y,
                 })
             };
-            x = (x + out_norm(proj(&attn, i, Proj::O, block)?, 0)?)?;
+            if let (Some(a), Some((prefix, lens))) = (attention, &packed) {
+                x = layers::block::residual_self_attention(&x, &a, *prefix, lens)?;
+            } else {
+                let h = layers::rms_norm(&x, &block.attn_norm, s.rms_norm_eps)?;
+                let (mut q, mut k, v) = if s.fused_projections() {
+                    // Phi-3: one product, then the rows `[q; k; v]` as columns of the output.
+                    let qkv = proj(&h, i, Proj::Qkv, block)?;
+                    let (nq, nkv) = (s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim);
+                    (qkv.narrow(1, 0, nq)?, qkv.narrow(1, nq, nkv)?, qkv.narrow(1, nq + nkv, nkv)?)
+                } else {
+                    (
+                        proj(&h, i, Proj::Q, block)?,
+                        proj(&h, i, Proj::K, block)?,
+                        proj(&h, i, Proj::V, block)?,
+                    )
+                };
+                if let Some((qn, kn)) = &block.qk_norm {
+                    // Each head normalised on its own: `[rows, heads * hd]` as `[rows, heads, hd]`.
+                    let per_head = |x: &Tensor, w: &Tensor, n: usize| -> Result<Tensor> {
+                        let rows = x.dim(0)?;
+                        let y = layers::rms_norm(
+                            &x.reshape((rows, n, s.head_dim))?,
+                            w,
+                            s.rms_norm_eps,
+                        )?;
+                        Ok(y.reshape((rows, n * s.head_dim))?)
+                    };
+                    q = per_head(&q, qn, s.num_heads)?;
+                    k = per_head(&k, kn, s.num_kv_heads)?;
+                }
+                let part = |start: usize, len: usize| -> Result<[Tensor; 3]> {
+                    Ok([
+                        q.narrow(0, start, len)?,
+                        k.narrow(0, start, len)?,
+                        v.narrow(0, start, len)?,
+                    ])
+                };
+                let attn = match rows {
+                    Rows::Uniform { batch, seq } => {
+                        let offset = offsets.first().copied().unwrap_or(0);
+                        let cache = caches.first_mut().map(|c| &mut c.layers[i]);
+                        self.attention(&q, &k, &v, batch, seq, offset, cache, i)?
+                    }
+                    Rows::Separate { .. } if decode_step => {
+                        let layer: Vec<_> = caches.iter().map(|c| c.layers[i].clone()).collect();
+                        let (out, updated) = layers::decode::decode_attention(
+                            &q,
+                            &k,
+                            &v,
+                            &layer,
+                            &offsets,
+                            self.rope_of(i),
+                            heads,
+                            layers::decode::Scores {
+                                scale: s.attention_scale() as f32,
+                                softcap: s
+                                    .gemma
+                                    .as_ref()
+                                    .and_then(|g| g.attn_softcap)
+                                    .map(|c| c as f32),
+                                window: s.window(i),
+                            },
+                        )?;
+                        for (c, kv) in caches.iter_mut().zip(updated) {
+                            c.layers[i] = Some(kv);
+                        }
+                        out
+                    }
+                    Rows::Separate { lens } => {
+                        let mut parts = Vec::with_capacity(lens.len());
+                        let mut start = 0;
+                        for (j, &len) in lens.iter().enumerate() {
+                            let [q, k, v] = part(start, len)?;
+                            let cache = Some(&mut caches[j].layers[i]);
+                            parts.push(self.attention(&q, &k, &v, 1, len, offsets[j], cache, i)?);
+                            start += len;
+                        }
+                        Tensor::cat(&parts, 0)?
+                    }
+                    // Every sequence and the prefix in one op: slices of q, k and v per
+                    // sequence would each get a full-size gradient in candle's backward pass.
+                    Rows::Packed { prefix, lens } if self.fuses_attention() => {
+                        let (q, k) = match self.rope_of(i) {
+                            Some(rope) => (
+                                rope.apply_rows_packed(&q, s.head_dim, prefix, lens)?,
+                                rope.apply_rows_packed(&k, s.head_dim, prefix, lens)?,
+                            ),
+                            None => (q.clone(), k.clone()),
+                        };
+                        layers::attention::packed_attention(
+                            &q,
+                            &k,
+                            &v,
+                            self.heads_of(i),
+                            prefix,
+                            lens,
+                        )?
+                    }
+                    Rows::Packed { prefix, lens } => {
+                        let mut parts = Vec::with_capacity(lens.len() + 1);
+                        // The prefix attends to itself; its keys and values then serve every
+                        // sequence as if cached.
+                        let mut prefix_kv = None;
+                        if prefix > 0 {
+                            let [q, k, v] = part(0, prefix)?;
+                            parts.push(self.attention(
+                                &q,
+                                &k,
+                                &v,
+                                1,
+                                prefix,
+                                0,
+                                Some(&mut prefix_kv),
+                                i,
+                            )?);
+                        }
+                        let mut start = prefix;
+                        for &len in lens {
+                            let [q, k, v] = part(start, len)?;
+                            let mut kv = prefix_kv.clone();
+                            parts.push(self.attention(
+                                &q,
+                                &k,
+                                &v,
+                                1,
+                                len,
+                                prefix,
+                                Some(&mut kv),
+                                i,
+                            )?);
+                            start += len;
+                        }
+                        Tensor::cat(&parts, 0)?
+                    }
+                };
+                x = (x + out_norm(proj(&attn, i, Proj::O, block)?, 0)?)?;
+            }
+            if let Some(m) = halves.and_then(|adapter| self.fused_mlp(block, i, adapter)) {
+                x = layers::block::residual_gated_mlp(&x, &m)?;
+                continue;
+            }
             let h = layers::rms_norm(&x, &block.mlp_norm, s.rms_norm_eps)?;
             let (gate, up) = if s.fused_projections() {
                 // Phi-3: `[gate; up]` rows, transformers' `chunk(2)`.
@@ -761,6 +801,91 @@ impl Model {
             None => layers::causal_softmax(&scores, scale, offset, window)?,
         };
         Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, nh * hd))?)
+    }
+
+    /// The adapter of a training pass whose block halves may run as
+    /// [`layers::block`]'s ops: training on the CPU in f32, one adapter for every row (or
+    /// none) without dropout, a family without Gemma's norms and activation or Phi-3's fused
+    /// projections. `None` inside: no adapter. `None` outside: the composed ops.
+    fn fused_halves<'a>(
+        &self,
+        adapters: RowAdapters<'a>,
+        mode: ForwardMode,
+    ) -> Option<Option<&'a Adapter>> {
+        let s = &self.spec;
+        let (RowAdapters::Same(adapter), ForwardMode::Train { .. }) = (adapters, mode) else {
+            return None;
+        };
+        let fits = self.device.is_cpu()
+            && self.embed.dtype() == DType::F32
+            && s.gemma.is_none()
+            && !s.fused_projections()
+            && adapter.is_none_or(|a| a.dropout() == 0.0);
+        fits.then_some(adapter)
+    }
+
+    /// Projection `p` of `block` (layer `layer`) for [`layers::block`]'s ops.
+    fn block_projection<'a>(
+        block: &'a Block,
+        layer: usize,
+        p: Proj,
+        adapter: Option<&'a Adapter>,
+    ) -> Option<layers::block::Projection<'a>> {
+        let lin = block.proj[p.index()].as_ref()?;
+        let pair = adapter.and_then(|a| a.pair(layer, p));
+        Some(layers::block::Projection {
+            weight: &lin.weight,
+            bias: lin.bias.as_ref(),
+            lora: pair.map(|pair| (pair.a.as_tensor(), pair.b.as_tensor())),
+        })
+    }
+
+    /// Block `layer`'s MLP half as [`layers::block::residual_gated_mlp`]'s one op, where
+    /// [`Model::fused_halves`] allows it.
+    fn fused_mlp<'a>(
+        &'a self,
+        block: &'a Block,
+        layer: usize,
+        adapter: Option<&'a Adapter>,
+    ) -> Option<layers::block::GatedMlp<'a>> {
+        let proj = |p| Self::block_projection(block, layer, p, adapter);
+        Some(layers::block::GatedMlp {
+            norm: &block.mlp_norm,
+            eps: self.spec.rms_norm_eps,
+            gate: proj(Proj::Gate)?,
+            up: proj(Proj::Up)?,
+            down: proj(Proj::Down)?,
+            scale: adapter.map_or(1.0, |a| a.scale()),
+        })
+    }
+
+    /// Block `layer`'s attention half as [`layers::block::residual_self_attention`]'s one
+    /// op, where [`Model::fused_halves`] allows it and the layer has no per-head norms and
+    /// rotates whole heads (or none).
+    fn fused_attention<'a>(
+        &'a self,
+        block: &'a Block,
+        layer: usize,
+        adapter: Option<&'a Adapter>,
+    ) -> Option<layers::block::SelfAttention<'a>> {
+        let s = &self.spec;
+        let rope = self.rope_of(layer);
+        let whole = rope.is_none_or(|r| r.cos.dim(1).is_ok_and(|half| 2 * half == s.head_dim));
+        if block.qk_norm.is_some() || !whole || !self.fuses_attention() {
+            return None;
+        }
+        let proj = |p| Self::block_projection(block, layer, p, adapter);
+        Some(layers::block::SelfAttention {
+            norm: &block.attn_norm,
+            eps: s.rms_norm_eps,
+            q: proj(Proj::Q)?,
+            k: proj(Proj::K)?,
+            v: proj(Proj::V)?,
+            o: proj(Proj::O)?,
+            scale: adapter.map_or(1.0, |a| a.scale()),
+            heads: self.heads_of(layer),
+            rope,
+        })
     }
 
     /// Whether attention may run as [`layers::attention::causal_attention`]'s fused op:
