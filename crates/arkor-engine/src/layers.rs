@@ -145,16 +145,30 @@ impl Frozen {
         }
     }
 
-    /// `y = x W^T` on the CPU, `x` `[rows, in]`, `y` `[rows, out]`.
-    fn cpu_product(&self, y: &mut [f32], x: Mat<'_>) -> candle_core::Result<()> {
+    /// `x W^T` (`[rows, out]`) on the CPU, `x` `[rows, in]`.
+    fn cpu_product(&self, x: Mat<'_>) -> candle_core::Result<Vec<f32>> {
         match self {
             Frozen::Dense(w) => with_cpu_f32(w, "lora-linear", |w| {
-                sgemm(y, false, x, Mat::new(w, y.len() / x.rows.max(1), x.cols).t(), 1.0);
-                Ok(())
+                Ok(sgemm_new(x, Mat::new(w, w.len() / x.cols.max(1), x.cols).t(), 1.0))
             }),
             Frozen::Quant(w) => {
-                w.product_into(y, x.data, x.rows);
-                Ok(())
+                let mut y = vec![0f32; x.rows * w.dims().0];
+                w.product_into(&mut y, x.data, x.rows);
+                Ok(y)
+            }
+        }
+    }
+
+    /// `g W` (`[rows, in]`) on the CPU, `g` `[rows, out]`.
+    fn cpu_input_grad_new(&self, g: Mat<'_>) -> candle_core::Result<Vec<f32>> {
+        match self {
+            Frozen::Dense(w) => with_cpu_f32(w, "lora-linear-bwd", |w| {
+                Ok(sgemm_new(g, Mat::new(w, g.cols, w.len() / g.cols.max(1)), 1.0))
+            }),
+            Frozen::Quant(w) => {
+                let mut dx = vec![0f32; g.rows * w.dims().1];
+                w.input_grad_into(&mut dx, false, g.data, g.rows);
+                Ok(dx)
             }
         }
     }
@@ -307,9 +321,41 @@ fn sgemm_on(
     rhs: Mat<'_>,
     alpha: f32,
 ) {
+    assert_eq!(dst.len(), lhs.rows * rhs.cols, "sgemm: destination size");
+    // SAFETY: `dst` holds the `m * n` elements.
+    unsafe { sgemm_ptr(threads, dst.as_mut_ptr(), accumulate, lhs, rhs, alpha) }
+}
+
+/// `alpha * lhs @ rhs` as a new row-major vector, which gemm writes without its memory
+/// being zeroed first (zeroing is a pass over memory the allocator recycles).
+fn sgemm_new(lhs: Mat<'_>, rhs: Mat<'_>, alpha: f32) -> Vec<f32> {
+    let len = lhs.rows * rhs.cols;
+    let mut dst = Vec::with_capacity(len);
+    // SAFETY: the capacity holds `m * n` elements; without `accumulate`, gemm (and the
+    // `k == 0` case of `sgemm_ptr`) writes every one of them and reads none, so all are
+    // initialised when the length is set.
+    unsafe {
+        sgemm_ptr(candle_core::utils::get_num_threads(), dst.as_mut_ptr(), false, lhs, rhs, alpha);
+        dst.set_len(len);
+    }
+    dst
+}
+
+/// [`sgemm_on`] into `m * n` elements at `dst`.
+///
+/// # Safety
+/// `dst` must be valid for writing `lhs.rows * rhs.cols` elements (and for reading them
+/// with `accumulate`).
+unsafe fn sgemm_ptr(
+    threads: usize,
+    dst: *mut f32,
+    accumulate: bool,
+    lhs: Mat<'_>,
+    rhs: Mat<'_>,
+    alpha: f32,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "sgemm: inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "sgemm: destination size");
     for x in [lhs, rhs] {
         if x.rows > 0 && x.cols > 0 {
             assert!((x.rows - 1) * x.rs + (x.cols - 1) * x.cs < x.data.len(), "sgemm: view");
@@ -320,7 +366,8 @@ fn sgemm_on(
     }
     if k == 0 {
         if !accumulate {
-            dst.fill(0.0);
+            // SAFETY: the caller's `dst` holds `m * n` elements.
+            unsafe { std::ptr::write_bytes(dst, 0, m * n) };
         }
         return;
     }
@@ -328,13 +375,13 @@ fn sgemm_on(
         if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: every index the kernel reads is inside `lhs.data` / `rhs.data` (checked
     // above for the last element; strides are non-negative) and it writes exactly the
-    // `m * n` elements of the contiguous `dst`.
+    // `m * n` contiguous elements at `dst`, reading them only with `accumulate`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -374,9 +421,9 @@ impl CustomOp3 for LoraLinear {
         let x = Mat::new(f32_slice(xs, xl, "lora-linear")?, rows, in_dim);
         let a = Mat::new(f32_slice(as_, al, "lora-linear")?, r, in_dim);
         let b = Mat::new(f32_slice(bs, bl, "lora-linear")?, out_dim, r);
-        let mut y = vec![0f32; rows * out_dim];
         let lin = CpuLinear { w: &self.w, lora: Some((a, b)), scale: self.scale };
-        *self.u.lock().expect("lora u lock") = lin.forward(&mut y, x)?;
+        let (y, u) = lin.forward(x)?;
+        *self.u.lock().expect("lora u lock") = u;
         Ok((CpuStorage::F32(y), Shape::from((rows, out_dim))))
     }
 
@@ -412,13 +459,12 @@ impl LoraLinear {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let ((rows, in_dim), (r, _), (out_dim, _)) = (x.dims2()?, a.dims2()?, b.dims2()?);
         let op = "lora-linear-bwd";
-        let (mut dx, mut da, mut db) =
-            (vec![0f32; rows * in_dim], vec![0f32; r * in_dim], vec![0f32; out_dim * r]);
-        with_cpu_f32s([x, a, b, grad], op, |[xs, as_, bs, gs]| {
+        let (mut da, mut db) = (vec![0f32; r * in_dim], vec![0f32; out_dim * r]);
+        let dx = with_cpu_f32s([x, a, b, grad], op, |[xs, as_, bs, gs]| {
             let (x, a) = (Mat::new(xs, rows, in_dim), Mat::new(as_, r, in_dim));
             let (b, g) = (Mat::new(bs, out_dim, r), Mat::new(gs, rows, out_dim));
             let lin = CpuLinear { w: &self.w, lora: Some((a, b)), scale: self.scale };
-            lin.backward(&mut dx, false, g, x, Some((u, &mut da, &mut db)))
+            lin.backward_new(g, x, Some((u, &mut da, &mut db)))
         })?;
         let device = x.device();
         Ok((
@@ -439,38 +485,58 @@ struct CpuLinear<'a> {
 }
 
 impl CpuLinear<'_> {
-    /// `y = x W^T + scale * (x A^T) B^T` for `x` `[rows, in]`; returns `u = x A^T`
+    /// `y = x W^T + scale * (x A^T) B^T` for `x` `[rows, in]`, and `u = x A^T`
     /// (`[rows, r]`) for the backward pass when there is a pair.
-    fn forward(&self, y: &mut [f32], x: Mat<'_>) -> candle_core::Result<Option<Vec<f32>>> {
-        self.w.cpu_product(y, x)?;
-        let Some((a, b)) = self.lora else { return Ok(None) };
-        let mut u = vec![0f32; x.rows * a.rows];
-        sgemm(&mut u, false, x, a.t(), 1.0);
-        sgemm(y, true, Mat::new(&u, x.rows, a.rows), b.t(), self.scale);
-        Ok(Some(u))
+    fn forward(&self, x: Mat<'_>) -> candle_core::Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let mut y = self.w.cpu_product(x)?;
+        let Some((a, b)) = self.lora else { return Ok((y, None)) };
+        let u = sgemm_new(x, a.t(), 1.0);
+        sgemm(&mut y, true, Mat::new(&u, x.rows, a.rows), b.t(), self.scale);
+        Ok((y, Some(u)))
     }
 
-    /// From the output's gradient `g` (`[rows, out]`): `dx = g W + scale * (g B) A` (added
-    /// to `dx` with `accumulate`), and with a pair, given the forward pass's `u`, `dA` and
-    /// `dB` (overwritten): `dB = scale * g^T u`, `dA = scale * (g B)^T x`.
-    fn backward(
+    /// [`CpuLinear::backward_into`] into a new `dx`.
+    fn backward_new(
+        &self,
+        g: Mat<'_>,
+        x: Mat<'_>,
+        pair_grads: Option<(&[f32], &mut [f32], &mut [f32])>,
+    ) -> candle_core::Result<Vec<f32>> {
+        let mut dx = self.w.cpu_input_grad_new(g)?;
+        self.pair_backward(&mut dx, g, x, pair_grads);
+        Ok(dx)
+    }
+
+    /// From the output's gradient `g` (`[rows, out]`): `dx += g W + scale * (g B) A`, and
+    /// with a pair, given the forward pass's `u`, `dA` and `dB` (overwritten):
+    /// `dB = scale * g^T u`, `dA = scale * (g B)^T x`.
+    fn backward_into(
         &self,
         dx: &mut [f32],
-        accumulate: bool,
         g: Mat<'_>,
         x: Mat<'_>,
         pair_grads: Option<(&[f32], &mut [f32], &mut [f32])>,
     ) -> candle_core::Result<()> {
-        self.w.cpu_input_grad(dx, accumulate, g)?;
-        let (Some((a, b)), Some((u, da, db))) = (self.lora, pair_grads) else { return Ok(()) };
+        self.w.cpu_input_grad(dx, true, g)?;
+        self.pair_backward(dx, g, x, pair_grads);
+        Ok(())
+    }
+
+    /// The pair's share of the backward pass: `dx += scale * (g B) A`, `dA`, `dB`.
+    fn pair_backward(
+        &self,
+        dx: &mut [f32],
+        g: Mat<'_>,
+        x: Mat<'_>,
+        pair_grads: Option<(&[f32], &mut [f32], &mut [f32])>,
+    ) {
+        let (Some((a, b)), Some((u, da, db))) = (self.lora, pair_grads) else { return };
         let (rows, r) = (g.rows, a.rows);
-        let mut gu = vec![0f32; rows * r];
-        sgemm(&mut gu, false, g, b, self.scale);
+        let gu = sgemm_new(g, b, self.scale);
         let gu = Mat::new(&gu, rows, r);
         sgemm(db, false, g.t(), Mat::new(u, rows, r), self.scale);
         sgemm(da, false, gu.t(), x, 1.0);
         sgemm(dx, true, gu, a, 1.0);
-        Ok(())
     }
 }
 
@@ -567,8 +633,8 @@ impl CustomOp2 for RmsNormBwd<'_> {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(xs, xl, "rms-norm-bwd")?;
         let g = f32_slice(gs, gl, "rms-norm-bwd")?;
-        let mut out = vec![0f32; x.len()];
-        rms_norm_rows_bwd(x, g, self.weight, self.eps, &mut out);
+        let mut out = g.to_vec();
+        rms_norm_rows_bwd(x, &mut out, self.weight, self.eps);
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 }
@@ -585,16 +651,17 @@ fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     });
 }
 
-/// The gradient of [`rms_norm_rows`] with respect to `x`, from the output's gradient `g`.
-fn rms_norm_rows_bwd(x: &[f32], g: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+/// The gradient of [`rms_norm_rows`] with respect to `x`, written over the output's
+/// gradient `g`.
+fn rms_norm_rows_bwd(x: &[f32], g: &mut [f32], w: &[f32], eps: f32) {
     let n = w.len();
-    out.par_chunks_mut(n).zip(x.par_chunks(n).zip(g.par_chunks(n))).for_each(|(o, (x, g))| {
+    g.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(|(g, x)| {
         let ms = x.iter().map(|v| v * v).sum::<f32>() / n as f32;
         let r = 1.0 / (ms + eps).sqrt();
-        let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| x * g * w).sum();
+        let dot: f32 = x.iter().zip(g.iter()).zip(w).map(|((x, g), w)| x * g * w).sum();
         let c = r * r * r * dot / n as f32;
-        for (((o, x), g), w) in o.iter_mut().zip(x).zip(g).zip(w) {
-            *o = r * g * w - x * c;
+        for ((g, x), w) in g.iter_mut().zip(x).zip(w) {
+            *g = r * *g * w - x * c;
         }
     });
 }
@@ -837,8 +904,8 @@ impl CustomOp1 for Rope {
             }
             Some(t) => (t, 2 * self.cos.len() / t.max(1), l.shape().dims2()?.1),
         };
-        let mut out = vec![0f32; x.len()];
-        rotate_runs(x, &mut out, [t, d, width], [&self.cos, &self.sin], self.inverse);
+        let mut out = x.to_vec();
+        rotate_runs(&mut out, [t, d, width], [&self.cos, &self.sin], self.inverse);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -853,28 +920,22 @@ impl CustomOp1 for Rope {
     }
 }
 
-/// The rotation of `x`'s rows (`width` wide, heads of `d`) into `out`: row `r` takes the
+/// Rotates the rows of `x` (`width` wide, heads of `d`) in place: row `r` takes the
 /// tables' position `r % t` (`cos`, `sin` `[t, d / 2]`); `inverse` rotates back (the
 /// backward pass).
-fn rotate_runs(
-    x: &[f32],
-    out: &mut [f32],
-    [t, d, width]: [usize; 3],
-    [cos, sin]: [&[f32]; 2],
-    inverse: bool,
-) {
+fn rotate_runs(x: &mut [f32], [t, d, width]: [usize; 3], [cos, sin]: [&[f32]; 2], inverse: bool) {
     let half = d / 2;
     let sign = if inverse { -1.0 } else { 1.0 };
     let width = width.max(1);
-    out.par_chunks_mut(width).zip(x.par_chunks(width)).enumerate().for_each(|(r, (o, x))| {
+    x.par_chunks_mut(width).enumerate().for_each(|(r, x)| {
         let p = r % t.max(1);
         let (cos, sin) = (&cos[p * half..(p + 1) * half], &sin[p * half..]);
-        for (o, x) in o.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+        for x in x.chunks_exact_mut(d) {
             for j in 0..half {
                 let (c, s) = (cos[j], sign * sin[j]);
                 let (a, b) = (x[j], x[j + half]);
-                o[j] = a * c - b * s;
-                o[j + half] = b * c + a * s;
+                x[j] = a * c - b * s;
+                x[j + half] = b * c + a * s;
             }
         }
     });

@@ -178,12 +178,12 @@ impl Norm {
         out
     }
 
-    /// `dx = norm'(x) d + g`: the norm's input gradient plus the residual's `g`.
-    fn backward_residual(&self, x: &[f32], d: &[f32], g: &[f32]) -> Vec<f32> {
-        let mut dx = vec![0f32; x.len()];
-        rms_norm_rows_bwd(x, d, &self.weight, self.eps, &mut dx);
-        add_into(&mut dx, g);
-        dx
+    /// `dx = norm'(x) d + g`, the norm's input gradient plus the residual's `g`, written
+    /// over `d`.
+    fn backward_residual(&self, x: &[f32], mut d: Vec<f32>, g: &[f32]) -> Vec<f32> {
+        rms_norm_rows_bwd(x, &mut d, &self.weight, self.eps);
+        add_into(&mut d, g);
+        d
     }
 }
 
@@ -274,8 +274,7 @@ impl Projections {
         x: Mat<'_>,
     ) -> candle_core::Result<(Vec<f32>, Option<Vec<f32>>)> {
         let out = self.w[i].dims()?.0;
-        let mut y = vec![0f32; x.rows * out];
-        let u = self.linear(i, p)?.forward(&mut y, x)?;
+        let (mut y, u) = self.linear(i, p)?.forward(x)?;
         if let Some(bias) = &self.bias[i] {
             y.par_chunks_mut(out)
                 .for_each(|row| row.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
@@ -284,29 +283,52 @@ impl Projections {
     }
 
     /// Projection `i`'s backward pass from its output's gradient `g` (`[rows, out]`) and
-    /// input `x`: the input gradient into `dx` (added with `accumulate`), the pair's
-    /// gradients into their place in `dp`.
+    /// input `x`: the input gradient added into `dx`, the pair's gradients into their place
+    /// in `dp`.
     #[allow(clippy::too_many_arguments)]
-    fn backward(
+    fn backward_into(
         &self,
         i: usize,
         p: &[f32],
         dp: &mut [f32],
         u: &Option<Vec<f32>>,
         dx: &mut [f32],
-        accumulate: bool,
         g: Mat<'_>,
         x: Mat<'_>,
     ) -> candle_core::Result<()> {
-        let pair = match (self.lora[i], u.as_deref()) {
+        let pair = self.pair_grads(i, dp, u)?;
+        self.linear(i, p)?.backward_into(dx, g, x, pair)
+    }
+
+    /// [`Projections::backward_into`] into a new input gradient.
+    fn backward(
+        &self,
+        i: usize,
+        p: &[f32],
+        dp: &mut [f32],
+        u: &Option<Vec<f32>>,
+        g: Mat<'_>,
+        x: Mat<'_>,
+    ) -> candle_core::Result<Vec<f32>> {
+        let pair = self.pair_grads(i, dp, u)?;
+        self.linear(i, p)?.backward_new(g, x, pair)
+    }
+
+    /// Projection `i`'s forward `u` and its pair's gradients in `dp`, when it has a pair.
+    fn pair_grads<'a>(
+        &self,
+        i: usize,
+        dp: &'a mut [f32],
+        u: &'a Option<Vec<f32>>,
+    ) -> candle_core::Result<Option<(&'a [f32], &'a mut [f32], &'a mut [f32])>> {
+        Ok(match (self.lora[i], u.as_deref()) {
             (Some(l), Some(u)) => {
                 let out = self.w[i].dims()?.0;
                 let (da, db) = dp[l.a..l.b + out * l.r].split_at_mut(l.b - l.a);
                 Some((u, da, db))
             }
             _ => None,
-        };
-        self.linear(i, p)?.backward(dx, accumulate, g, x, pair)
+        })
     }
 
     /// An op's backward pass: `f` gets what the forward pass saved, `x`, the flat factors
@@ -402,20 +424,18 @@ impl CustomOp2 for GatedMlpOp {
                     act[i] = g[i] * sg[i] * u[i];
                 }
             });
-            let mut d_act = vec![0f32; rows * n];
-            let act = Mat::new(&act, rows, n);
-            self.proj.backward(2, p, dp, &s.u[2], &mut d_act, false, g, act)?;
-            let (mut d_gate, mut d_up) = (vec![0f32; rows * n], vec![0f32; rows * n]);
-            swiglu::backward_par([&s.gate, &s.up, &s.sigmoid, &d_act], &mut d_gate, &mut d_up);
-            drop(d_act);
+            // The activation's gradient, then the gate's in its place.
+            let mut d_gate = self.proj.backward(2, p, dp, &s.u[2], g, Mat::new(&act, rows, n))?;
+            drop(act);
+            let mut d_up = vec![0f32; rows * n];
+            swiglu::backward_par([&s.gate, &s.up, &s.sigmoid], &mut d_gate, &mut d_up);
             // gate and up: both input gradients into one buffer.
             let normed = self.norm.forward(x);
             let normed = Mat::new(&normed, rows, h);
-            let mut d_normed = vec![0f32; rows * h];
             let (d_gate, d_up) = (Mat::new(&d_gate, rows, n), Mat::new(&d_up, rows, n));
-            self.proj.backward(0, p, dp, &s.u[0], &mut d_normed, false, d_gate, normed)?;
-            self.proj.backward(1, p, dp, &s.u[1], &mut d_normed, true, d_up, normed)?;
-            Ok(self.norm.backward_residual(x, &d_normed, g.data))
+            let mut d_normed = self.proj.backward(0, p, dp, &s.u[0], d_gate, normed)?;
+            self.proj.backward_into(1, p, dp, &s.u[1], &mut d_normed, d_up, normed)?;
+            Ok(self.norm.backward_residual(x, d_normed, g.data))
         })
     }
 }
@@ -445,12 +465,11 @@ struct AttentionSaved {
 
 impl SelfAttentionOp {
     /// Rows of `x` (`width` wide) rotated by each row's tables; `inverse` rotates back.
-    fn rotate(&self, x: Vec<f32>, width: usize, inverse: bool) -> Vec<f32> {
+    fn rotate(&self, mut x: Vec<f32>, width: usize, inverse: bool) -> Vec<f32> {
         let Some((cos, sin)) = &self.rope else { return x };
-        let mut out = vec![0f32; x.len()];
         let rows = x.len() / width.max(1);
-        rotate_runs(&x, &mut out, [rows, self.heads.head_dim, width], [cos, sin], inverse);
-        out
+        rotate_runs(&mut x, [rows, self.heads.head_dim, width], [cos, sin], inverse);
+        x
     }
 }
 
@@ -499,22 +518,19 @@ impl CustomOp2 for SelfAttentionOp {
         self.proj.backward_pass(self.name(), &self.saved, pass, |s, [x, p, g], dp| {
             let rows = x.len() / h.max(1);
             let g = Mat::new(g, rows, h);
-            let mut d_out = vec![0f32; rows * width];
-            let out = Mat::new(&s.out, rows, width);
-            self.proj.backward(3, p, dp, &s.u[3], &mut d_out, false, g, out)?;
+            let d_out = self.proj.backward(3, p, dp, &s.u[3], g, Mat::new(&s.out, rows, width))?;
             let inputs = [&s.q[..], &s.k, &s.v, &s.out, &d_out];
             let (dq, dk, dv) = attend_bwd(self.heads, &self.segments, inputs, &s.lse);
             drop(d_out);
             let (dq, dk) = (self.rotate(dq, width, true), self.rotate(dk, kv_width, true));
             let normed = self.norm.forward(x);
             let normed = Mat::new(&normed, rows, h);
-            let mut d_normed = vec![0f32; rows * h];
             let (dq, dk) = (Mat::new(&dq, rows, width), Mat::new(&dk, rows, kv_width));
             let dv = Mat::new(&dv, rows, kv_width);
-            self.proj.backward(0, p, dp, &s.u[0], &mut d_normed, false, dq, normed)?;
-            self.proj.backward(1, p, dp, &s.u[1], &mut d_normed, true, dk, normed)?;
-            self.proj.backward(2, p, dp, &s.u[2], &mut d_normed, true, dv, normed)?;
-            Ok(self.norm.backward_residual(x, &d_normed, g.data))
+            let mut d_normed = self.proj.backward(0, p, dp, &s.u[0], dq, normed)?;
+            self.proj.backward_into(1, p, dp, &s.u[1], &mut d_normed, dk, normed)?;
+            self.proj.backward_into(2, p, dp, &s.u[2], &mut d_normed, dv, normed)?;
+            Ok(self.norm.backward_residual(x, d_normed, g.data))
         })
     }
 }

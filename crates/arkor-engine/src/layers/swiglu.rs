@@ -69,8 +69,8 @@ impl CustomOp2 for Swiglu {
         };
         let (gate, up, grad) = (gate.detach(), up.detach(), grad.detach().contiguous()?);
         let (dg, du) = with_cpu_f32s([&gate, &up, &grad], NAME, |[g, u, d]| {
-            let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; g.len()]);
-            backward_par([g, u, sig, d], &mut dg, &mut du);
+            let (mut dg, mut du) = (d.to_vec(), vec![0f32; g.len()]);
+            backward_par([g, u, sig], &mut dg, &mut du);
             Ok((dg, du))
         })?;
         let (shape, device) = (gate.shape(), gate.device());
@@ -88,16 +88,18 @@ pub(super) fn forward_par(g: &[f32], u: &[f32], sig: &mut [f32], out: &mut [f32]
     );
 }
 
-/// The gradients of `silu(g) u` with respect to `g` and `u` from the output's gradient `d`
-/// and the forward pass's `sig = sigmoid(g)`, in parallel chunks.
-pub(super) fn backward_par([g, u, sig, d]: [&[f32]; 4], dg: &mut [f32], du: &mut [f32]) {
+/// The gradients of `silu(g) u` with respect to `g` and `u` from the forward pass's
+/// `sig = sigmoid(g)` and the output's gradient, which `dg` holds on entry and the gradient
+/// of `g` on return; in parallel chunks.
+pub(super) fn backward_par([g, u, sig]: [&[f32]; 3], dg: &mut [f32], du: &mut [f32]) {
     dg.par_chunks_mut(CHUNK).zip(du.par_chunks_mut(CHUNK)).enumerate().for_each(|(c, (dg, du))| {
         let at = c * CHUNK..c * CHUNK + dg.len();
-        let (g, u, s, d) = (&g[at.clone()], &u[at.clone()], &sig[at.clone()], &d[at]);
+        let (g, u, s) = (&g[at.clone()], &u[at.clone()], &sig[at]);
         // silu'(g) = s (1 + g (1 - s)).
         for i in 0..dg.len() {
-            du[i] = d[i] * g[i] * s[i];
-            dg[i] = d[i] * u[i] * s[i] * (1.0 + g[i] * (1.0 - s[i]));
+            let d = dg[i];
+            du[i] = d * g[i] * s[i];
+            dg[i] = d * u[i] * s[i] * (1.0 + g[i] * (1.0 - s[i]));
         }
     });
 }
