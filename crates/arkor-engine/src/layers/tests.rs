@@ -421,6 +421,22 @@ fn swiglu_matches_silu_times_up_with_gradients() {
     assert!(swiglu(&randn(&[2, 3], 1), &randn(&[3, 2], 2)).is_err());
 }
 
+/// A LoRA pair `(A [r, in], B [out, r])` for each projection of `shapes` (`(out, in)`)
+/// that `pairs` marks.
+fn lora_pairs(
+    shapes: &[(usize, usize)],
+    pairs: &[bool],
+    r: usize,
+    seed: u64,
+) -> Vec<Option<(Var, Var)>> {
+    let pair = |i: usize, (o, k): (usize, usize)| {
+        let s = seed + 2 * i as u64;
+        let a = Var::from_tensor(&(randn(&[r, k], s) * 0.3).unwrap()).unwrap();
+        (a, Var::from_tensor(&(randn(&[o, r], s + 1) * 0.3).unwrap()).unwrap())
+    };
+    shapes.iter().enumerate().map(|(i, &shape)| pairs[i].then(|| pair(i, shape))).collect()
+}
+
 #[test]
 fn gated_mlp_matches_composed_ops_with_gradients() {
     use block::{GatedMlp, Projection, residual_gated_mlp};
@@ -455,17 +471,7 @@ fn gated_mlp_matches_composed_ops_with_gradients() {
             .collect();
         // The reference multiplies by the weights the op sees (dequantized when quantized).
         let dense: Vec<Tensor> = frozen.iter().map(|f| f.dense(&Device::Cpu).unwrap()).collect();
-        let lora: Vec<Option<(Var, Var)>> = shapes
-            .iter()
-            .enumerate()
-            .map(|(i, &(o, k))| {
-                pairs[i].then(|| {
-                    let s = seed + 10 + 2 * i as u64;
-                    let a = Var::from_tensor(&(randn(&[r, k], s) * 0.3).unwrap()).unwrap();
-                    (a, Var::from_tensor(&(randn(&[o, r], s + 1) * 0.3).unwrap()).unwrap())
-                })
-            })
-            .collect();
+        let lora = lora_pairs(&shapes, &pairs, r, seed + 10);
         let scale = 1.5;
         let proj = |i: usize| Projection {
             weight: &frozen[i],
@@ -540,17 +546,7 @@ fn self_attention_block_matches_composed_ops_with_gradients() {
             .enumerate()
             .map(|(i, &(o, _))| (biases && i < 3).then(|| randn(&[o], seed + 6 + i as u64)))
             .collect();
-        let lora: Vec<Option<(Var, Var)>> = shapes
-            .iter()
-            .enumerate()
-            .map(|(i, &(o, k))| {
-                pairs[i].then(|| {
-                    let s = seed + 10 + 2 * i as u64;
-                    let a = Var::from_tensor(&(randn(&[r, k], s) * 0.3).unwrap()).unwrap();
-                    (a, Var::from_tensor(&(randn(&[o, r], s + 1) * 0.3).unwrap()).unwrap())
-                })
-            })
-            .collect();
+        let lora = lora_pairs(&shapes, &pairs, r, seed + 10);
         let inv_freq: Vec<f32> =
             (0..hd / 2).map(|j| 1.0 / 100f32.powf(2.0 * j as f32 / hd as f32)).collect();
         let rope = RopeTables::new(&inv_freq, 512, &Device::Cpu).unwrap();
