@@ -173,21 +173,15 @@ impl Frozen {
         }
     }
 
-    /// `dx = g W` (or `dx += g W` with `accumulate`) on the CPU, `g` `[rows, out]`, `dx`
-    /// `[rows, in]`.
-    fn cpu_input_grad(
-        &self,
-        dx: &mut [f32],
-        accumulate: bool,
-        g: Mat<'_>,
-    ) -> candle_core::Result<()> {
+    /// `dx += g W` on the CPU, `g` `[rows, out]`, `dx` `[rows, in]`.
+    fn cpu_input_grad_add(&self, dx: &mut [f32], g: Mat<'_>) -> candle_core::Result<()> {
         match self {
             Frozen::Dense(w) => with_cpu_f32(w, "lora-linear-bwd", |w| {
-                sgemm(dx, accumulate, g, Mat::new(w, g.cols, dx.len() / g.rows.max(1)), 1.0);
+                sgemm(dx, true, g, Mat::new(w, g.cols, dx.len() / g.rows.max(1)), 1.0);
                 Ok(())
             }),
             Frozen::Quant(w) => {
-                w.input_grad_into(dx, accumulate, g.data, g.rows);
+                w.input_grad_into(dx, true, g.data, g.rows);
                 Ok(())
             }
         }
@@ -517,7 +511,7 @@ impl CpuLinear<'_> {
         x: Mat<'_>,
         pair_grads: Option<(&[f32], &mut [f32], &mut [f32])>,
     ) -> candle_core::Result<()> {
-        self.w.cpu_input_grad(dx, true, g)?;
+        self.w.cpu_input_grad_add(dx, g)?;
         self.pair_backward(dx, g, x, pair_grads);
         Ok(())
     }
