@@ -204,30 +204,57 @@ fn lora_shapes(w: (usize, usize), a: &Tensor, b: &Tensor) -> candle_core::Result
     Ok((out_dim, r))
 }
 
-/// `x W^T + scale * (x A^T) B^T` for a few rows of `x` (`[rows, in]`), for inference on
-/// the CPU: all three products by the few-row kernel, no gradient. A decode step's
-/// projections with an adapter, where candle ops cost more than the arithmetic.
-pub fn lora_linear_few_rows(
-    x: &Tensor,
-    w: &Tensor,
-    a: &Tensor,
-    b: &Tensor,
-    scale: f64,
-) -> candle_core::Result<Tensor> {
+/// One projection of a decode step for [`linear_few_rows`]: a frozen fp32 weight
+/// `W [out, in]`, with a LoRA pair `A [r, in]`, `B [out, r]` and its scale if adapted.
+pub struct FewRowsProj<'a> {
+    pub w: &'a Tensor,
+    pub lora: Option<(&'a Tensor, &'a Tensor, f64)>,
+}
+
+/// `x W_i^T + scale_i * (x A_i^T) B_i^T` for projections that share a few rows of `x`
+/// (`[rows, in]`), for inference on the CPU, no gradient: a decode step, where candle ops
+/// and a dispatch to the threads per product cost more than the arithmetic. Every `W_i`
+/// and `A_i` is read in one parallel pass of the few-row kernel; the `B_i` products (rank
+/// `r` inner dimension) run on the calling thread.
+pub fn linear_few_rows(x: &Tensor, projs: &[FewRowsProj<'_>]) -> candle_core::Result<Vec<Tensor>> {
     let (rows, k) = x.dims2()?;
-    let (n, r) = lora_shapes(w.dims2()?, a, b)?;
-    let low = with_cpu_f32(x, "lora-few-rows", |x| {
-        with_cpu_f32(a, "lora-few-rows", |a| Ok(skinny::matmul_t(x, a, rows, r, k)))
-    })?;
-    let delta = with_cpu_f32(b, "lora-few-rows", |b| Ok(skinny::matmul_t(&low, b, rows, n, r)))?;
-    let mut y = with_cpu_f32(x, "lora-few-rows", |x| {
-        with_cpu_f32(w, "lora-few-rows", |w| Ok(skinny::matmul_t(x, w, rows, n, k)))
-    })?;
-    let scale = scale as f32;
-    for (y, d) in y.iter_mut().zip(&delta) {
-        *y += scale * d;
+    let mut tensors = vec![x];
+    for p in projs {
+        if let Some((a, b, _)) = p.lora {
+            lora_shapes(p.w.dims2()?, a, b)?;
+        }
+        if p.w.dims2()?.1 != k {
+            candle_core::bail!("linear_few_rows: x {:?} does not fit W {:?}", x.dims(), p.w.dims());
+        }
+        tensors.push(p.w);
     }
-    Tensor::from_vec(y, (rows, n), x.device())
+    tensors.extend(projs.iter().filter_map(|p| p.lora.map(|(a, _, _)| a)));
+    tensors.extend(projs.iter().filter_map(|p| p.lora.map(|(_, b, _)| b)));
+    let ys = with_cpu_f32_list(&tensors, "linear-few-rows", |s| {
+        let (x, rest) = s.split_first().expect("x comes first");
+        let (ws, rest) = rest.split_at(projs.len());
+        let (a_s, b_s) = rest.split_at(rest.len() / 2);
+        let firsts: Vec<&[f32]> = ws.iter().chain(a_s).copied().collect();
+        let mut outs = skinny::matmul_t_many(x, &firsts, rows, k);
+        let lows = outs.split_off(projs.len());
+        let adapted = projs.iter().enumerate().filter_map(|(i, p)| p.lora.map(|l| (i, l.2)));
+        for (((i, scale), low), b) in adapted.zip(&lows).zip(b_s) {
+            let y = &mut outs[i];
+            let (n, r) = (y.len() / rows, low.len() / rows);
+            let delta = skinny::matmul_t_here(low, b, rows, n, r);
+            let scale = scale as f32;
+            for (y, d) in y.iter_mut().zip(&delta) {
+                *y += scale * d;
+            }
+        }
+        Ok(outs)
+    })?;
+    ys.into_iter()
+        .map(|y| {
+            let n = y.len() / rows;
+            Tensor::from_vec(y, (rows, n), x.device())
+        })
+        .collect()
 }
 
 /// `x W^T + scale * (x A^T) B^T`: a frozen weight `W [out, in]` with a LoRA pair
@@ -561,16 +588,25 @@ fn with_cpu_f32s<const N: usize, T>(
     op: &'static str,
     f: impl FnOnce([&[f32]; N]) -> candle_core::Result<T>,
 ) -> candle_core::Result<T> {
+    with_cpu_f32_list(&ts, op, |s| f(s.try_into().expect("one slice per tensor")))
+}
+
+/// [`with_cpu_f32`] over a list of tensors.
+fn with_cpu_f32_list<T>(
+    ts: &[&Tensor],
+    op: &'static str,
+    f: impl FnOnce(&[&[f32]]) -> candle_core::Result<T>,
+) -> candle_core::Result<T> {
     let ts = ts.iter().map(|t| t.contiguous()).collect::<candle_core::Result<Vec<_>>>()?;
     let storages: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
-    let mut slices = Vec::with_capacity(N);
+    let mut slices = Vec::with_capacity(ts.len());
     for (s, l) in &storages {
         match &**s {
             Storage::Cpu(s) => slices.push(f32_slice(s, l, op)?),
             _ => candle_core::bail!("{op}: expected a cpu tensor"),
         }
     }
-    f(slices.try_into().expect("one slice per tensor"))
+    f(&slices)
 }
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * w`.

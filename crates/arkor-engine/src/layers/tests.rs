@@ -151,6 +151,44 @@ fn lora_linear_matches_composed_ops_for_input_and_both_lora_matrices() {
     }
 }
 
+/// A decode step's projections that share their input (q/k/v with and without pairs, of
+/// different widths, wide enough for several bands each, rank 16 and rank 3 pairs), one to
+/// four rows: each matches `x W^T + scale (x A^T) B^T` on its own.
+#[test]
+fn projections_sharing_few_rows_match_each_product_alone() {
+    let k = 200;
+    let ws = [randn(&[150, k], 30), randn(&[70, k], 31), randn(&[300, k], 32)];
+    let pairs = [
+        Some((randn(&[16, k], 33), randn(&[150, 16], 34), 0.5)),
+        None,
+        Some((randn(&[3, k], 35), randn(&[300, 3], 36), 2.0)),
+    ];
+    for rows in 1..=4 {
+        let x = randn(&[rows, k], 37 + rows as u64);
+        let projs: Vec<FewRowsProj<'_>> = ws
+            .iter()
+            .zip(&pairs)
+            .map(|(w, p)| FewRowsProj { w, lora: p.as_ref().map(|(a, b, s)| (a, b, *s)) })
+            .collect();
+        let ys = linear_few_rows(&x, &projs).unwrap();
+        assert_eq!(ys.len(), 3);
+        for ((y, w), p) in ys.iter().zip(&ws).zip(&pairs) {
+            let mut want = x.matmul(&w.t().unwrap()).unwrap();
+            if let Some((a, b, s)) = p {
+                let low = x.matmul(&a.t().unwrap()).unwrap().matmul(&b.t().unwrap()).unwrap();
+                want = (want + (low * *s).unwrap()).unwrap();
+            }
+            assert_eq!(y.dims(), want.dims());
+            assert!(max_diff(y, &want) < 1e-3, "{rows} rows: differs by {}", max_diff(y, &want));
+        }
+    }
+    // A pair that does not fit its weight is named, not multiplied.
+    let (a, b) = (randn(&[4, k], 40), randn(&[151, 4], 41));
+    let bad = [FewRowsProj { w: &ws[0], lora: Some((&a, &b, 1.0)) }];
+    let err = linear_few_rows(&randn(&[1, k], 42), &bad).unwrap_err().to_string();
+    assert!(err.contains("do not fit"), "{err}");
+}
+
 #[test]
 fn linear_cross_entropy_matches_the_head_then_cross_entropy() {
     // More rows than one block of logits, so the blocking is exercised.

@@ -488,9 +488,19 @@ impl Model {
         caches: &mut [&mut KvCache],
         mode: ForwardMode,
     ) -> Result<Tensor> {
-        let x = self.embed(ids)?;
-        let x = self.blocks_over(x, 0..self.blocks.len(), rows, adapters, caches, mode)?;
-        self.final_norm(&x)
+        let body = |caches: &mut [&mut KvCache]| {
+            let x = self.embed(ids)?;
+            let x = self.blocks_over(x, 0..self.blocks.len(), rows, adapters, caches, mode)?;
+            self.final_norm(&x)
+        };
+        if mode == ForwardMode::Inference && self.device.is_cpu() {
+            // On a thread of the pool, each op's parallel part starts on this thread and
+            // wakes the others, instead of queueing the work and putting this thread to
+            // sleep until it is done: a decode step has hundreds of such small parts (this
+            // halved its context switches).
+            return rayon::scope(|_| body(caches));
+        }
+        body(caches)
     }
 
     /// Blocks `layers` over hidden states `x` (`[tokens, hidden]`) laid out as `rows`.
@@ -518,7 +528,7 @@ impl Model {
             kv_heads: s.num_kv_heads,
             head_dim: s.head_dim,
         };
-        let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
+        let general = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
             let lin = block.proj[p.index()].as_ref().expect("the family's projections are loaded");
             let adapter = match (adapters, rows) {
                 (RowAdapters::Same(adapter), _) => adapter,
@@ -546,13 +556,6 @@ impl Model {
                     let low = xin.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
                     (lin.weight.apply(x)? + (low * adapter.scale())?)?
                 }
-                // A decode step: every product by the few-row kernel (the fused op's GEMM
-                // and candle's small ops cost more than the arithmetic here).
-                (Some((adapter, pair)), ForwardMode::Inference, Frozen::Dense(w))
-                    if decode_step =>
-                {
-                    layers::lora_linear_few_rows(x, w, &pair.a, &pair.b, adapter.scale())?
-                }
                 (Some((adapter, pair)), _, w) => {
                     layers::lora_linear(x, w, &pair.a, &pair.b, adapter.scale())?
                 }
@@ -562,6 +565,46 @@ impl Model {
                 y = y.broadcast_add(bias)?;
             }
             Ok(y)
+        };
+        // A decode step with one adapter (or none) for all rows and fp32 weights: the
+        // projections that share their input in one pass of the few-row kernel (candle's
+        // small ops and a dispatch to the threads per product cost more than the
+        // arithmetic here).
+        let few_rows = |x: &Tensor,
+                        layer: usize,
+                        ps: &[Proj],
+                        block: &Block|
+         -> Result<Option<Vec<Tensor>>> {
+            let RowAdapters::Same(adapter) = adapters else { return Ok(None) };
+            if !decode_step {
+                return Ok(None);
+            }
+            let mut list = Vec::with_capacity(ps.len());
+            for &p in ps {
+                let lin =
+                    block.proj[p.index()].as_ref().expect("the family's projections are loaded");
+                let Frozen::Dense(w) = &lin.weight else { return Ok(None) };
+                let lora = adapter.and_then(|a| {
+                    a.pair(layer, p).map(|pair| (pair.a.as_tensor(), pair.b.as_tensor(), a.scale()))
+                });
+                list.push(layers::FewRowsProj { w, lora });
+            }
+            let mut ys = layers::linear_few_rows(x, &list)?;
+            for (y, &p) in ys.iter_mut().zip(ps) {
+                if let Some(bias) = block.proj[p.index()].as_ref().and_then(|l| l.bias.as_ref()) {
+                    *y = y.broadcast_add(bias)?;
+                }
+            }
+            Ok(Some(ys))
+        };
+        let projs = |x: &Tensor, layer: usize, ps: &[Proj], block: &Block| -> Result<Vec<Tensor>> {
+            match few_rows(x, layer, ps, block)? {
+                Some(ys) => Ok(ys),
+                None => ps.iter().map(|&p| general(x, layer, p, block)).collect(),
+            }
+        };
+        let proj = |x: &Tensor, layer: usize, p: Proj, block: &Block| -> Result<Tensor> {
+            Ok(projs(x, layer, &[p], block)?.pop().expect("one projection"))
         };
         // Packed rows (a uniform batch is packed rows without a prefix) of a training pass:
         // each block half may run as one op.
@@ -593,11 +636,10 @@ impl Model {
                     let (nq, nkv) = (s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim);
                     (qkv.narrow(1, 0, nq)?, qkv.narrow(1, nq, nkv)?, qkv.narrow(1, nq + nkv, nkv)?)
                 } else {
-                    (
-                        proj(&h, i, Proj::Q, block)?,
-                        proj(&h, i, Proj::K, block)?,
-                        proj(&h, i, Proj::V, block)?,
-                    )
+                    let [q, k, v] =
+                        <[Tensor; 3]>::try_from(projs(&h, i, &[Proj::Q, Proj::K, Proj::V], block)?)
+                            .expect("three projections");
+                    (q, k, v)
                 };
                 if let Some((qn, kn)) = &block.qk_norm {
                     // Each head normalised on its own: `[rows, heads * hd]` as `[rows, heads, hd]`.
@@ -731,7 +773,10 @@ impl Model {
                 let n = s.intermediate_size;
                 (gate_up.narrow(1, 0, n)?, gate_up.narrow(1, n, n)?)
             } else {
-                (proj(&h, i, Proj::Gate, block)?, proj(&h, i, Proj::Up, block)?)
+                let [gate, up] =
+                    <[Tensor; 2]>::try_from(projs(&h, i, &[Proj::Gate, Proj::Up], block)?)
+                        .expect("two projections");
+                (gate, up)
             };
             let act =
                 if s.gemma.is_some() { (gate.gelu()? * up)? } else { layers::swiglu(&gate, &up)? };
