@@ -148,8 +148,10 @@ fn run(
             };
             let scale = 1.0 / trained.max(1) as f64;
             let recompute = config.gradient_checkpointing;
+            let pass = || batch.loss_and_grads(model, &adapter, &vars, mode, scale, recompute);
+            // On the CPU, inside the rayon pool: see `Model::run`.
             let (sum, micro_grads) =
-                batch.loss_and_grads(model, &adapter, &vars, mode, scale, recompute)?;
+                if model.device().is_cpu() { rayon::scope(|_| pass()) } else { pass() }?;
             for (slot, g) in grads.iter_mut().zip(micro_grads) {
                 *slot = match (slot.take(), g) {
                     (Some(acc), Some(g)) => Some((acc + g)?),
