@@ -2,19 +2,25 @@
 //! `generate::next_logits` (what the server's decode batch does), greedy, no adapter.
 //!
 //! ```text
-//! cargo run --release -p arkor-engine --example bench_batch -- MODEL_DIR [1,2,4,8,16]
+//! cargo run --release -p arkor-engine --example bench_batch -- MODEL [1,2,4,8,16]
 //! ```
 //!
-//! MODEL_DIR is a Hugging Face directory (for SmolLM2-135M-Instruct, the one `arkor`
-//! imports from the GGUF under `<data>/models/gguf/`). Prints the time of one step after
-//! the prompt and the tokens/s over all sequences, averaged over 16 steps.
+//! MODEL is a Hugging Face directory or a GGUF file (imported into a temporary directory
+//! first; for SmolLM2-135M-Instruct, the Q4_1 GGUF the tests use). Prints the time of one
+//! step after the prompt and the tokens/s over all sequences, averaged over 16 steps.
 
 use arkor_engine::generate::{SamplingParams, Sequence, next_logits};
 use arkor_engine::models::Model;
 use arkor_engine::tokenizer::TextTokenizer;
 use std::time::Instant;
 fn main() {
-    let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap());
+    let model_arg = std::path::PathBuf::from(std::env::args().nth(1).expect("MODEL"));
+    let imported = tempfile::tempdir().unwrap();
+    let dir = if model_arg.is_file() {
+        arkor_engine::gguf::import(&model_arg, imported.path()).unwrap()
+    } else {
+        model_arg
+    };
     let model = Model::load(&dir, &candle_core::Device::Cpu).unwrap();
     let tok = TextTokenizer::from_dir(&dir).unwrap();
     let ids =
