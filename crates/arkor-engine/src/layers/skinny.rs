@@ -83,10 +83,120 @@ fn dots(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
     dots_generic::<false>(x, w, m, k, out)
 }
 
+/// With two rows of `x` or more, pairs of rows of `x` against pairs of rows of `w`: each
+/// step loads four vectors for four fused multiply-adds (a dot product at a time loads two
+/// per multiply-add, which bounds a batch or a prompt by the loads). The sums keep
+/// [`dot`]'s order, so every row gets the same bits as alone.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn dots_avx512(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
-    dots_generic::<true>(x, w, m, k, out)
+    if m < 2 {
+        return dots_generic::<true>(x, w, m, k, out);
+    }
+    let n = w.len() / k;
+    let (m2, n2) = (m / 2 * 2, n / 2 * 2);
+    let row = |i: usize| i * k..(i + 1) * k;
+    for j in (0..n2).step_by(2) {
+        let ahead = w.as_ptr().wrapping_add(j * k + PREFETCH);
+        for i in (0..m2).step_by(2) {
+            let xs = [&x[row(i)], &x[row(i + 1)]];
+            let ws = [&w[row(j)], &w[row(j + 1)]];
+            // SAFETY: the CPU has AVX-512F (this function's features).
+            let d = unsafe { dots_2x2_avx512(xs, ws, (i == 0).then_some(ahead)) };
+            for (c, d) in d.iter().enumerate() {
+                out[(j + c) * m + i..(j + c) * m + i + 2].copy_from_slice(d);
+            }
+        }
+        for i in m2..m {
+            for c in 0..2 {
+                out[(j + c) * m + i] = dot::<true>(&x[row(i)], &w[row(j + c)], None);
+            }
+        }
+    }
+    for j in n2..n {
+        let ahead = w.as_ptr().wrapping_add(j * k + PREFETCH);
+        for i in 0..m {
+            out[j * m + i] = dot::<true>(&x[row(i)], &w[row(j)], (i == 0).then_some(ahead));
+        }
+    }
+}
+
+/// `[[x_0 · w_0, x_1 · w_0], [x_0 · w_1, x_1 · w_1]]`, each summed in [`dot`]'s order, with
+/// the rows of `w` fetched from `ahead` on (`ahead + k` for the second).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+// The accumulators are indexed [row of x][row of w][chain], with the chain also the offset.
+#[allow(clippy::needless_range_loop)]
+unsafe fn dots_2x2_avx512(
+    xs: [&[f32]; 2],
+    ws: [&[f32]; 2],
+    ahead: Option<*const f32>,
+) -> [[f32; 2]; 2] {
+    use std::arch::x86_64::*;
+    const STEP: usize = LANES * CHAINS;
+    let k = xs[0].len();
+    assert!(xs.iter().chain(&ws).all(|r| r.len() == k), "rows of one length");
+    let body = k / STEP * STEP;
+    let lanes = body + (k - body) / LANES * LANES;
+    let (xp, wp) = ([xs[0].as_ptr(), xs[1].as_ptr()], [ws[0].as_ptr(), ws[1].as_ptr()]);
+    // [row of x][row of w][chain]
+    let mut acc = [[[_mm512_setzero_ps(); CHAINS]; 2]; 2];
+    // SAFETY: every load reads LANES floats at an offset below `lanes <= k` of a row of
+    // length `k`.
+    unsafe {
+        let mut t = 0;
+        while t < body {
+            if let Some(p) = ahead {
+                prefetch(p.wrapping_add(t));
+                prefetch(p.wrapping_add(k + t));
+            }
+            for q in 0..CHAINS {
+                let o = t + q * LANES;
+                let xv = [_mm512_loadu_ps(xp[0].add(o)), _mm512_loadu_ps(xp[1].add(o))];
+                let wv = [_mm512_loadu_ps(wp[0].add(o)), _mm512_loadu_ps(wp[1].add(o))];
+                for r in 0..2 {
+                    for c in 0..2 {
+                        acc[r][c][q] = _mm512_fmadd_ps(xv[r], wv[c], acc[r][c][q]);
+                    }
+                }
+            }
+            t += STEP;
+        }
+        while t < lanes {
+            let xv = [_mm512_loadu_ps(xp[0].add(t)), _mm512_loadu_ps(xp[1].add(t))];
+            let wv = [_mm512_loadu_ps(wp[0].add(t)), _mm512_loadu_ps(wp[1].add(t))];
+            for r in 0..2 {
+                for c in 0..2 {
+                    acc[r][c][0] = _mm512_fmadd_ps(xv[r], wv[c], acc[r][c][0]);
+                }
+            }
+            t += LANES;
+        }
+    }
+    let mut out = [[0f32; 2]; 2];
+    for r in 0..2 {
+        for c in 0..2 {
+            let a = &acc[r][c];
+            let sum = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+            out[c][r] = reduce_avx512(sum) + tail(&xs[r][lanes..], &ws[c][lanes..]);
+        }
+    }
+    out
+}
+
+/// [`reduce`] of one AVX-512 register: the same tree (lane `l` plus lane `l + 8`, then
+/// `l + 4`, `l + 2`, `l + 1`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn reduce_avx512(v: std::arch::x86_64::__m512) -> f32 {
+    use std::arch::x86_64::*;
+    let lo = _mm512_castps512_ps256(v);
+    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    let s8 = _mm256_add_ps(lo, hi);
+    let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+    let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    let s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+    _mm_cvtss_f32(s1)
 }
 
 #[cfg(target_arch = "x86_64")]
