@@ -318,6 +318,11 @@ impl<'a> Mat<'a> {
         Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
 
+    /// The same matrix with rows `rs` elements apart (a block of columns of a wider one).
+    fn with_rs(self, rs: usize) -> Self {
+        Mat { rs, ..self }
+    }
+
     /// Rows `range` of the matrix, without moving data.
     fn rows(self, range: std::ops::Range<usize>) -> Self {
         let data =
@@ -344,7 +349,18 @@ fn sgemm_on(
 ) {
     assert_eq!(dst.len(), lhs.rows * rhs.cols, "sgemm: destination size");
     // SAFETY: `dst` holds the `m * n` elements.
-    unsafe { sgemm_ptr(threads, dst.as_mut_ptr(), accumulate, lhs, rhs, alpha) }
+    unsafe { sgemm_ptr(threads, dst.as_mut_ptr(), rhs.cols, accumulate, lhs, rhs, alpha) }
+}
+
+/// `dst = alpha * lhs @ rhs` into the first `rhs.cols` columns of a row-major matrix whose
+/// rows are `dst_rs` elements apart (a block of columns of a wider matrix).
+fn sgemm_into_cols(dst: &mut [f32], dst_rs: usize, lhs: Mat<'_>, rhs: Mat<'_>, alpha: f32) {
+    let (m, n) = (lhs.rows, rhs.cols);
+    assert!(n <= dst_rs, "sgemm: {n} columns in rows of {dst_rs}");
+    assert!(m == 0 || (m - 1) * dst_rs + n <= dst.len(), "sgemm: destination size");
+    let threads = candle_core::utils::get_num_threads();
+    // SAFETY: `dst` holds the `m` rows of `n` elements, `dst_rs` apart (checked above).
+    unsafe { sgemm_ptr(threads, dst.as_mut_ptr(), dst_rs, false, lhs, rhs, alpha) }
 }
 
 /// `alpha * lhs @ rhs` as a new row-major vector, which gemm writes without its memory
@@ -356,20 +372,30 @@ fn sgemm_new(lhs: Mat<'_>, rhs: Mat<'_>, alpha: f32) -> Vec<f32> {
     // `k == 0` case of `sgemm_ptr`) writes every one of them and reads none, so all are
     // initialised when the length is set.
     unsafe {
-        sgemm_ptr(candle_core::utils::get_num_threads(), dst.as_mut_ptr(), false, lhs, rhs, alpha);
+        sgemm_ptr(
+            candle_core::utils::get_num_threads(),
+            dst.as_mut_ptr(),
+            rhs.cols,
+            false,
+            lhs,
+            rhs,
+            alpha,
+        );
         dst.set_len(len);
     }
     dst
 }
 
-/// [`sgemm_on`] into `m * n` elements at `dst`.
+/// [`sgemm_on`] into `m = lhs.rows` rows of `n = rhs.cols` elements at `dst`, `dst_rs`
+/// elements apart.
 ///
 /// # Safety
-/// `dst` must be valid for writing `lhs.rows * rhs.cols` elements (and for reading them
-/// with `accumulate`).
+/// `dst` must be valid for writing those elements (and for reading them with
+/// `accumulate`).
 unsafe fn sgemm_ptr(
     threads: usize,
     dst: *mut f32,
+    dst_rs: usize,
     accumulate: bool,
     lhs: Mat<'_>,
     rhs: Mat<'_>,
@@ -387,8 +413,10 @@ unsafe fn sgemm_ptr(
     }
     if k == 0 {
         if !accumulate {
-            // SAFETY: the caller's `dst` holds `m * n` elements.
-            unsafe { std::ptr::write_bytes(dst, 0, m * n) };
+            for row in 0..m {
+                // SAFETY: the caller's `dst` holds `m` rows of `n` elements, `dst_rs` apart.
+                unsafe { std::ptr::write_bytes(dst.add(row * dst_rs), 0, n) };
+            }
         }
         return;
     }
@@ -396,7 +424,7 @@ unsafe fn sgemm_ptr(
         if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: every index the kernel reads is inside `lhs.data` / `rhs.data` (checked
     // above for the last element; strides are non-negative) and it writes exactly the
-    // `m * n` contiguous elements at `dst`, reading them only with `accumulate`.
+    // `m` rows of `n` elements at `dst`, reading them only with `accumulate`.
     unsafe {
         gemm::gemm(
             m,
@@ -404,7 +432,7 @@ unsafe fn sgemm_ptr(
             k,
             dst,
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs as isize,
@@ -516,7 +544,9 @@ impl CpuLinear<'_> {
         Ok((y, Some(u)))
     }
 
-    /// [`CpuLinear::backward_into`] into a new `dx`.
+    /// From the output's gradient `g` (`[rows, out]`): `dx = g W + scale * (g B) A`, and
+    /// with a pair, given the forward pass's `u`, `dA` and `dB` (overwritten):
+    /// `dB = scale * g^T u`, `dA = scale * (g B)^T x`.
     fn backward_new(
         &self,
         g: Mat<'_>,
@@ -526,21 +556,6 @@ impl CpuLinear<'_> {
         let mut dx = self.w.cpu_input_grad_new(g)?;
         self.pair_backward(&mut dx, g, x, pair_grads);
         Ok(dx)
-    }
-
-    /// From the output's gradient `g` (`[rows, out]`): `dx += g W + scale * (g B) A`, and
-    /// with a pair, given the forward pass's `u`, `dA` and `dB` (overwritten):
-    /// `dB = scale * g^T u`, `dA = scale * (g B)^T x`.
-    fn backward_into(
-        &self,
-        dx: &mut [f32],
-        g: Mat<'_>,
-        x: Mat<'_>,
-        pair_grads: Option<(&[f32], &mut [f32], &mut [f32])>,
-    ) -> candle_core::Result<()> {
-        self.w.cpu_input_grad_add(dx, g)?;
-        self.pair_backward(dx, g, x, pair_grads);
-        Ok(())
     }
 
     /// The pair's share of the backward pass: `dx += scale * (g B) A`, `dA`, `dB`.

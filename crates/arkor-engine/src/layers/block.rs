@@ -21,8 +21,8 @@ use rayon::prelude::*;
 
 use super::attention::{Heads, Segment, attend, attend_bwd, packed_segments};
 use super::{
-    CpuLinear, Frozen, Mat, RopeTables, f32_slice, lora_shapes, rms_norm_rows, rms_norm_rows_bwd,
-    rotate_runs, swiglu, with_cpu_f32, with_cpu_f32s,
+    Frozen, Mat, RopeTables, f32_slice, lora_shapes, rms_norm_rows, rms_norm_rows_bwd, rotate_runs,
+    sgemm, sgemm_into_cols, sgemm_new, swiglu, with_cpu_f32, with_cpu_f32s,
 };
 
 /// One projection of a block.
@@ -99,7 +99,7 @@ pub fn residual_gated_mlp(x: &Tensor, m: &GatedMlp<'_>) -> candle_core::Result<T
             m.down.weight.dims()?
         );
     }
-    let (proj, params) = Projections::new(NAME, x, &[m.gate, m.up, m.down], m.scale)?;
+    let (proj, params) = Projections::new(NAME, x, &[&[m.gate, m.up], &[m.down]], m.scale)?;
     let op = GatedMlpOp {
         norm: Norm::new(m.norm, m.eps)?,
         proj,
@@ -149,7 +149,7 @@ pub fn residual_self_attention(
         Some(rope) => Some(rope.packed_rows(prefix, lens)?),
         None => None,
     };
-    let (proj, params) = Projections::new(NAME, x, &[a.q, a.k, a.v, a.o], a.scale)?;
+    let (proj, params) = Projections::new(NAME, x, &[&[a.q, a.k, a.v], &[a.o]], a.scale)?;
     let op = SelfAttentionOp {
         norm: Norm::new(a.norm, a.eps)?,
         proj,
@@ -187,148 +187,196 @@ impl Norm {
     }
 }
 
-/// Where a projection's pair sits in the flat parameters: `A` at `a`, `B` at `b`.
+/// Where a projection's pair sits: its `B` at `b` in the flat parameters, its `A` as rows
+/// `col..col + r` of its group's `A`s, and its `x A^T` as those columns of the group's.
 #[derive(Clone, Copy, Debug)]
 struct Pair {
-    a: usize,
     b: usize,
     r: usize,
+    col: usize,
+}
+
+/// The pairs of a group of projections that share their input: their `A`s lie one after
+/// another in the flat parameters (`[rank, in]` from `a`), so the group's `x A^T` is one
+/// product.
+#[derive(Clone, Copy, Debug)]
+struct GroupPairs {
+    a: usize,
+    rank: usize,
 }
 
 /// The projections of one op, their pairs read from one flat parameter tensor (a custom
-/// op takes at most three tensors).
+/// op takes at most three tensors), in groups that share their input (q, k and v; gate and
+/// up).
 struct Projections {
     w: Vec<Frozen>,
     bias: Vec<Option<Vec<f32>>>,
     lora: Vec<Option<Pair>>,
+    groups: Vec<std::ops::Range<usize>>,
+    group_pairs: Vec<Option<GroupPairs>>,
     scale: f32,
 }
 
 impl Projections {
-    /// The projections and the flat tensor of their LoRA factors (`A` then `B` of each
-    /// projection with a pair, flattened), checking device, dtype and shapes.
+    /// The projections (`groups` of them, each group sharing its input) and the flat tensor
+    /// of their LoRA factors (per group, the `A`s of its projections with a pair, then their
+    /// `B`s, flattened), checking device, dtype and shapes.
     fn new(
         op: &str,
         x: &Tensor,
-        ps: &[Projection<'_>],
+        groups: &[&[Projection<'_>]],
         scale: f64,
     ) -> candle_core::Result<(Self, Tensor)> {
         if !x.device().is_cpu() || x.dtype() != DType::F32 {
             candle_core::bail!("{op} runs on the CPU in f32 (other devices: the composed ops)");
         }
-        let mut parts = Vec::with_capacity(2 * ps.len());
-        let (mut lora, mut bias) = (Vec::with_capacity(ps.len()), Vec::with_capacity(ps.len()));
+        let mut proj = Projections {
+            w: Vec::new(),
+            bias: Vec::new(),
+            lora: Vec::new(),
+            groups: Vec::with_capacity(groups.len()),
+            group_pairs: Vec::with_capacity(groups.len()),
+            scale: scale as f32,
+        };
+        let (mut a_parts, mut b_parts) = (Vec::new(), Vec::new());
         let mut at = 0;
-        for p in ps {
-            let (out, input) = p.weight.dims()?;
-            bias.push(match p.bias {
-                Some(b) if b.dims1()? != out => {
-                    candle_core::bail!("{op}: a bias of {:?} for {out} outputs", b.dims())
+        for group in groups {
+            let first = proj.w.len();
+            let input = match group.first() {
+                Some(p) => p.weight.dims()?.1,
+                None => candle_core::bail!("{op}: an empty group of projections"),
+            };
+            let mut shapes = Vec::with_capacity(group.len());
+            for p in *group {
+                let (out, p_input) = p.weight.dims()?;
+                if p_input != input {
+                    candle_core::bail!(
+                        "{op}: projections of {input} and {p_input} inputs share one"
+                    );
                 }
-                Some(b) => Some(with_cpu_f32(b, "bias", |b| Ok(b.to_vec()))?),
-                None => None,
-            });
-            lora.push(match p.lora {
-                Some((a, b)) => {
-                    if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
-                        candle_core::bail!("{op}: LoRA factors must be f32");
+                proj.bias.push(match p.bias {
+                    Some(b) if b.dims1()? != out => {
+                        candle_core::bail!("{op}: a bias of {:?} for {out} outputs", b.dims())
                     }
-                    let (_, r) = lora_shapes((out, input), a, b)?;
-                    parts.push(a.flatten_all()?);
-                    parts.push(b.flatten_all()?);
-                    at += r * input + out * r;
-                    Some(Pair { a: at - r * input - out * r, b: at - out * r, r })
-                }
-                None => None,
-            });
+                    Some(b) => Some(with_cpu_f32(b, "bias", |b| Ok(b.to_vec()))?),
+                    None => None,
+                });
+                proj.w.push(p.weight.clone());
+                shapes.push(match p.lora {
+                    Some((a, b)) => {
+                        if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
+                            candle_core::bail!("{op}: LoRA factors must be f32");
+                        }
+                        let (_, r) = lora_shapes((out, input), a, b)?;
+                        a_parts.push(a.flatten_all()?);
+                        b_parts.push(b.flatten_all()?);
+                        Some((out, r))
+                    }
+                    None => None,
+                });
+            }
+            let rank: usize = shapes.iter().flatten().map(|&(_, r)| r).sum();
+            let (group_a, mut b_at, mut col) = (at, at + rank * input, 0);
+            for shape in shapes {
+                proj.lora.push(shape.map(|(out, r)| {
+                    let pair = Pair { b: b_at, r, col };
+                    (col, b_at) = (col + r, b_at + out * r);
+                    pair
+                }));
+            }
+            proj.group_pairs.push((rank > 0).then_some(GroupPairs { a: group_a, rank }));
+            proj.groups.push(first..proj.w.len());
+            at = b_at;
+            // `A`s then `B`s of the group, in the order the offsets above assume.
+            a_parts.append(&mut b_parts);
         }
-        let params = if parts.is_empty() {
+        let params = if a_parts.is_empty() {
             Tensor::zeros(1, DType::F32, x.device())?
         } else {
-            Tensor::cat(&parts, 0)?
+            Tensor::cat(&a_parts, 0)?
         };
-        let w = ps.iter().map(|p| p.weight.clone()).collect();
-        Ok((Projections { w, bias, lora, scale: scale as f32 }, params))
+        Ok((proj, params))
     }
 
     fn has_pairs(&self) -> bool {
         self.lora.iter().any(Option::is_some)
     }
 
-    /// Projection `i` over `p`, the flat LoRA factors.
-    fn linear<'a>(&'a self, i: usize, p: &'a [f32]) -> candle_core::Result<CpuLinear<'a>> {
-        let (out, input) = self.w[i].dims()?;
-        let lora = self.lora[i].map(|l| {
-            let a = Mat::new(&p[l.a..l.a + l.r * input], l.r, input);
-            (a, Mat::new(&p[l.b..l.b + out * l.r], out, l.r))
-        });
-        Ok(CpuLinear { w: &self.w[i], lora, scale: self.scale })
+    /// Group `g`'s `A`s over `p`, the flat LoRA factors: `[rank, in]`.
+    fn group_a<'a>(&self, g: usize, p: &'a [f32]) -> candle_core::Result<Option<Mat<'a>>> {
+        let Some(gp) = self.group_pairs[g] else { return Ok(None) };
+        let input = self.w[self.groups[g].start].dims()?.1;
+        Ok(Some(Mat::new(&p[gp.a..gp.a + gp.rank * input], gp.rank, input)))
     }
 
-    /// Projection `i` of `x` (`[rows, in]`): `[rows, out]`, and its `x A^T` when it has a
-    /// pair.
+    /// Projection `i`'s `B` over `p`: `[out, r]`.
+    fn b<'a>(&self, i: usize, l: Pair, p: &'a [f32]) -> candle_core::Result<Mat<'a>> {
+        let out = self.w[i].dims()?.0;
+        Ok(Mat::new(&p[l.b..l.b + out * l.r], out, l.r))
+    }
+
+    /// Group `g`'s projections of their shared input `x` (`[rows, in]`): `x W^T + bias +
+    /// scale * (x A^T) B^T` each (`[rows, out]`), and the group's `x A^T` (`[rows, rank]`,
+    /// each pair's columns side by side) for the backward pass when it has pairs.
     fn forward(
         &self,
-        i: usize,
+        g: usize,
         p: &[f32],
         x: Mat<'_>,
-    ) -> candle_core::Result<(Vec<f32>, Option<Vec<f32>>)> {
-        let out = self.w[i].dims()?.0;
-        let (mut y, u) = self.linear(i, p)?.forward(x)?;
-        if let Some(bias) = &self.bias[i] {
-            y.par_chunks_mut(out)
-                .for_each(|row| row.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
+    ) -> candle_core::Result<(Vec<Vec<f32>>, Option<Vec<f32>>)> {
+        let mut ys = Vec::with_capacity(self.groups[g].len());
+        for i in self.groups[g].clone() {
+            let out = self.w[i].dims()?.0;
+            let mut y = self.w[i].cpu_product(x)?;
+            if let Some(bias) = &self.bias[i] {
+                y.par_chunks_mut(out)
+                    .for_each(|row| row.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
+            }
+            ys.push(y);
         }
-        Ok((y, u))
+        let Some(a) = self.group_a(g, p)? else { return Ok((ys, None)) };
+        let u = sgemm_new(x, a.t(), 1.0);
+        for (i, y) in self.groups[g].clone().zip(&mut ys) {
+            let Some(l) = self.lora[i] else { continue };
+            let u_i = Mat::new(&u[l.col..], x.rows, l.r).with_rs(a.rows);
+            sgemm(y, true, u_i, self.b(i, l, p)?.t(), self.scale);
+        }
+        Ok((ys, Some(u)))
     }
 
-    /// Projection `i`'s backward pass from its output's gradient `g` (`[rows, out]`) and
-    /// input `x`: the input gradient added into `dx`, the pair's gradients into their place
-    /// in `dp`.
-    #[allow(clippy::too_many_arguments)]
-    fn backward_into(
-        &self,
-        i: usize,
-        p: &[f32],
-        dp: &mut [f32],
-        u: &Option<Vec<f32>>,
-        dx: &mut [f32],
-        g: Mat<'_>,
-        x: Mat<'_>,
-    ) -> candle_core::Result<()> {
-        let pair = self.pair_grads(i, dp, u)?;
-        self.linear(i, p)?.backward_into(dx, g, x, pair)
-    }
-
-    /// [`Projections::backward_into`] into a new input gradient.
+    /// Group `g`'s backward pass from its outputs' gradients `grads` (`[rows, out]` each),
+    /// their shared input `x` and the forward pass's `u`: the pairs' gradients into their
+    /// place in `dp` (`dB = scale * g^T u`, and with `gu = scale * g B` side by side for the
+    /// group, `dA = gu^T x`), and the input gradient `sum(g W) + gu A`.
     fn backward(
         &self,
-        i: usize,
+        g: usize,
         p: &[f32],
         dp: &mut [f32],
         u: &Option<Vec<f32>>,
-        g: Mat<'_>,
+        grads: &[Mat<'_>],
         x: Mat<'_>,
     ) -> candle_core::Result<Vec<f32>> {
-        let pair = self.pair_grads(i, dp, u)?;
-        self.linear(i, p)?.backward_new(g, x, pair)
-    }
-
-    /// Projection `i`'s forward `u` and its pair's gradients in `dp`, when it has a pair.
-    fn pair_grads<'a>(
-        &self,
-        i: usize,
-        dp: &'a mut [f32],
-        u: &'a Option<Vec<f32>>,
-    ) -> candle_core::Result<Option<(&'a [f32], &'a mut [f32], &'a mut [f32])>> {
-        Ok(match (self.lora[i], u.as_deref()) {
-            (Some(l), Some(u)) => {
-                let out = self.w[i].dims()?.0;
-                let (da, db) = dp[l.a..l.b + out * l.r].split_at_mut(l.b - l.a);
-                Some((u, da, db))
-            }
-            _ => None,
-        })
+        let ids = self.groups[g].clone();
+        let mut dx = self.w[ids.start].cpu_input_grad_new(grads[0])?;
+        for (i, grad) in ids.clone().zip(grads).skip(1) {
+            self.w[i].cpu_input_grad_add(&mut dx, *grad)?;
+        }
+        let (Some(a), Some(u)) = (self.group_a(g, p)?, u.as_deref()) else { return Ok(dx) };
+        let (rows, rank) = (x.rows, a.rows);
+        let mut gu = vec![0f32; rows * rank];
+        for (i, grad) in ids.zip(grads) {
+            let Some(l) = self.lora[i] else { continue };
+            let b = self.b(i, l, p)?;
+            let u_i = Mat::new(&u[l.col..], rows, l.r).with_rs(rank);
+            sgemm(&mut dp[l.b..l.b + b.rows * l.r], false, grad.t(), u_i, self.scale);
+            sgemm_into_cols(&mut gu[l.col..], rank, *grad, b, self.scale);
+        }
+        let gu = Mat::new(&gu, rows, rank);
+        let a_at = self.group_pairs[g].map_or(0, |gp| gp.a);
+        sgemm(&mut dp[a_at..a_at + rank * x.cols], false, gu.t(), x, 1.0);
+        sgemm(&mut dx, true, gu, a, 1.0);
+        Ok(dx)
     }
 
     /// An op's backward pass: `f` gets what the forward pass saved, `x`, the flat factors
@@ -360,7 +408,7 @@ impl Projections {
 
 struct GatedMlpOp {
     norm: Norm,
-    /// Gate, up, down.
+    /// Gate and up, then down.
     proj: Projections,
     intermediate: usize,
     saved: Mutex<Option<MlpSaved>>,
@@ -371,8 +419,8 @@ struct MlpSaved {
     gate: Vec<f32>,
     up: Vec<f32>,
     sigmoid: Vec<f32>,
-    /// Each projection's `x A^T`.
-    u: [Option<Vec<f32>>; 3],
+    /// Each group's `x A^T`.
+    u: [Option<Vec<f32>>; 2],
 }
 
 impl CustomOp2 for GatedMlpOp {
@@ -392,13 +440,14 @@ impl CustomOp2 for GatedMlpOp {
         let rows = x.len() / h.max(1);
         let normed = self.norm.forward(x);
         let normed = Mat::new(&normed, rows, h);
-        let (gate, u_gate) = self.proj.forward(0, p, normed)?;
-        let (up, u_up) = self.proj.forward(1, p, normed)?;
+        let (gate_up, u_gate_up) = self.proj.forward(0, p, normed)?;
+        let [gate, up] = <[Vec<f32>; 2]>::try_from(gate_up).expect("gate and up");
         let (mut sigmoid, mut act) = (vec![0f32; rows * n], vec![0f32; rows * n]);
         swiglu::forward_par(&gate, &up, &mut sigmoid, &mut act);
-        let (mut y, u_down) = self.proj.forward(2, p, Mat::new(&act, rows, n))?;
+        let (down, u_down) = self.proj.forward(1, p, Mat::new(&act, rows, n))?;
+        let mut y = down.into_iter().next().expect("down");
         add_into(&mut y, x);
-        let u = [u_gate, u_up, u_down];
+        let u = [u_gate_up, u_down];
         *self.saved.lock().expect("mlp lock") = Some(MlpSaved { gate, up, sigmoid, u });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
@@ -425,16 +474,16 @@ impl CustomOp2 for GatedMlpOp {
                 }
             });
             // The activation's gradient, then the gate's in its place.
-            let mut d_gate = self.proj.backward(2, p, dp, &s.u[2], g, Mat::new(&act, rows, n))?;
+            let down_in = Mat::new(&act, rows, n);
+            let mut d_gate = self.proj.backward(1, p, dp, &s.u[1], &[g], down_in)?;
             drop(act);
             let mut d_up = vec![0f32; rows * n];
             swiglu::backward_par([&s.gate, &s.up, &s.sigmoid], &mut d_gate, &mut d_up);
             // gate and up: both input gradients into one buffer.
             let normed = self.norm.forward(x);
             let normed = Mat::new(&normed, rows, h);
-            let (d_gate, d_up) = (Mat::new(&d_gate, rows, n), Mat::new(&d_up, rows, n));
-            let mut d_normed = self.proj.backward(0, p, dp, &s.u[0], d_gate, normed)?;
-            self.proj.backward_into(1, p, dp, &s.u[1], &mut d_normed, d_up, normed)?;
+            let grads = [Mat::new(&d_gate, rows, n), Mat::new(&d_up, rows, n)];
+            let d_normed = self.proj.backward(0, p, dp, &s.u[0], &grads, normed)?;
             Ok(self.norm.backward_residual(x, d_normed, g.data))
         })
     }
@@ -442,7 +491,7 @@ impl CustomOp2 for GatedMlpOp {
 
 struct SelfAttentionOp {
     norm: Norm,
-    /// q, k, v, o.
+    /// q, k and v, then o.
     proj: Projections,
     heads: Heads,
     segments: Vec<Segment>,
@@ -459,8 +508,8 @@ struct AttentionSaved {
     v: Vec<f32>,
     out: Vec<f32>,
     lse: Vec<Vec<f32>>,
-    /// Each projection's `x A^T`.
-    u: [Option<Vec<f32>>; 4],
+    /// Each group's `x A^T`.
+    u: [Option<Vec<f32>>; 2],
 }
 
 impl SelfAttentionOp {
@@ -492,14 +541,14 @@ impl CustomOp2 for SelfAttentionOp {
         let rows = x.len() / h.max(1);
         let normed = self.norm.forward(x);
         let normed = Mat::new(&normed, rows, h);
-        let (q, u_q) = self.proj.forward(0, p, normed)?;
-        let (k, u_k) = self.proj.forward(1, p, normed)?;
-        let (v, u_v) = self.proj.forward(2, p, normed)?;
+        let (qkv, u_qkv) = self.proj.forward(0, p, normed)?;
+        let [q, k, v] = <[Vec<f32>; 3]>::try_from(qkv).expect("q, k and v");
         let (q, k) = (self.rotate(q, width, false), self.rotate(k, kv_width, false));
         let (out, lse) = attend(self.heads, &self.segments, [&q, &k, &v], rows);
-        let (mut y, u_o) = self.proj.forward(3, p, Mat::new(&out, rows, width))?;
+        let (o, u_o) = self.proj.forward(1, p, Mat::new(&out, rows, width))?;
+        let mut y = o.into_iter().next().expect("o");
         add_into(&mut y, x);
-        let u = [u_q, u_k, u_v, u_o];
+        let u = [u_qkv, u_o];
         *self.saved.lock().expect("attention lock") = Some(AttentionSaved { q, k, v, out, lse, u });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
@@ -518,18 +567,20 @@ impl CustomOp2 for SelfAttentionOp {
         self.proj.backward_pass(self.name(), &self.saved, pass, |s, [x, p, g], dp| {
             let rows = x.len() / h.max(1);
             let g = Mat::new(g, rows, h);
-            let d_out = self.proj.backward(3, p, dp, &s.u[3], g, Mat::new(&s.out, rows, width))?;
+            let out = Mat::new(&s.out, rows, width);
+            let d_out = self.proj.backward(1, p, dp, &s.u[1], &[g], out)?;
             let inputs = [&s.q[..], &s.k, &s.v, &s.out, &d_out];
             let (dq, dk, dv) = attend_bwd(self.heads, &self.segments, inputs, &s.lse);
             drop(d_out);
             let (dq, dk) = (self.rotate(dq, width, true), self.rotate(dk, kv_width, true));
             let normed = self.norm.forward(x);
             let normed = Mat::new(&normed, rows, h);
-            let (dq, dk) = (Mat::new(&dq, rows, width), Mat::new(&dk, rows, kv_width));
-            let dv = Mat::new(&dv, rows, kv_width);
-            let mut d_normed = self.proj.backward(0, p, dp, &s.u[0], dq, normed)?;
-            self.proj.backward_into(1, p, dp, &s.u[1], &mut d_normed, dk, normed)?;
-            self.proj.backward_into(2, p, dp, &s.u[2], &mut d_normed, dv, normed)?;
+            let grads = [
+                Mat::new(&dq, rows, width),
+                Mat::new(&dk, rows, kv_width),
+                Mat::new(&dv, rows, kv_width),
+            ];
+            let d_normed = self.proj.backward(0, p, dp, &s.u[0], &grads, normed)?;
             Ok(self.norm.backward_residual(x, d_normed, g.data))
         })
     }
