@@ -10,7 +10,7 @@
 use candle_core::Tensor;
 use rayon::prelude::*;
 
-use super::{RopeTables, with_cpu_f32};
+use super::RopeTables;
 
 /// Shapes of the attention.
 #[derive(Clone, Copy)]
@@ -29,20 +29,133 @@ pub(crate) struct Scores {
     pub window: Option<usize>,
 }
 
+/// One layer's cached keys and values.
+#[derive(Clone, Debug)]
+pub(crate) enum LayerKv {
+    /// `[batch, kv_heads, T, hd]` tensors each, as the composed attention makes them (on
+    /// any device).
+    Tensors(Tensor, Tensor),
+    /// One sequence's, on the host, where a decode step appends in place.
+    Host(HostKv),
+}
+
+impl LayerKv {
+    /// The number of positions cached.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            LayerKv::Tensors(k, _) => k.dims().get(2).copied().unwrap_or(0),
+            LayerKv::Host(h) => h.len,
+        }
+    }
+
+    /// The keys and values as `[batch, kv_heads, T, hd]` tensors on `device`.
+    pub(crate) fn tensors(
+        &self,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        match self {
+            LayerKv::Tensors(k, v) => Ok((k.clone(), v.clone())),
+            LayerKv::Host(h) => h.tensors(device),
+        }
+    }
+}
+
+/// One sequence's keys and values, `[kv_heads, capacity, hd]` each, of which the first
+/// `len` positions of every head are filled. A decode step writes its token's row into the
+/// spare capacity (which doubles when it runs out) instead of copying the cache.
+#[derive(Clone, Debug)]
+pub(crate) struct HostKv {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    kv_heads: usize,
+    hd: usize,
+    len: usize,
+    capacity: usize,
+}
+
+impl HostKv {
+    fn empty(kv_heads: usize, hd: usize) -> Self {
+        HostKv { k: vec![], v: vec![], kv_heads, hd, len: 0, capacity: 0 }
+    }
+
+    /// From `[1, kv_heads, T, hd]` tensors.
+    fn from_tensors(k: &Tensor, v: &Tensor) -> candle_core::Result<Self> {
+        let (b, kv_heads, len, hd) = k.dims4()?;
+        if b != 1 || v.dims4()? != (b, kv_heads, len, hd) {
+            candle_core::bail!(
+                "decode-attention: a cache of keys {:?} and values {:?} for one sequence",
+                k.dims(),
+                v.dims()
+            );
+        }
+        let mut host = HostKv::empty(kv_heads, hd);
+        host.reserve(len + 1);
+        let span = len * hd;
+        for (t, into) in [(k, &mut host.k), (v, &mut host.v)] {
+            let flat = t.flatten_all()?.to_vec1::<f32>()?;
+            for (from, to) in
+                flat.chunks_exact(span.max(1)).zip(into.chunks_exact_mut(host.capacity * hd))
+            {
+                to[..span].copy_from_slice(from);
+            }
+        }
+        host.len = len;
+        Ok(host)
+    }
+
+    /// Room for at least `positions` in every head.
+    fn reserve(&mut self, positions: usize) {
+        if positions <= self.capacity {
+            return;
+        }
+        let capacity = positions.max(2 * self.capacity).max(64);
+        let (hd, filled) = (self.hd, self.len * self.hd);
+        for data in [&mut self.k, &mut self.v] {
+            let mut grown = vec![0f32; self.kv_heads * capacity * hd];
+            if self.capacity > 0 {
+                let old = data.chunks_exact(self.capacity * hd);
+                for (from, to) in old.zip(grown.chunks_exact_mut(capacity * hd)) {
+                    to[..filled].copy_from_slice(&from[..filled]);
+                }
+            }
+            *data = grown;
+        }
+        self.capacity = capacity;
+    }
+
+    fn tensors(&self, device: &candle_core::Device) -> candle_core::Result<(Tensor, Tensor)> {
+        let (kvh, hd, len) = (self.kv_heads, self.hd, self.len);
+        let filled = |data: &[f32]| -> Vec<f32> {
+            if self.capacity == 0 {
+                return vec![];
+            }
+            data.chunks_exact(self.capacity * hd)
+                .flat_map(|head| &head[..len * hd])
+                .copied()
+                .collect()
+        };
+        Ok((
+            Tensor::from_vec(filled(&self.k), (1, kvh, len, hd), device)?,
+            Tensor::from_vec(filled(&self.v), (1, kvh, len, hd), device)?,
+        ))
+    }
+}
+
 /// `q [n, heads * hd]`, `k`/`v` `[n, kv_heads * hd]`: the new token of each of `n`
-/// sequences; `caches[i]` the keys and values of sequence `i` so far (`[1, kv_heads, T_i,
-/// hd]`, none when empty), `offsets[i]` its position. Returns the attention output
-/// `[n, heads * hd]` and each sequence's cache with the new token appended.
+/// sequences; `caches[i]` the keys and values of sequence `i` so far (none when empty),
+/// `offsets[i]` its position. Appends each new key and value to its sequence's cache, in
+/// place, and returns the attention output `[n, heads * hd]`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn decode_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    caches: &[Option<(Tensor, Tensor)>],
+    caches: &mut [&mut Option<LayerKv>],
     offsets: &[usize],
     rope: Option<&RopeTables>,
     shape: Heads,
     how: Scores,
-) -> candle_core::Result<(Tensor, Vec<(Tensor, Tensor)>)> {
+) -> candle_core::Result<Tensor> {
     let Heads { heads, kv_heads, head_dim: hd } = shape;
     let n = offsets.len();
     let rep = heads / kv_heads;
@@ -55,6 +168,9 @@ pub(crate) fn decode_attention(
                 o + 1
             );
         }
+    }
+    if caches.len() != n {
+        candle_core::bail!("decode-attention: {} caches for {n} sequences", caches.len());
     }
     let device = q.device().clone();
     let q = q.flatten_all()?.to_vec1::<f32>()?;
@@ -73,92 +189,92 @@ pub(crate) fn decode_attention(
         }
         None => (vec![], vec![]),
     };
-    let rotate = |x: &[f32], i: usize| -> Vec<f32> {
+    let rotate = |x: &[f32], i: usize, out: &mut [f32]| {
+        out.copy_from_slice(&x[..hd]);
         if rope.is_none() {
-            return x.to_vec();
+            return;
         }
         let (c, s) = (&cos[i], &sin[i]);
         // Partial rotary embedding: the dimensions past the tables pass through.
         let half = c.len();
-        let mut out = x[..hd].to_vec();
         for j in 0..half {
             let (a, b) = (x[j], x[j + half]);
             out[j] = a * c[j] - b * s[j];
             out[j + half] = b * c[j] + a * s[j];
         }
-        out
     };
-    // One task per (sequence, kv head): its new cache rows and its query heads' outputs.
-    let tasks: Vec<(usize, usize)> =
-        (0..n).flat_map(|i| (0..kv_heads).map(move |g| (i, g))).collect();
-    let results: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = tasks
-        .par_iter()
-        .map(|&(i, g)| -> candle_core::Result<_> {
-            let past = caches[i].as_ref().map_or(Ok(0), |(k, _)| k.dim(2))?;
-            let t = past + 1;
-            let mut keys = Vec::with_capacity(t * hd);
-            let mut values = Vec::with_capacity(t * hd);
-            // This head's cached rows, copied straight from the cache into the new one.
-            if let Some((pk, pv)) = &caches[i] {
-                let span = g * past * hd..(g + 1) * past * hd;
-                for (cached, into) in [(pk, &mut keys), (pv, &mut values)] {
-                    with_cpu_f32(cached, "decode-attention", |s| {
-                        into.extend_from_slice(&s[span.clone()]);
-                        Ok(())
-                    })?;
-                }
-            }
+    let mut hosts = Vec::with_capacity(n);
+    for slot in caches.iter_mut() {
+        let mut host = match slot.take() {
+            None => HostKv::empty(kv_heads, hd),
+            Some(LayerKv::Host(h)) => h,
+            Some(LayerKv::Tensors(k, v)) => HostKv::from_tensors(&k, &v)?,
+        };
+        if (host.kv_heads, host.hd) != (kv_heads, hd) {
+            candle_core::bail!(
+                "decode-attention: a cache of {} heads of {} for {kv_heads} heads of {hd}",
+                host.kv_heads,
+                host.hd
+            );
+        }
+        host.reserve(host.len + 1);
+        hosts.push(host);
+    }
+    // One task per (sequence, kv head): its cache rows, and its query heads' outputs, which
+    // lie side by side in `out`.
+    let mut tasks = Vec::with_capacity(n * kv_heads);
+    for (i, host) in hosts.iter_mut().enumerate() {
+        let (span, past) = (host.capacity * hd, host.len);
+        let heads_of = host.k.chunks_exact_mut(span).zip(host.v.chunks_exact_mut(span));
+        tasks.extend(heads_of.enumerate().map(|(g, (keys, values))| (i, g, past, keys, values)));
+    }
+    let mut out = vec![0f32; n * heads * hd];
+    out.par_chunks_mut(rep * hd).zip(tasks.into_par_iter()).for_each(
+        |(out, (i, g, past, keys, values))| {
             let row = i * kv_heads * hd + g * hd;
-            keys.extend(rotate(&k[row..row + hd], i));
-            values.extend_from_slice(&v[row..row + hd]);
-            let mut out = vec![0f32; rep * hd];
+            rotate(&k[row..row + hd], i, &mut keys[past * hd..(past + 1) * hd]);
+            values[past * hd..(past + 1) * hd].copy_from_slice(&v[row..row + hd]);
+            // This kv head's query heads, rotated.
+            let mut qs = vec![0f32; rep * hd];
+            let at = i * heads * hd + g * rep * hd;
+            for (r, qh) in qs.chunks_exact_mut(hd).enumerate() {
+                rotate(&q[at + r * hd..at + (r + 1) * hd], i, qh);
+            }
             // The keys this token sees: all of them, or the last `window`.
             let seen = super::visible_keys(past, how.window);
-            let mut scores = vec![0f32; seen.len()];
-            let (seen_keys, seen_values) = (&keys[seen.start * hd..], &values[seen.start * hd..]);
+            let (seen_keys, seen_values) =
+                (&keys[seen.start * hd..seen.end * hd], &values[seen.start * hd..seen.end * hd]);
+            // `scores[j * rep + r]`: query head `r` against key `j`.
+            let mut scores = vec![0f32; seen.len() * rep];
+            super::skinny::dots(&qs, seen_keys, rep, hd, &mut scores);
             for r in 0..rep {
-                let h = g * rep + r;
-                let qh = rotate(&q[i * heads * hd + h * hd..i * heads * hd + (h + 1) * hd], i);
                 let mut max = f32::NEG_INFINITY;
-                for (s, key) in scores.iter_mut().zip(seen_keys.chunks_exact(hd)) {
-                    *s = qh.iter().zip(key).map(|(a, b)| a * b).sum::<f32>() * scale;
+                for s in scores[r..].iter_mut().step_by(rep) {
+                    *s *= scale;
                     if let Some(cap) = how.softcap {
                         *s = cap * (*s / cap).tanh();
                     }
                     max = max.max(*s);
                 }
                 let mut sum = 0f32;
-                for s in scores.iter_mut() {
+                for s in scores[r..].iter_mut().step_by(rep) {
                     *s = (*s - max).exp();
                     sum += *s;
                 }
                 let o = &mut out[r * hd..(r + 1) * hd];
-                for (s, value) in scores.iter().zip(seen_values.chunks_exact(hd)) {
+                for (s, value) in scores[r..].iter().step_by(rep).zip(seen_values.chunks_exact(hd))
+                {
                     let p = s / sum;
                     for (o, v) in o.iter_mut().zip(value) {
                         *o += p * v;
                     }
                 }
             }
-            Ok((keys, values, out))
-        })
-        .collect::<candle_core::Result<_>>()?;
-    let mut out = vec![0f32; n * heads * hd];
-    let mut new_caches = Vec::with_capacity(n);
-    for (i, per_seq) in results.chunks_exact(kv_heads).enumerate() {
-        let t = per_seq[0].0.len() / hd;
-        let mut keys = Vec::with_capacity(kv_heads * t * hd);
-        let mut values = Vec::with_capacity(kv_heads * t * hd);
-        for (g, (k, v, o)) in per_seq.iter().enumerate() {
-            keys.extend_from_slice(k);
-            values.extend_from_slice(v);
-            let at = i * heads * hd + g * rep * hd;
-            out[at..at + rep * hd].copy_from_slice(o);
-        }
-        new_caches.push((
-            Tensor::from_vec(keys, (1, kv_heads, t, hd), &device)?,
-            Tensor::from_vec(values, (1, kv_heads, t, hd), &device)?,
-        ));
+        },
+    );
+    for (slot, mut host) in caches.iter_mut().zip(hosts) {
+        host.len += 1;
+        **slot = Some(LayerKv::Host(host));
     }
-    Ok((Tensor::from_vec(out, (n, heads * hd), &device)?, new_caches))
+    Tensor::from_vec(out, (n, heads * hd), &device)
 }

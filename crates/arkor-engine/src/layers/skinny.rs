@@ -68,7 +68,7 @@ fn rows_first(yt: Vec<f32>, m: usize) -> Vec<f32> {
 }
 
 /// `out[j * m + i] = x_i · w_j` for every row `w_j` of `w` and `x_i` of `x`.
-fn dots(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
+pub(crate) fn dots(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {

@@ -640,3 +640,74 @@ fn self_attention_block_matches_composed_ops_with_gradients() {
         assert_same_with_gradients(case, &ours, &reference, &vars, seed + 30, 1e-4);
     }
 }
+
+#[test]
+fn decode_steps_grow_caches_in_place_and_attend_as_a_plain_softmax() {
+    use decode::{Heads, LayerKv, Scores, decode_attention};
+    let (heads, kv_heads, hd) = (4, 2, 8);
+    let shape = Heads { heads, kv_heads, head_dim: hd };
+    let rows = |t: &Tensor| -> Vec<Vec<f32>> { t.to_vec2().unwrap() };
+    for window in [None, Some(7)] {
+        let how = Scores { scale: 0.35, softcap: None, window };
+        // Sequence 0 starts empty; sequence 1 from a prefill's 5 positions, as tensors.
+        let (k1, v1) = (randn(&[1, kv_heads, 5, hd], 1), randn(&[1, kv_heads, 5, hd], 2));
+        let head_rows = |t: &Tensor, g: usize| rows(&t.get(0).unwrap().get(g).unwrap());
+        // The reference caches: per sequence, per kv head, the rows so far.
+        let mut keys: Vec<Vec<Vec<Vec<f32>>>> =
+            vec![vec![vec![]; kv_heads], (0..kv_heads).map(|g| head_rows(&k1, g)).collect()];
+        let mut values: Vec<Vec<Vec<Vec<f32>>>> =
+            vec![vec![vec![]; kv_heads], (0..kv_heads).map(|g| head_rows(&v1, g)).collect()];
+        let mut slots = [None, Some(LayerKv::Tensors(k1, v1))];
+        for step in 0..150u64 {
+            if step == 90 {
+                // Sequence 0's cache handed over as tensors (a longer pass continuing it) and
+                // back: the rows survive both ways.
+                let (k, v) = slots[0].as_ref().unwrap().tensors(&Device::Cpu).unwrap();
+                assert_eq!(k.dims(), [1, kv_heads, 90, hd]);
+                for g in 0..kv_heads {
+                    assert_eq!(head_rows(&k, g), keys[0][g]);
+                    assert_eq!(head_rows(&v, g), values[0][g]);
+                }
+                slots[0] = Some(LayerKv::Tensors(k, v));
+            }
+            let seed = 10 + 3 * step;
+            let q = randn(&[2, heads * hd], seed);
+            let (k, v) =
+                (randn(&[2, kv_heads * hd], seed + 1), randn(&[2, kv_heads * hd], seed + 2));
+            let offsets: Vec<usize> = keys.iter().map(|s| s[0].len()).collect();
+            let mut refs: Vec<_> = slots.iter_mut().collect();
+            let out = decode_attention(&q, &k, &v, &mut refs, &offsets, None, shape, how).unwrap();
+            let (q, k, v, out) = (rows(&q), rows(&k), rows(&v), rows(&out));
+            for i in 0..2 {
+                assert_eq!(slots[i].as_ref().unwrap().len(), offsets[i] + 1);
+                for g in 0..kv_heads {
+                    keys[i][g].push(k[i][g * hd..(g + 1) * hd].to_vec());
+                    values[i][g].push(v[i][g * hd..(g + 1) * hd].to_vec());
+                }
+                for h in 0..heads {
+                    let g = h / (heads / kv_heads);
+                    let seen = visible_keys(offsets[i], window);
+                    let qh = &q[i][h * hd..(h + 1) * hd];
+                    let scores: Vec<f32> = keys[i][g][seen.clone()]
+                        .iter()
+                        .map(|key| qh.iter().zip(key).map(|(a, b)| a * b).sum::<f32>() * how.scale)
+                        .collect();
+                    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f32 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for d in 0..hd {
+                        let want: f32 = scores
+                            .iter()
+                            .zip(&values[i][g][seen.clone()])
+                            .map(|(s, value)| (s - max).exp() / sum * value[d])
+                            .sum();
+                        let got = out[i][h * hd + d];
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "window {window:?}, step {step}, sequence {i}, head {h}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 
 use std::sync::Arc;
 
+use crate::layers::decode::LayerKv;
 use crate::layers::quant::{BaseQuant, QuantMatrix};
 use crate::layers::{self, Frozen, RopeTables};
 use crate::lora::{Adapter, Proj};
@@ -44,7 +45,7 @@ pub enum ForwardMode {
 /// Keys and values of earlier positions, one entry per layer.
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerKv>>,
     /// The token ids cached, per batch row, kept only for a LongRoPE model (Phi-3): the
     /// pass that first crosses the pretraining context recomputes them.
     tokens: Vec<Vec<u32>>,
@@ -58,7 +59,7 @@ impl KvCache {
 
     /// Number of positions already cached.
     pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, LayerKv::len)
     }
 
     /// Whether nothing is cached yet.
@@ -519,7 +520,12 @@ impl Model {
             c.layers.resize(s.num_layers, None);
         }
         // One new token per sequence, for inference on the CPU: attention in one kernel.
-        let decode_step = matches!(rows, Rows::Separate { lens } if lens.iter().all(|&l| l == 1))
+        let one_token_each = match rows {
+            Rows::Separate { lens } => lens.iter().all(|&l| l == 1),
+            Rows::Uniform { batch, seq } => batch == 1 && seq == 1 && caches.len() == 1,
+            Rows::Packed { .. } => false,
+        };
+        let decode_step = one_token_each
             && mode == ForwardMode::Inference
             && self.device.is_cpu()
             && self.embed.dtype() == DType::F32;
@@ -668,13 +674,14 @@ impl Model {
                         let cache = caches.first_mut().map(|c| &mut c.layers[i]);
                         self.attention(&q, &k, &v, batch, seq, offset, cache, i)?
                     }
-                    Rows::Separate { .. } if decode_step => {
-                        let layer: Vec<_> = caches.iter().map(|c| c.layers[i].clone()).collect();
-                        let (out, updated) = layers::decode::decode_attention(
+                    _ if decode_step => {
+                        let mut layer: Vec<_> =
+                            caches.iter_mut().map(|c| &mut c.layers[i]).collect();
+                        layers::decode::decode_attention(
                             &q,
                             &k,
                             &v,
-                            &layer,
+                            &mut layer,
                             &offsets,
                             self.rope_of(i),
                             heads,
@@ -687,11 +694,7 @@ impl Model {
                                     .map(|c| c as f32),
                                 window: s.window(i),
                             },
-                        )?;
-                        for (c, kv) in caches.iter_mut().zip(updated) {
-                            c.layers[i] = Some(kv);
-                        }
-                        out
+                        )?
                     }
                     Rows::Separate { lens } => {
                         let mut parts = Vec::with_capacity(lens.len());
@@ -798,7 +801,7 @@ impl Model {
         batch: usize,
         seq: usize,
         offset: usize,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: Option<&mut Option<LayerKv>>,
         layer: usize,
     ) -> Result<Tensor> {
         let s = &self.spec;
@@ -812,7 +815,7 @@ impl Model {
         {
             let (out, k, v) = self.attention_rows(q, k, v, batch, seq, layer)?;
             if let Some(slot) = cache {
-                *slot = Some((heads(&k, nkv)?, heads(&v, nkv)?));
+                *slot = Some(LayerKv::Tensors(heads(&k, nkv)?, heads(&v, nkv)?));
             }
             return Ok(out);
         }
@@ -827,11 +830,12 @@ impl Model {
         let mut k = rotate(heads(k, nkv)?)?;
         let mut v = heads(v, nkv)?;
         if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
+            if let Some(kv) = slot.as_ref() {
+                let (pk, pv) = kv.tensors(&self.device)?;
+                k = Tensor::cat(&[&pk, &k], 2)?;
+                v = Tensor::cat(&[&pv, &v], 2)?;
             }
-            *slot = Some((k.clone(), v.clone()));
+            *slot = Some(LayerKv::Tensors(k.clone(), v.clone()));
         }
         let repeat_kv = layers::attention::repeat_kv;
         let (k, v) = (repeat_kv(&k, nh / nkv)?, repeat_kv(&v, nh / nkv)?);
