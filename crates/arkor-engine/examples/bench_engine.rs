@@ -18,7 +18,9 @@
 //! same things with transformers + PEFT on the same model files, in a child process, and
 //! both rows are printed in one table. With `--llama-cpp tools/llama-cpp/run.mjs`, the base
 //! model is also exported as an f32 GGUF and llama.cpp's prefill and decode speed on it is
-//! printed next to arkor's. See `docs/dev/performance.md`.
+//! printed next to arkor's. With `--device cuda` (a build with the `cuda` feature), arkor
+//! and the PyTorch reference both run on the GPU; peak RSS stays host memory. See
+//! `docs/dev/performance.md` and `tools/gpu/check.sh`.
 
 mod common;
 
@@ -258,14 +260,24 @@ fn measure_torch(
     model_dir: &Path,
     args: &Args,
 ) -> Result<Row, Box<dyn std::error::Error>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench_reference.py");
+    // Beside the sources it was built from, or (a binary carried to another machine, such
+    // as `tools/gpu/check.sh` does) in the checkout it runs from.
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench_reference.py");
+    let script = match built_from.exists() {
+        true => built_from,
+        false => Path::new("crates/arkor-engine/examples/bench_reference.py").to_path_buf(),
+    };
+    let device = match args.device {
+        DeviceChoice::Cuda(_) => "cuda",
+        _ => "cpu",
+    };
     eprintln!("running the PyTorch reference ({python} {})...", script.display());
     let output = Command::new(python)
         .arg(&script)
         .arg(model_dir)
         .args(["--steps", &args.steps.to_string(), "--decode", &args.decode.to_string()])
         .args(["--batch", &BATCH.to_string(), "--seq", &SEQ.to_string()])
-        .args(["--prompt", &PROMPT.to_string()])
+        .args(["--prompt", &PROMPT.to_string(), "--device", device])
         .stderr(std::process::Stdio::inherit())
         .output()?;
     if !output.status.success() {

@@ -3,7 +3,8 @@
 Loads the model directory the bench wrote, trains LoRA (r 16, alpha 16, all seven
 projections, AdamW) on random tokens at the same batch shape, then decodes greedily with
 the KV cache, and prints one JSON line: train tokens/s over the steps after the first,
-peak RSS (VmHWM) in GiB, decode tokens/s. Versions: tests/data/reference/requirements.txt.
+peak RSS (VmHWM) in GiB, decode tokens/s; with --device cuda, on the GPU, and its peak
+allocated GPU memory too. Versions: tests/data/reference/requirements.txt.
 """
 
 import argparse
@@ -34,10 +35,16 @@ def main():
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--prompt", type=int, default=16)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = p.parse_args()
+    dev = torch.device(a.device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(a.model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(a.model_dir, dtype=torch.float32).to(dev)
     model.config.use_cache = False
     lora = LoraConfig(
         r=16,
@@ -53,13 +60,15 @@ def main():
     g = torch.Generator().manual_seed(7)
     times = []
     for step in range(a.steps + 1):
-        ids = torch.randint(0, vocab, (a.batch, a.seq + 1), generator=g)
+        ids = torch.randint(0, vocab, (a.batch, a.seq + 1), generator=g).to(dev)
+        sync()
         t0 = time.perf_counter()
         out = model(input_ids=ids[:, :-1], labels=ids[:, :-1])
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         dt = time.perf_counter() - t0
         times.append(dt)
         print(f"  pytorch train step {step + 1}: {a.batch * a.seq / dt:.1f} tokens/s", file=sys.stderr)
@@ -68,7 +77,7 @@ def main():
 
     model.eval()
     model.config.use_cache = True
-    prompt = torch.tensor([[i * 7 + 3 for i in range(a.prompt)]])
+    prompt = torch.tensor([[i * 7 + 3 for i in range(a.prompt)]], device=dev)
     with torch.no_grad():
         t0 = time.perf_counter()
         out = model.generate(
@@ -79,10 +88,15 @@ def main():
             do_sample=False,
             pad_token_id=0,
         )
+        sync()
         dt = time.perf_counter() - t0
     decode_tok_s = (out.shape[1] - a.prompt) / dt
     name = f"pytorch {torch.__version__} + peft"
-    print(json.dumps({"name": name, "train_tok_s": train_tok_s, "peak_gib": peak_gib, "decode_tok_s": decode_tok_s}))
+    row = {"name": name, "train_tok_s": train_tok_s, "peak_gib": peak_gib, "decode_tok_s": decode_tok_s}
+    if dev.type == "cuda":
+        row["name"] += " (cuda)"
+        row["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    print(json.dumps(row))
 
 
 if __name__ == "__main__":
