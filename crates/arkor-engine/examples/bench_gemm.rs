@@ -24,6 +24,12 @@ const SHAPES: &[(&str, usize, usize, usize, Layout)] = &[
     ("gate/up g W", 1024, 1536, 576, Layout::Plain),
     ("down x W^T", 1024, 1536, 576, Layout::RhsTransposed),
     ("down g W", 1024, 576, 1536, Layout::Plain),
+    // The frozen projections that share an input as one product (concatenated weights):
+    // against the rows above, what fusing q/k/v and gate/up would give.
+    ("q+k+v x W^T", 1024, 576, 960, Layout::RhsTransposed),
+    ("q+k+v g W", 1024, 960, 576, Layout::Plain),
+    ("gate+up x W^T", 1024, 576, 3072, Layout::RhsTransposed),
+    ("gate+up g W", 1024, 3072, 576, Layout::Plain),
     ("LoRA x A^T", 1024, 576, 16, Layout::RhsTransposed),
     ("LoRA u B^T", 1024, 16, 576, Layout::RhsTransposed),
     ("LoRA g^T u", 576, 1024, 16, Layout::LhsTransposed),
