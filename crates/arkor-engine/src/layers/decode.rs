@@ -145,7 +145,6 @@ impl HostKv {
 /// sequences; `caches[i]` the keys and values of sequence `i` so far (none when empty),
 /// `offsets[i]` its position. Appends each new key and value to its sequence's cache, in
 /// place, and returns the attention output `[n, heads * hd]`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn decode_attention(
     q: &Tensor,
     k: &Tensor,
